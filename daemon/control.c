@@ -1,0 +1,600 @@
+/*
+ * The control socket. Every connection is a bufferevent; requests are read
+ * with the line framer and answered in order. Two limits keep one client
+ * from hurting the others: a connection whose unsent output passes
+ * client_buffer is not read again until it drains (so a client that sends
+ * but never reads holds at most that much memory), and a connection with
+ * no traffic for idle_timeout, in either direction, is closed.
+ */
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "evt.h"
+#include "jsonrpc.h"
+#include "opsd-proto.h"
+#include "rpc.h"
+#include "state.h"
+#include "util.h"
+
+struct ctl_conn {
+	struct opsd		*opsd;
+	struct bufferevent	*bev;
+	struct frame_reader	 fr;
+	struct peer		 peer;
+	int			 comm_read;
+	int			 throttled;	/* output over the limit */
+	int			 draining;	/* close once output is sent */
+	TAILQ_ENTRY(ctl_conn)	 entry;
+};
+
+struct control {
+	struct evconnlistener	*listener;
+	char			*path;
+	int			 activated;	/* fd from systemd */
+	int			 created;	/* we made the path: unlink it */
+	unsigned int		 nconns;
+	struct event		*ev_resume;	/* after EMFILE */
+	TAILQ_HEAD(, ctl_conn)	 conns;
+};
+
+static void	conn_process(struct ctl_conn *);
+
+const struct peer *
+control_peer(struct ctl_conn *c)
+{
+	char	 path[64];
+	ssize_t	 n;
+	int	 fd;
+
+	if (!c->comm_read) {
+		/* Read lazily: only audited calls need it. */
+		c->comm_read = 1;
+		snprintf(path, sizeof path, "/proc/%d/comm", (int)c->peer.pid);
+		strcpy(c->peer.comm, "?");
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+			n = read(fd, c->peer.comm, sizeof c->peer.comm - 1);
+			if (n > 0) {
+				c->peer.comm[n] = '\0';
+				c->peer.comm[strcspn(c->peer.comm, "\n")] =
+				    '\0';
+			}
+			close(fd);
+		}
+	}
+	return (&c->peer);
+}
+
+int
+control_may_admin(struct opsd *o, struct ctl_conn *c)
+{
+	int	i;
+
+	if (c->peer.uid == 0)
+		return (1);
+	if (o->conf->admin_group == NULL)
+		return (0);
+	if (c->peer.gid == o->conf->admin_gid)
+		return (1);
+	for (i = 0; i < c->peer.ngroups; i++) {
+		if (c->peer.groups[i] == o->conf->admin_gid)
+			return (1);
+	}
+	return (0);
+}
+
+unsigned int
+control_nconns(struct opsd *o)
+{
+	return (o->control != NULL ? o->control->nconns : 0);
+}
+
+int
+control_activated(struct opsd *o)
+{
+	return (o->control != NULL && o->control->activated);
+}
+
+const char *
+control_path(struct opsd *o)
+{
+	return (o->control != NULL ? o->control->path : o->conf->socket);
+}
+
+static void
+conn_free(struct ctl_conn *c)
+{
+	struct opsd	*o = c->opsd;
+	struct control	*ctl = o->control;
+
+	TAILQ_REMOVE(&ctl->conns, c, entry);
+	ctl->nconns--;
+	bufferevent_free(c->bev);
+	frame_free(&c->fr);
+	free(c->peer.groups);
+	free(c);
+	if (o->stopping && ctl->nconns == 0) {
+		event_base_loopexit(o->base, NULL);
+		return;
+	}
+	/* A slot is free again if accepting was paused at the limit. */
+	if (ctl->listener != NULL && !o->stopping &&
+	    ctl->nconns + 1 == o->conf->max_connections)
+		evconnlistener_enable(ctl->listener);
+}
+
+static int
+conn_write(struct ctl_conn *c, json_t *msg)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	char		*s;
+	size_t		 len;
+
+	if ((s = jsonrpc_dump(msg, &len)) == NULL)
+		return (-ENOMEM);
+	evbuffer_add(out, s, len);
+	evbuffer_add(out, "\n", 1);
+	free(s);
+	return (0);
+}
+
+int
+control_send(struct ctl_conn *c, json_t *msg)
+{
+	if (c->draining)
+		return (-EPIPE);
+	return (conn_write(c, msg));
+}
+
+static void
+conn_reply_error(struct ctl_conn *c, int code, const char *message)
+{
+	json_t	*e;
+
+	e = jsonrpc_error(NULL, code, message, NULL);
+	conn_write(c, e);
+	json_decref(e);
+}
+
+static int
+conn_line(void *arg, enum frame_kind kind, const char *line, size_t len)
+{
+	struct ctl_conn	*c = arg;
+	json_t		*msg, *reply;
+	char		 err[256];
+	size_t		 i;
+
+	if (kind == FRAME_TOO_LONG) {
+		snprintf(err, sizeof err, "request longer than %d bytes; the "
+		    "rest of the line is skipped", OPSD_MAX_MESSAGE);
+		conn_reply_error(c, RPC_INVALID_REQUEST, err);
+		goto out;
+	}
+	for (i = 0; i < len; i++) {
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+			break;
+	}
+	if (i == len)		/* blank line: nothing to answer */
+		return (0);
+	if ((msg = jsonrpc_load(line, len, err, sizeof err)) == NULL) {
+		conn_reply_error(c, RPC_PARSE_ERROR, err);
+		goto out;
+	}
+	reply = rpc_handle(c->opsd, c, msg);
+	json_decref(msg);
+	if (reply != NULL) {
+		conn_write(c, reply);
+		json_decref(reply);
+	}
+out:
+	/* Pause reading while the client is behind on its replies. */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
+	    c->opsd->conf->client_buffer)
+		return (1);
+	return (0);
+}
+
+static void
+conn_process(struct ctl_conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec	 v[4];
+	size_t			 used;
+	int			 i, n, r = 0;
+
+	while (r == 0 && evbuffer_get_length(in) > 0) {
+		n = evbuffer_peek(in, -1, NULL, v, nitems(v));
+		if (n > (int)nitems(v))
+			n = nitems(v);
+		for (i = 0; i < n && r == 0; i++) {
+			r = frame_feed(&c->fr, v[i].iov_base, v[i].iov_len,
+			    conn_line, c, &used);
+			evbuffer_drain(in, used);
+		}
+	}
+	if (r != 0 && !c->throttled) {
+		c->throttled = 1;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_process(arg);
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct ctl_conn	*c = arg;
+	struct evbuffer	*out = bufferevent_get_output(bev);
+
+	if (c->draining) {
+		if (evbuffer_get_length(out) == 0)
+			conn_free(c);
+		return;
+	}
+	if (c->throttled) {
+		c->throttled = 0;
+		bufferevent_enable(bev, EV_READ);
+		conn_process(c);	/* what was left in the input */
+	}
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	if (what & BEV_EVENT_TIMEOUT)
+		log_debug("control.idle", "closing idle connection of pid %d",
+		    (int)c->peer.pid);
+	else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		/* client shut down its side: send what it asked for */
+		c->draining = 1;
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	conn_free(c);
+}
+
+static void
+conn_set_timeouts(struct opsd *o, struct ctl_conn *c)
+{
+	struct timeval	tv;
+
+	/* below half the limit again: the write callback resumes reading */
+	bufferevent_setwatermark(c->bev, EV_WRITE,
+	    o->conf->client_buffer / 2, 0);
+	if (o->conf->idle_timeout == 0) {
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		return;
+	}
+	tv.tv_sec = (time_t)(o->conf->idle_timeout / 1000);
+	tv.tv_usec = (suseconds_t)(o->conf->idle_timeout % 1000) * 1000;
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+static int
+peer_credentials(int fd, struct peer *p)
+{
+	struct ucred	cred;
+	socklen_t	len = sizeof cred;
+	gid_t		buf[64];
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
+		return (-errno);
+	p->uid = cred.uid;
+	p->gid = cred.gid;
+	p->pid = cred.pid;
+	len = sizeof buf;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, buf, &len) == 0) {
+		p->ngroups = (int)(len / sizeof buf[0]);
+		p->groups = xcalloc((size_t)p->ngroups + 1, sizeof buf[0]);
+		memcpy(p->groups, buf, len);
+	} else if (errno == ERANGE) {
+		p->groups = xmalloc(len);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, p->groups,
+		    &len) == 0)
+			p->ngroups = (int)(len / sizeof buf[0]);
+	}
+	return (0);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct opsd	*o = arg;
+	struct control	*ctl = o->control;
+	struct ctl_conn	*c;
+	static const char busy[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":"
+	    "-32003,\"message\":\"too many connections; try again\"},"
+	    "\"id\":null}\n";
+	ssize_t		 n;
+
+	(void)sa;
+	(void)salen;
+	if (ctl->nconns >= o->conf->max_connections) {
+		/* best effort: the socket is non-blocking and new */
+		n = write(fd, busy, sizeof busy - 1);
+		(void)n;
+		close(fd);
+		log_warn("control.limit", "connection limit %llu reached; "
+		    "not accepting until one closes",
+		    (unsigned long long)o->conf->max_connections);
+		evconnlistener_disable(l);
+		return;
+	}
+	c = xcalloc(1, sizeof *c);
+	c->opsd = o;
+	if (peer_credentials(fd, &c->peer) != 0) {
+		log_warn("control.accept", "cannot read peer credentials: %s",
+		    strerror(errno));
+		close(fd);
+		free(c);
+		return;
+	}
+	c->bev = bufferevent_socket_new(o->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		free(c->peer.groups);
+		free(c);
+		return;
+	}
+	frame_init(&c->fr, OPSD_MAX_MESSAGE);
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+	    c);
+	conn_set_timeouts(o, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	TAILQ_INSERT_TAIL(&ctl->conns, c, entry);
+	ctl->nconns++;
+}
+
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct opsd	*o = arg;
+
+	(void)fd;
+	(void)what;
+	if (o->control->listener != NULL && !o->stopping)
+		evconnlistener_enable(o->control->listener);
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct opsd	*o = arg;
+	struct timeval	 tv = { 0, 100 * 1000 };
+	int		 e = EVUTIL_SOCKET_ERROR();
+
+	/* Out of fds: back off briefly instead of spinning on accept. */
+	log_warn("control.accept", "accept failed: %s; pausing 100ms",
+	    evutil_socket_error_to_string(e));
+	evconnlistener_disable(l);
+	evtimer_add(o->control->ev_resume, &tv);
+}
+
+static int
+socket_in_use(const char *path)
+{
+	struct sockaddr_un	sun;
+	int			fd, r;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return (0);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, path, sizeof sun.sun_path - 1);
+	r = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
+	close(fd);
+	return (r);
+}
+
+static int
+control_bind(struct opsd *o, const char *path)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	char			*dir, *slash;
+	mode_t			 old;
+	int			 fd, r;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if ((r = state_mkdir(dir, 0755)) != 0) {
+			log_err("control.listen", "cannot create %s: %s", dir,
+			    strerror(-r));
+			free(dir);
+			return (r);
+		}
+	}
+	free(dir);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_err("control.listen", "%s exists and is not a "
+			    "socket; remove it or set socket= elsewhere", path);
+			return (-EEXIST);
+		}
+		if (socket_in_use(path)) {
+			log_err("control.listen", "another process (opsd?) is "
+			    "listening on %s; stop it first", path);
+			return (-EADDRINUSE);
+		}
+		unlink(path);	/* stale, from a daemon that died */
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
+		return (-errno);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, path, sizeof sun.sun_path - 1);
+	/* born private; opened up to socket_mode once the group is set */
+	old = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(old);
+	if (r == -1 || listen(fd, SOMAXCONN) == -1) {
+		r = -errno;
+		log_err("control.listen", "cannot listen on %s: %s", path,
+		    strerror(-r));
+		close(fd);
+		return (r);
+	}
+	return (fd);
+}
+
+static void
+control_apply_mode(struct opsd *o)
+{
+	struct control	*ctl = o->control;
+
+	if (ctl->activated)	/* the .socket unit owns mode and group */
+		return;
+	if (o->conf->socket_group != NULL &&
+	    chown(ctl->path, (uid_t)-1, o->conf->socket_gid) == -1)
+		log_warn("control.listen", "chown %s to group %s: %s",
+		    ctl->path, o->conf->socket_group, strerror(errno));
+	if (chmod(ctl->path, o->conf->socket_mode) == -1)
+		log_warn("control.listen", "chmod %s: %s", ctl->path,
+		    strerror(errno));
+}
+
+int
+control_init(struct opsd *o)
+{
+	struct control		*ctl;
+	struct sockaddr_un	 sun;
+	socklen_t		 len;
+	char			**names = NULL;
+	int			 n, i, fd = -1;
+
+	ctl = xcalloc(1, sizeof *ctl);
+	TAILQ_INIT(&ctl->conns);
+	o->control = ctl;
+
+	n = sd_listen_fds_with_names(1, &names);
+	for (i = 0; i < n; i++) {
+		int cand = SD_LISTEN_FDS_START + i;
+
+		if (fd == -1 && sd_is_socket_unix(cand, SOCK_STREAM, 1, NULL,
+		    0) > 0)
+			fd = cand;
+		else
+			close(cand);	/* not ours to use */
+		free(names != NULL ? names[i] : NULL);
+	}
+	free(names);
+	if (fd != -1) {
+		ctl->activated = 1;
+		len = sizeof sun;
+		memset(&sun, 0, sizeof sun);
+		if (getsockname(fd, (struct sockaddr *)&sun, &len) == 0 &&
+		    sun.sun_path[0] != '\0')
+			ctl->path = xstrdup(sun.sun_path);
+		else
+			ctl->path = xstrdup(o->conf->socket);
+		evutil_make_socket_nonblocking(fd);
+		evutil_make_socket_closeonexec(fd);
+	} else {
+		if ((fd = control_bind(o, o->conf->socket)) < 0) {
+			free(ctl);
+			o->control = NULL;
+			return (fd);
+		}
+		ctl->path = xstrdup(o->conf->socket);
+		ctl->created = 1;
+	}
+	ctl->listener = evconnlistener_new(o->base, accept_cb, o,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (ctl->listener == NULL)
+		fatalx("control: evconnlistener_new failed");
+	evconnlistener_set_error_cb(ctl->listener, accept_error_cb);
+	ctl->ev_resume = evtimer_new(o->base, resume_cb, o);
+	control_apply_mode(o);
+	return (0);
+}
+
+void
+control_reconfigure(struct opsd *o)
+{
+	struct ctl_conn	*c;
+
+	if (o->control == NULL)
+		return;
+	if (!o->control->activated && strcmp(o->conf->socket,
+	    o->control->path) != 0)
+		log_warn("control.listen", "socket changed to %s; the daemon "
+		    "keeps listening on %s until it is restarted",
+		    o->conf->socket, o->control->path);
+	control_apply_mode(o);
+	TAILQ_FOREACH(c, &o->control->conns, entry)
+		conn_set_timeouts(o, c);
+}
+
+void
+control_stop(struct opsd *o)
+{
+	struct control	*ctl = o->control;
+	struct ctl_conn	*c, *next;
+
+	if (ctl == NULL)
+		return;
+	if (ctl->listener != NULL) {
+		evconnlistener_free(ctl->listener);
+		ctl->listener = NULL;
+		if (ctl->created)
+			unlink(ctl->path);
+	}
+	/* Replies already queued are still delivered, then the close. */
+	for (c = TAILQ_FIRST(&ctl->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_free(c);
+		else {
+			c->draining = 1;
+			bufferevent_disable(c->bev, EV_READ);
+		}
+	}
+}
+
+void
+control_free(struct opsd *o)
+{
+	struct control	*ctl = o->control;
+	struct ctl_conn	*c;
+
+	if (ctl == NULL)
+		return;
+	control_stop(o);
+	while ((c = TAILQ_FIRST(&ctl->conns)) != NULL)
+		conn_free(c);
+	if (ctl->ev_resume != NULL)
+		event_free(ctl->ev_resume);
+	free(ctl->path);
+	free(ctl);
+	o->control = NULL;
+}

@@ -1,0 +1,86 @@
+/*
+ * Events: the one way a subsystem reports what happened. An event has a
+ * type (name such as "rpc.denied", a fixed journald MESSAGE_ID for the key
+ * types, a default priority), fields and a message. evt_emit() hands it to
+ * every sink: the log (journald or JSON on stderr) and whoever subscribed
+ * (metrics, alerts, clients following an operation). Subsystems never call
+ * the logger, the alerter and the metrics registry one by one.
+ */
+#ifndef OPSD_EVT_H
+#define OPSD_EVT_H
+
+#include <stdarg.h>
+#include <syslog.h>
+
+struct evt_type {
+	const char	*name;		/* subsystem.event */
+	const char	*message_id;	/* 32 hex digits, or NULL */
+	int		 priority;	/* syslog priority */
+};
+
+/* Key event types, each documented in docs/opsd.catalog. */
+extern const struct evt_type EVT_STARTED;
+extern const struct evt_type EVT_STOPPED;
+extern const struct evt_type EVT_RELOADED;
+extern const struct evt_type EVT_RELOAD_FAILED;
+extern const struct evt_type EVT_UNCLEAN_SHUTDOWN;
+extern const struct evt_type EVT_RPC_AUDIT;
+extern const struct evt_type EVT_RPC_DENIED;
+extern const struct evt_type EVT_LOG_LEVEL;
+
+/* Every key type, for tests and for checking the catalog. */
+extern const struct evt_type *const evt_key_types[];
+extern const unsigned int evt_nkey_types;
+
+struct evt_field {
+	char	*key;		/* lower-case; the journal gets OPSD_<KEY> */
+	char	*value;
+};
+
+struct evt {
+	const struct evt_type	*type;
+	const char		*name;		/* type->name unless generic */
+	int			 priority;
+	char			*message;
+	struct evt_field	*fields;
+	unsigned int		 nfields;
+};
+
+enum log_target {
+	LOG_TARGET_AUTO,
+	LOG_TARGET_JOURNAL,
+	LOG_TARGET_STDERR,
+};
+
+typedef void (*evt_sink)(const struct evt *, void *arg);
+
+void	 log_init(enum log_target);
+void	 log_set_level(int priority);
+int	 log_get_level(void);
+int	 log_level_parse(const char *name);	/* -1 if unknown */
+const char *log_level_name(int priority);
+enum log_target log_get_target(void);
+
+struct evt *evt_new(const struct evt_type *);
+/* Adds a field; values are formatted, keys are lower-case identifiers. */
+void	 evt_add(struct evt *, const char *key, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+void	 evt_set_priority(struct evt *, int priority);
+/* Sets the message, hands the event to every sink, frees it. */
+void	 evt_emit(struct evt *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+/* A record without a key type: name is "subsystem.event". */
+void	 evt_log(int priority, const char *name, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+void	 evt_subscribe(evt_sink, void *arg);
+void	 evt_unsubscribe(evt_sink, void *arg);
+
+#define log_err(name, ...)	evt_log(LOG_ERR, name, __VA_ARGS__)
+#define log_warn(name, ...)	evt_log(LOG_WARNING, name, __VA_ARGS__)
+#define log_notice(name, ...)	evt_log(LOG_NOTICE, name, __VA_ARGS__)
+#define log_info(name, ...)	evt_log(LOG_INFO, name, __VA_ARGS__)
+#define log_debug(name, ...)	evt_log(LOG_DEBUG, name, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * A table-driven INI reader. Why not inih: opsd reports every error with
+ * its line, including errors found after a key was read (a bad value, a
+ * duplicate, a missing required key), and checks values by type against
+ * a sorted keyword table; inih as packaged hands no line numbers to the
+ * handler and truncates long lines.
+ *
+ * Syntax: "[type]" or "[type name]" opens a section; "key = value" sets a
+ * key; lines starting with '#' or ';' and blank lines are ignored. A value
+ * may be wrapped in double quotes to keep leading or trailing blanks.
+ */
+#ifndef OPSD_INI_H
+#define OPSD_INI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+enum ini_kind {
+	INI_STRING,	/* char * */
+	INI_PATH,	/* char *, absolute */
+	INI_DURATION,	/* uint64_t msec */
+	INI_SIZE,	/* uint64_t bytes */
+	INI_UINT,	/* uint64_t */
+	INI_MODE,	/* mode_t */
+	INI_BOOL,	/* int */
+	INI_LOGLEVEL,	/* int, syslog priority */
+	INI_GROUP,	/* char * name at off, gid_t at off2 */
+};
+
+#define INI_REQUIRED	0x1
+
+struct ini_key {
+	const char	*name;
+	enum ini_kind	 kind;
+	size_t		 off;
+	size_t		 off2;
+	const char	*dflt;		/* parsed like a value; NULL: none */
+	uint64_t	 min;		/* for numbers, durations, sizes */
+	uint64_t	 max;		/* 0: no limit */
+	unsigned int	 flags;
+};
+
+struct ini_section {
+	const char		*name;
+	int			 named;		/* "[type NAME]" */
+	const struct ini_key	*keys;		/* sorted by name */
+	size_t			 nkeys;
+	/* Returns the object the keys' offsets point into. */
+	void			*(*open)(void *ctx, const char *name);
+	/* Checks across keys; reports with ini_error(). May be NULL. */
+	void			 (*check)(void *ctx, void *obj, const char *file,
+				    int line, struct config_errors *);
+};
+
+int	 ini_parse(const char *file, const char *buf, size_t len,
+	    const struct ini_section *types, size_t ntypes, void *ctx,
+	    struct config_errors *errs);
+/* Fills every key that has a default; 0 or -1 if a default is bad. */
+int	 ini_defaults(const struct ini_section *, void *obj);
+void	 ini_free(const struct ini_section *, void *obj);
+void	 ini_error(struct config_errors *, const char *file, int line,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,449 @@
+/*
+ * opsd: start-up, signals, systemd notification, the watchdog and the loop
+ * statistics, reload and shutdown. Everything else hangs off the event
+ * loop created here; nothing in the daemon blocks it.
+ */
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "evt.h"
+#include "opsd-proto.h"
+#include "rpc.h"
+#include "state.h"
+#include "util.h"
+
+#define TICK_USEC	(1000 * 1000)
+#define RUN_STATE	"opsd.json"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: opsd [-c FILE] [--check-config] [--log-target=journal|stderr|auto]\n"
+"            [--version] [--help]\n"
+"\n"
+"The opsd production-operations daemon.\n"
+"\n"
+"  -c, --config FILE     configuration file (default %s)\n"
+"  -n, --check-config    check the configuration, print 'FILE: ok' or its\n"
+"                        errors as FILE:LINE: message, and exit\n"
+"      --log-target=T    journal, stderr (JSON lines) or auto (default:\n"
+"                        journal when present, else stderr)\n"
+"  -V, --version         print the version and exit\n"
+"  -h, --help            print this help and exit\n"
+"\n"
+"Signals: SIGHUP reloads the configuration, SIGTERM and SIGINT stop.\n"
+"Control it with opsd-cli(1); see opsd(8) and opsd.conf(5).\n",
+	    OPSD_DEFAULT_CONFIG);
+}
+
+void
+opsd_status_line(struct opsd *o, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s; %u client%s; config %s%s",
+	    o->stopping ? "stopping" : "running", control_nconns(o),
+	    control_nconns(o) == 1 ? "" : "s", o->conf_path,
+	    o->reloads ? " (reloaded)" : "");
+}
+
+static void
+notify_status(struct opsd *o)
+{
+	char	line[512];
+
+	opsd_status_line(o, line, sizeof line);
+	sd_notifyf(0, "STATUS=%s", line);
+}
+
+static void
+write_run_state(struct opsd *o, int clean)
+{
+	json_t	*st;
+	int	 r;
+
+	st = json_pack("{s:s, s:I, s:I, s:b}", "version", OPSD_VERSION,
+	    "pid", (json_int_t)getpid(), "started", (json_int_t)o->start_time,
+	    "clean_shutdown", clean);
+	if ((r = state_write_json(o->conf->state_dir, RUN_STATE, st)) != 0)
+		log_warn("state.write", "cannot write %s/%s: %s",
+		    o->conf->state_dir, RUN_STATE, strerror(-r));
+	json_decref(st);
+}
+
+static void
+check_previous_run(struct opsd *o)
+{
+	struct evt	*ev;
+	json_t		*st;
+	int		 err;
+
+	if ((st = state_read_json(o->conf->state_dir, RUN_STATE, &err)) ==
+	    NULL) {
+		if (err != -ENOENT)
+			log_warn("state.read", "cannot read %s/%s: %s",
+			    o->conf->state_dir, RUN_STATE, strerror(-err));
+		return;
+	}
+	if (!json_is_true(json_object_get(st, "clean_shutdown"))) {
+		ev = evt_new(&EVT_UNCLEAN_SHUTDOWN);
+		evt_add(ev, "prev_pid", "%lld", (long long)json_integer_value(
+		    json_object_get(st, "pid")));
+		evt_emit(ev, "the previous opsd (pid %lld) did not stop "
+		    "cleanly: killed, crashed or the host lost power",
+		    (long long)json_integer_value(json_object_get(st, "pid")));
+	}
+	json_decref(st);
+}
+
+int
+opsd_reload(struct opsd *o, struct config_errors *errs)
+{
+	struct opsd_config	*conf;
+	struct evt		*ev;
+	unsigned int		 i;
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)now_usec());
+	if ((conf = config_load(o->conf_path, errs)) == NULL) {
+		for (i = 0; i < errs->n; i++) {
+			ev = evt_new(&EVT_RELOAD_FAILED);
+			evt_add(ev, "config", "%s", o->conf_path);
+			evt_emit(ev, "reload rejected, keeping the running "
+			    "configuration: %s", errs->v[i]);
+		}
+		sd_notify(0, "READY=1");
+		notify_status(o);
+		return (-1);
+	}
+	if (strcmp(conf->state_dir, o->conf->state_dir) != 0)
+		log_warn("config.reload", "state_dir changed to %s; it is used "
+		    "from the next start on", conf->state_dir);
+	/* state_dir moves only at restart: keep the live one */
+	free(conf->state_dir);
+	conf->state_dir = xstrdup(o->conf->state_dir);
+
+	config_free(o->conf);
+	o->conf = conf;
+	o->reloads++;
+	log_set_level(conf->log_level);
+	control_reconfigure(o);
+
+	ev = evt_new(&EVT_RELOADED);
+	evt_add(ev, "config", "%s", o->conf_path);
+	evt_emit(ev, "configuration reloaded from %s", o->conf_path);
+	sd_notify(0, "READY=1");
+	notify_status(o);
+	return (0);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct opsd	*o = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("opsd.stop", "work still pending after %llums; stopping "
+	    "anyway", (unsigned long long)o->conf->shutdown_timeout);
+	event_base_loopbreak(o->base);
+}
+
+void
+opsd_shutdown(struct opsd *o, const char *why)
+{
+	struct timeval	tv;
+	unsigned int	i;
+
+	if (o->stopping)
+		return;
+	o->stopping = 1;
+	sd_notify(0, "STOPPING=1");
+	log_info("opsd.stop", "stopping: %s", why);
+
+	for (i = 0; i < nitems(o->ev_signals); i++) {
+		if (o->ev_signals[i] != NULL && i != 0)	/* keep SIGHUP ignored */
+			event_del(o->ev_signals[i]);
+	}
+	control_stop(o);
+	if (o->ev_tick != NULL)
+		event_del(o->ev_tick);
+	/*
+	 * The watchdog keeps running until the end. The loop ends by itself
+	 * once nothing is pending; the deadline bounds the wait.
+	 */
+	tv.tv_sec = (time_t)(o->conf->shutdown_timeout / 1000);
+	tv.tv_usec = (suseconds_t)(o->conf->shutdown_timeout % 1000) * 1000;
+	o->ev_deadline = evtimer_new(o->base, deadline_cb, o);
+	evtimer_add(o->ev_deadline, &tv);
+	if (control_nconns(o) == 0)
+		event_base_loopexit(o->base, NULL);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct opsd		*o = arg;
+	struct config_errors	 errs = { NULL, 0 };
+
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		if (o->stopping)
+			return;
+		log_info("opsd.reload", "SIGHUP: reloading %s", o->conf_path);
+		opsd_reload(o, &errs);
+		config_errors_clear(&errs);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		opsd_shutdown(o, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+}
+
+static void
+watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static uint64_t
+cpu_usec(void)
+{
+	struct rusage	ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+	    (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec));
+}
+
+/*
+ * Once a second: how late the timer fired is the loop's lag (what any
+ * event waits behind work on the loop); CPU time over wall time is its
+ * load. The status line follows the connection count.
+ */
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct opsd	*o = arg;
+	uint64_t	 now = now_usec(), cpu = cpu_usec(), elapsed;
+
+	(void)fd;
+	(void)what;
+	elapsed = now - o->loop.tick_prev_usec;
+	o->loop.lag_usec = elapsed > TICK_USEC ? elapsed - TICK_USEC : 0;
+	if (o->loop.lag_usec > o->loop.lag_max_usec)
+		o->loop.lag_max_usec = o->loop.lag_usec;
+	if (elapsed > 0)
+		o->loop.cpu_percent = 100.0 * (double)(cpu -
+		    o->loop.cpu_prev_usec) / (double)elapsed;
+	o->loop.tick_prev_usec = now;
+	o->loop.cpu_prev_usec = cpu;
+	if (++o->loop.ticks % 60 == 0) {
+		o->loop.lag_max_prev = o->loop.lag_max_usec;
+		o->loop.lag_max_usec = 0;
+	}
+	if (o->loop.ticks % 10 == 0)
+		notify_status(o);
+}
+
+static void
+raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	/* 1,000 clients need more than the usual soft limit of 1024 fds */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int
+check_config(const char *path)
+{
+	struct config_errors	 errs = { NULL, 0 };
+	struct opsd_config	*conf;
+	unsigned int		 i;
+
+	if ((conf = config_load(path, &errs)) == NULL) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.v[i]);
+		config_errors_clear(&errs);
+		return (1);
+	}
+	printf("%s: ok\n", path);
+	config_free(conf);
+	return (0);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "log-target", required_argument, NULL, 'L' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	struct config_errors	 errs = { NULL, 0 };
+	struct opsd		 o;
+	struct evt		*ev;
+	struct timeval		 tv;
+	enum log_target		 target = LOG_TARGET_AUTO;
+	const char		*path = OPSD_DEFAULT_CONFIG;
+	unsigned int		 i;
+	int			 ch, check = 0, r;
+
+	while ((ch = getopt_long(argc, argv, "c:nVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'L':
+			if (strcmp(optarg, "journal") == 0)
+				target = LOG_TARGET_JOURNAL;
+			else if (strcmp(optarg, "stderr") == 0)
+				target = LOG_TARGET_STDERR;
+			else if (strcmp(optarg, "auto") == 0)
+				target = LOG_TARGET_AUTO;
+			else {
+				fprintf(stderr, "opsd: --log-target must be "
+				    "journal, stderr or auto, not '%s'\n",
+				    optarg);
+				return (2);
+			}
+			break;
+		case 'V':
+			printf("opsd %s (protocol %d)\n", OPSD_VERSION,
+			    OPSD_PROTO_VERSION);
+			return (0);
+		case 'h':
+			usage(stdout);
+			return (0);
+		default:
+			usage(stderr);
+			return (2);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "opsd: unexpected argument '%s'\n",
+		    argv[optind]);
+		usage(stderr);
+		return (2);
+	}
+	if (check)
+		return (check_config(path));
+
+	memset(&o, 0, sizeof o);
+	log_init(target);
+	o.conf_path = xstrdup(path);
+	if ((o.conf = config_load(path, &errs)) == NULL) {
+		for (i = 0; i < errs.n; i++)
+			log_err("config.error", "%s", errs.v[i]);
+		/* on a terminal, also plainly */
+		if (log_get_target() == LOG_TARGET_JOURNAL && isatty(2))
+			for (i = 0; i < errs.n; i++)
+				fprintf(stderr, "%s\n", errs.v[i]);
+		config_errors_clear(&errs);
+		return (1);
+	}
+	log_set_level(o.conf->log_level);
+	o.start_usec = now_usec();
+	o.start_time = time(NULL);
+
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	if ((r = state_mkdir(o.conf->state_dir, 0750)) != 0) {
+		log_err("state.dir", "cannot create state_dir %s: %s",
+		    o.conf->state_dir, strerror(-r));
+		return (1);
+	}
+	check_previous_run(&o);
+
+	if ((o.base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	rpc_init();
+	if (control_init(&o) != 0)
+		return (1);
+
+	for (i = 0; i < nitems(sigs); i++) {
+		o.ev_signals[i] = evsignal_new(o.base, sigs[i], signal_cb, &o);
+		evsignal_add(o.ev_signals[i], NULL);
+	}
+	if (sd_watchdog_enabled(0, &o.watchdog_usec) > 0) {
+		o.ev_watchdog = event_new(o.base, -1, EV_PERSIST, watchdog_cb,
+		    &o);
+		tv.tv_sec = (time_t)(o.watchdog_usec / 2 / 1000000);
+		tv.tv_usec = (suseconds_t)(o.watchdog_usec / 2 % 1000000);
+		event_add(o.ev_watchdog, &tv);
+	} else
+		o.watchdog_usec = 0;
+	o.ev_tick = event_new(o.base, -1, EV_PERSIST, tick_cb, &o);
+	tv.tv_sec = TICK_USEC / 1000000;
+	tv.tv_usec = 0;
+	o.loop.tick_prev_usec = now_usec();
+	o.loop.cpu_prev_usec = cpu_usec();
+	event_add(o.ev_tick, &tv);
+
+	write_run_state(&o, 0);
+	ev = evt_new(&EVT_STARTED);
+	evt_add(ev, "version", "%s", OPSD_VERSION);
+	evt_add(ev, "config", "%s", o.conf_path);
+	evt_add(ev, "socket", "%s", control_path(&o));
+	evt_emit(ev, "opsd %s started, listening on %s%s", OPSD_VERSION,
+	    control_path(&o), control_activated(&o) ? " (socket activation)" :
+	    "");
+	/* The socket accepts from here on: only now are we ready. */
+	sd_notify(0, "READY=1");
+	notify_status(&o);
+
+	event_base_dispatch(o.base);
+
+	control_free(&o);
+	write_run_state(&o, 1);
+	ev = evt_new(&EVT_STOPPED);
+	evt_add(ev, "uptime_seconds", "%llu", (unsigned long long)
+	    ((now_usec() - o.start_usec) / 1000000));
+	evt_emit(ev, "opsd stopped");
+
+	for (i = 0; i < nitems(o.ev_signals); i++) {
+		if (o.ev_signals[i] != NULL)
+			event_free(o.ev_signals[i]);
+	}
+	if (o.ev_watchdog != NULL)
+		event_free(o.ev_watchdog);
+	if (o.ev_tick != NULL)
+		event_free(o.ev_tick);
+	if (o.ev_deadline != NULL)
+		event_free(o.ev_deadline);
+	rpc_free();
+	event_base_free(o.base);
+	config_free(o.conf);
+	free(o.conf_path);
+	return (0);
+}

@@ -1,0 +1,157 @@
+/*
+ * opsd.* methods: the daemon's own status, reload, log level and the
+ * method table itself (from which opsd-cli and docs/protocol.md are made).
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "evt.h"
+#include "opsd-proto.h"
+#include "rpc.h"
+#include "util.h"
+
+static int
+opsd_status(struct rpc_call *call, void *params, json_t **result)
+{
+	struct opsd	*o = call->opsd;
+	struct tm	 tm;
+	char		 started[32], line[256];
+
+	(void)params;
+	gmtime_r(&o->start_time, &tm);
+	strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	opsd_status_line(o, line, sizeof line);
+	*result = json_pack("{s:s, s:i, s:I, s:I, s:s, s:s, s:s, s:s, s:b,"
+	    " s:s, s:s, s:o, s:{s:I, s:f, s:f, s:f}, s:I, s:I, s:I, s:b,"
+	    " s:s}",
+	    "version", OPSD_VERSION,
+	    "protocol", OPSD_PROTO_VERSION,
+	    "pid", (json_int_t)getpid(),
+	    "uptime_seconds", (json_int_t)((now_usec() - o->start_usec) /
+	    1000000),
+	    "started", started,
+	    "config", o->conf_path,
+	    "state_dir", o->conf->state_dir,
+	    "socket", control_path(o),
+	    "socket_activated", control_activated(o),
+	    "log_level", log_level_name(log_get_level()),
+	    "log_target", log_get_target() == LOG_TARGET_JOURNAL ? "journal" :
+	    "stderr",
+	    "objects", config_counts(o->conf),
+	    "loop",
+	    "connections", (json_int_t)control_nconns(o),
+	    "lag_ms", (double)o->loop.lag_usec / 1000.0,
+	    "lag_max_ms", (double)(o->loop.lag_max_usec > o->loop.lag_max_prev ?
+	    o->loop.lag_max_usec : o->loop.lag_max_prev) / 1000.0,
+	    "cpu_percent", o->loop.cpu_percent,
+	    "requests_total", (json_int_t)rpc_requests_total(),
+	    "reloads", (json_int_t)o->reloads,
+	    "watchdog_usec", (json_int_t)o->watchdog_usec,
+	    "stopping", o->stopping,
+	    "summary", line);
+	return (0);
+}
+
+static int
+opsd_reload_rpc(struct rpc_call *call, void *params, json_t **result)
+{
+	struct config_errors	 errs = { NULL, 0 };
+	json_t			*list;
+	unsigned int		 i;
+
+	(void)params;
+	if (opsd_reload(call->opsd, &errs) != 0) {
+		list = json_array();
+		for (i = 0; i < errs.n; i++)
+			json_array_append_new(list, json_string(errs.v[i]));
+		rpc_error(call, OPSD_ERR_CONFIG, "%s has %u error%s; the "
+		    "daemon keeps running on the previous configuration%s%s",
+		    call->opsd->conf_path, errs.n, errs.n == 1 ? "" : "s",
+		    errs.n > 0 ? ": " : "", errs.n > 0 ? errs.v[0] : "");
+		call->data = json_pack("{s:o}", "errors", list);
+		config_errors_clear(&errs);
+		return (call->code);
+	}
+	*result = json_pack("{s:b, s:s, s:I}", "reloaded", 1,
+	    "config", call->opsd->conf_path,
+	    "reloads", (json_int_t)call->opsd->reloads);
+	return (0);
+}
+
+struct log_level_params {
+	const char	*level;
+};
+
+static int
+opsd_log_level(struct rpc_call *call, void *params, json_t **result)
+{
+	struct log_level_params	*p = params;
+	struct evt		*ev;
+	int			 prev = log_get_level(), level;
+
+	level = log_level_parse(p->level);
+	if (level < LOG_ERR)
+		return (rpc_error(call, RPC_INVALID_PARAMS, "unknown log level "
+		    "'%s': use error, warning, notice, info or debug",
+		    p->level));
+	log_set_level(level);
+	ev = evt_new(&EVT_LOG_LEVEL);
+	evt_add(ev, "log_level", "%s", log_level_name(level));
+	evt_add(ev, "prev_log_level", "%s", log_level_name(prev));
+	/* shown even when the new level would hide it */
+	evt_set_priority(ev, level < LOG_NOTICE ? level : LOG_NOTICE);
+	evt_emit(ev, "log level changed from %s to %s", log_level_name(prev),
+	    log_level_name(level));
+	*result = json_pack("{s:s, s:s}", "level", log_level_name(level),
+	    "previous", log_level_name(prev));
+	return (0);
+}
+
+static int
+opsd_methods(struct rpc_call *call, void *params, json_t **result)
+{
+	json_t	*list;
+	size_t	 i;
+
+	(void)call;
+	(void)params;
+	list = json_array();
+	for (i = 0; i < rpc_count(); i++)
+		json_array_append_new(list, rpc_describe(rpc_at(i)));
+	*result = json_pack("{s:i, s:o}", "protocol", OPSD_PROTO_VERSION,
+	    "methods", list);
+	return (0);
+}
+
+static const struct rpc_param log_level_params[] = {
+	{ "level", RPC_P_STRING, offsetof(struct log_level_params, level), 1,
+	    "error, warning, notice, info or debug" },
+};
+
+const struct rpc_method rpc_opsd_methods[] = {
+	{ OPSD_M_LOG_LEVEL, RPC_ADMIN,
+	    "Set the log level until the next reload or restart",
+	    RPC_PARAMS(log_level_params), sizeof (struct log_level_params),
+	    "{level, previous}", opsd_log_level },
+	{ OPSD_M_METHODS, RPC_READ,
+	    "List every method with its parameters and access class",
+	    RPC_NOPARAMS, "{protocol, methods: [{name, access, help, result, "
+	    "params}]}", opsd_methods },
+	{ OPSD_M_RELOAD, RPC_ADMIN,
+	    "Re-read the configuration file; keep the old one if it has errors",
+	    RPC_NOPARAMS, "{reloaded, config, reloads}; error -32001 with "
+	    "data.errors", opsd_reload_rpc },
+	{ OPSD_M_STATUS, RPC_READ,
+	    "Version, uptime, configuration, connections and loop load",
+	    RPC_NOPARAMS, "{version, pid, uptime_seconds, config, state_dir, "
+	    "objects, loop, ...}", opsd_status },
+};
+const size_t rpc_opsd_nmethods = nitems(rpc_opsd_methods);

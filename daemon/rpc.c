@@ -1,0 +1,364 @@
+/*
+ * Dispatch: envelope checks, the method table lookup, authorization,
+ * declarative params, and the reply. Only this layer turns an internal
+ * failure into a JSON-RPC error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "evt.h"
+#include "jsonrpc.h"
+#include "opsd-parse.h"
+#include "opsd-proto.h"
+#include "rpc.h"
+#include "util.h"
+
+static const struct {
+	const struct rpc_method	*methods;
+	const size_t		*n;
+} families[] = {
+	{ rpc_opsd_methods, &rpc_opsd_nmethods },
+};
+
+static const struct rpc_method	**table;
+static struct rpc_stats		 *stats;
+static size_t			  ntable;
+static uint64_t			  requests_total;
+
+static int
+method_cmp(const void *a, const void *b)
+{
+	return (strcmp((*(const struct rpc_method *const *)a)->name,
+	    (*(const struct rpc_method *const *)b)->name));
+}
+
+static int
+method_key_cmp(const void *key, const void *b)
+{
+	return (strcmp(key, (*(const struct rpc_method *const *)b)->name));
+}
+
+void
+rpc_init(void)
+{
+	size_t	i, j;
+
+	for (i = 0; i < nitems(families); i++) {
+		for (j = 0; j < *families[i].n; j++) {
+			table = xreallocarray(table, ntable + 1, sizeof *table);
+			table[ntable++] = &families[i].methods[j];
+		}
+	}
+	qsort(table, ntable, sizeof *table, method_cmp);
+	for (i = 1; i < ntable; i++) {
+		if (strcmp(table[i - 1]->name, table[i]->name) == 0)
+			fatalx("rpc: method %s defined twice", table[i]->name);
+	}
+	stats = xcalloc(ntable, sizeof *stats);
+}
+
+void
+rpc_free(void)
+{
+	free(table);
+	free(stats);
+	table = NULL;
+	stats = NULL;
+	ntable = 0;
+}
+
+const struct rpc_method *
+rpc_lookup(const char *name)
+{
+	const struct rpc_method	**m;
+
+	m = bsearch(name, table, ntable, sizeof *table, method_key_cmp);
+	return (m != NULL ? *m : NULL);
+}
+
+size_t
+rpc_count(void)
+{
+	return (ntable);
+}
+
+const struct rpc_method *
+rpc_at(size_t i)
+{
+	return (i < ntable ? table[i] : NULL);
+}
+
+const struct rpc_stats *
+rpc_stats_at(size_t i)
+{
+	return (i < ntable ? &stats[i] : NULL);
+}
+
+uint64_t
+rpc_requests_total(void)
+{
+	return (requests_total);
+}
+
+int
+rpc_error(struct rpc_call *call, int code, const char *fmt, ...)
+{
+	va_list	ap;
+
+	free(call->message);
+	va_start(ap, fmt);
+	xvasprintf(&call->message, fmt, ap);
+	va_end(ap);
+	call->code = code;
+	return (code);
+}
+
+static const char *
+ptype_name(enum rpc_ptype t)
+{
+	switch (t) {
+	case RPC_P_STRING:
+		return ("string");
+	case RPC_P_INT:
+		return ("integer");
+	case RPC_P_BOOL:
+		return ("boolean");
+	case RPC_P_DURATION:
+		return ("duration");
+	case RPC_P_JSON:
+		return ("any");
+	}
+	return ("?");
+}
+
+static int
+param_set(struct rpc_call *call, const struct rpc_param *p, json_t *v,
+    char *base)
+{
+	uint64_t	ms;
+
+	switch (p->type) {
+	case RPC_P_STRING:
+		if (!json_is_string(v))
+			break;
+		*(const char **)(base + p->off) = json_string_value(v);
+		return (0);
+	case RPC_P_INT:
+		if (!json_is_integer(v))
+			break;
+		*(int64_t *)(base + p->off) = json_integer_value(v);
+		return (0);
+	case RPC_P_BOOL:
+		if (!json_is_boolean(v))
+			break;
+		*(int *)(base + p->off) = json_is_true(v);
+		return (0);
+	case RPC_P_DURATION:
+		if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+		    json_integer_value(v) <= INT64_MAX / 1000) {
+			*(uint64_t *)(base + p->off) =
+			    (uint64_t)json_integer_value(v) * 1000;
+			return (0);
+		}
+		if (json_is_string(v) &&
+		    parse_duration(json_string_value(v), &ms) == 0) {
+			*(uint64_t *)(base + p->off) = ms;
+			return (0);
+		}
+		break;
+	case RPC_P_JSON:
+		*(json_t **)(base + p->off) = v;
+		return (0);
+	}
+	return (rpc_error(call, RPC_INVALID_PARAMS,
+	    "parameter '%s' must be of type %s", p->name, ptype_name(p->type)));
+}
+
+/* Fills the method's params struct from an object or a positional array. */
+static int
+params_fill(struct rpc_call *call, json_t *params, void *out)
+{
+	const struct rpc_method	*m = call->method;
+	const char		*key;
+	json_t			*v;
+	size_t			 i;
+	int			*seen, r = 0;
+
+	seen = xcalloc(m->nparams + 1, sizeof *seen);
+	if (json_is_array(params)) {
+		if (json_array_size(params) > m->nparams) {
+			r = rpc_error(call, RPC_INVALID_PARAMS, "%s takes at "
+			    "most %zu parameters, got %zu", m->name,
+			    m->nparams, json_array_size(params));
+			goto out;
+		}
+		json_array_foreach(params, i, v) {
+			if ((r = param_set(call, &m->params[i], v, out)) != 0)
+				goto out;
+			seen[i] = 1;
+		}
+	} else if (json_is_object(params)) {
+		json_object_foreach(params, key, v) {
+			for (i = 0; i < m->nparams; i++) {
+				if (strcmp(m->params[i].name, key) == 0)
+					break;
+			}
+			if (i == m->nparams) {
+				r = rpc_error(call, RPC_INVALID_PARAMS,
+				    "unknown parameter '%s' for %s", key,
+				    m->name);
+				goto out;
+			}
+			if ((r = param_set(call, &m->params[i], v, out)) != 0)
+				goto out;
+			seen[i] = 1;
+		}
+	}
+	for (i = 0; i < m->nparams; i++) {
+		if (m->params[i].required && !seen[i]) {
+			r = rpc_error(call, RPC_INVALID_PARAMS,
+			    "missing required parameter '%s' (%s)",
+			    m->params[i].name, ptype_name(m->params[i].type));
+			goto out;
+		}
+	}
+out:
+	free(seen);
+	return (r);
+}
+
+static void
+audit(struct rpc_call *call, const struct evt_type *type, const char *what)
+{
+	const struct peer	*p;
+	struct evt		*ev;
+
+	if (call->conn == NULL)
+		return;
+	p = control_peer(call->conn);
+	ev = evt_new(type);
+	evt_add(ev, "method", "%s", call->method->name);
+	evt_add(ev, "uid", "%u", (unsigned int)p->uid);
+	evt_add(ev, "gid", "%u", (unsigned int)p->gid);
+	evt_add(ev, "pid", "%d", (int)p->pid);
+	evt_add(ev, "comm", "%s", p->comm);
+	evt_emit(ev, "%s %s by uid %u pid %d (%s)", what, call->method->name,
+	    (unsigned int)p->uid, (int)p->pid, p->comm);
+}
+
+/* One request object; returns the reply or NULL for a notification. */
+static json_t *
+rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg)
+{
+	struct rpc_request	 req;
+	struct rpc_call		 call;
+	json_t			*result = NULL, *reply;
+	void			*params = NULL;
+	char			 err[256];
+	size_t			 idx;
+	int			 code;
+
+	requests_total++;
+	if ((code = jsonrpc_parse_request(msg, &req, err, sizeof err)) != 0)
+		return (jsonrpc_error(req.id, code, err, NULL));
+
+	memset(&call, 0, sizeof call);
+	call.opsd = o;
+	call.conn = conn;
+	call.id = req.id;
+	if ((call.method = rpc_lookup(req.method)) == NULL) {
+		snprintf(err, sizeof err, "unknown method '%.128s' (opsd.methods "
+		    "lists them)", req.method);
+		reply = jsonrpc_error(req.id, RPC_METHOD_NOT_FOUND, err, NULL);
+		goto done;
+	}
+	idx = 0;
+	while (table[idx] != call.method)
+		idx++;
+
+	if ((call.method->flags & RPC_ADMIN) && conn != NULL &&
+	    !control_may_admin(o, conn)) {
+		stats[idx].denied++;
+		audit(&call, &EVT_RPC_DENIED, "denied");
+		rpc_error(&call, OPSD_ERR_DENIED, "%s changes the daemon and "
+		    "needs root or the admin group", call.method->name);
+		reply = jsonrpc_error(req.id, call.code, call.message, NULL);
+		goto done;
+	}
+
+	params = xcalloc(1, call.method->psize ? call.method->psize : 1);
+	if (params_fill(&call, req.params, params) == 0) {
+		if (call.method->flags & RPC_ADMIN)
+			audit(&call, &EVT_RPC_AUDIT, "call");
+		call.method->exec(&call, params, &result);
+	}
+	if (call.code != 0) {
+		stats[idx].error++;
+		json_decref(result);
+		reply = jsonrpc_error(req.id, call.code, call.message,
+		    call.data);
+		call.data = NULL;
+	} else {
+		stats[idx].ok++;
+		reply = jsonrpc_result(req.id, result);
+	}
+done:
+	free(params);
+	free(call.message);
+	json_decref(call.data);
+	if (req.id == NULL && code == 0) {
+		/* a notification gets no reply, not even an error */
+		json_decref(reply);
+		return (NULL);
+	}
+	return (reply);
+}
+
+json_t *
+rpc_handle(struct opsd *o, struct ctl_conn *conn, json_t *msg)
+{
+	json_t	*replies, *r, *v;
+	size_t	 i;
+
+	if (!json_is_array(msg))
+		return (rpc_handle_one(o, conn, msg));
+	if (json_array_size(msg) == 0) {
+		requests_total++;
+		return (jsonrpc_error(NULL, RPC_INVALID_REQUEST,
+		    "empty batch", NULL));
+	}
+	replies = json_array();
+	json_array_foreach(msg, i, v) {
+		if ((r = rpc_handle_one(o, conn, v)) != NULL)
+			json_array_append_new(replies, r);
+	}
+	if (json_array_size(replies) == 0) {
+		json_decref(replies);
+		return (NULL);
+	}
+	return (replies);
+}
+
+json_t *
+rpc_describe(const struct rpc_method *m)
+{
+	json_t	*params;
+	size_t	 i;
+
+	params = json_array();
+	for (i = 0; i < m->nparams; i++)
+		json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:s}",
+		    "name", m->params[i].name,
+		    "type", ptype_name(m->params[i].type),
+		    "required", m->params[i].required,
+		    "help", m->params[i].help));
+	return (json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", m->name,
+	    "access", (m->flags & RPC_ADMIN) ? "admin" : "read",
+	    "help", m->help, "result", m->result ? m->result : "",
+	    "params", params));
+}

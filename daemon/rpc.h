@@ -1,0 +1,98 @@
+/*
+ * The method table and the dispatcher. Each family of methods lives in its
+ * own rpc-<family>.c and exports a table of struct rpc_method; rpc.c merges
+ * them into one sorted table, from which opsd.methods, opsd-cli's help and
+ * docs/protocol.md are derived.
+ *
+ * Handlers never see raw JSON params: each method declares its parameters
+ * (name, type, offset into a params struct, required) and the dispatcher
+ * fills that struct or answers -32602 naming the field.
+ */
+#ifndef OPSD_RPC_H
+#define OPSD_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct opsd;
+struct ctl_conn;
+
+#define RPC_READ	0x0	/* any member of the socket's group */
+#define RPC_ADMIN	0x1	/* root or the admin group; audited */
+
+enum rpc_ptype {
+	RPC_P_STRING,		/* const char *, borrowed from the request */
+	RPC_P_INT,		/* int64_t */
+	RPC_P_BOOL,		/* int */
+	RPC_P_DURATION,		/* uint64_t msec; "30s" or seconds */
+	RPC_P_JSON,		/* json_t *, borrowed: any value */
+};
+
+struct rpc_param {
+	const char	*name;
+	enum rpc_ptype	 type;
+	size_t		 off;
+	int		 required;
+	const char	*help;
+};
+
+struct rpc_call {
+	struct opsd		*opsd;
+	struct ctl_conn		*conn;		/* NULL when called internally */
+	const struct rpc_method	*method;
+	json_t			*id;		/* borrowed */
+	int			 code;		/* set by rpc_error() */
+	char			*message;
+	json_t			*data;
+};
+
+struct rpc_method {
+	const char		*name;
+	unsigned int		 flags;
+	const char		*help;
+	const struct rpc_param	*params;
+	size_t			 nparams;
+	size_t			 psize;		/* size of the params struct */
+	const char		*result;	/* one line: what comes back */
+	/* 0 with *result set, or the code returned by rpc_error(). */
+	int			(*exec)(struct rpc_call *, void *params,
+				    json_t **result);
+};
+
+#define RPC_PARAMS(a)	(a), (sizeof (a) / sizeof (a)[0])
+#define RPC_NOPARAMS	NULL, 0, 0
+
+/* Families (rpc-*.c). */
+extern const struct rpc_method	rpc_opsd_methods[];
+extern const size_t		rpc_opsd_nmethods;
+
+void	 rpc_init(void);
+void	 rpc_free(void);
+const struct rpc_method *rpc_lookup(const char *name);
+size_t	 rpc_count(void);
+const struct rpc_method *rpc_at(size_t);
+
+/* Records an error for the reply; returns code for the handler to return. */
+int	 rpc_error(struct rpc_call *, int code, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Handles one decoded message (request, notification or batch) from conn.
+ * Returns the reply to send, or NULL when there is none (notifications).
+ */
+json_t	*rpc_handle(struct opsd *, struct ctl_conn *, json_t *msg);
+
+/* Counters per method and outcome (for opsd.status and metrics). */
+struct rpc_stats {
+	uint64_t	ok;
+	uint64_t	error;
+	uint64_t	denied;
+};
+const struct rpc_stats *rpc_stats_at(size_t);
+uint64_t rpc_requests_total(void);
+
+json_t	*rpc_describe(const struct rpc_method *);
+
+#endif

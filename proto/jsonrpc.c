@@ -1,0 +1,193 @@
+/*
+ * JSON-RPC 2.0 envelope handling. The decoder is the first code that sees
+ * bytes from a client, so it accepts nothing it has not checked: the version
+ * string, the method's type, the params' type and the id's type, each with a
+ * message that names what is wrong.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonrpc.h"
+#include "opsd-proto.h"
+
+json_t *
+jsonrpc_load(const char *line, size_t len, char *err, size_t errlen)
+{
+	json_error_t	 jerr;
+	json_t		*msg;
+
+	/* JSON_REJECT_DUPLICATES: {"id":1,"id":2} is ambiguous, refuse it. */
+	msg = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+	    &jerr);
+	if (msg == NULL)
+		snprintf(err, errlen, "invalid JSON at byte %d: %s",
+		    jerr.position, jerr.text);
+	return (msg);
+}
+
+int
+jsonrpc_parse_request(json_t *msg, struct rpc_request *req, char *err,
+    size_t errlen)
+{
+	json_t		*v, *id, *method, *params;
+	const char	*key;
+
+	memset(req, 0, sizeof *req);
+	if (!json_is_object(msg)) {
+		snprintf(err, errlen, "request must be a JSON object");
+		return (RPC_INVALID_REQUEST);
+	}
+	id = json_object_get(msg, "id");
+	if (id != NULL) {
+		if (!json_is_string(id) && !json_is_integer(id) &&
+		    !json_is_real(id) && !json_is_null(id)) {
+			snprintf(err, errlen,
+			    "\"id\" must be a string, a number or null");
+			return (RPC_INVALID_REQUEST);
+		}
+		req->id = id;
+	}
+	v = json_object_get(msg, "jsonrpc");
+	if (v == NULL || !json_is_string(v) ||
+	    strcmp(json_string_value(v), "2.0") != 0) {
+		snprintf(err, errlen, "\"jsonrpc\" must be exactly \"2.0\"");
+		return (RPC_INVALID_REQUEST);
+	}
+	method = json_object_get(msg, "method");
+	if (method == NULL || !json_is_string(method) ||
+	    json_string_length(method) == 0) {
+		snprintf(err, errlen, "\"method\" must be a non-empty string");
+		return (RPC_INVALID_REQUEST);
+	}
+	params = json_object_get(msg, "params");
+	if (params != NULL && !json_is_object(params) &&
+	    !json_is_array(params)) {
+		snprintf(err, errlen, "\"params\" must be an object or an array");
+		return (RPC_INVALID_REQUEST);
+	}
+	json_object_foreach(msg, key, v) {
+		if (strcmp(key, "jsonrpc") != 0 && strcmp(key, "method") != 0 &&
+		    strcmp(key, "params") != 0 && strcmp(key, "id") != 0) {
+			snprintf(err, errlen, "unknown member \"%.64s\" in request",
+			    key);
+			return (RPC_INVALID_REQUEST);
+		}
+	}
+	req->method = json_string_value(method);
+	req->params = params;
+	return (0);
+}
+
+json_t *
+jsonrpc_result(json_t *id, json_t *result)
+{
+	return (json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "result",
+	    result != NULL ? result : json_null(),
+	    "id", id != NULL ? id : json_null()));
+}
+
+json_t *
+jsonrpc_error(json_t *id, int code, const char *message, json_t *data)
+{
+	json_t	*e;
+
+	e = json_pack("{s:i, s:s}", "code", code, "message", message);
+	if (e == NULL) {
+		/* message was not valid UTF-8: keep the code, drop the text */
+		e = json_pack("{s:i, s:s}", "code", code,
+		    "message", rpc_error_name(code));
+	}
+	if (data != NULL)
+		json_object_set_new(e, "data", data);
+	return (json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "error", e,
+	    "id", id != NULL ? id : json_null()));
+}
+
+json_t *
+jsonrpc_request(json_int_t id, const char *method, json_t *params)
+{
+	json_t	*msg;
+
+	msg = json_pack("{s:s, s:s, s:I}", "jsonrpc", "2.0", "method", method,
+	    "id", id);
+	if (msg != NULL && params != NULL)
+		json_object_set(msg, "params", params);
+	return (msg);
+}
+
+json_t *
+jsonrpc_notification(const char *method, json_t *params)
+{
+	json_t	*msg;
+
+	msg = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", method);
+	if (msg != NULL && params != NULL)
+		json_object_set(msg, "params", params);
+	return (msg);
+}
+
+int
+jsonrpc_parse_response(json_t *msg, json_t **result, int *code,
+    const char **message)
+{
+	json_t	*e, *c, *m;
+
+	if (!json_is_object(msg))
+		return (-1);
+	if ((*result = json_object_get(msg, "result")) != NULL)
+		return (0);
+	e = json_object_get(msg, "error");
+	if (!json_is_object(e))
+		return (-1);
+	c = json_object_get(e, "code");
+	m = json_object_get(e, "message");
+	if (!json_is_integer(c))
+		return (-1);
+	*code = (int)json_integer_value(c);
+	*message = json_is_string(m) ? json_string_value(m) :
+	    rpc_error_name(*code);
+	return (1);
+}
+
+char *
+jsonrpc_dump(const json_t *msg, size_t *len)
+{
+	char	*s;
+
+	/* JSON_COMPACT never emits a raw newline, so one message is one line. */
+	s = json_dumps(msg, JSON_COMPACT);
+	if (s != NULL && len != NULL)
+		*len = strlen(s);
+	return (s);
+}
+
+const char *
+rpc_error_name(int code)
+{
+	switch (code) {
+	case RPC_PARSE_ERROR:
+		return ("parse error");
+	case RPC_INVALID_REQUEST:
+		return ("invalid request");
+	case RPC_METHOD_NOT_FOUND:
+		return ("method not found");
+	case RPC_INVALID_PARAMS:
+		return ("invalid params");
+	case RPC_INTERNAL_ERROR:
+		return ("internal error");
+	case OPSD_ERR_DENIED:
+		return ("permission denied");
+	case OPSD_ERR_CONFIG:
+		return ("configuration rejected");
+	case OPSD_ERR_NOT_FOUND:
+		return ("not found");
+	case OPSD_ERR_BUSY:
+		return ("busy");
+	case OPSD_ERR_SHUTTING_DOWN:
+		return ("shutting down");
+	case OPSD_ERR_FAILED:
+		return ("failed");
+	}
+	return ("error");
+}

@@ -26,22 +26,27 @@
 
 #define O(f)	offsetof(struct opsd_config, f)
 static const struct ini_key opsd_keys[] = {	/* sorted */
-	{ "admin_group", INI_GROUP, O(admin_group), O(admin_gid), NULL,
-	    0, 0, 0 },
-	{ "client_buffer", INI_SIZE, O(client_buffer), 0, "1M",
-	    64 * 1024, 64 * 1024 * 1024, 0 },
-	{ "idle_timeout", INI_DURATION, O(idle_timeout), 0, "5m",
-	    0, 7 * 86400 * 1000ULL, 0 },
-	{ "log_level", INI_LOGLEVEL, O(log_level), 0, "info", 0, 0, 0 },
-	{ "max_connections", INI_UINT, O(max_connections), 0, "4096",
-	    1, 1000000, 0 },
-	{ "shutdown_timeout", INI_DURATION, O(shutdown_timeout), 0, "4s",
-	    100, 60 * 1000, 0 },
-	{ "socket", INI_PATH, O(socket), 0, OPSD_DEFAULT_SOCKET, 0, 0, 0 },
-	{ "socket_group", INI_GROUP, O(socket_group), O(socket_gid), NULL,
-	    0, 0, 0 },
-	{ "socket_mode", INI_MODE, O(socket_mode), 0, "0660", 0, 0, 0 },
-	{ "state_dir", INI_PATH, O(state_dir), 0, "/var/lib/opsd", 0, 0, 0 },
+	{ .name = "admin_group", .kind = INI_GROUP, .off = O(admin_group),
+	  .off2 = O(admin_gid) },
+	{ .name = "client_buffer", .kind = INI_SIZE, .off = O(client_buffer),
+	  .dflt = "1M", .min = 64 * 1024, .max = 64 * 1024 * 1024 },
+	{ .name = "idle_timeout", .kind = INI_DURATION, .off = O(idle_timeout),
+	  .dflt = "5m", .max = 7 * 86400 * 1000ULL },
+	{ .name = "log_level", .kind = INI_LOGLEVEL, .off = O(log_level),
+	  .dflt = "info" },
+	{ .name = "max_connections", .kind = INI_UINT,
+	  .off = O(max_connections), .dflt = "4096", .min = 1, .max = 1000000 },
+	{ .name = "shutdown_timeout", .kind = INI_DURATION,
+	  .off = O(shutdown_timeout), .dflt = "4s", .min = 100,
+	  .max = 60 * 1000 },
+	{ .name = "socket", .kind = INI_PATH, .off = O(socket),
+	  .dflt = OPSD_DEFAULT_SOCKET },
+	{ .name = "socket_group", .kind = INI_GROUP, .off = O(socket_group),
+	  .off2 = O(socket_gid) },
+	{ .name = "socket_mode", .kind = INI_MODE, .off = O(socket_mode),
+	  .dflt = "0660" },
+	{ .name = "state_dir", .kind = INI_PATH, .off = O(state_dir),
+	  .dflt = "/var/lib/opsd" },
 };
 #undef O
 
@@ -54,12 +59,13 @@ opsd_open(void *ctx, const char *name)
 
 static void
 opsd_check(void *ctx, void *obj, const char *file, int line,
-    struct config_errors *errs)
+    const int *keylines, struct config_errors *errs)
 {
 	struct opsd_config	*conf = obj;
 	struct sockaddr_un	*sun;
 
 	(void)ctx;
+	(void)keylines;
 	if (strlen(conf->socket) >= sizeof sun->sun_path)
 		ini_error(errs, file, line, "socket: path is longer than "
 		    "%zu bytes", sizeof sun->sun_path - 1);
@@ -89,7 +95,7 @@ config_parse(const char *name, const char *buf, size_t len,
 		return (NULL);
 	}
 	/* [opsd] may be absent: check the defaults the same way */
-	opsd_check(conf, conf, name, 0, errs);
+	opsd_check(conf, conf, name, 0, NULL, errs);
 	if (errs->n > 0) {
 		config_free(conf);
 		return (NULL);

@@ -70,6 +70,8 @@ kind_hint(enum ini_kind kind)
 		return ("yes or no");
 	case INI_LOGLEVEL:
 		return ("one of error, warning, notice, info, debug");
+	case INI_ENUM:
+		return ("one of the listed choices");
 	case INI_PATH:
 		return ("an absolute path");
 	default:
@@ -87,8 +89,34 @@ ini_set(const struct ini_key *k, void *obj, const char *value, char *buf,
 	mode_t		 mode;
 	int		 b, r = 0;
 	struct group	*gr;
+	const char	*msg;
+	char		***list;
+	unsigned int	*count;
+	size_t		 i, off;
 
+	if (k->validate != NULL && (msg = k->validate(value, buf,
+	    buflen)) != NULL)
+		return (msg);
 	switch (k->kind) {
+	case INI_ENUM:
+		for (i = 0; k->choices[i] != NULL; i++) {
+			if (strcmp(k->choices[i], value) == 0) {
+				*(int *)(base + k->off) = (int)i;
+				return (NULL);
+			}
+		}
+		off = (size_t)snprintf(buf, buflen, "invalid value '%s': "
+		    "expected one of", value);
+		for (i = 0; k->choices[i] != NULL && off < buflen; i++)
+			off += (size_t)snprintf(buf + off, buflen - off,
+			    "%s %s", i ? "," : "", k->choices[i]);
+		return (buf);
+	case INI_LIST:
+		list = (char ***)(base + k->off);
+		count = (unsigned int *)(base + k->off2);
+		*list = xreallocarray(*list, *count + 1, sizeof **list);
+		(*list)[(*count)++] = xstrdup(value);
+		return (NULL);
 	case INI_PATH:
 		if (value[0] != '/')
 			return ("must be an absolute path");
@@ -191,6 +219,19 @@ ini_free(const struct ini_section *sec, void *obj)
 
 	for (i = 0; i < sec->nkeys; i++) {
 		switch (sec->keys[i].kind) {
+		case INI_LIST: {
+			char		***list = (char ***)(base +
+			    sec->keys[i].off);
+			unsigned int	  *count = (unsigned int *)(base +
+			    sec->keys[i].off2), j;
+
+			for (j = 0; j < *count; j++)
+				free((*list)[j]);
+			free(*list);
+			*list = NULL;
+			*count = 0;
+			break;
+		}
 		case INI_STRING:
 		case INI_PATH:
 		case INI_GROUP:
@@ -201,6 +242,16 @@ ini_free(const struct ini_section *sec, void *obj)
 			break;
 		}
 	}
+}
+
+int
+ini_keyline(const struct ini_section *sec, const int *keylines,
+    const char *key)
+{
+	const struct ini_key	*k;
+
+	k = bsearch(key, sec->keys, sec->nkeys, sizeof *sec->keys, key_cmp);
+	return (k != NULL ? keylines[k - sec->keys] : 0);
 }
 
 static char *
@@ -250,7 +301,8 @@ close_section(struct cursec *cs, const char *file, void *ctx,
 			    cs->type->name, cs->type->keys[i].name);
 	}
 	if (cs->type->check != NULL && cs->obj != NULL)
-		cs->type->check(ctx, cs->obj, file, cs->line, errs);
+		cs->type->check(ctx, cs->obj, file, cs->line, cs->keyline,
+		    errs);
 	free(cs->keyline);
 	memset(cs, 0, sizeof *cs);
 }
@@ -409,7 +461,7 @@ ini_parse(const char *file, const char *buf, size_t len,
 			continue;
 		}
 		i = (size_t)(k - cs.type->keys);
-		if (cs.keyline[i] != 0) {
+		if (cs.keyline[i] != 0 && k->kind != INI_LIST) {
 			ini_error(errs, file, lineno, "duplicate key '%s' "
 			    "(first set on line %d)", key, cs.keyline[i]);
 			continue;

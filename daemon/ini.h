@@ -27,6 +27,9 @@ enum ini_kind {
 	INI_BOOL,	/* int */
 	INI_LOGLEVEL,	/* int, syslog priority */
 	INI_GROUP,	/* char * name at off, gid_t at off2 */
+	INI_ENUM,	/* int: index into choices */
+	INI_LIST,	/* char ** at off, count (unsigned int) at off2; the
+			   key may repeat, each line adds one entry */
 };
 
 #define INI_REQUIRED	0x1
@@ -40,6 +43,10 @@ struct ini_key {
 	uint64_t	 min;		/* for numbers, durations, sizes */
 	uint64_t	 max;		/* 0: no limit */
 	unsigned int	 flags;
+	const char *const *choices;	/* INI_ENUM, NULL-terminated */
+	/* Extra check of the raw value: NULL or a message. May be NULL. */
+	const char	*(*validate)(const char *value, char *buf,
+			    size_t len);
 };
 
 struct ini_section {
@@ -49,9 +56,13 @@ struct ini_section {
 	size_t			 nkeys;
 	/* Returns the object the keys' offsets point into. */
 	void			*(*open)(void *ctx, const char *name);
-	/* Checks across keys; reports with ini_error(). May be NULL. */
+	/*
+	 * Checks across keys; reports with ini_error(). keylines[i] is the
+	 * line that set keys[i], 0 if unset. May be NULL.
+	 */
 	void			 (*check)(void *ctx, void *obj, const char *file,
-				    int line, struct config_errors *);
+				    int line, const int *keylines,
+				    struct config_errors *);
 };
 
 int	 ini_parse(const char *file, const char *buf, size_t len,
@@ -60,6 +71,9 @@ int	 ini_parse(const char *file, const char *buf, size_t len,
 /* Fills every key that has a default; 0 or -1 if a default is bad. */
 int	 ini_defaults(const struct ini_section *, void *obj);
 void	 ini_free(const struct ini_section *, void *obj);
+/* The line that set key, or 0 (for check callbacks). */
+int	 ini_keyline(const struct ini_section *, const int *keylines,
+	    const char *key);
 void	 ini_error(struct config_errors *, const char *file, int line,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

@@ -17,12 +17,33 @@
 
 #include <jansson.h>
 
+#include "alert.h"
 #include "config.h"
 #include "ini.h"
+#include "probe.h"
+#include "opsd-parse.h"
 #include "opsd-proto.h"
 #include "util.h"
 
 #define MAX_CONFIG_SIZE	(4 * 1024 * 1024)
+
+/* host:port, [v6]:port, or off */
+static const char *
+validate_listen(const char *value, char *buf, size_t len)
+{
+	const char	*colon = strrchr(value, ':');
+	uint64_t	 port;
+
+	if (strcmp(value, "off") == 0)
+		return (NULL);
+	if (colon == NULL || colon == value ||
+	    parse_uint(colon + 1, 1, 65535, &port) != 0) {
+		snprintf(buf, len, "'%s' is not host:port (e.g. "
+		    "127.0.0.1:9187) or off", value);
+		return (buf);
+	}
+	return (NULL);
+}
 
 #define O(f)	offsetof(struct opsd_config, f)
 static const struct ini_key opsd_keys[] = {	/* sorted */
@@ -36,6 +57,9 @@ static const struct ini_key opsd_keys[] = {	/* sorted */
 	  .dflt = "info" },
 	{ .name = "max_connections", .kind = INI_UINT,
 	  .off = O(max_connections), .dflt = "4096", .min = 1, .max = 1000000 },
+	{ .name = "metrics_listen", .kind = INI_STRING,
+	  .off = O(metrics_listen), .dflt = "127.0.0.1:9187",
+	  .validate = validate_listen },
 	{ .name = "shutdown_timeout", .kind = INI_DURATION,
 	  .off = O(shutdown_timeout), .dflt = "4s", .min = 100,
 	  .max = 60 * 1000 },
@@ -75,8 +99,8 @@ opsd_check(void *ctx, void *obj, const char *file, int line,
 		    (unsigned int)conf->socket_mode);
 }
 
-static const struct ini_section sections[] = {
-	{ "opsd", 0, opsd_keys, nitems(opsd_keys), opsd_open, opsd_check },
+static const struct ini_section opsd_section = {
+	"opsd", 0, opsd_keys, nitems(opsd_keys), opsd_open, opsd_check
 };
 
 struct opsd_config *
@@ -84,10 +108,13 @@ config_parse(const char *name, const char *buf, size_t len,
     struct config_errors *errs)
 {
 	struct opsd_config	*conf;
+	const struct ini_section sections[] = {
+		opsd_section, alert_section, probe_section,
+	};
 
 	conf = xcalloc(1, sizeof *conf);
 	conf->path = xstrdup(name);
-	if (ini_defaults(&sections[0], conf) != 0)
+	if (ini_defaults(&opsd_section, conf) != 0)
 		fatalx("config: a built-in default does not parse");
 	if (ini_parse(name, buf, len, sections, nitems(sections), conf,
 	    errs) != 0) {
@@ -96,6 +123,12 @@ config_parse(const char *name, const char *buf, size_t len,
 	}
 	/* [opsd] may be absent: check the defaults the same way */
 	opsd_check(conf, conf, name, 0, NULL, errs);
+	probe_conf_check_refs(conf, errs);
+	if (conf->metrics_listen != NULL &&
+	    strcmp(conf->metrics_listen, "off") == 0) {
+		free(conf->metrics_listen);
+		conf->metrics_listen = NULL;
+	}
 	if (errs->n > 0) {
 		config_free(conf);
 		return (NULL);
@@ -150,9 +183,17 @@ config_load(const char *path, struct config_errors *errs)
 void
 config_free(struct opsd_config *conf)
 {
+	unsigned int	i;
+
 	if (conf == NULL)
 		return;
-	ini_free(&sections[0], conf);
+	ini_free(&opsd_section, conf);
+	for (i = 0; i < conf->nprobes; i++)
+		probe_conf_free(conf->probes[i]);
+	free(conf->probes);
+	for (i = 0; i < conf->nalerts; i++)
+		alert_conf_free(conf->alerts[i]);
+	free(conf->alerts);
 	free(conf->path);
 	free(conf);
 }
@@ -172,7 +213,6 @@ config_errors_clear(struct config_errors *errs)
 json_t *
 config_counts(const struct opsd_config *conf)
 {
-	(void)conf;
-	/* Subsystems add their section types here as they arrive. */
-	return (json_object());
+	return (json_pack("{s:i, s:i}", "probes", conf->nprobes,
+	    "alerts", conf->nalerts));
 }

@@ -32,6 +32,12 @@ struct opsd_config {
 	uint64_t	 max_connections;
 	uint64_t	 client_buffer;		/* bytes of unsent output */
 	uint64_t	 shutdown_timeout;	/* msec */
+	char		*metrics_listen;	/* host:port, NULL if off */
+
+	struct probe_conf **probes;		/* [probe NAME] */
+	unsigned int	 nprobes;
+	struct alert_conf **alerts;		/* [alert NAME] */
+	unsigned int	 nalerts;
 };
 
 /*

@@ -44,6 +44,7 @@ struct ctl_conn {
 	int			 comm_read;
 	int			 throttled;	/* output over the limit */
 	int			 draining;	/* close once output is sent */
+	LIST_HEAD(, rpc_pending) pending;	/* deferred calls */
 	TAILQ_ENTRY(ctl_conn)	 entry;
 };
 
@@ -123,9 +124,14 @@ control_path(struct opsd *o)
 static void
 conn_free(struct ctl_conn *c)
 {
-	struct opsd	*o = c->opsd;
-	struct control	*ctl = o->control;
+	struct opsd		*o = c->opsd;
+	struct control		*ctl = o->control;
+	struct rpc_pending	*p;
 
+	while ((p = LIST_FIRST(&c->pending)) != NULL) {
+		LIST_REMOVE(p, entry);
+		p->conn = NULL;		/* the answer has nowhere to go */
+	}
 	TAILQ_REMOVE(&ctl->conns, c, entry);
 	ctl->nconns--;
 	bufferevent_free(c->bev);
@@ -157,11 +163,23 @@ conn_write(struct ctl_conn *c, json_t *msg)
 	return (0);
 }
 
+void
+control_track(struct ctl_conn *c, struct rpc_pending *p)
+{
+	LIST_INSERT_HEAD(&c->pending, p, entry);
+}
+
+void
+control_untrack(struct rpc_pending *p)
+{
+	LIST_REMOVE(p, entry);
+	p->conn = NULL;
+}
+
 int
 control_send(struct ctl_conn *c, json_t *msg)
 {
-	if (c->draining)
-		return (-EPIPE);
+	/* also while draining: a half-closed client still reads */
 	return (conn_write(c, msg));
 }
 
@@ -251,7 +269,8 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer	*out = bufferevent_get_output(bev);
 
 	if (c->draining) {
-		if (evbuffer_get_length(out) == 0)
+		if (evbuffer_get_length(out) == 0 &&
+		    LIST_EMPTY(&c->pending))
 			conn_free(c);
 		return;
 	}
@@ -271,7 +290,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		log_debug("control.idle", "closing idle connection of pid %d",
 		    (int)c->peer.pid);
 	else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+	    (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+	    !LIST_EMPTY(&c->pending)) && !c->opsd->stopping) {
 		/* client shut down its side: send what it asked for */
 		c->draining = 1;
 		bufferevent_disable(bev, EV_READ);
@@ -350,6 +370,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	c = xcalloc(1, sizeof *c);
 	c->opsd = o;
+	LIST_INIT(&c->pending);
 	if (peer_credentials(fd, &c->peer) != 0) {
 		log_warn("control.accept", "cannot read peer credentials: %s",
 		    strerror(errno));

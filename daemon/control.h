@@ -32,6 +32,10 @@ const char *control_path(struct opsd *);
 
 const struct peer *control_peer(struct ctl_conn *);
 int	 control_may_admin(struct opsd *, struct ctl_conn *);
+/* Deferred calls of a connection: orphaned when it closes. */
+struct rpc_pending;
+void	 control_track(struct ctl_conn *, struct rpc_pending *);
+void	 control_untrack(struct rpc_pending *);
 /* Queues one message (a notification) on conn; 0 or -errno. */
 int	 control_send(struct ctl_conn *, json_t *msg);
 

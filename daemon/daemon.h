@@ -10,7 +10,11 @@
 
 struct event;
 struct event_base;
+struct evdns_base;
 struct control;
+struct probe_set;
+struct alert_set;
+struct metrics;
 struct config_errors;
 struct opsd_config;
 
@@ -29,6 +33,10 @@ struct opsd {
 	struct opsd_config	*conf;
 	char			*conf_path;
 	struct control		*control;	/* control.c */
+	struct evdns_base	*dns;		/* names for tcp/tls probes */
+	struct probe_set	*probes;	/* probe.c */
+	struct alert_set	*alerts;	/* alert.c */
+	struct metrics		*metrics;	/* metrics.c */
 
 	uint64_t		 start_usec;	/* monotonic */
 	time_t			 start_time;
@@ -50,5 +58,6 @@ struct opsd {
 int	opsd_reload(struct opsd *, struct config_errors *errs);
 void	opsd_shutdown(struct opsd *, const char *why);
 void	opsd_status_line(struct opsd *, char *buf, size_t len);
+void	opsd_notify_status(struct opsd *);	/* STATUS= to systemd */
 
 #endif

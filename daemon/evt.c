@@ -41,9 +41,15 @@ const struct evt_type EVT_RPC_DENIED = {
 const struct evt_type EVT_LOG_LEVEL = {
 	"opsd.log_level", "09ba3d883fbe419fb41c4745f5fcf993", LOG_NOTICE };
 
+const struct evt_type EVT_PROBE_STATE = {
+	"probe.state", "d8c4acb8c2584cdba1fe1095eddbdd19", LOG_WARNING };
+const struct evt_type EVT_ALERT_FAILED = {
+	"alert.failed", "d2fadc091d224d2983c0d9f83e556fcb", LOG_ERR };
+
 const struct evt_type *const evt_key_types[] = {
 	&EVT_STARTED, &EVT_STOPPED, &EVT_RELOADED, &EVT_RELOAD_FAILED,
 	&EVT_UNCLEAN_SHUTDOWN, &EVT_RPC_AUDIT, &EVT_RPC_DENIED, &EVT_LOG_LEVEL,
+	&EVT_PROBE_STATE, &EVT_ALERT_FAILED,
 };
 const unsigned int evt_nkey_types = nitems(evt_key_types);
 
@@ -157,11 +163,37 @@ evt_add(struct evt *ev, const char *key, const char *fmt, ...)
 	va_end(ap);
 }
 
+void
+evt_alert(struct evt *ev, const char *const *routes, unsigned int nroutes,
+    const char *source, const char *object, int firing)
+{
+	if (ev->alert == NULL)
+		ev->alert = xcalloc(1, sizeof *ev->alert);
+	ev->alert->routes = routes;
+	ev->alert->nroutes = nroutes;
+	ev->alert->source = source;
+	ev->alert->object = object;
+	ev->alert->firing = firing;
+}
+
+const char *
+evt_get(const struct evt *ev, const char *key)
+{
+	unsigned int	i;
+
+	for (i = 0; i < ev->nfields; i++) {
+		if (strcmp(ev->fields[i].key, key) == 0)
+			return (ev->fields[i].value);
+	}
+	return (NULL);
+}
+
 static void
 evt_free(struct evt *ev)
 {
 	unsigned int	i;
 
+	free(ev->alert);
 	for (i = 0; i < ev->nfields; i++) {
 		free(ev->fields[i].key);
 		free(ev->fields[i].value);

@@ -27,6 +27,8 @@ extern const struct evt_type EVT_UNCLEAN_SHUTDOWN;
 extern const struct evt_type EVT_RPC_AUDIT;
 extern const struct evt_type EVT_RPC_DENIED;
 extern const struct evt_type EVT_LOG_LEVEL;
+extern const struct evt_type EVT_PROBE_STATE;
+extern const struct evt_type EVT_ALERT_FAILED;
 
 /* Every key type, for tests and for checking the catalog. */
 extern const struct evt_type *const evt_key_types[];
@@ -37,8 +39,18 @@ struct evt_field {
 	char	*value;
 };
 
+/* What evt_alert() attaches: the alert sink delivers it. */
+struct evt_alert_info {
+	const char *const	*routes;	/* borrowed until emitted */
+	unsigned int		 nroutes;
+	const char		*source;	/* "probe", "backup", ... */
+	const char		*object;	/* its name */
+	int			 firing;	/* 0: resolved */
+};
+
 struct evt {
 	const struct evt_type	*type;
+	struct evt_alert_info	*alert;		/* NULL: no alert */
 	const char		*name;		/* type->name unless generic */
 	int			 priority;
 	char			*message;
@@ -66,6 +78,12 @@ struct evt *evt_new(const struct evt_type *);
 void	 evt_add(struct evt *, const char *key, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 void	 evt_set_priority(struct evt *, int priority);
+/* Marks the event as an alert for routes (fired or resolved). */
+void	 evt_alert(struct evt *, const char *const *routes,
+	    unsigned int nroutes, const char *source, const char *object,
+	    int firing);
+/* A field's value, or NULL. */
+const char *evt_get(const struct evt *, const char *key);
 /* Sets the message, hands the event to every sink, frees it. */
 void	 evt_emit(struct evt *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

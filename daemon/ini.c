@@ -399,6 +399,14 @@ ini_parse(const char *file, const char *buf, size_t len,
 	int			 lineno = 0, sawheader = 0;
 	unsigned int		 before = errs->n;
 
+	for (i = 0; i < ntypes; i++) {
+		for (size_t j = 1; j < types[i].nkeys; j++) {
+			if (strcmp(types[i].keys[j - 1].name,
+			    types[i].keys[j].name) >= 0)
+				fatalx("ini: keys of [%s] not sorted at %s",
+				    types[i].name, types[i].keys[j].name);
+		}
+	}
 	memset(&cs, 0, sizeof cs);
 	copy = xmalloc(len + 1);
 	memcpy(copy, buf, len);

@@ -14,14 +14,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <systemd/sd-daemon.h>
 
+#include "alert.h"
+#include "child.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
 #include "evt.h"
+#include "http.h"
+#include "metrics.h"
+#include "probe.h"
 #include "opsd-proto.h"
 #include "rpc.h"
 #include "state.h"
@@ -50,24 +56,6 @@ usage(FILE *f)
 "Signals: SIGHUP reloads the configuration, SIGTERM and SIGINT stop.\n"
 "Control it with opsd-cli(1); see opsd(8) and opsd.conf(5).\n",
 	    OPSD_DEFAULT_CONFIG);
-}
-
-void
-opsd_status_line(struct opsd *o, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s; %u client%s; config %s%s",
-	    o->stopping ? "stopping" : "running", control_nconns(o),
-	    control_nconns(o) == 1 ? "" : "s", o->conf_path,
-	    o->reloads ? " (reloaded)" : "");
-}
-
-static void
-notify_status(struct opsd *o)
-{
-	char	line[512];
-
-	opsd_status_line(o, line, sizeof line);
-	sd_notifyf(0, "STATUS=%s", line);
 }
 
 static void
@@ -108,90 +96,6 @@ check_previous_run(struct opsd *o)
 		    (long long)json_integer_value(json_object_get(st, "pid")));
 	}
 	json_decref(st);
-}
-
-int
-opsd_reload(struct opsd *o, struct config_errors *errs)
-{
-	struct opsd_config	*conf;
-	struct evt		*ev;
-	unsigned int		 i;
-
-	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)now_usec());
-	if ((conf = config_load(o->conf_path, errs)) == NULL) {
-		for (i = 0; i < errs->n; i++) {
-			ev = evt_new(&EVT_RELOAD_FAILED);
-			evt_add(ev, "config", "%s", o->conf_path);
-			evt_emit(ev, "reload rejected, keeping the running "
-			    "configuration: %s", errs->v[i]);
-		}
-		sd_notify(0, "READY=1");
-		notify_status(o);
-		return (-1);
-	}
-	if (strcmp(conf->state_dir, o->conf->state_dir) != 0)
-		log_warn("config.reload", "state_dir changed to %s; it is used "
-		    "from the next start on", conf->state_dir);
-	/* state_dir moves only at restart: keep the live one */
-	free(conf->state_dir);
-	conf->state_dir = xstrdup(o->conf->state_dir);
-
-	config_free(o->conf);
-	o->conf = conf;
-	o->reloads++;
-	log_set_level(conf->log_level);
-	control_reconfigure(o);
-
-	ev = evt_new(&EVT_RELOADED);
-	evt_add(ev, "config", "%s", o->conf_path);
-	evt_emit(ev, "configuration reloaded from %s", o->conf_path);
-	sd_notify(0, "READY=1");
-	notify_status(o);
-	return (0);
-}
-
-static void
-deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct opsd	*o = arg;
-
-	(void)fd;
-	(void)what;
-	log_warn("opsd.stop", "work still pending after %llums; stopping "
-	    "anyway", (unsigned long long)o->conf->shutdown_timeout);
-	event_base_loopbreak(o->base);
-}
-
-void
-opsd_shutdown(struct opsd *o, const char *why)
-{
-	struct timeval	tv;
-	unsigned int	i;
-
-	if (o->stopping)
-		return;
-	o->stopping = 1;
-	sd_notify(0, "STOPPING=1");
-	log_info("opsd.stop", "stopping: %s", why);
-
-	for (i = 0; i < nitems(o->ev_signals); i++) {
-		if (o->ev_signals[i] != NULL && i != 0)	/* keep SIGHUP ignored */
-			event_del(o->ev_signals[i]);
-	}
-	control_stop(o);
-	if (o->ev_tick != NULL)
-		event_del(o->ev_tick);
-	/*
-	 * The watchdog keeps running until the end. The loop ends by itself
-	 * once nothing is pending; the deadline bounds the wait.
-	 */
-	tv.tv_sec = (time_t)(o->conf->shutdown_timeout / 1000);
-	tv.tv_usec = (suseconds_t)(o->conf->shutdown_timeout % 1000) * 1000;
-	o->ev_deadline = evtimer_new(o->base, deadline_cb, o);
-	evtimer_add(o->ev_deadline, &tv);
-	if (control_nconns(o) == 0)
-		event_base_loopexit(o->base, NULL);
 }
 
 static void
@@ -262,7 +166,7 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 		o->loop.lag_max_usec = 0;
 	}
 	if (o->loop.ticks % 10 == 0)
-		notify_status(o);
+		opsd_notify_status(o);
 }
 
 static void
@@ -361,7 +265,10 @@ main(int argc, char **argv)
 
 	memset(&o, 0, sizeof o);
 	log_init(target);
-	o.conf_path = xstrdup(path);
+	/* absolute, so the path in status and reloads means one file */
+	o.conf_path = realpath(path, NULL);
+	if (o.conf_path == NULL)
+		o.conf_path = xstrdup(path);
 	if ((o.conf = config_load(path, &errs)) == NULL) {
 		for (i = 0; i < errs.n; i++)
 			log_err("config.error", "%s", errs.v[i]);
@@ -388,8 +295,18 @@ main(int argc, char **argv)
 	if ((o.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	rpc_init();
+	if (child_init(o.base) != 0 || http_init(o.base) != 0)
+		fatalx("cannot set up child processes or libcurl");
+	o.dns = evdns_base_new(o.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (o.dns == NULL)	/* no resolv.conf: numeric addresses still work */
+		o.dns = evdns_base_new(o.base, 0);
 	if (control_init(&o) != 0)
 		return (1);
+	alert_init(&o);
+	alert_apply_config(&o);
+	metrics_start(&o);
+	probe_apply_config(&o);
 
 	for (i = 0; i < nitems(sigs); i++) {
 		o.ev_signals[i] = evsignal_new(o.base, sigs[i], signal_cb, &o);
@@ -420,11 +337,15 @@ main(int argc, char **argv)
 	    "");
 	/* The socket accepts from here on: only now are we ready. */
 	sd_notify(0, "READY=1");
-	notify_status(&o);
+	opsd_notify_status(&o);
 
 	event_base_dispatch(o.base);
 
 	control_free(&o);
+	probe_stop_all(&o);
+	alert_stop_all(&o);
+	metrics_stop(&o);
+	child_shutdown();
 	write_run_state(&o, 1);
 	ev = evt_new(&EVT_STOPPED);
 	evt_add(ev, "uptime_seconds", "%llu", (unsigned long long)
@@ -442,6 +363,8 @@ main(int argc, char **argv)
 	if (o.ev_deadline != NULL)
 		event_free(o.ev_deadline);
 	rpc_free();
+	http_shutdown();
+	evdns_base_free(o.dns, 0);
 	event_base_free(o.base);
 	config_free(o.conf);
 	free(o.conf_path);

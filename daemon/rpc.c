@@ -23,6 +23,8 @@ static const struct {
 	const size_t		*n;
 } families[] = {
 	{ rpc_opsd_methods, &rpc_opsd_nmethods },
+	{ rpc_probe_methods, &rpc_probe_nmethods },
+	{ rpc_alert_methods, &rpc_alert_nmethods },
 };
 
 static const struct rpc_method	**table;
@@ -253,7 +255,8 @@ audit(struct rpc_call *call, const struct evt_type *type, const char *what)
 
 /* One request object; returns the reply or NULL for a notification. */
 static json_t *
-rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg)
+rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg,
+    int in_batch)
 {
 	struct rpc_request	 req;
 	struct rpc_call		 call;
@@ -280,6 +283,12 @@ rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg)
 	idx = 0;
 	while (table[idx] != call.method)
 		idx++;
+	if ((call.method->flags & RPC_ASYNC) && in_batch) {
+		snprintf(err, sizeof err, "%s answers later and cannot be part "
+		    "of a batch; send it on its own", call.method->name);
+		reply = jsonrpc_error(req.id, RPC_INVALID_REQUEST, err, NULL);
+		goto done;
+	}
 
 	if ((call.method->flags & RPC_ADMIN) && conn != NULL &&
 	    !control_may_admin(o, conn)) {
@@ -295,7 +304,11 @@ rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg)
 	if (params_fill(&call, req.params, params) == 0) {
 		if (call.method->flags & RPC_ADMIN)
 			audit(&call, &EVT_RPC_AUDIT, "call");
-		call.method->exec(&call, params, &result);
+		if (call.method->exec(&call, params, &result) ==
+		    RPC_DEFERRED && call.code == 0) {
+			reply = NULL;
+			goto done;
+		}
 	}
 	if (call.code != 0) {
 		stats[idx].error++;
@@ -319,6 +332,59 @@ done:
 	return (reply);
 }
 
+struct rpc_pending *
+rpc_defer(struct rpc_call *call)
+{
+	struct rpc_pending	*p;
+
+	p = xcalloc(1, sizeof *p);
+	p->id = call->id != NULL ? json_incref(call->id) : NULL;
+	p->method = 0;
+	while (table[p->method] != call->method)
+		p->method++;
+	p->conn = call->conn;
+	if (p->conn != NULL)
+		control_track(p->conn, p);
+	return (p);
+}
+
+static void
+pending_finish(struct rpc_pending *p, json_t *reply)
+{
+	struct ctl_conn	*conn = p->conn;
+
+	if (conn != NULL) {
+		control_untrack(p);
+		if (p->id != NULL)
+			control_send(conn, reply);
+	}
+	json_decref(reply);
+	json_decref(p->id);
+	free(p);
+}
+
+void
+rpc_pending_reply(struct rpc_pending *p, json_t *result)
+{
+	stats[p->method].ok++;
+	pending_finish(p, jsonrpc_result(p->id, result));
+}
+
+void
+rpc_pending_error(struct rpc_pending *p, int code, json_t *data,
+    const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	stats[p->method].error++;
+	pending_finish(p, jsonrpc_error(p->id, code, msg, data));
+	free(msg);
+}
+
 json_t *
 rpc_handle(struct opsd *o, struct ctl_conn *conn, json_t *msg)
 {
@@ -326,7 +392,7 @@ rpc_handle(struct opsd *o, struct ctl_conn *conn, json_t *msg)
 	size_t	 i;
 
 	if (!json_is_array(msg))
-		return (rpc_handle_one(o, conn, msg));
+		return (rpc_handle_one(o, conn, msg, 0));
 	if (json_array_size(msg) == 0) {
 		requests_total++;
 		return (jsonrpc_error(NULL, RPC_INVALID_REQUEST,
@@ -334,7 +400,7 @@ rpc_handle(struct opsd *o, struct ctl_conn *conn, json_t *msg)
 	}
 	replies = json_array();
 	json_array_foreach(msg, i, v) {
-		if ((r = rpc_handle_one(o, conn, v)) != NULL)
+		if ((r = rpc_handle_one(o, conn, v, 1)) != NULL)
 			json_array_append_new(replies, r);
 	}
 	if (json_array_size(replies) == 0) {

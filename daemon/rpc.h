@@ -11,6 +11,8 @@
 #ifndef OPSD_RPC_H
 #define OPSD_RPC_H
 
+#include <sys/queue.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +23,10 @@ struct ctl_conn;
 
 #define RPC_READ	0x0	/* any member of the socket's group */
 #define RPC_ADMIN	0x1	/* root or the admin group; audited */
+#define RPC_ASYNC	0x2	/* may answer later (rpc_defer); not in batches */
+
+/* Returned by a handler that called rpc_defer(). */
+#define RPC_DEFERRED	1
 
 enum rpc_ptype {
 	RPC_P_STRING,		/* const char *, borrowed from the request */
@@ -64,9 +70,29 @@ struct rpc_method {
 #define RPC_PARAMS(a)	(a), (sizeof (a) / sizeof (a)[0])
 #define RPC_NOPARAMS	NULL, 0, 0
 
+/*
+ * A call answered later: a probe run, a delivery. If the client goes away
+ * first, conn becomes NULL and the reply is dropped.
+ */
+struct rpc_pending {
+	struct ctl_conn			*conn;
+	json_t				*id;
+	size_t				 method;	/* table index */
+	LIST_ENTRY(rpc_pending)		 entry;		/* control.c */
+};
+
+struct rpc_pending *rpc_defer(struct rpc_call *);
+void	 rpc_pending_reply(struct rpc_pending *, json_t *result); /* steals */
+void	 rpc_pending_error(struct rpc_pending *, int code, json_t *data,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Families (rpc-*.c). */
 extern const struct rpc_method	rpc_opsd_methods[];
 extern const size_t		rpc_opsd_nmethods;
+extern const struct rpc_method	rpc_probe_methods[];
+extern const size_t		rpc_probe_nmethods;
+extern const struct rpc_method	rpc_alert_methods[];
+extern const size_t		rpc_alert_nmethods;
 
 void	 rpc_init(void);
 void	 rpc_free(void);

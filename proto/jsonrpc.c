@@ -156,7 +156,7 @@ jsonrpc_dump(const json_t *msg, size_t *len)
 	char	*s;
 
 	/* JSON_COMPACT never emits a raw newline, so one message is one line. */
-	s = json_dumps(msg, JSON_COMPACT);
+	s = json_dumps(msg, JSON_COMPACT | JSON_REAL_PRECISION(10));
 	if (s != NULL && len != NULL)
 		*len = strlen(s);
 	return (s);

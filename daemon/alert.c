@@ -1,0 +1,860 @@
+/*
+ * Alert routes and delivery. The alert sink subscribes to events; an event
+ * marked with evt_alert() names its routes. For each route an active alert
+ * (keyed by source and object) is kept while it fires, for the repeat
+ * timer and the resolved message. Each message is one delivery: a curl
+ * transfer retried with doubling delays; when the last attempt fails the
+ * failure is an event of its own (alert.failed) and a counter.
+ */
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "alert.h"
+#include "daemon.h"
+#include "evt.h"
+#include "http.h"
+#include "ini.h"
+#include "opsd-proto.h"
+#include "probe.h"
+#include "rpc.h"
+#include "util.h"
+
+#define RETRY_DELAY_MAX	(5 * 60 * 1000)
+
+struct route {
+	struct alert_conf	*conf;
+	uint64_t		 sent_ok;
+	uint64_t		 sent_failed;
+	int			 gone;		/* removed by a reload */
+	unsigned int		 refs;		/* deliveries in flight */
+};
+
+struct active {
+	struct alert_set	*set;
+	char			*route;
+	char			*source;
+	char			*object;
+	json_t			*payload;	/* last firing message */
+	int64_t			 since;
+	struct event		*repeat;
+	LIST_ENTRY(active)	 entry;
+};
+
+struct delivery {
+	struct alert_set	*set;
+	struct route		*route;
+	json_t			*payload;
+	char			*body;		/* as sent on the wire */
+	size_t			 bodylen;
+	size_t			 bodyoff;	/* smtp upload position */
+	CURL			*easy;
+	struct curl_slist	*headers;
+	struct curl_slist	*rcpt;
+	char			 errbuf[CURL_ERROR_SIZE];
+	unsigned int		 attempt;
+	unsigned int		 max_attempts;
+	struct event		*retry;
+	struct rpc_pending	*waiter;
+	LIST_ENTRY(delivery)	 entry;
+};
+
+struct alert_set {
+	struct opsd		*opsd;
+	struct route		**routes;
+	unsigned int		  nroutes;
+	LIST_HEAD(, active)	  active;
+	unsigned int		  nactive;
+	LIST_HEAD(, delivery)	  deliveries;
+	char			  host[256];
+};
+
+/* --- configuration ------------------------------------------------------ */
+
+static const char *const type_names[] = { "webhook", "email", NULL };
+static const char *const format_names[] = { "json", "slack", NULL };
+
+static const char *
+validate_alert_url(const char *value, char *buf, size_t len)
+{
+	if (strncmp(value, "http://", 7) != 0 &&
+	    strncmp(value, "https://", 8) != 0 &&
+	    strncmp(value, "smtp://", 7) != 0 &&
+	    strncmp(value, "smtps://", 8) != 0) {
+		snprintf(buf, len, "'%s' must start with http://, https://, "
+		    "smtp:// or smtps://", value);
+		return (buf);
+	}
+	return (NULL);
+}
+
+static const char *
+validate_secret_file(const char *value, char *buf, size_t len)
+{
+	if (value[0] != '/' || access(value, R_OK) != 0) {
+		snprintf(buf, len, "cannot read %s: %s", value, value[0] != '/'
+		    ? "must be an absolute path" : strerror(errno));
+		return (buf);
+	}
+	return (NULL);
+}
+
+#define O(f)	offsetof(struct alert_conf, f)
+static const struct ini_key alert_keys[] = {	/* sorted */
+	{ .name = "bearer_token_file", .kind = INI_PATH,
+	  .off = O(bearer_token_file), .validate = validate_secret_file },
+	{ .name = "ca_file", .kind = INI_PATH, .off = O(ca_file),
+	  .validate = validate_secret_file },
+	{ .name = "credentials_file", .kind = INI_PATH,
+	  .off = O(credentials_file), .validate = validate_secret_file },
+	{ .name = "format", .kind = INI_ENUM, .off = O(format),
+	  .choices = format_names, .dflt = "json" },
+	{ .name = "from", .kind = INI_STRING, .off = O(from) },
+	{ .name = "repeat", .kind = INI_DURATION, .off = O(repeat),
+	  .dflt = "1h", .max = 30 * 86400 * 1000ULL },
+	{ .name = "retries", .kind = INI_UINT, .off = O(retries), .dflt = "5",
+	  .max = 20 },
+	{ .name = "retry_delay", .kind = INI_DURATION, .off = O(retry_delay),
+	  .dflt = "5s", .min = 10, .max = RETRY_DELAY_MAX },
+	{ .name = "subject_prefix", .kind = INI_STRING,
+	  .off = O(subject_prefix), .dflt = "[opsd]" },
+	{ .name = "timeout", .kind = INI_DURATION, .off = O(timeout),
+	  .dflt = "20s", .min = 100, .max = 600 * 1000 },
+	{ .name = "tls_verify", .kind = INI_BOOL, .off = O(tls_verify),
+	  .dflt = "yes" },
+	{ .name = "to", .kind = INI_LIST, .off = O(to), .off2 = O(nto) },
+	{ .name = "type", .kind = INI_ENUM, .off = O(type),
+	  .choices = type_names, .flags = INI_REQUIRED },
+	{ .name = "url", .kind = INI_STRING, .off = O(url),
+	  .validate = validate_alert_url, .flags = INI_REQUIRED },
+};
+#undef O
+
+static void *
+alert_conf_open(void *ctx, const char *name)
+{
+	struct opsd_config	*conf = ctx;
+	struct alert_conf	*ac;
+
+	ac = xcalloc(1, sizeof *ac);
+	ac->name = xstrdup(name);
+	if (ini_defaults(&alert_section, ac) != 0)
+		fatalx("alert: a built-in default does not parse");
+	conf->alerts = xreallocarray(conf->alerts, conf->nalerts + 1,
+	    sizeof *conf->alerts);
+	conf->alerts[conf->nalerts++] = ac;
+	return (ac);
+}
+
+static void
+alert_conf_check(void *ctx, void *obj, const char *file, int line,
+    const int *keylines, struct config_errors *errs)
+{
+	struct alert_conf	*ac = obj;
+	static const char *const webhook_only[] = { "bearer_token_file",
+	    "format", NULL };
+	static const char *const email_only[] = { "from", "to",
+	    "credentials_file", "subject_prefix", NULL };
+	const char *const	*k;
+	int			 kl;
+
+	(void)ctx;
+	ac->line = line;
+	if (ac->url == NULL)
+		return;		/* reported as missing */
+	k = ac->type == ALERT_WEBHOOK ? email_only : webhook_only;
+	for (; *k != NULL; k++) {
+		if ((kl = ini_keyline(&alert_section, keylines, *k)) != 0)
+			ini_error(errs, file, kl, "'%s' does not apply to a "
+			    "%s route", *k, type_names[ac->type]);
+	}
+	kl = ini_keyline(&alert_section, keylines, "url");
+	if (ac->type == ALERT_WEBHOOK && strncmp(ac->url, "http", 4) != 0)
+		ini_error(errs, file, kl, "url: a webhook needs an http:// or "
+		    "https:// URL");
+	if (ac->type == ALERT_EMAIL) {
+		if (strncmp(ac->url, "smtp", 4) != 0)
+			ini_error(errs, file, kl, "url: an email route needs an "
+			    "smtp:// or smtps:// URL");
+		if (ac->from == NULL)
+			ini_error(errs, file, line, "[alert %s]: an email "
+			    "route needs 'from'", ac->name);
+		if (ac->nto == 0)
+			ini_error(errs, file, line, "[alert %s]: an email "
+			    "route needs at least one 'to'", ac->name);
+	}
+}
+
+const struct ini_section alert_section = {
+	"alert", 1, alert_keys, nitems(alert_keys), alert_conf_open,
+	alert_conf_check
+};
+
+void
+alert_conf_free(struct alert_conf *ac)
+{
+	if (ac == NULL)
+		return;
+	ini_free(&alert_section, ac);
+	free(ac->name);
+	free(ac);
+}
+
+struct alert_conf *
+alert_conf_find(struct opsd_config *conf, const char *name)
+{
+	unsigned int	i;
+
+	for (i = 0; i < conf->nalerts; i++) {
+		if (strcmp(conf->alerts[i]->name, name) == 0)
+			return (conf->alerts[i]);
+	}
+	return (NULL);
+}
+
+static struct alert_conf *
+alert_conf_copy(const struct alert_conf *src)
+{
+	struct alert_conf	*ac;
+	char			*base;
+	size_t			 k;
+	unsigned int		 i;
+
+	ac = xcalloc(1, sizeof *ac);
+	memcpy(ac, src, sizeof *ac);
+	base = (char *)ac;
+	for (k = 0; k < nitems(alert_keys); k++) {
+		if (alert_keys[k].kind == INI_STRING ||
+		    alert_keys[k].kind == INI_PATH) {
+			char **s = (char **)(base + alert_keys[k].off);
+			if (*s != NULL)
+				*s = xstrdup(*s);
+		}
+	}
+	ac->to = xcalloc(src->nto + 1, sizeof *ac->to);
+	for (i = 0; i < src->nto; i++)
+		ac->to[i] = xstrdup(src->to[i]);
+	ac->name = xstrdup(src->name);
+	return (ac);
+}
+
+/* --- delivery ----------------------------------------------------------- */
+
+static struct alert_set *
+alert_set(struct opsd *o)
+{
+	return (o->alerts);
+}
+
+static void
+route_release(struct route *r)
+{
+	if (--r->refs == 0 && r->gone) {
+		alert_conf_free(r->conf);
+		free(r);
+	}
+}
+
+static void
+delivery_free(struct delivery *d)
+{
+	LIST_REMOVE(d, entry);
+	if (d->easy != NULL) {
+		http_cancel(d->easy);
+		curl_easy_cleanup(d->easy);
+	}
+	curl_slist_free_all(d->headers);
+	curl_slist_free_all(d->rcpt);
+	if (d->retry != NULL)
+		event_free(d->retry);
+	json_decref(d->payload);
+	if (d->body != NULL)
+		explicit_bzero(d->body, d->bodylen);
+	free(d->body);
+	route_release(d->route);
+	free(d);
+}
+
+static const char *
+payload_text(json_t *payload)
+{
+	return (json_string_value(json_object_get(payload, "message")));
+}
+
+static size_t
+smtp_read_cb(char *buf, size_t size, size_t n, void *arg)
+{
+	struct delivery	*d = arg;
+	size_t		 len = size * n, left = d->bodylen - d->bodyoff;
+
+	if (len > left)
+		len = left;
+	memcpy(buf, d->body + d->bodyoff, len);
+	d->bodyoff += len;
+	return (len);
+}
+
+static size_t
+discard_cb(char *data, size_t size, size_t n, void *arg)
+{
+	(void)data;
+	(void)arg;
+	return (size * n);
+}
+
+/* RFC 5322 message: headers, blank line, text body with CRLF endings. */
+static char *
+email_render(struct delivery *d, size_t *len)
+{
+	struct alert_conf	*ac = d->route->conf;
+	json_t			*p = d->payload, *v;
+	char			*to = NULL, *tmp, *body = NULL, *msg, date[64];
+	char			 id[33];
+	unsigned char		 rnd[16];
+	const char		*key, *status;
+	time_t			 now = time(NULL);
+	struct tm		 tm;
+	unsigned int		 i;
+
+	for (i = 0; i < ac->nto; i++) {
+		xasprintf(&tmp, "%s%s%s", to ? to : "", to ? ", " : "",
+		    ac->to[i]);
+		free(to);
+		to = tmp;
+	}
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	RAND_bytes(rnd, sizeof rnd);
+	for (i = 0; i < sizeof rnd; i++)
+		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+	xasprintf(&body, "%s\r\n\r\n", payload_text(p));
+	json_object_foreach(p, key, v) {
+		if (!json_is_string(v) || strcmp(key, "message") == 0)
+			continue;
+		xasprintf(&tmp, "%s%-10s %s\r\n", body, key,
+		    json_string_value(v));
+		free(body);
+		body = tmp;
+	}
+	status = json_string_value(json_object_get(p, "status"));
+	*len = (size_t)xasprintf(&msg,
+	    "Date: %s\r\n"
+	    "From: %s\r\n"
+	    "To: %s\r\n"
+	    "Subject: %s %s\r\n"
+	    "Message-ID: <%s@%s>\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n"
+	    "X-Opsd-Status: %s\r\n"
+	    "\r\n"
+	    "%s", date, ac->from, to, ac->subject_prefix, payload_text(p), id,
+	    d->set->host, status ? status : "", body);
+	free(to);
+	free(body);
+	return (msg);
+}
+
+static void	delivery_attempt(struct delivery *);
+
+static void
+delivery_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	delivery_attempt(arg);
+}
+
+static void
+delivery_done(CURL *easy, CURLcode code, void *arg)
+{
+	struct delivery	*d = arg;
+	struct evt	*ev;
+	struct timeval	 tv;
+	uint64_t	 delay;
+	long		 status = 0;
+	char		 why[CURL_ERROR_SIZE + 64];
+
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (code == CURLE_OK && (d->route->conf->type == ALERT_EMAIL ||
+	    (status >= 200 && status < 300))) {
+		d->route->sent_ok++;
+		log_info("alert.sent", "alert sent through %s (attempt %u): %s",
+		    d->route->conf->name, d->attempt, payload_text(d->payload));
+		if (d->waiter != NULL)
+			rpc_pending_reply(d->waiter, json_pack("{s:s, s:b, "
+			    "s:i}", "route", d->route->conf->name, "delivered",
+			    1, "attempts", d->attempt));
+		d->waiter = NULL;
+		delivery_free(d);
+		return;
+	}
+	if (code != CURLE_OK)
+		snprintf(why, sizeof why, "%s", d->errbuf[0] ? d->errbuf :
+		    curl_easy_strerror(code));
+	else
+		snprintf(why, sizeof why, "HTTP status %ld", status);
+	if (d->attempt < d->max_attempts && !d->set->opsd->stopping) {
+		delay = d->route->conf->retry_delay << (d->attempt - 1);
+		if (delay > RETRY_DELAY_MAX)
+			delay = RETRY_DELAY_MAX;
+		log_warn("alert.retry", "alert through %s failed (attempt %u of "
+		    "%u): %s; retrying in %llums", d->route->conf->name,
+		    d->attempt, d->max_attempts, why,
+		    (unsigned long long)delay);
+		tv.tv_sec = (time_t)(delay / 1000);
+		tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+		evtimer_add(d->retry, &tv);
+		return;
+	}
+	d->route->sent_failed++;
+	ev = evt_new(&EVT_ALERT_FAILED);
+	evt_add(ev, "route", "%s", d->route->conf->name);
+	evt_add(ev, "attempts", "%u", d->attempt);
+	evt_add(ev, "error", "%s", why);
+	evt_add(ev, "alert", "%s", payload_text(d->payload));
+	evt_emit(ev, "alert through %s not delivered after %u attempt%s: %s",
+	    d->route->conf->name, d->attempt, d->attempt == 1 ? "" : "s", why);
+	if (d->waiter != NULL)
+		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, json_pack("{s:s, "
+		    "s:i}", "route", d->route->conf->name, "attempts",
+		    d->attempt), "delivery through %s failed: %s",
+		    d->route->conf->name, why);
+	d->waiter = NULL;
+	delivery_free(d);
+}
+
+static int
+read_secret_file(const char *path, char *buf, size_t len)
+{
+	return (probe_read_secret(path, buf, len));
+}
+
+static int
+delivery_setup(struct delivery *d)
+{
+	struct alert_conf	*ac = d->route->conf;
+	CURL			*e = d->easy;
+	char			 secret[1024], *hdr, *colon;
+	unsigned int		 i;
+	int			 r;
+
+	http_easy_defaults(e);
+	curl_easy_setopt(e, CURLOPT_URL, ac->url);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->errbuf);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ac->timeout);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, (long)ac->tls_verify);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, ac->tls_verify ? 2L : 0L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
+	if (ac->ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, ac->ca_file);
+
+	if (ac->type == ALERT_WEBHOOK) {
+		d->headers = curl_slist_append(d->headers,
+		    "Content-Type: application/json");
+		if (ac->bearer_token_file != NULL) {
+			if ((r = read_secret_file(ac->bearer_token_file,
+			    secret, sizeof secret)) != 0)
+				return (r);
+			xasprintf(&hdr, "Authorization: Bearer %s", secret);
+			d->headers = curl_slist_append(d->headers, hdr);
+			explicit_bzero(hdr, strlen(hdr));
+			free(hdr);
+			explicit_bzero(secret, sizeof secret);
+		}
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->headers);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)d->bodylen);
+		return (0);
+	}
+	/* email: STARTTLS when the server offers it (smtps: TLS from the start) */
+	curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+	curl_easy_setopt(e, CURLOPT_MAIL_FROM, ac->from);
+	for (i = 0; i < ac->nto; i++)
+		d->rcpt = curl_slist_append(d->rcpt, ac->to[i]);
+	curl_easy_setopt(e, CURLOPT_MAIL_RCPT, d->rcpt);
+	curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(e, CURLOPT_READFUNCTION, smtp_read_cb);
+	curl_easy_setopt(e, CURLOPT_READDATA, d);
+	if (ac->credentials_file != NULL) {
+		if ((r = read_secret_file(ac->credentials_file, secret,
+		    sizeof secret)) != 0)
+			return (r);
+		if ((colon = strchr(secret, ':')) == NULL) {
+			explicit_bzero(secret, sizeof secret);
+			return (-EINVAL);
+		}
+		*colon = '\0';
+		curl_easy_setopt(e, CURLOPT_USERNAME, secret);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, colon + 1);
+		explicit_bzero(secret, sizeof secret);
+	}
+	return (0);
+}
+
+static void
+delivery_attempt(struct delivery *d)
+{
+	struct evt	*ev;
+	int		 r = -ENOMEM;
+
+	d->attempt++;
+	d->bodyoff = 0;
+	d->errbuf[0] = '\0';
+	if (d->easy != NULL) {
+		curl_easy_cleanup(d->easy);
+		curl_slist_free_all(d->headers);
+		curl_slist_free_all(d->rcpt);
+		d->headers = d->rcpt = NULL;
+	}
+	if ((d->easy = curl_easy_init()) == NULL ||
+	    (r = delivery_setup(d)) != 0 ||
+	    (r = http_start(d->easy, delivery_done, d)) != 0) {
+		d->route->sent_failed++;
+		ev = evt_new(&EVT_ALERT_FAILED);
+		evt_add(ev, "route", "%s", d->route->conf->name);
+		evt_add(ev, "error", "cannot prepare the request: %s",
+		    strerror(r < 0 ? -r : EIO));
+		evt_emit(ev, "alert through %s not sent: cannot prepare the "
+		    "request (credentials file unreadable or malformed?)",
+		    d->route->conf->name);
+		if (d->waiter != NULL)
+			rpc_pending_error(d->waiter, OPSD_ERR_FAILED, NULL,
+			    "cannot prepare the request for %s: %s",
+			    d->route->conf->name, strerror(r < 0 ? -r : EIO));
+		d->waiter = NULL;
+		delivery_free(d);
+	}
+}
+
+static void
+deliver(struct alert_set *set, struct route *route, json_t *payload,
+    struct rpc_pending *waiter, unsigned int attempts)
+{
+	struct delivery	*d;
+	json_t		*slack;
+
+	d = xcalloc(1, sizeof *d);
+	d->set = set;
+	d->route = route;
+	route->refs++;
+	d->payload = json_incref(payload);
+	d->waiter = waiter;
+	d->max_attempts = attempts;
+	d->retry = evtimer_new(set->opsd->base, delivery_retry_cb, d);
+	LIST_INSERT_HEAD(&set->deliveries, d, entry);
+	if (route->conf->type == ALERT_EMAIL)
+		d->body = email_render(d, &d->bodylen);
+	else if (route->conf->format == ALERT_FORMAT_SLACK) {
+		slack = json_pack("{s:s}", "text", payload_text(payload));
+		d->body = json_dumps(slack, JSON_COMPACT);
+		json_decref(slack);
+	} else
+		d->body = json_dumps(payload, JSON_COMPACT);
+	d->bodylen = strlen(d->body);
+	delivery_attempt(d);
+}
+
+/* --- active alerts and the event sink ----------------------------------- */
+
+static struct route *
+route_find(struct alert_set *set, const char *name)
+{
+	unsigned int	i;
+
+	for (i = 0; i < set->nroutes; i++) {
+		if (strcmp(set->routes[i]->conf->name, name) == 0)
+			return (set->routes[i]);
+	}
+	return (NULL);
+}
+
+static void
+iso_time(int64_t t, char *buf, size_t len)
+{
+	struct tm	tm;
+	time_t		tt = (time_t)t;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *
+payload_from_event(struct alert_set *set, const struct evt *ev,
+    const char *status, int repeat)
+{
+	json_t		*p;
+	char		 now[32], *msg;
+	unsigned int	 i;
+
+	iso_time(time(NULL), now, sizeof now);
+	xasprintf(&msg, "%s%s%s: %s", strcmp(status, "resolved") == 0 ?
+	    "RESOLVED " : repeat ? "STILL FIRING " : "", set->host,
+	    "", ev->message);
+	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}",
+	    "source", "opsd", "host", set->host, "status", status,
+	    "kind", ev->alert->source, "name", ev->alert->object,
+	    "event", ev->name, "time", now, "test", 0);
+	json_object_set_new(p, "message", json_string(msg));
+	free(msg);
+	for (i = 0; i < ev->nfields; i++) {
+		if (json_object_get(p, ev->fields[i].key) == NULL)
+			json_object_set_new(p, ev->fields[i].key,
+			    json_string(ev->fields[i].value));
+	}
+	return (p);
+}
+
+static void
+active_free(struct active *a)
+{
+	LIST_REMOVE(a, entry);
+	a->set->nactive--;
+	event_free(a->repeat);
+	json_decref(a->payload);
+	free(a->route);
+	free(a->source);
+	free(a->object);
+	free(a);
+}
+
+static void
+active_arm(struct active *a, struct route *r)
+{
+	struct timeval	tv;
+
+	if (r->conf->repeat == 0)
+		return;
+	tv.tv_sec = (time_t)(r->conf->repeat / 1000);
+	tv.tv_usec = (suseconds_t)(r->conf->repeat % 1000) * 1000;
+	evtimer_add(a->repeat, &tv);
+}
+
+static void
+repeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct active	*a = arg;
+	struct route	*r;
+	json_t		*p;
+	char		*msg;
+
+	(void)fd;
+	(void)what;
+	if ((r = route_find(a->set, a->route)) == NULL) {
+		active_free(a);
+		return;
+	}
+	p = json_deep_copy(a->payload);
+	xasprintf(&msg, "STILL FIRING %s", json_string_value(
+	    json_object_get(a->payload, "message")));
+	json_object_set_new(p, "message", json_string(msg));
+	json_object_set_new(p, "repeat", json_true());
+	free(msg);
+	deliver(a->set, r, p, NULL, (unsigned int)r->conf->retries + 1);
+	json_decref(p);
+	active_arm(a, r);
+}
+
+static struct active *
+active_find(struct alert_set *set, const char *route, const char *source,
+    const char *object)
+{
+	struct active	*a;
+
+	LIST_FOREACH(a, &set->active, entry) {
+		if (strcmp(a->route, route) == 0 &&
+		    strcmp(a->source, source) == 0 &&
+		    strcmp(a->object, object) == 0)
+			return (a);
+	}
+	return (NULL);
+}
+
+static void
+alert_sink(const struct evt *ev, void *arg)
+{
+	struct alert_set	*set = arg;
+	struct route		*r;
+	struct active		*a;
+	json_t			*p;
+	unsigned int		 i;
+
+	if (ev->alert == NULL)
+		return;
+	for (i = 0; i < ev->alert->nroutes; i++) {
+		if ((r = route_find(set, ev->alert->routes[i])) == NULL)
+			continue;
+		a = active_find(set, r->conf->name, ev->alert->source,
+		    ev->alert->object);
+		if (ev->alert->firing) {
+			p = payload_from_event(set, ev, "firing", 0);
+			if (a == NULL) {
+				a = xcalloc(1, sizeof *a);
+				a->set = set;
+				a->route = xstrdup(r->conf->name);
+				a->source = xstrdup(ev->alert->source);
+				a->object = xstrdup(ev->alert->object);
+				a->since = time(NULL);
+				a->repeat = evtimer_new(set->opsd->base,
+				    repeat_cb, a);
+				LIST_INSERT_HEAD(&set->active, a, entry);
+				set->nactive++;
+			} else
+				json_decref(a->payload);
+			a->payload = json_incref(p);
+			active_arm(a, r);
+		} else {
+			if (a == NULL)
+				continue;	/* never fired here */
+			p = payload_from_event(set, ev, "resolved", 0);
+			json_object_set_new(p, "firing_seconds",
+			    json_integer(time(NULL) - a->since));
+			active_free(a);
+		}
+		deliver(set, r, p, NULL, (unsigned int)r->conf->retries + 1);
+		json_decref(p);
+	}
+}
+
+/* --- lifecycle ---------------------------------------------------------- */
+
+int
+alert_init(struct opsd *o)
+{
+	struct alert_set	*set;
+
+	set = xcalloc(1, sizeof *set);
+	set->opsd = o;
+	LIST_INIT(&set->active);
+	LIST_INIT(&set->deliveries);
+	if (gethostname(set->host, sizeof set->host) != 0)
+		strcpy(set->host, "localhost");
+	set->host[sizeof set->host - 1] = '\0';
+	o->alerts = set;
+	evt_subscribe(alert_sink, set);
+	return (0);
+}
+
+void
+alert_apply_config(struct opsd *o)
+{
+	struct alert_set	*set = alert_set(o);
+	struct route		**fresh, *r;
+	struct active		*a, *next;
+	unsigned int		 i, j;
+
+	fresh = xcalloc(o->conf->nalerts + 1, sizeof *fresh);
+	for (i = 0; i < o->conf->nalerts; i++) {
+		r = xcalloc(1, sizeof *r);
+		r->conf = alert_conf_copy(o->conf->alerts[i]);
+		r->refs = 1;
+		/* counters belong to the route name: keep them */
+		for (j = 0; j < set->nroutes; j++) {
+			if (strcmp(set->routes[j]->conf->name,
+			    r->conf->name) == 0) {
+				r->sent_ok = set->routes[j]->sent_ok;
+				r->sent_failed = set->routes[j]->sent_failed;
+			}
+		}
+		fresh[i] = r;
+	}
+	for (j = 0; j < set->nroutes; j++) {
+		set->routes[j]->gone = 1;
+		route_release(set->routes[j]);
+	}
+	free(set->routes);
+	set->routes = fresh;
+	set->nroutes = o->conf->nalerts;
+	/* alerts of removed routes end quietly */
+	for (a = LIST_FIRST(&set->active); a != NULL; a = next) {
+		next = LIST_NEXT(a, entry);
+		if (route_find(set, a->route) == NULL)
+			active_free(a);
+	}
+}
+
+void
+alert_stop_all(struct opsd *o)
+{
+	struct alert_set	*set = alert_set(o);
+	struct delivery		*d;
+	unsigned int		 j;
+
+	if (set == NULL)
+		return;
+	evt_unsubscribe(alert_sink, set);
+	while ((d = LIST_FIRST(&set->deliveries)) != NULL) {
+		if (d->waiter != NULL)
+			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
+			    NULL, "opsd is stopping");
+		d->waiter = NULL;
+		delivery_free(d);
+	}
+	while (!LIST_EMPTY(&set->active))
+		active_free(LIST_FIRST(&set->active));
+	for (j = 0; j < set->nroutes; j++) {
+		set->routes[j]->gone = 1;
+		route_release(set->routes[j]);
+	}
+	free(set->routes);
+	free(set);
+	o->alerts = NULL;
+}
+
+int
+alert_test(struct opsd *o, const char *name, struct rpc_pending *waiter)
+{
+	struct alert_set	*set = alert_set(o);
+	struct route		*r;
+	json_t			*p;
+	char			 now[32], *msg;
+
+	if ((r = route_find(set, name)) == NULL)
+		return (-ENOENT);
+	iso_time(time(NULL), now, sizeof now);
+	xasprintf(&msg, "TEST %s: a test alert from opsd through route %s; "
+	    "if you read this, the route works", set->host, name);
+	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}",
+	    "source", "opsd", "host", set->host, "status", "test",
+	    "kind", "test", "name", name, "event", "alert.test", "time", now,
+	    "test", 1, "message", msg);
+	free(msg);
+	/* one attempt: the operator is waiting for the verdict */
+	deliver(set, r, p, waiter, 1);
+	json_decref(p);
+	return (0);
+}
+
+unsigned int
+alert_route_count(struct opsd *o)
+{
+	return (o->alerts != NULL ? o->alerts->nroutes : 0);
+}
+
+const char *
+alert_route_stats(struct opsd *o, unsigned int i, uint64_t *ok,
+    uint64_t *failed)
+{
+	struct route	*r = o->alerts->routes[i];
+
+	*ok = r->sent_ok;
+	*failed = r->sent_failed;
+	return (r->conf->name);
+}
+
+unsigned int
+alert_active_count(struct opsd *o)
+{
+	return (o->alerts != NULL ? o->alerts->nactive : 0);
+}

@@ -1,0 +1,65 @@
+/*
+ * Alerts: [alert NAME] routes (webhook, e-mail) and the delivery of the
+ * events that carry alert routes (see evt_alert()). A firing alert is sent
+ * at once and again every `repeat` while it lasts; a resolved message
+ * follows when it ends. Delivery runs on the curl multi handle with
+ * retries and backoff; a delivery that finally fails is logged, counted
+ * and never blocks anything.
+ */
+#ifndef OPSD_ALERT_H
+#define OPSD_ALERT_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct opsd;
+struct rpc_pending;
+
+enum alert_type {
+	ALERT_WEBHOOK,
+	ALERT_EMAIL,
+};
+
+enum alert_format {
+	ALERT_FORMAT_JSON,
+	ALERT_FORMAT_SLACK,
+};
+
+struct alert_conf {
+	char		*name;
+	int		 line;
+	int		 type;
+	char		*url;
+	int		 format;
+	char		*bearer_token_file;
+	char		*from;
+	char		**to;
+	unsigned int	 nto;
+	char		*subject_prefix;
+	char		*credentials_file;	/* user:password, for SMTP */
+	char		*ca_file;
+	int		 tls_verify;
+	uint64_t	 repeat;		/* msec, 0: never */
+	uint64_t	 retries;
+	uint64_t	 retry_delay;		/* msec, doubles per attempt */
+	uint64_t	 timeout;		/* msec per attempt */
+};
+
+extern const struct ini_section alert_section;
+void	 alert_conf_free(struct alert_conf *);
+struct alert_conf *alert_conf_find(struct opsd_config *, const char *name);
+
+int	 alert_init(struct opsd *);
+void	 alert_apply_config(struct opsd *);
+void	 alert_stop_all(struct opsd *);
+/* Sends a test message through route; waiter gets the outcome. */
+int	 alert_test(struct opsd *, const char *route, struct rpc_pending *);
+
+/* Counters per route, for metrics. */
+unsigned int alert_route_count(struct opsd *);
+const char *alert_route_stats(struct opsd *, unsigned int i, uint64_t *ok,
+	    uint64_t *failed);
+unsigned int alert_active_count(struct opsd *);
+
+#endif

@@ -1,0 +1,208 @@
+/*
+ * The curl multi glue. libcurl tells us which sockets to watch
+ * (CURLMOPT_SOCKETFUNCTION) and when to call it back (TIMERFUNCTION);
+ * libevent tells libcurl when a socket is ready. Completed transfers are
+ * collected with curl_multi_info_read() after every action.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "evt.h"
+#include "http.h"
+#include "util.h"
+
+struct http_sock {
+	struct event	*ev;
+	curl_socket_t	 fd;
+};
+
+struct http_xfer {
+	http_done_cb	 done;
+	void		*arg;
+};
+
+static struct {
+	struct event_base	*base;
+	CURLM			*multi;
+	struct event		*timer;
+	unsigned int		 running;
+} hs;
+
+static void
+http_check_done(void)
+{
+	struct http_xfer	*x;
+	CURLMsg			*msg;
+	CURL			*easy;
+	CURLcode		 code;
+	int			 left;
+
+	while ((msg = curl_multi_info_read(hs.multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		easy = msg->easy_handle;
+		code = msg->data.result;
+		x = NULL;
+		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+		curl_multi_remove_handle(hs.multi, easy);
+		hs.running--;
+		if (x != NULL) {
+			curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+			if (x->done != NULL)
+				x->done(easy, code, x->arg);
+			free(x);
+		}
+	}
+}
+
+static void
+http_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int	flags = 0, running;
+
+	(void)arg;
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(hs.multi, fd, flags, &running);
+	http_check_done();
+}
+
+static void
+http_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int	running;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	curl_multi_socket_action(hs.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	http_check_done();
+}
+
+static int
+http_timer_fn(CURLM *multi, long timeout_ms, void *arg)
+{
+	struct timeval	tv;
+
+	(void)multi;
+	(void)arg;
+	if (timeout_ms < 0) {
+		evtimer_del(hs.timer);
+		return (0);
+	}
+	/* 0 means "now": still go through the loop, never recurse */
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(hs.timer, &tv);
+	return (0);
+}
+
+static int
+http_socket_fn(CURL *easy, curl_socket_t fd, int what, void *arg,
+    void *sockp)
+{
+	struct http_sock	*s = sockp;
+	short			 kind;
+
+	(void)easy;
+	(void)arg;
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL) {
+			event_free(s->ev);
+			free(s);
+			curl_multi_assign(hs.multi, fd, NULL);
+		}
+		return (0);
+	}
+	kind = EV_PERSIST;
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (s == NULL) {
+		s = xcalloc(1, sizeof *s);
+		s->fd = fd;
+		curl_multi_assign(hs.multi, fd, s);
+	} else
+		event_free(s->ev);
+	s->ev = event_new(hs.base, fd, kind, http_event_cb, NULL);
+	event_add(s->ev, NULL);
+	return (0);
+}
+
+int
+http_init(struct event_base *base)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return (-1);
+	hs.base = base;
+	if ((hs.multi = curl_multi_init()) == NULL)
+		return (-1);
+	hs.timer = evtimer_new(base, http_timer_cb, NULL);
+	curl_multi_setopt(hs.multi, CURLMOPT_SOCKETFUNCTION, http_socket_fn);
+	curl_multi_setopt(hs.multi, CURLMOPT_TIMERFUNCTION, http_timer_fn);
+	/* keep connections to probed hosts open between runs */
+	curl_multi_setopt(hs.multi, CURLMOPT_MAXCONNECTS, 2048L);
+	return (0);
+}
+
+void
+http_shutdown(void)
+{
+	if (hs.multi == NULL)
+		return;
+	curl_multi_cleanup(hs.multi);
+	hs.multi = NULL;
+	event_free(hs.timer);
+	curl_global_cleanup();
+}
+
+void
+http_easy_defaults(CURL *easy)
+{
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "opsd/" OPSD_VERSION);
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps");
+}
+
+int
+http_start(CURL *easy, http_done_cb done, void *arg)
+{
+	struct http_xfer	*x;
+
+	x = xcalloc(1, sizeof *x);
+	x->done = done;
+	x->arg = arg;
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+	if (curl_multi_add_handle(hs.multi, easy) != CURLM_OK) {
+		curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+		free(x);
+		return (-1);
+	}
+	hs.running++;
+	return (0);
+}
+
+void
+http_cancel(CURL *easy)
+{
+	struct http_xfer	*x = NULL;
+
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+	if (x == NULL)
+		return;
+	curl_multi_remove_handle(hs.multi, easy);
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+	hs.running--;
+	free(x);
+}
+
+unsigned int
+http_running(void)
+{
+	return (hs.running);
+}

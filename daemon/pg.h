@@ -1,0 +1,41 @@
+/*
+ * One PostgreSQL query on the event loop with libpq's non-blocking API:
+ * PQconnectStartParams/PQconnectPoll, PQsendQuery, PQconsumeInput, with a
+ * libevent event on PQsocket() (which may change while connecting) and a
+ * timer for the whole exchange. The password is handed to libpq as a
+ * connection parameter, never put in a conninfo string that could be
+ * logged.
+ *
+ * Host names are resolved by libpq itself, synchronously; give hostaddr=
+ * (or an IP address, or a Unix socket directory) to keep that off the loop.
+ */
+#ifndef OPSD_PG_H
+#define OPSD_PG_H
+
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+struct event_base;
+struct pgq;
+
+struct pg_spec {
+	const char	*conninfo;	/* without the password */
+	const char	*password;	/* NULL: none or from ~/.pgpass */
+	const char	*query;
+	uint64_t	 timeout_ms;
+};
+
+/*
+ * res is the query's first result (owned by the caller of the callback
+ * only for the duration of the call), error a message or NULL.
+ */
+typedef void (*pg_done_cb)(struct pgq *, const PGresult *res,
+    const char *error, void *arg);
+
+struct pgq *pg_query(struct event_base *, const struct pg_spec *,
+	    pg_done_cb, void *arg);
+void	 pg_cancel(struct pgq *);	/* no callback */
+int	 pg_server_version(const struct pgq *);
+
+#endif

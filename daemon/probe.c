@@ -1,0 +1,855 @@
+/*
+ * The probe core: the [probe NAME] schema, scheduling, and probe_done(),
+ * the one completion path of every kind (relayd's hce_notify_done).
+ *
+ * Scheduling is fixed-rate: a run is due every interval after the first
+ * (which is spread at random over the first interval so a thousand probes
+ * do not fire together); a run that overruns its slot makes the next one
+ * start when it ends, never two at once. Lateness (start minus due time)
+ * is recorded as a histogram.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "alert.h"
+#include "config.h"
+#include "daemon.h"
+#include "evt.h"
+#include "ini.h"
+#include "opsd-proto.h"
+#include "opsd-parse.h"
+#include "probe.h"
+#include "rpc.h"
+#include "util.h"
+
+static const char *const kind_names[] = {
+	"http", "tcp", "postgres", "tls", "exec", NULL
+};
+
+static const struct probe_ops *const kind_ops[] = {
+	&probe_http_ops, &probe_tcp_ops, &probe_pg_ops, &probe_tls_ops,
+	&probe_exec_ops,
+};
+
+const double probe_lateness_bounds[PROBE_LATENESS_BUCKETS] = {
+	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 5
+};
+static struct probe_lateness lateness;
+
+struct probe_set {
+	struct probe	**v;
+	unsigned int	  n;
+};
+
+/* --- configuration ------------------------------------------------------ */
+
+static const char *
+validate_url(const char *value, char *buf, size_t len)
+{
+	CURLU	*u;
+	char	*scheme = NULL;
+	int	 bad;
+
+	u = curl_url();
+	bad = curl_url_set(u, CURLUPART_URL, value, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+	if (bad) {
+		snprintf(buf, len, "'%s' is not an http:// or https:// URL",
+		    value);
+		return (buf);
+	}
+	return (NULL);
+}
+
+/* host:port, [v6]:port; fills host and port when asked. */
+static int
+split_address(const char *value, char **host, int *port)
+{
+	const char	*colon, *h, *hend;
+	uint64_t	 p;
+
+	if (value[0] == '[') {
+		if ((hend = strchr(value, ']')) == NULL || hend[1] != ':')
+			return (-EINVAL);
+		h = value + 1;
+		colon = hend + 1;
+	} else {
+		if ((colon = strrchr(value, ':')) == NULL)
+			return (-EINVAL);
+		h = value;
+		hend = colon;
+	}
+	if (hend == h)
+		return (-EINVAL);
+	if (parse_uint(colon + 1, 1, 65535, &p) != 0)
+		return (-ERANGE);
+	if (host != NULL)
+		*host = xstrndup(h, (size_t)(hend - h));
+	if (port != NULL)
+		*port = (int)p;
+	return (0);
+}
+
+static const char *
+validate_address(const char *value, char *buf, size_t len)
+{
+	switch (split_address(value, NULL, NULL)) {
+	case 0:
+		return (NULL);
+	case -ERANGE:
+		snprintf(buf, len, "port in '%s' must be 1 to 65535", value);
+		return (buf);
+	default:
+		snprintf(buf, len, "'%s' is not host:port", value);
+		return (buf);
+	}
+}
+
+static const char *
+validate_readable(const char *value, char *buf, size_t len)
+{
+	if (value[0] != '/') {
+		snprintf(buf, len, "must be an absolute path");
+		return (buf);
+	}
+	if (access(value, R_OK) != 0) {
+		snprintf(buf, len, "cannot read %s: %s", value,
+		    strerror(errno));
+		return (buf);
+	}
+	return (NULL);
+}
+
+/* "200", "200-299", "200,204,301-308" */
+static int
+parse_status_list(const char *s, struct probe_conf *pc)
+{
+	char		*copy, *tok, *save = NULL, *dash;
+	uint64_t	 lo, hi;
+	int		 r = 0;
+
+	copy = xstrdup(s);
+	pc->nstatus = 0;
+	for (tok = strtok_r(copy, ", ", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", ", &save)) {
+		if (pc->nstatus == PROBE_MAX_STATUS) {
+			r = -E2BIG;
+			break;
+		}
+		if ((dash = strchr(tok, '-')) != NULL)
+			*dash++ = '\0';
+		if (parse_uint(tok, 100, 599, &lo) != 0 ||
+		    parse_uint(dash ? dash : tok, 100, 599, &hi) != 0 ||
+		    hi < lo) {
+			r = -EINVAL;
+			break;
+		}
+		pc->status[pc->nstatus].lo = (int)lo;
+		pc->status[pc->nstatus].hi = (int)hi;
+		pc->nstatus++;
+	}
+	free(copy);
+	return (pc->nstatus == 0 ? -EINVAL : r);
+}
+
+static const char *
+validate_status(const char *value, char *buf, size_t len)
+{
+	struct probe_conf	pc;
+
+	if (parse_status_list(value, &pc) != 0) {
+		snprintf(buf, len, "'%s' is not a status list such as 200, "
+		    "200-299 or 200,204,301-308", value);
+		return (buf);
+	}
+	return (NULL);
+}
+
+static const char *
+validate_header(const char *value, char *buf, size_t len)
+{
+	size_t	n = strcspn(value, ":");
+
+	if (n == 0 || strcspn(value, " \t") < n) {
+		snprintf(buf, len, "'%s' is not 'Name' or 'Name: value'",
+		    value);
+		return (buf);
+	}
+	return (NULL);
+}
+
+#define O(f)	offsetof(struct probe_conf, f)
+static const struct ini_key probe_keys[] = {	/* sorted */
+	{ .name = "address", .kind = INI_STRING, .off = O(address),
+	  .validate = validate_address },
+	{ .name = "alert", .kind = INI_LIST, .off = O(alert),
+	  .off2 = O(nalert) },
+	{ .name = "ca_file", .kind = INI_PATH, .off = O(ca_file),
+	  .validate = validate_readable },
+	{ .name = "command", .kind = INI_STRING, .off = O(command) },
+	{ .name = "conninfo", .kind = INI_STRING, .off = O(conninfo) },
+	{ .name = "expect", .kind = INI_STRING, .off = O(expect) },
+	{ .name = "expect_body", .kind = INI_STRING, .off = O(expect_body) },
+	{ .name = "expect_header", .kind = INI_LIST, .off = O(expect_header),
+	  .off2 = O(nexpect_header), .validate = validate_header },
+	{ .name = "expect_status", .kind = INI_STRING,
+	  .off = O(expect_status), .dflt = "200-299",
+	  .validate = validate_status },
+	{ .name = "fall", .kind = INI_UINT, .off = O(fall), .dflt = "3",
+	  .min = 1, .max = 100 },
+	{ .name = "follow_redirects", .kind = INI_BOOL,
+	  .off = O(follow_redirects), .dflt = "no" },
+	{ .name = "host_header", .kind = INI_STRING, .off = O(host_header) },
+	{ .name = "interval", .kind = INI_DURATION, .off = O(interval),
+	  .dflt = "30s", .min = 100, .max = 86400 * 1000 },
+	{ .name = "kind", .kind = INI_ENUM, .off = O(kind),
+	  .choices = kind_names, .flags = INI_REQUIRED },
+	{ .name = "method", .kind = INI_STRING, .off = O(method),
+	  .dflt = "GET" },
+	{ .name = "password_file", .kind = INI_PATH, .off = O(password_file),
+	  .validate = validate_readable },
+	{ .name = "query", .kind = INI_STRING, .off = O(query),
+	  .dflt = "SELECT 1" },
+	{ .name = "rise", .kind = INI_UINT, .off = O(rise), .dflt = "2",
+	  .min = 1, .max = 100 },
+	{ .name = "send", .kind = INI_STRING, .off = O(send) },
+	{ .name = "servername", .kind = INI_STRING, .off = O(servername) },
+	{ .name = "timeout", .kind = INI_DURATION, .off = O(timeout),
+	  .dflt = "10s", .min = 10, .max = 3600 * 1000 },
+	{ .name = "tls_verify", .kind = INI_BOOL, .off = O(tls_verify),
+	  .dflt = "yes" },
+	{ .name = "url", .kind = INI_STRING, .off = O(url),
+	  .validate = validate_url },
+	{ .name = "warn_days", .kind = INI_UINT, .off = O(warn_days),
+	  .dflt = "21", .max = 3650 },
+};
+#undef O
+
+/* Which keys each kind takes, besides the common ones. */
+static const char *const kind_keys[][10] = {
+	[PROBE_HTTP] = { "url", "method", "expect_status", "expect_body",
+	    "expect_header", "host_header", "ca_file", "tls_verify",
+	    "follow_redirects", NULL },
+	[PROBE_TCP] = { "address", "send", "expect", NULL },
+	[PROBE_POSTGRES] = { "conninfo", "password_file", "query", NULL },
+	[PROBE_TLS] = { "address", "servername", "warn_days", "ca_file",
+	    "tls_verify", NULL },
+	[PROBE_EXEC] = { "command", NULL },
+};
+static const char *const common_keys[] = {
+	"alert", "fall", "interval", "kind", "rise", "timeout", NULL
+};
+static const char *const kind_required[] = {
+	[PROBE_HTTP] = "url", [PROBE_TCP] = "address",
+	[PROBE_POSTGRES] = "conninfo", [PROBE_TLS] = "address",
+	[PROBE_EXEC] = "command",
+};
+
+static int
+in_list(const char *const *list, const char *key)
+{
+	for (; *list != NULL; list++) {
+		if (strcmp(*list, key) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+static void *
+probe_conf_open(void *ctx, const char *name)
+{
+	struct opsd_config	*conf = ctx;
+	struct probe_conf	*pc;
+
+	pc = xcalloc(1, sizeof *pc);
+	pc->name = xstrdup(name);
+	if (ini_defaults(&probe_section, pc) != 0)
+		fatalx("probe: a built-in default does not parse");
+	conf->probes = xreallocarray(conf->probes, conf->nprobes + 1,
+	    sizeof *conf->probes);
+	conf->probes[conf->nprobes++] = pc;
+	return (pc);
+}
+
+static void
+probe_conf_check(void *ctx, void *obj, const char *file, int line,
+    const int *keylines, struct config_errors *errs)
+{
+	struct probe_conf	*pc = obj;
+	const char		*kind = kind_names[pc->kind];
+	size_t			 i;
+	int			 kl;
+
+	(void)ctx;
+	pc->line = line;
+	pc->alert_line = ini_keyline(&probe_section, keylines, "alert");
+	if (ini_keyline(&probe_section, keylines, "kind") == 0)
+		return;		/* reported as a missing required key */
+	for (i = 0; i < probe_section.nkeys; i++) {
+		const char *key = probe_keys[i].name;
+
+		if (keylines[i] == 0 || in_list(common_keys, key) ||
+		    in_list(kind_keys[pc->kind], key))
+			continue;
+		ini_error(errs, file, keylines[i], "'%s' does not apply to a "
+		    "%s probe", key, kind);
+	}
+	if (ini_keyline(&probe_section, keylines, kind_required[pc->kind]) ==
+	    0)
+		ini_error(errs, file, line, "[probe %s]: a %s probe needs "
+		    "'%s'", pc->name, kind, kind_required[pc->kind]);
+	if (pc->kind == PROBE_POSTGRES) {
+		if (pc->conninfo != NULL && strstr(pc->conninfo,
+		    "password") != NULL)
+			ini_error(errs, file, ini_keyline(&probe_section,
+			    keylines, "conninfo"), "conninfo must not hold "
+			    "the password: put it in a file named by "
+			    "password_file");
+	}
+	kl = ini_keyline(&probe_section, keylines, "timeout");
+	if (pc->timeout > pc->interval && kl == 0)
+		pc->timeout = pc->interval;	/* the default fits the interval */
+	else if (pc->timeout > pc->interval) {
+		ini_error(errs, file, kl, "timeout (%llums) is "
+		    "longer than interval (%llums)",
+		    (unsigned long long)pc->timeout,
+		    (unsigned long long)pc->interval);
+	}
+	parse_status_list(pc->expect_status, pc);
+	if ((pc->kind == PROBE_TCP || pc->kind == PROBE_TLS) &&
+	    pc->address != NULL)
+		split_address(pc->address, &pc->host, &pc->port);
+	if (pc->kind == PROBE_TLS && pc->servername == NULL && pc->host)
+		pc->servername = xstrdup(pc->host);
+}
+
+const struct ini_section probe_section = {
+	"probe", 1, probe_keys, nitems(probe_keys), probe_conf_open,
+	probe_conf_check
+};
+
+void
+probe_conf_free(struct probe_conf *pc)
+{
+	if (pc == NULL)
+		return;
+	ini_free(&probe_section, pc);
+	free(pc->name);
+	free(pc->host);
+	free(pc);
+}
+
+void
+probe_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
+{
+	unsigned int	i, j;
+
+	for (i = 0; i < conf->nprobes; i++) {
+		for (j = 0; j < conf->probes[i]->nalert; j++) {
+			if (alert_conf_find(conf, conf->probes[i]->alert[j]) ==
+			    NULL)
+				ini_error(errs, conf->path,
+				    conf->probes[i]->alert_line, "alert: no "
+				    "[alert %s] section", conf->probes[i]->
+				    alert[j]);
+		}
+	}
+}
+
+/* --- helpers for the kinds ---------------------------------------------- */
+
+void
+probe_fail(struct probe_result *r, const char *fmt, ...)
+{
+	va_list	ap;
+
+	r->ok = 0;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Reads a secret file: first line, no trailing newline. Read at each use
+ * so a rotated password is picked up without a reload.
+ */
+int
+probe_read_secret(const char *path, char *buf, size_t len)
+{
+	ssize_t	n;
+	int	fd, e;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return (-errno);
+	n = read(fd, buf, len - 1);
+	e = errno;
+	close(fd);
+	if (n < 0)
+		return (-e);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return (0);
+}
+
+const char *
+probe_state_name(enum probe_state s)
+{
+	switch (s) {
+	case PROBE_UP:
+		return ("up");
+	case PROBE_DOWN:
+		return ("down");
+	default:
+		return ("unknown");
+	}
+}
+
+const char *
+probe_kind_name(int kind)
+{
+	return (kind >= 0 && kind < (int)nitems(kind_ops) ? kind_names[kind] :
+	    "?");
+}
+
+const struct probe_lateness *
+probe_lateness(void)
+{
+	return (&lateness);
+}
+
+/* --- scheduling --------------------------------------------------------- */
+
+static void	probe_timer_cb(evutil_socket_t, short, void *);
+
+static void
+probe_arm(struct probe *p, uint64_t due)
+{
+	struct timeval	tv;
+	uint64_t	now = now_usec(), wait;
+
+	p->due_usec = due;
+	wait = due > now ? due - now : 0;
+	tv.tv_sec = (time_t)(wait / 1000000);
+	tv.tv_usec = (suseconds_t)(wait % 1000000);
+	evtimer_add(p->timer, &tv);
+}
+
+static void
+probe_start(struct probe *p)
+{
+	struct probe_result	r;
+	int			e;
+
+	p->running = 1;
+	p->run_start = now_usec();
+	p->run_start_wall = (int64_t)now_realtime_usec();
+	if ((e = p->ops->start(p)) != 0) {
+		memset(&r, 0, sizeof r);
+		probe_fail(&r, "cannot start: %s", strerror(-e));
+		probe_done(p, &r);
+	}
+}
+
+static void
+record_lateness(uint64_t late_usec)
+{
+	double		s = (double)late_usec / 1e6;
+	unsigned int	i;
+
+	for (i = 0; i < PROBE_LATENESS_BUCKETS; i++) {
+		if (s <= probe_lateness_bounds[i])
+			break;
+	}
+	lateness.count[i]++;
+	lateness.sum += s;
+	lateness.n++;
+}
+
+static void
+probe_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe	*p = arg;
+	uint64_t	 now = now_usec();
+
+	(void)fd;
+	(void)what;
+	if (p->running)		/* a probe.run is in flight: next slot */
+		return;
+	record_lateness(now > p->due_usec ? now - p->due_usec : 0);
+	probe_start(p);
+}
+
+int
+probe_run_now(struct probe *p, struct rpc_pending *waiter)
+{
+	if (waiter != NULL) {
+		p->waiters = xreallocarray(p->waiters, p->nwaiters + 1,
+		    sizeof *p->waiters);
+		p->waiters[p->nwaiters++] = waiter;
+	}
+	if (!p->running)
+		probe_start(p);
+	return (0);
+}
+
+/* --- completion --------------------------------------------------------- */
+
+json_t *
+probe_result_json(const struct probe_result *r)
+{
+	json_t		*o;
+	struct tm	 tm;
+	time_t		 t = (time_t)(r->ts_usec / 1000000);
+	char		 ts[32];
+
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	o = json_pack("{s:s, s:b, s:f, s:s}", "time", ts, "ok", r->ok,
+	    "latency_ms", r->latency_ms, "reason", r->reason);
+	if (o == NULL)
+		o = json_pack("{s:s, s:b, s:f, s:s}", "time", ts, "ok", r->ok,
+		    "latency_ms", r->latency_ms, "reason", "(not UTF-8)");
+	if (r->http_status != 0)
+		json_object_set_new(o, "http_status",
+		    json_integer(r->http_status));
+	if (r->cert_not_after != 0) {
+		t = (time_t)r->cert_not_after;
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_set_new(o, "cert", json_pack("{s:s, s:f, s:s?, "
+		    "s:s?, s:b}", "not_after", ts, "days_left",
+		    (double)(r->cert_not_after - r->ts_usec / 1000000) / 86400.0,
+		    "subject", r->cert_subject[0] ? r->cert_subject : NULL,
+		    "issuer", r->cert_issuer[0] ? r->cert_issuer : NULL,
+		    "verified", r->cert_verified));
+	}
+	if (r->server_version[0] != '\0')
+		json_object_set_new(o, "server_version",
+		    json_string(r->server_version));
+	return (o);
+}
+
+json_t *
+probe_json(const struct probe *p)
+{
+	json_t		*o, *routes;
+	struct tm	 tm;
+	time_t		 t = (time_t)p->since;
+	char		 since[32] = "";
+	unsigned int	 i;
+
+	if (p->since != 0) {
+		gmtime_r(&t, &tm);
+		strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	routes = json_array();
+	for (i = 0; i < p->conf->nalert; i++)
+		json_array_append_new(routes, json_string(p->conf->alert[i]));
+	o = json_pack("{s:s, s:s, s:s, s:s?, s:I, s:I, s:I, s:I, s:b, s:o}",
+	    "name", p->conf->name, "kind", probe_kind_name(p->conf->kind),
+	    "state", probe_state_name(p->state),
+	    "since", since[0] ? since : NULL,
+	    "interval_ms", (json_int_t)p->conf->interval,
+	    "runs_ok", (json_int_t)p->runs_ok,
+	    "runs_failed", (json_int_t)p->runs_failed,
+	    "state_changes", (json_int_t)p->state_changes,
+	    "running", p->running, "alert", routes);
+	json_object_set_new(o, "last", p->has_last ?
+	    probe_result_json(&p->last) : json_null());
+	return (o);
+}
+
+static void
+probe_state_event(struct probe *p, enum probe_state prev,
+    const struct probe_result *r)
+{
+	struct evt	*ev;
+
+	ev = evt_new(&EVT_PROBE_STATE);
+	if (p->state == PROBE_UP)
+		evt_set_priority(ev, LOG_NOTICE);
+	evt_add(ev, "probe", "%s", p->conf->name);
+	evt_add(ev, "kind", "%s", probe_kind_name(p->conf->kind));
+	evt_add(ev, "state", "%s", probe_state_name(p->state));
+	evt_add(ev, "prev_state", "%s", probe_state_name(prev));
+	evt_add(ev, "reason", "%s", r->reason);
+	evt_add(ev, "latency_ms", "%.1f", r->latency_ms);
+	/* alert: down fires, up after down resolves; unknown->up is quiet */
+	if (p->conf->nalert > 0 && (p->state == PROBE_DOWN ||
+	    prev == PROBE_DOWN))
+		evt_alert(ev, (const char *const *)p->conf->alert,
+		    p->conf->nalert, "probe", p->conf->name,
+		    p->state == PROBE_DOWN);
+	if (p->state == PROBE_DOWN)
+		evt_emit(ev, "probe %s is down: %s", p->conf->name,
+		    r->reason);
+	else
+		evt_emit(ev, "probe %s is %s%s%s", p->conf->name,
+		    probe_state_name(p->state), r->reason[0] ? ": " : "",
+		    r->reason);
+}
+
+void
+probe_done(struct probe *p, struct probe_result *r)
+{
+	enum probe_state	 prev = p->state;
+	uint64_t		 now = now_usec(), next;
+	unsigned int		 i;
+
+	r->ts_usec = p->run_start_wall;
+	r->latency_ms = r->latency_ms > 0 ? r->latency_ms :
+	    (double)(now - p->run_start) / 1000.0;
+	p->running = 0;
+	p->last_duration = (double)(now - p->run_start) / 1e6;
+	p->last = *r;
+	p->has_last = 1;
+	p->hist[p->hist_next] = *r;
+	p->hist_next = (p->hist_next + 1) % PROBE_HISTORY;
+	if (p->nhist < PROBE_HISTORY)
+		p->nhist++;
+	if (r->cert_not_after != 0)
+		p->cert_not_after = r->cert_not_after;
+
+	if (r->ok) {
+		p->runs_ok++;
+		p->ok_streak++;
+		p->fail_streak = 0;
+		if (p->state != PROBE_UP && p->ok_streak >= p->conf->rise)
+			p->state = PROBE_UP;
+	} else {
+		p->runs_failed++;
+		p->fail_streak++;
+		p->ok_streak = 0;
+		if (p->state != PROBE_DOWN && p->fail_streak >= p->conf->fall)
+			p->state = PROBE_DOWN;
+	}
+	log_debug("probe.result", "probe %s: %s in %.1f ms%s%s",
+	    p->conf->name, r->ok ? "ok" : "failed", r->latency_ms,
+	    r->reason[0] ? ": " : "", r->reason);
+	if (p->state != prev) {
+		p->state_changes++;
+		p->since = (int64_t)(now_realtime_usec() / 1000000);
+		probe_state_event(p, prev, r);
+	}
+
+	for (i = 0; i < p->nwaiters; i++) {
+		json_t *res = probe_result_json(r);
+
+		json_object_set_new(res, "probe", json_string(p->conf->name));
+		json_object_set_new(res, "state",
+		    json_string(probe_state_name(p->state)));
+		rpc_pending_reply(p->waiters[i], res);
+	}
+	free(p->waiters);
+	p->waiters = NULL;
+	p->nwaiters = 0;
+
+	if (p->opsd->stopping)
+		return;
+	/* next slot on the fixed grid, skipping slots the run overran */
+	next = p->due_usec + p->conf->interval * 1000;
+	if (next <= now)
+		next = now + (p->conf->interval * 1000 -
+		    (now - p->due_usec) % (p->conf->interval * 1000));
+	probe_arm(p, next);
+}
+
+/* --- the set of probes --------------------------------------------------- */
+
+static struct probe_set *
+probe_set(struct opsd *o)
+{
+	if (o->probes == NULL)
+		o->probes = xcalloc(1, sizeof (struct probe_set));
+	return (o->probes);
+}
+
+unsigned int
+probe_count(struct opsd *o)
+{
+	return (o->probes != NULL ? o->probes->n : 0);
+}
+
+struct probe *
+probe_at(struct opsd *o, unsigned int i)
+{
+	return (o->probes != NULL && i < o->probes->n ? o->probes->v[i] :
+	    NULL);
+}
+
+struct probe *
+probe_find(struct opsd *o, const char *name)
+{
+	unsigned int	i;
+
+	for (i = 0; i < probe_count(o); i++) {
+		if (strcmp(o->probes->v[i]->conf->name, name) == 0)
+			return (o->probes->v[i]);
+	}
+	return (NULL);
+}
+
+static void
+probe_cancel_run(struct probe *p, const char *why)
+{
+	unsigned int	i;
+
+	if (p->running) {
+		p->ops->cancel(p);
+		p->running = 0;
+	}
+	for (i = 0; i < p->nwaiters; i++)
+		rpc_pending_error(p->waiters[i], OPSD_ERR_SHUTTING_DOWN, NULL,
+		    "probe %s %s before the run ended", p->conf->name, why);
+	free(p->waiters);
+	p->waiters = NULL;
+	p->nwaiters = 0;
+}
+
+static void
+probe_free(struct probe *p, const char *why)
+{
+	probe_cancel_run(p, why);
+	if (p->ops->free != NULL)
+		p->ops->free(p);
+	event_free(p->timer);
+	probe_conf_free(p->conf);
+	free(p);
+}
+
+static struct probe_conf *
+probe_conf_copy(const struct probe_conf *src)
+{
+	struct probe_conf	*pc;
+	unsigned int		 i;
+	size_t			 k;
+	char			*base;
+
+	/* Copy field by field: the config it came from is freed on reload. */
+	pc = xcalloc(1, sizeof *pc);
+	memcpy(pc, src, sizeof *pc);
+	base = (char *)pc;
+	for (k = 0; k < nitems(probe_keys); k++) {
+		const struct ini_key *key = &probe_keys[k];
+
+		if (key->kind == INI_STRING || key->kind == INI_PATH) {
+			char **s = (char **)(base + key->off);
+			if (*s != NULL)
+				*s = xstrdup(*s);
+		} else if (key->kind == INI_LIST) {
+			char ***l = (char ***)(base + key->off);
+			unsigned int n = *(unsigned int *)(base + key->off2);
+			char **copy = xcalloc(n + 1, sizeof *copy);
+
+			for (i = 0; i < n; i++)
+				copy[i] = xstrdup((*l)[i]);
+			*l = copy;
+		}
+	}
+	pc->name = xstrdup(src->name);
+	pc->host = src->host != NULL ? xstrdup(src->host) : NULL;
+	return (pc);
+}
+
+/* Same check, same target: keep the state and history across a reload. */
+static int
+probe_conf_same(const struct probe_conf *a, const struct probe_conf *b)
+{
+	return (a->kind == b->kind && a->interval == b->interval &&
+	    ((a->url == NULL && b->url == NULL) || (a->url && b->url &&
+	    strcmp(a->url, b->url) == 0)) &&
+	    ((a->address == NULL && b->address == NULL) || (a->address &&
+	    b->address && strcmp(a->address, b->address) == 0)) &&
+	    ((a->conninfo == NULL && b->conninfo == NULL) || (a->conninfo &&
+	    b->conninfo && strcmp(a->conninfo, b->conninfo) == 0)) &&
+	    ((a->command == NULL && b->command == NULL) || (a->command &&
+	    b->command && strcmp(a->command, b->command) == 0)));
+}
+
+void
+probe_apply_config(struct opsd *o)
+{
+	struct probe_set	*set = probe_set(o), fresh = { NULL, 0 };
+	struct opsd_config	*conf = o->conf;
+	struct probe		*p, *old;
+	unsigned int		 i, j;
+	uint32_t		 rnd;
+
+	fresh.v = xcalloc(conf->nprobes + 1, sizeof *fresh.v);
+	for (i = 0; i < conf->nprobes; i++) {
+		old = NULL;
+		for (j = 0; j < set->n; j++) {
+			if (set->v[j] != NULL && strcmp(set->v[j]->conf->name,
+			    conf->probes[i]->name) == 0) {
+				old = set->v[j];
+				set->v[j] = NULL;
+				break;
+			}
+		}
+		if (old != NULL && probe_conf_same(old->conf,
+		    conf->probes[i])) {
+			/*
+			 * Same check: keep state and history, take the new
+			 * knobs. The kind's handle is rebuilt from them.
+			 */
+			probe_cancel_run(old, "was reconfigured");
+			if (old->ops->free != NULL)
+				old->ops->free(old);
+			probe_conf_free(old->conf);
+			old->conf = probe_conf_copy(conf->probes[i]);
+			probe_arm(old, old->due_usec);
+			fresh.v[fresh.n++] = old;
+			continue;
+		}
+		if (old != NULL)
+			probe_free(old, "was reconfigured");
+		p = xcalloc(1, sizeof *p);
+		p->opsd = o;
+		p->conf = probe_conf_copy(conf->probes[i]);
+		p->ops = kind_ops[p->conf->kind];
+		p->timer = evtimer_new(o->base, probe_timer_cb, p);
+		/* first run somewhere in the first interval */
+		RAND_bytes((unsigned char *)&rnd, sizeof rnd);
+		probe_arm(p, now_usec() + (uint64_t)rnd %
+		    (p->conf->interval * 1000));
+		fresh.v[fresh.n++] = p;
+	}
+	for (j = 0; j < set->n; j++) {
+		if (set->v[j] != NULL)
+			probe_free(set->v[j], "was removed");
+	}
+	free(set->v);
+	*set = fresh;
+}
+
+void
+probe_stop_all(struct opsd *o)
+{
+	unsigned int	i;
+
+	if (o->probes == NULL)
+		return;
+	for (i = 0; i < o->probes->n; i++)
+		probe_free(o->probes->v[i], "stopped: opsd is shutting down");
+	free(o->probes->v);
+	free(o->probes);
+	o->probes = NULL;
+}

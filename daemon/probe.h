@@ -1,0 +1,183 @@
+/*
+ * Health probes. A probe runs on its own timer (first runs spread over the
+ * interval, never overlapping with itself), one kind-specific file does the
+ * check (probe-http.c, probe-tcp.c, probe-pg.c, probe-tls.c, probe-exec.c),
+ * and every run ends in probe_done(): the single place that keeps the
+ * rise/fall counters, the state, the history, and emits the state-change
+ * event that logging, metrics and alerts hang off.
+ */
+#ifndef OPSD_PROBE_H
+#define OPSD_PROBE_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+
+struct opsd;
+struct probe;
+struct rpc_pending;
+
+enum probe_kind {
+	PROBE_HTTP,
+	PROBE_TCP,
+	PROBE_POSTGRES,
+	PROBE_TLS,
+	PROBE_EXEC,
+};
+
+enum probe_state {
+	PROBE_UNKNOWN,
+	PROBE_UP,
+	PROBE_DOWN,
+};
+
+#define PROBE_MAX_STATUS	16
+#define PROBE_HISTORY		32
+
+struct probe_conf {
+	char		*name;
+	int		 line;
+	int		 kind;
+	uint64_t	 interval;	/* msec */
+	uint64_t	 timeout;	/* msec */
+	uint64_t	 rise;
+	uint64_t	 fall;
+	char		**alert;	/* route names */
+	unsigned int	 nalert;
+	int		 alert_line;
+
+	/* http */
+	char		*url;
+	char		*method;
+	char		*expect_status;
+	struct {
+		int	 lo, hi;
+	}		 status[PROBE_MAX_STATUS];
+	unsigned int	 nstatus;
+	char		*expect_body;
+	char		**expect_header;
+	unsigned int	 nexpect_header;
+	char		*host_header;
+	char		*ca_file;
+	int		 tls_verify;
+	int		 follow_redirects;
+
+	/* tcp, tls */
+	char		*address;	/* host:port */
+	char		*host;		/* parsed from address */
+	int		 port;
+	char		*send;
+	char		*expect;
+	char		*servername;
+	uint64_t	 warn_days;
+
+	/* postgres */
+	char		*conninfo;
+	char		*password_file;
+	char		*query;
+
+	/* exec */
+	char		*command;
+};
+
+struct probe_result {
+	int64_t		 ts_usec;	/* wall clock, start of the run */
+	int		 ok;
+	double		 latency_ms;
+	char		 reason[256];	/* why it failed, or a short note */
+	int		 http_status;
+	/* tls and https: the served certificate */
+	int64_t		 cert_not_after;	/* 0 if unknown */
+	char		 cert_subject[256];
+	char		 cert_issuer[256];
+	int		 cert_verified;
+	/* postgres */
+	char		 server_version[32];
+};
+
+struct probe_ops {
+	const char	*name;
+	/* Starts one run; it ends with probe_done(). 0 or -errno. */
+	int		(*start)(struct probe *);
+	/* Aborts the run in flight without calling probe_done(). */
+	void		(*cancel)(struct probe *);
+	/* Releases what the kind keeps between runs. */
+	void		(*free)(struct probe *);
+};
+
+struct probe {
+	struct opsd		*opsd;
+	struct probe_conf	*conf;		/* owned copy */
+	const struct probe_ops	*ops;
+	void			*kstate;	/* the kind's own */
+
+	enum probe_state	 state;
+	int64_t			 since;		/* wall clock, seconds */
+	unsigned int		 ok_streak;
+	unsigned int		 fail_streak;
+	struct probe_result	 last;
+	int			 has_last;
+	struct probe_result	 hist[PROBE_HISTORY];
+	unsigned int		 nhist;
+	unsigned int		 hist_next;
+	int64_t			 cert_not_after;
+
+	struct event		*timer;
+	uint64_t		 due_usec;	/* monotonic */
+	int			 running;
+	uint64_t		 run_start;	/* monotonic */
+	int64_t			 run_start_wall;
+
+	uint64_t		 runs_ok;
+	uint64_t		 runs_failed;
+	uint64_t		 state_changes;
+	double			 last_duration;	/* seconds */
+
+	struct rpc_pending	**waiters;	/* probe.run callers */
+	unsigned int		 nwaiters;
+};
+
+extern const struct probe_ops probe_http_ops;
+extern const struct probe_ops probe_tcp_ops;
+extern const struct probe_ops probe_pg_ops;
+extern const struct probe_ops probe_tls_ops;
+extern const struct probe_ops probe_exec_ops;
+
+/* Config: the [probe NAME] section type and its cleanup. */
+extern const struct ini_section probe_section;
+void	 probe_conf_free(struct probe_conf *);
+/* Checks that need the whole config (alert routes exist). */
+void	 probe_conf_check_refs(struct opsd_config *, struct config_errors *);
+
+/* Runtime. */
+void	 probe_apply_config(struct opsd *);	/* start, after reload */
+void	 probe_stop_all(struct opsd *);
+struct probe *probe_find(struct opsd *, const char *name);
+unsigned int probe_count(struct opsd *);
+struct probe *probe_at(struct opsd *, unsigned int);
+/* Runs now (or joins the run in flight); waiter gets the result. */
+int	 probe_run_now(struct probe *, struct rpc_pending *);
+void	 probe_done(struct probe *, struct probe_result *);
+
+const char *probe_state_name(enum probe_state);
+const char *probe_kind_name(int kind);
+struct json_t *probe_result_json(const struct probe_result *);
+struct json_t *probe_json(const struct probe *);
+
+/* Lateness of runs against their schedule, for metrics and the bench. */
+#define PROBE_LATENESS_BUCKETS	12
+extern const double probe_lateness_bounds[PROBE_LATENESS_BUCKETS];
+struct probe_lateness {
+	uint64_t	 count[PROBE_LATENESS_BUCKETS + 1];	/* +Inf last */
+	double		 sum;
+	uint64_t	 n;
+};
+const struct probe_lateness *probe_lateness(void);
+
+/* Small helpers shared by the kinds. */
+void	 probe_fail(struct probe_result *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+int	 probe_read_secret(const char *path, char *buf, size_t len);
+
+#endif

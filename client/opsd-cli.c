@@ -43,14 +43,15 @@ struct cli {
 };
 
 struct cmd {
-	const char	*name;
+	const char	*name;		/* one or two words */
 	const char	*args;		/* usage after the name */
 	const char	*method;
 	const char	*help;
 	int		 minargs;
 	int		 maxargs;
 	json_t		*(*params)(int argc, char **argv);
-	void		 (*print)(json_t *result);
+	int		 (*print)(json_t *result);	/* exit code */
+	uint64_t	 timeout_ms;	/* default when --timeout is not given */
 };
 
 static void	usage(FILE *);
@@ -240,14 +241,16 @@ cli_call(struct cli *cli, const char *method, json_t *params)
 
 /* --- output ------------------------------------------------------------ */
 
-static void
+static int
 print_json(json_t *v)
 {
 	char	*s;
 
-	s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY |
+	    JSON_REAL_PRECISION(10));
 	printf("%s\n", s != NULL ? s : "null");
 	free(s);
+	return (EXIT_OK);
 }
 
 static void
@@ -296,7 +299,7 @@ format_uptime(long long s, char *buf, size_t len)
 		snprintf(buf, len, "%llds", s);
 }
 
-static void
+static int
 print_status(json_t *r)
 {
 	json_t		*loop = json_object_get(r, "loop");
@@ -331,24 +334,27 @@ print_status(json_t *r)
 			break;
 	}
 	row("objects", "%s", off ? list : "none configured");
+	return (EXIT_OK);
 }
 
-static void
+static int
 print_reload(json_t *r)
 {
 	printf("reloaded %s\n", sget(r, "config"));
+	return (EXIT_OK);
 }
 
-static void
+static int
 print_log_level(json_t *r)
 {
 	printf("log level %s (was %s)\n", sget(r, "level"),
 	    sget(r, "previous"));
+	return (EXIT_OK);
 }
 
 static int	methods_names_only;
 
-static void
+static int
 print_methods(json_t *r)
 {
 	json_t		*m, *p;
@@ -375,6 +381,112 @@ print_methods(json_t *r)
 			    "required")) ? "" : "?", sget(p, "type"),
 			    sget(p, "help"));
 	}
+	return (EXIT_OK);
+}
+
+/* "2026-11-27T23:54:57Z" -> "2026-11-27 23:54:57" */
+static const char *
+when(json_t *o, const char *key)
+{
+	static char	buf[32];
+	const char	*s = sget(o, key);
+
+	snprintf(buf, sizeof buf, "%s", s);
+	if (strlen(buf) == 20 && buf[10] == 'T') {
+		buf[10] = ' ';
+		buf[19] = '\0';
+	}
+	return (buf);
+}
+
+static int
+print_probe_list(json_t *r)
+{
+	json_t	*p, *last;
+	size_t	 i;
+	int	 w = 5, n;
+	char	 lat[32];
+
+	json_array_foreach(json_object_get(r, "probes"), i, p) {
+		n = (int)strlen(sget(p, "name"));
+		if (n > w)
+			w = n;
+	}
+	if (json_array_size(json_object_get(r, "probes")) == 0) {
+		printf("no probes configured ([probe NAME] sections in "
+		    "opsd.conf)\n");
+		return (EXIT_OK);
+	}
+	printf("%-*s  %-8s  %-7s  %-19s  %9s  %s\n", w, "PROBE", "KIND",
+	    "STATE", "SINCE", "LATENCY", "LAST RESULT");
+	json_array_foreach(json_object_get(r, "probes"), i, p) {
+		last = json_object_get(p, "last");
+		if (json_is_object(last))
+			snprintf(lat, sizeof lat, "%.1f ms",
+			    fget(last, "latency_ms"));
+		else
+			snprintf(lat, sizeof lat, "-");
+		printf("%-*s  %-8s  %-7s  %-19s  %9s  %s%s\n", w,
+		    sget(p, "name"), sget(p, "kind"), sget(p, "state"),
+		    when(p, "since"), lat, json_is_object(last) ?
+		    (json_is_true(json_object_get(last, "ok")) ? "ok: " :
+		    "FAILED: ") : "(not run yet)", json_is_object(last) ?
+		    sget(last, "reason") : "");
+	}
+	return (EXIT_OK);
+}
+
+static int
+print_probe_run(json_t *r)
+{
+	int	ok = json_is_true(json_object_get(r, "ok"));
+
+	printf("%s: %s in %.1f ms: %s (state %s)\n", sget(r, "probe"),
+	    ok ? "ok" : "FAILED", fget(r, "latency_ms"), sget(r, "reason"),
+	    sget(r, "state"));
+	if (json_object_get(r, "cert") != NULL) {
+		json_t *c = json_object_get(r, "cert");
+
+		printf("  certificate: %s, expires %s (%.1f days), %s\n",
+		    sget(c, "subject"), when(c, "not_after"),
+		    fget(c, "days_left"), json_is_true(json_object_get(c,
+		    "verified")) ? "verified" : "NOT verified");
+	}
+	if (json_object_get(r, "server_version") != NULL)
+		printf("  server version %s\n", sget(r, "server_version"));
+	return (ok ? EXIT_OK : EXIT_RPC);
+}
+
+static int
+print_probe_history(json_t *r)
+{
+	json_t	*h;
+	size_t	 i;
+
+	printf("probe %s, state %s\n", sget(r, "probe"), sget(r, "state"));
+	printf("%-19s  %-6s  %9s  %s\n", "TIME", "RESULT", "LATENCY",
+	    "REASON");
+	json_array_foreach(json_object_get(r, "history"), i, h)
+		printf("%-19s  %-6s  %6.1f ms  %s\n", when(h, "time"),
+		    json_is_true(json_object_get(h, "ok")) ? "ok" : "FAILED",
+		    fget(h, "latency_ms"), sget(h, "reason"));
+	return (EXIT_OK);
+}
+
+static int
+print_alert_test(json_t *r)
+{
+	printf("test alert delivered through %s (%lld attempt%s)\n",
+	    sget(r, "route"), iget(r, "attempts"), iget(r, "attempts") == 1 ?
+	    "" : "s");
+	return (EXIT_OK);
+}
+
+static json_t *
+params_name(int argc, char **argv)
+{
+	(void)argc;
+	return (json_pack("{s:s}", "name", argv[0]));
 }
 
 /* --- commands ---------------------------------------------------------- */
@@ -406,33 +518,75 @@ params_call(int argc, char **argv)
 }
 
 static const struct cmd cmds[] = {
+	{ "alert test", "NAME", "alert.test",
+	    "send a test message through an alert route",
+	    1, 1, params_name, print_alert_test, 60000 },
 	{ "call", "METHOD [JSON-PARAMS]", NULL,
 	    "call any method with raw JSON params; prints the result",
-	    1, 2, params_call, print_json },
+	    1, 2, params_call, print_json, 0 },
 	{ "log-level", "LEVEL", OPSD_M_LOG_LEVEL,
 	    "set the log level: error, warning, notice, info or debug",
-	    1, 1, params_log_level, print_log_level },
+	    1, 1, params_log_level, print_log_level, 0 },
 	{ "methods", "[-q]", OPSD_M_METHODS,
 	    "list the daemon's methods, their params and who may call them "
-	    "(-q: names only)", 0, 1, NULL, print_methods },
+	    "(-q: names only)", 0, 1, NULL, print_methods, 0 },
+	{ "probe history", "NAME", "probe.history",
+	    "a probe's last results, newest first",
+	    1, 1, params_name, print_probe_history, 0 },
+	{ "probe list", "", "probe.list",
+	    "every probe: state, since when, latency, last result",
+	    0, 0, NULL, print_probe_list, 0 },
+	{ "probe run", "NAME", "probe.run",
+	    "run a probe now and show the result (exit 1 if it failed)",
+	    1, 1, params_name, print_probe_run, 3600000 },
 	{ "reload", "", OPSD_M_RELOAD,
 	    "re-read the configuration; on errors the old one stays",
-	    0, 0, NULL, print_reload },
+	    0, 0, NULL, print_reload, 0 },
 	{ "status", "", OPSD_M_STATUS,
 	    "show version, uptime, configuration and load",
-	    0, 0, NULL, print_status },
+	    0, 0, NULL, print_status, 0 },
 };
 
+/* Matches "status" or "probe run"; *words says how many it used. */
 static const struct cmd *
-cmd_find(const char *name)
+cmd_find(int argc, char **argv, int *words)
 {
-	size_t	i;
+	size_t	i, n;
 
 	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-		if (strcmp(cmds[i].name, name) == 0)
+		n = strcspn(cmds[i].name, " ");
+		if (strncmp(cmds[i].name, argv[0], n) != 0 ||
+		    argv[0][n] != '\0')
+			continue;
+		if (cmds[i].name[n] == '\0') {
+			*words = 1;
 			return (&cmds[i]);
+		}
+		if (argc > 1 && strcmp(cmds[i].name + n + 1, argv[1]) == 0) {
+			*words = 2;
+			return (&cmds[i]);
+		}
 	}
 	return (NULL);
+}
+
+/* "opsd-cli probe" alone: list what follows it. */
+static int
+cmd_family_usage(const char *word)
+{
+	size_t	i, n, found = 0;
+
+	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		n = strcspn(cmds[i].name, " ");
+		if (cmds[i].name[n] == ' ' && strncmp(cmds[i].name, word, n) ==
+		    0 && word[n] == '\0') {
+			if (found++ == 0)
+				fprintf(stderr, "usage:\n");
+			fprintf(stderr, "  opsd-cli %s %s\n", cmds[i].name,
+			    cmds[i].args);
+		}
+	}
+	return (found > 0);
 }
 
 static void
@@ -508,7 +662,7 @@ main(int argc, char **argv)
 	const struct cmd *c;
 	const char	*method, *message;
 	json_t		*params = NULL, *reply, *result;
-	int		 ch, code, r, i;
+	int		 ch, code, r, i, words, timeout_set = 0;
 
 	memset(&cli, 0, sizeof cli);
 	cli.socket = getenv("OPSD_SOCKET");
@@ -531,6 +685,7 @@ main(int argc, char **argv)
 			    cli.timeout_ms == 0)
 				die(EXIT_USAGE, "--timeout: '%s' is not a "
 				    "duration such as 500ms, 10s or 2m", optarg);
+			timeout_set = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -551,19 +706,24 @@ main(int argc, char **argv)
 		return (EXIT_USAGE);
 	}
 	if (strcmp(argv[0], "help") == 0) {
-		if (argc > 1 && (c = cmd_find(argv[1])) != NULL)
+		if (argc > 1 && (c = cmd_find(argc - 1, argv + 1, &words)) !=
+		    NULL)
 			cmd_usage(stdout, c);
 		else
 			usage(stdout);
 		return (EXIT_OK);
 	}
-	if ((c = cmd_find(argv[0])) == NULL) {
+	if ((c = cmd_find(argc, argv, &words)) == NULL) {
+		if (cmd_family_usage(argv[0]))
+			return (EXIT_USAGE);
 		fprintf(stderr, "opsd-cli: unknown command '%s'\n\n", argv[0]);
 		usage(stderr);
 		return (EXIT_USAGE);
 	}
-	argc--;
-	argv++;
+	argc -= words;
+	argv += words;
+	if (!timeout_set && c->timeout_ms != 0)
+		cli.timeout_ms = c->timeout_ms;
 	for (i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") ==
 		    0) {
@@ -606,12 +766,16 @@ main(int argc, char **argv)
 	else {
 		if (cli.json) {
 			char *s = json_dumps(result, JSON_COMPACT |
-			    JSON_ENCODE_ANY);
+			    JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
 			printf("%s\n", s);
 			free(s);
+			r = EXIT_OK;
+			/* a failed probe run fails the command either way */
+			if (c->print == print_probe_run &&
+			    !json_is_true(json_object_get(result, "ok")))
+				r = EXIT_RPC;
 		} else
-			c->print(result);
-		r = EXIT_OK;
+			r = c->print(result);
 	}
 	json_decref(reply);
 	close(cli.fd);

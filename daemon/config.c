@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "alert.h"
+#include "backup.h"
 #include "config.h"
 #include "ini.h"
 #include "probe.h"
@@ -109,7 +110,8 @@ config_parse(const char *name, const char *buf, size_t len,
 {
 	struct opsd_config	*conf;
 	const struct ini_section sections[] = {
-		opsd_section, alert_section, probe_section,
+		opsd_section, alert_section, backup_section,
+		database_section, probe_section,
 	};
 
 	conf = xcalloc(1, sizeof *conf);
@@ -124,6 +126,7 @@ config_parse(const char *name, const char *buf, size_t len,
 	/* [opsd] may be absent: check the defaults the same way */
 	opsd_check(conf, conf, name, 0, NULL, errs);
 	probe_conf_check_refs(conf, errs);
+	backup_conf_check_refs(conf, errs);
 	if (conf->metrics_listen != NULL &&
 	    strcmp(conf->metrics_listen, "off") == 0) {
 		free(conf->metrics_listen);
@@ -194,6 +197,12 @@ config_free(struct opsd_config *conf)
 	for (i = 0; i < conf->nalerts; i++)
 		alert_conf_free(conf->alerts[i]);
 	free(conf->alerts);
+	for (i = 0; i < conf->ndatabases; i++)
+		database_conf_free(conf->databases[i]);
+	free(conf->databases);
+	for (i = 0; i < conf->nbackups; i++)
+		backup_conf_free(conf->backups[i]);
+	free(conf->backups);
 	free(conf->path);
 	free(conf);
 }
@@ -213,6 +222,7 @@ config_errors_clear(struct config_errors *errs)
 json_t *
 config_counts(const struct opsd_config *conf)
 {
-	return (json_pack("{s:i, s:i}", "probes", conf->nprobes,
-	    "alerts", conf->nalerts));
+	return (json_pack("{s:i, s:i, s:i, s:i}", "probes", conf->nprobes,
+	    "alerts", conf->nalerts, "databases", conf->ndatabases,
+	    "backups", conf->nbackups));
 }

@@ -38,6 +38,10 @@ struct opsd_config {
 	unsigned int	 nprobes;
 	struct alert_conf **alerts;		/* [alert NAME] */
 	unsigned int	 nalerts;
+	struct database_conf **databases;	/* [database NAME] */
+	unsigned int	 ndatabases;
+	struct backup_conf **backups;		/* [backup NAME] */
+	unsigned int	 nbackups;
 };
 
 /*

@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "alert.h"
+#include "backup.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
@@ -71,6 +72,7 @@ opsd_reload(struct opsd *o, struct config_errors *errs)
 	control_reconfigure(o);
 	alert_apply_config(o);
 	probe_apply_config(o);
+	backup_apply_config(o);
 	metrics_reconfigure(o);
 
 	ev = evt_new(&EVT_RELOADED);
@@ -111,6 +113,7 @@ opsd_shutdown(struct opsd *o, const char *why)
 	}
 	control_stop(o);
 	probe_stop_all(o);
+	backup_stop_all(o);
 	if (o->ev_tick != NULL)
 		event_del(o->ev_tick);
 	/*

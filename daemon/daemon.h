@@ -14,6 +14,7 @@ struct evdns_base;
 struct control;
 struct probe_set;
 struct alert_set;
+struct backup_set;
 struct metrics;
 struct config_errors;
 struct opsd_config;
@@ -36,6 +37,7 @@ struct opsd {
 	struct evdns_base	*dns;		/* names for tcp/tls probes */
 	struct probe_set	*probes;	/* probe.c */
 	struct alert_set	*alerts;	/* alert.c */
+	struct backup_set	*backups;	/* backup.c */
 	struct metrics		*metrics;	/* metrics.c */
 
 	uint64_t		 start_usec;	/* monotonic */

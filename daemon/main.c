@@ -20,6 +20,8 @@
 #include <systemd/sd-daemon.h>
 
 #include "alert.h"
+#include "backup.h"
+#include "jobs.h"
 #include "child.h"
 #include "config.h"
 #include "control.h"
@@ -307,6 +309,7 @@ main(int argc, char **argv)
 	alert_apply_config(&o);
 	metrics_start(&o);
 	probe_apply_config(&o);
+	backup_apply_config(&o);
 
 	for (i = 0; i < nitems(sigs); i++) {
 		o.ev_signals[i] = evsignal_new(o.base, sigs[i], signal_cb, &o);
@@ -343,6 +346,8 @@ main(int argc, char **argv)
 
 	control_free(&o);
 	probe_stop_all(&o);
+	backup_stop_all(&o);
+	jobs_stop_all(&o);
 	alert_stop_all(&o);
 	metrics_stop(&o);
 	child_shutdown();

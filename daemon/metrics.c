@@ -12,6 +12,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "alert.h"
+#include "backup.h"
 #include "config.h"
 #include "daemon.h"
 #include "evt.h"
@@ -225,6 +226,7 @@ metrics_render(struct opsd *o, struct evbuffer *b)
 	}
 
 	probe_metrics(o, b);
+	backup_metrics(o, b);
 
 	head(b, "opsd_alerts_sent_total", "counter", "Alert deliveries by "
 	    "route and result.");

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@ enum pg_step {
 	PG_CONNECTING,
 	PG_SENDING,
 	PG_READING,
+	PG_IDLE,
 };
 
 struct pgq {
@@ -25,6 +27,7 @@ struct pgq {
 	int			 version;
 	int			 sock;
 	int			 failed_start;
+	int			 session;	/* pg_open: stays open */
 	char			*query;
 };
 
@@ -57,8 +60,25 @@ pg_finish(struct pgq *q, const char *error)
 		buf[n] = '\0';
 		error = buf;
 	}
-	q->done(q, error == NULL ? q->res : NULL, error, q->arg);
-	pg_free(q);
+	if (!q->session) {
+		q->done(q, error == NULL ? q->res : NULL, error, q->arg);
+		pg_free(q);
+		return;
+	}
+	/* a session goes idle; the callback may start the next statement */
+	if (q->ev != NULL)
+		event_del(q->ev);
+	evtimer_del(q->timer);
+	q->step = PG_IDLE;
+	{
+		PGresult	*res = q->res;
+		pg_done_cb	 done = q->done;
+
+		q->res = NULL;
+		done(q, error == NULL ? res : NULL, error, q->arg);
+		if (res != NULL)
+			PQclear(res);
+	}
 }
 
 static void
@@ -118,6 +138,12 @@ pg_send(struct pgq *q)
 	if (q->step == PG_CONNECTING) {
 		q->version = PQserverVersion(q->conn);
 		PQsetnonblocking(q->conn, 1);
+		if (q->session && q->query == NULL) {
+			pg_finish(q, NULL);	/* connected: report it */
+			return;
+		}
+	}
+	if (q->step == PG_CONNECTING || q->step == PG_IDLE) {
 		if (!PQsendQuery(q->conn, q->query)) {
 			pg_finish(q, PQerrorMessage(q->conn));
 			return;
@@ -168,6 +194,8 @@ pg_io_cb(evutil_socket_t fd, short what, void *arg)
 	case PG_READING:
 		pg_read(q);
 		return;
+	case PG_IDLE:
+		return;
 	}
 }
 
@@ -201,7 +229,7 @@ pg_query(struct event_base *base, const struct pg_spec *spec, pg_done_cb done,
 	q->done = done;
 	q->arg = arg;
 	q->sock = -1;
-	q->query = xstrdup(spec->query);
+	q->query = spec->query != NULL ? xstrdup(spec->query) : NULL;
 	q->timer = evtimer_new(base, pg_timeout_cb, q);
 
 	/* dbname with expand_dbname=1 takes a whole conninfo string */
@@ -240,4 +268,53 @@ int
 pg_server_version(const struct pgq *q)
 {
 	return (q->version);
+}
+
+struct pgq *
+pg_open(struct event_base *base, const struct pg_spec *spec, pg_done_cb done,
+    void *arg)
+{
+	struct pg_spec	s = *spec;
+	struct pgq	*q;
+
+	s.query = NULL;
+	q = pg_query(base, &s, done, arg);
+	q->session = 1;
+	return (q);
+}
+
+int
+pg_exec(struct pgq *q, const char *sql, uint64_t timeout_ms, pg_done_cb done,
+    void *arg)
+{
+	struct timeval	tv;
+
+	if (q->step != PG_IDLE)
+		return (-EBUSY);
+	free(q->query);
+	q->query = xstrdup(sql);
+	q->done = done;
+	q->arg = arg;
+	tv.tv_sec = (time_t)(timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
+	evtimer_add(q->timer, &tv);
+	pg_send(q);
+	return (0);
+}
+
+char *
+pg_quote_ident(const char *s)
+{
+	char	*out, *p;
+
+	out = p = xmalloc(2 * strlen(s) + 3);
+	*p++ = '"';
+	for (; *s != '\0'; s++) {
+		if (*s == '"')
+			*p++ = '"';
+		*p++ = *s;
+	}
+	*p++ = '"';
+	*p = '\0';
+	return (out);
 }

@@ -38,4 +38,17 @@ struct pgq *pg_query(struct event_base *, const struct pg_spec *,
 void	 pg_cancel(struct pgq *);	/* no callback */
 int	 pg_server_version(const struct pgq *);
 
+/*
+ * A session that stays open for several statements (an advisory lock is
+ * held by its session). pg_open calls back once connected (res NULL);
+ * pg_exec runs one statement on an idle session; pg_cancel closes it.
+ * spec->query is ignored by pg_open.
+ */
+struct pgq *pg_open(struct event_base *, const struct pg_spec *,
+	    pg_done_cb, void *arg);
+int	 pg_exec(struct pgq *, const char *sql, uint64_t timeout_ms,
+	    pg_done_cb, void *arg);
+/* Quotes an identifier for SQL ("name"); free() the result. */
+char	*pg_quote_ident(const char *);
+
 #endif

@@ -25,6 +25,7 @@ static const struct {
 	{ rpc_opsd_methods, &rpc_opsd_nmethods },
 	{ rpc_probe_methods, &rpc_probe_nmethods },
 	{ rpc_alert_methods, &rpc_alert_nmethods },
+	{ rpc_backup_methods, &rpc_backup_nmethods },
 };
 
 static const struct rpc_method	**table;
@@ -427,4 +428,38 @@ rpc_describe(const struct rpc_method *m)
 	    "access", (m->flags & RPC_ADMIN) ? "admin" : "read",
 	    "help", m->help, "result", m->result ? m->result : "",
 	    "params", params));
+}
+
+void
+rpc_pending_notify(struct rpc_pending *p, const char *method, json_t *params)
+{
+	json_t	*n;
+
+	if (p->conn != NULL) {
+		n = jsonrpc_notification(method, params);
+		control_send(p->conn, n);
+		json_decref(n);
+	}
+	json_decref(params);
+}
+
+void
+rpc_pending_reply_keep(struct rpc_pending *p, json_t *result)
+{
+	json_t	*reply;
+
+	stats[p->method].ok++;
+	reply = jsonrpc_result(p->id, result);
+	if (p->conn != NULL && p->id != NULL)
+		control_send(p->conn, reply);
+	json_decref(reply);
+}
+
+void
+rpc_pending_release(struct rpc_pending *p)
+{
+	if (p->conn != NULL)
+		control_untrack(p);
+	json_decref(p->id);
+	free(p);
 }

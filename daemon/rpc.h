@@ -82,6 +82,13 @@ struct rpc_pending {
 };
 
 struct rpc_pending *rpc_defer(struct rpc_call *);
+/* For followers: a notification on the caller's connection, if open. */
+void	 rpc_pending_notify(struct rpc_pending *, const char *method,
+	    json_t *params);				/* steals params */
+/* Drops a follower without a reply (its reply was already sent). */
+void	 rpc_pending_release(struct rpc_pending *);
+/* Sends the reply now but keeps p for notifications (a follower). */
+void	 rpc_pending_reply_keep(struct rpc_pending *, json_t *result);
 void	 rpc_pending_reply(struct rpc_pending *, json_t *result); /* steals */
 void	 rpc_pending_error(struct rpc_pending *, int code, json_t *data,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -93,6 +100,8 @@ extern const struct rpc_method	rpc_probe_methods[];
 extern const size_t		rpc_probe_nmethods;
 extern const struct rpc_method	rpc_alert_methods[];
 extern const size_t		rpc_alert_nmethods;
+extern const struct rpc_method	rpc_backup_methods[];
+extern const size_t		rpc_backup_nmethods;
 
 void	 rpc_init(void);
 void	 rpc_free(void);

@@ -1,0 +1,122 @@
+/*
+ * Scheduled, verified PostgreSQL backups. A run is a state machine whose
+ * step is written to state_dir before each side effect, so a kill -9 at
+ * any point is cleaned up at the next start: lock (optional advisory lock
+ * for fleets) -> dump (pg_dump streamed through SHA-256 into a .partial
+ * file) -> sync -> rename + manifest -> verify (checksum, restore into a
+ * scratch database, checks, drop) -> upload -> prune.
+ */
+#ifndef OPSD_BACKUP_H
+#define OPSD_BACKUP_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "schedule.h"
+
+struct opsd;
+struct rpc_pending;
+struct json_t;
+struct evbuffer;
+
+struct database_conf {
+	char		*name;
+	int		 line;
+	char		*conninfo;
+	char		*password_file;
+	char		*sslmode;
+	char		*sslrootcert;
+	char		*admin_conninfo;
+	char		*admin_password_file;
+};
+
+enum backup_verify {
+	BACKUP_VERIFY_EACH,
+	BACKUP_VERIFY_NEVER,
+};
+
+enum backup_lock {
+	BACKUP_LOCK_NONE,
+	BACKUP_LOCK_ADVISORY,
+};
+
+struct backup_conf {
+	char		*name;
+	int		 line;
+	char		*database;
+	char		*schedule;
+	char		*timezone;
+	struct sched_spec spec;
+	uint64_t	 random_delay;
+	int		 persistent;
+	char		*dir;
+	char		*pg_dump_args;
+	char		*pg_bin_dir;
+	uint64_t	 timeout;
+	uint64_t	 keep_last;
+	uint64_t	 keep_daily;
+	uint64_t	 keep_weekly;
+	uint64_t	 keep_monthly;
+	int		 verify;
+	uint64_t	 verify_timeout;
+	char		**check;
+	unsigned int	 ncheck;
+	char		**expect;
+	unsigned int	 nexpect;
+	uint64_t	 max_age;	/* msec; 0: twice the period */
+	char		*upload;
+	char		*s3_endpoint;
+	char		*s3_region;
+	char		*s3_access_key_file;
+	char		*s3_secret_key_file;
+	int		 remote_retention;
+	int		 lock;
+	char		**alert;
+	unsigned int	 nalert;
+	int		 alert_line;
+	int		 database_line;
+};
+
+extern const struct ini_section database_section;
+extern const struct ini_section backup_section;
+void	 database_conf_free(struct database_conf *);
+void	 backup_conf_free(struct backup_conf *);
+void	 backup_conf_check_refs(struct opsd_config *, struct config_errors *);
+
+void	 backup_apply_config(struct opsd *);
+void	 backup_stop_all(struct opsd *);
+
+/* RPC entry points; each returns 0 or an OPSD_ERR_* code with msg. */
+int	 backup_rpc_run(struct opsd *, const char *name,
+	    struct rpc_pending *follower, char **run_id, char **msg);
+int	 backup_rpc_verify(struct opsd *, const char *id,
+	    struct rpc_pending *waiter, char **msg);
+int	 backup_rpc_restore(struct opsd *, const char *id, const char *into,
+	    int create, int force, struct rpc_pending *waiter, char **msg);
+struct json_t *backup_list_json(struct opsd *, const char *name);
+struct json_t *backup_show_json(struct opsd *, const char *id);
+int	 backup_prune(struct opsd *, const char *name, int dry_run,
+	    struct json_t **result, char **msg);
+unsigned int backup_count(struct opsd *);
+void	 backup_metrics(struct opsd *, struct evbuffer *);
+
+/*
+ * Retention (grandfather-father-son), a pure function for tests: ts[] are
+ * the backups' start times (any order), verified[] whether each verified
+ * good. Sets keep[i] to 1 for what stays. Days, weeks (ISO) and months
+ * are counted in UTC.
+ */
+struct retention {
+	uint64_t	keep_last;
+	uint64_t	keep_daily;
+	uint64_t	keep_weekly;
+	uint64_t	keep_monthly;
+};
+void	 backup_retention(const struct retention *, const int64_t *ts,
+	    const int *verified, unsigned int n, int *keep);
+
+/* "> 0", ">= 10", "= 5", "!= 0", "< 3", "<= 3", "any": 1 match, 0 not */
+int	 backup_expect_match(const char *expect, const char *value);
+int	 backup_expect_valid(const char *expect);
+
+#endif

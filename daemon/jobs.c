@@ -1,0 +1,272 @@
+/*
+ * The job timer. A run is due at the schedule's next time plus a random
+ * delay drawn once per slot. Timers wait at most a minute and then look at
+ * the wall clock again, so a clock that jumps (NTP, suspend) is followed.
+ */
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "evt.h"
+#include "jobs.h"
+#include "state.h"
+#include "util.h"
+
+#define JOBS_STATE	"jobs.json"
+#define MAX_WAIT	60
+
+struct job {
+	struct opsd		*opsd;
+	char			*name;
+	struct sched_spec	 spec;
+	uint64_t		 random_delay_ms;
+	int			 persistent;
+	job_run_cb		 run;
+	void			*arg;
+	struct event		*timer;
+	int64_t			 next;		/* with the random delay */
+	int64_t			 slot;		/* the schedule's own time */
+	int64_t			 last_run;
+	int64_t			 last_slot;
+	int			 last_ok;
+	char			 last_result[256];
+	int			 running;
+	LIST_ENTRY(job)		 entry;
+};
+
+static LIST_HEAD(, job) jobs = LIST_HEAD_INITIALIZER(jobs);
+
+static void	job_arm(struct job *);
+
+const char *
+job_name(const struct job *j)
+{
+	return (j->name);
+}
+
+int64_t
+job_next(const struct job *j)
+{
+	return (j->next);
+}
+
+int64_t
+job_last_run(const struct job *j)
+{
+	return (j->last_run);
+}
+
+static void
+jobs_save(struct opsd *o)
+{
+	struct job	*j;
+	json_t		*all;
+	int		 r;
+
+	all = json_object();
+	LIST_FOREACH(j, &jobs, entry) {
+		if (j->last_run == 0)
+			continue;
+		json_object_set_new(all, j->name, json_pack("{s:I, s:I, s:i, "
+		    "s:s}", "last_run", (json_int_t)j->last_run, "last_slot",
+		    (json_int_t)j->last_slot, "last_ok", j->last_ok,
+		    "last_result", j->last_result));
+	}
+	if ((r = state_write_json(o->conf->state_dir, JOBS_STATE, all)) != 0)
+		log_warn("jobs.state", "cannot save %s: %s", JOBS_STATE,
+		    strerror(-r));
+	json_decref(all);
+}
+
+static void
+job_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct job	*j = arg;
+	int64_t		 now = (int64_t)time(NULL);
+
+	(void)fd;
+	(void)what;
+	if (now < j->next) {
+		job_arm(j);
+		return;
+	}
+	if (j->running) {
+		log_warn("jobs.overlap", "job %s is still running at its next "
+		    "time; skipping this run", j->name);
+		j->last_slot = j->slot;
+		j->slot = sched_next(&j->spec, j->slot > now ? j->slot : now);
+		job_arm(j);
+		return;
+	}
+	j->last_slot = j->slot;
+	job_started(j);
+	j->run(j, j->arg);
+}
+
+static void
+job_plan(struct job *j, int64_t from)
+{
+	uint32_t	rnd = 0;
+
+	j->slot = sched_next(&j->spec, from);
+	j->next = j->slot;
+	if (j->slot > 0 && j->random_delay_ms > 0) {
+		RAND_bytes((unsigned char *)&rnd, sizeof rnd);
+		j->next += (int64_t)(rnd % (j->random_delay_ms / 1000 + 1));
+	}
+}
+
+static void
+job_arm(struct job *j)
+{
+	struct timeval	tv = { 0, 0 };
+	int64_t		now = (int64_t)time(NULL), wait;
+
+	if (j->next < 0)
+		return;		/* never fires */
+	wait = j->next - now;
+	if (wait > MAX_WAIT)
+		wait = MAX_WAIT;
+	if (wait > 0)
+		tv.tv_sec = (time_t)wait;
+	evtimer_add(j->timer, &tv);
+}
+
+void
+job_started(struct job *j)
+{
+	j->running = 1;
+	j->last_run = (int64_t)time(NULL);
+	/* plan the next slot now: the run may take longer than the gap */
+	job_plan(j, j->last_run);
+	job_arm(j);
+}
+
+void
+job_finished(struct job *j, int ok, const char *fmt, ...)
+{
+	va_list	ap;
+
+	j->running = 0;
+	j->last_ok = ok;
+	va_start(ap, fmt);
+	vsnprintf(j->last_result, sizeof j->last_result, fmt, ap);
+	va_end(ap);
+	jobs_save(j->opsd);
+}
+
+struct job *
+job_add(struct opsd *o, const char *name, const struct sched_spec *spec,
+    uint64_t random_delay_ms, int persistent, job_run_cb run, void *arg)
+{
+	struct job	*j;
+	json_t		*st, *e;
+	int64_t		 now = (int64_t)time(NULL), missed;
+	int		 err;
+
+	j = xcalloc(1, sizeof *j);
+	j->opsd = o;
+	j->name = xstrdup(name);
+	j->spec = *spec;
+	j->spec.tz = spec->tz != NULL ? xstrdup(spec->tz) : NULL;
+	j->random_delay_ms = random_delay_ms;
+	j->persistent = persistent;
+	j->run = run;
+	j->arg = arg;
+	j->timer = evtimer_new(o->base, job_timer_cb, j);
+	LIST_INSERT_HEAD(&jobs, j, entry);
+
+	st = state_read_json(o->conf->state_dir, JOBS_STATE, &err);
+	if ((e = json_object_get(st, name)) != NULL) {
+		j->last_run = json_integer_value(json_object_get(e,
+		    "last_run"));
+		j->last_slot = json_integer_value(json_object_get(e,
+		    "last_slot"));
+		j->last_ok = (int)json_integer_value(json_object_get(e,
+		    "last_ok"));
+		snprintf(j->last_result, sizeof j->last_result, "%s",
+		    json_string_value(json_object_get(e, "last_result")) ?
+		    json_string_value(json_object_get(e, "last_result")) : "");
+	}
+	json_decref(st);
+
+	job_plan(j, now);
+	if (persistent && j->last_run > 0) {
+		missed = sched_next(&j->spec, j->last_run);
+		if (missed > 0 && missed <= now) {
+			log_notice("jobs.catchup", "job %s missed its run at "
+			    "%lld while opsd was down; running it now", name,
+			    (long long)missed);
+			j->slot = missed;
+			j->next = now;
+		}
+	}
+	job_arm(j);
+	return (j);
+}
+
+void
+job_remove(struct job *j)
+{
+	LIST_REMOVE(j, entry);
+	event_free(j->timer);
+	sched_free(&j->spec);
+	free(j->name);
+	free(j);
+}
+
+static void
+iso(int64_t t, char *buf, size_t len)
+{
+	struct tm	tm;
+	time_t		tt = (time_t)t;
+
+	if (t <= 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+json_t *
+jobs_json(struct opsd *o)
+{
+	struct job	*j;
+	json_t		*list;
+	char		 next[32], last[32];
+
+	(void)o;
+	list = json_array();
+	LIST_FOREACH(j, &jobs, entry) {
+		iso(j->next, next, sizeof next);
+		iso(j->last_run, last, sizeof last);
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s?, s:s?, "
+		    "s:s?, s:b}", "name", j->name, "next_run", next,
+		    "last_run", j->last_run > 0 ? last : NULL,
+		    "last_result", j->last_run > 0 ? (j->last_ok > 0 ? "ok" :
+		    j->last_ok < 0 ? "skipped" : "failed") : NULL,
+		    "last_message", j->last_run > 0 ? j->last_result : NULL,
+		    "running", j->running));
+	}
+	return (list);
+}
+
+void
+jobs_stop_all(struct opsd *o)
+{
+	(void)o;
+	while (!LIST_EMPTY(&jobs))
+		job_remove(LIST_FIRST(&jobs));
+}

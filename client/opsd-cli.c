@@ -40,6 +40,7 @@ struct cli {
 	char		*rbuf;
 	size_t		 rlen;
 	size_t		 rcap;
+	size_t		 used;		/* bytes of the last line returned */
 };
 
 struct cmd {
@@ -185,10 +186,17 @@ cli_read_line(struct cli *cli, size_t *len)
 	char		*nl;
 	ssize_t		 n;
 
+	if (cli->used > 0) {		/* the line returned last time */
+		memmove(cli->rbuf, cli->rbuf + cli->used, cli->rlen -
+		    cli->used);
+		cli->rlen -= cli->used;
+		cli->used = 0;
+	}
 	for (;;) {
 		if ((nl = memchr(cli->rbuf, '\n', cli->rlen)) != NULL) {
 			*len = (size_t)(nl - cli->rbuf);
 			*nl = '\0';
+			cli->used = *len + 1;
 			return (cli->rbuf);
 		}
 		if (cli->rcap - cli->rlen < 65536) {
@@ -388,10 +396,12 @@ print_methods(json_t *r)
 static const char *
 when(json_t *o, const char *key)
 {
-	static char	buf[32];
+	static char	bufs[4][32];
+	static int	next;
+	char		*buf = bufs[next++ % 4];	/* several per printf */
 	const char	*s = sget(o, key);
 
-	snprintf(buf, sizeof buf, "%s", s);
+	snprintf(buf, sizeof bufs[0], "%s", s);
 	if (strlen(buf) == 20 && buf[10] == 'T') {
 		buf[10] = ' ';
 		buf[19] = '\0';
@@ -489,6 +499,205 @@ params_name(int argc, char **argv)
 	return (json_pack("{s:s}", "name", argv[0]));
 }
 
+static json_t *
+params_id(int argc, char **argv)
+{
+	(void)argc;
+	return (json_pack("{s:s}", "id", argv[0]));
+}
+
+static json_t *
+params_opt_name(int argc, char **argv)
+{
+	return (argc > 0 ? json_pack("{s:s}", "name", argv[0]) :
+	    json_object());
+}
+
+static int	follow;
+
+/* NAME plus flags: --follow (run), --dry-run (prune) */
+static json_t *
+params_name_flags(int argc, char **argv)
+{
+	json_t	*p = json_object();
+	int	 i;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") ==
+		    0)
+			follow = 1;
+		else if (strcmp(argv[i], "--dry-run") == 0 ||
+		    strcmp(argv[i], "-n") == 0)
+			json_object_set_new(p, "dry_run", json_true());
+		else if (argv[i][0] == '-')
+			die(EXIT_USAGE, "unknown option '%s'", argv[i]);
+		else if (json_object_get(p, "name") == NULL)
+			json_object_set_new(p, "name", json_string(argv[i]));
+		else
+			die(EXIT_USAGE, "unexpected argument '%s'", argv[i]);
+	}
+	if (json_object_get(p, "name") == NULL)
+		die(EXIT_USAGE, "missing NAME");
+	if (follow)
+		json_object_set_new(p, "follow", json_true());
+	return (p);
+}
+
+/* ID --into DB [--create] [--force] */
+static json_t *
+params_restore(int argc, char **argv)
+{
+	json_t	*p = json_object();
+	int	 i;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--into") == 0 && i + 1 < argc)
+			json_object_set_new(p, "into", json_string(argv[++i]));
+		else if (strncmp(argv[i], "--into=", 7) == 0)
+			json_object_set_new(p, "into", json_string(argv[i] + 7));
+		else if (strcmp(argv[i], "--create") == 0)
+			json_object_set_new(p, "create", json_true());
+		else if (strcmp(argv[i], "--force") == 0)
+			json_object_set_new(p, "force", json_true());
+		else if (argv[i][0] == '-')
+			die(EXIT_USAGE, "unknown option '%s'", argv[i]);
+		else if (json_object_get(p, "id") == NULL)
+			json_object_set_new(p, "id", json_string(argv[i]));
+		else
+			die(EXIT_USAGE, "unexpected argument '%s'", argv[i]);
+	}
+	if (json_object_get(p, "id") == NULL || json_object_get(p, "into") ==
+	    NULL)
+		die(EXIT_USAGE, "usage: opsd-cli backup restore ID --into DBNAME "
+		    "[--create] [--force]");
+	return (p);
+}
+
+static void
+human_bytes(double n, char *buf, size_t len)
+{
+	const char	*u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int		 i = 0;
+
+	while (n >= 1024 && i < 4) {
+		n /= 1024;
+		i++;
+	}
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", n, u[i]);
+}
+
+static int
+print_backup_list(json_t *r)
+{
+	json_t	*b, *it;
+	size_t	 i, j;
+	char	 sz[32];
+
+	if (json_array_size(json_object_get(r, "backups")) == 0) {
+		printf("no backups configured ([backup NAME] sections in "
+		    "opsd.conf)\n");
+		return (EXIT_OK);
+	}
+	json_array_foreach(json_object_get(r, "backups"), i, b) {
+		printf("%sbackup %s (database %s, schedule '%s')\n", i ? "\n" :
+		    "", sget(b, "name"), sget(b, "database"),
+		    sget(b, "schedule"));
+		printf("  next run %s; newest good %s%s%s\n", when(b,
+		    "next_run"), when(b, "newest_good"),
+		    json_is_true(json_object_get(b, "stale")) ?
+		    "  ** STALE: older than max_age **" : "",
+		    json_is_string(json_object_get(b, "running")) ?
+		    "  (running now)" : "");
+		if (json_array_size(json_object_get(b, "backups")) == 0) {
+			printf("  no backups yet\n");
+			continue;
+		}
+		printf("  %-34s  %-19s  %10s  %-8s  %-8s  %s\n", "ID", "TIME",
+		    "SIZE", "VERIFIED", "UPLOADED", "SHA256");
+		json_array_foreach(json_object_get(b, "backups"), j, it) {
+			human_bytes((double)iget(it, "bytes"), sz, sizeof sz);
+			printf("  %-34s  %-19s  %10s  %-8s  %-8s  %.12s\n",
+			    sget(it, "id"), when(it, "time"), sz,
+			    sget(it, "verified"), sget(it, "uploaded"),
+			    sget(it, "sha256"));
+		}
+	}
+	return (EXIT_OK);
+}
+
+static int
+print_backup_verify(json_t *r)
+{
+	json_t	*v = json_object_get(r, "verify"), *c;
+	size_t	 i;
+
+	printf("%s verified: checksum ok, restored into a scratch database"
+	    "\n", sget(r, "id"));
+	json_array_foreach(json_object_get(v, "checks"), i, c)
+		printf("  check %s: got %s, expected %s: %s\n", sget(c, "check"),
+		    sget(c, "got"), sget(c, "expect"),
+		    json_is_true(json_object_get(c, "ok")) ? "ok" : "FAILED");
+	return (EXIT_OK);
+}
+
+static int
+print_backup_restore(json_t *r)
+{
+	char	sz[32];
+
+	human_bytes((double)iget(r, "bytes"), sz, sizeof sz);
+	printf("restored %s (%s, sha256 %.12s... checked) into database %s%s%s "
+	    "in %.1fs\n", sget(r, "id"), sz, sget(r, "sha256"), sget(r,
+	    "into"), json_is_true(json_object_get(r, "created")) ?
+	    " (created)" : "", json_is_true(json_object_get(r, "forced")) ?
+	    " (existing objects replaced)" : "", fget(r, "seconds"));
+	return (EXIT_OK);
+}
+
+static int
+print_backup_prune(json_t *r)
+{
+	json_t	*v;
+	size_t	 i;
+	int	 dry = json_is_true(json_object_get(r, "dry_run"));
+
+	if (json_array_size(json_object_get(r, "removed")) == 0)
+		printf("nothing to remove for %s\n", sget(r, "backup"));
+	json_array_foreach(json_object_get(r, "removed"), i, v)
+		printf("%s %s\n", dry ? "would remove" : "removed",
+		    json_string_value(v));
+	printf("%zu kept\n", json_array_size(json_object_get(r, "kept")));
+	return (EXIT_OK);
+}
+
+static int
+print_backup_run(json_t *r)
+{
+	printf("backup started: run %s\n", sget(r, "run"));
+	return (EXIT_OK);
+}
+
+static int
+print_jobs(json_t *r)
+{
+	json_t	*j;
+	size_t	 i;
+	int	 w = 4, n;
+
+	json_array_foreach(json_object_get(r, "jobs"), i, j) {
+		n = (int)strlen(sget(j, "name"));
+		if (n > w)
+			w = n;
+	}
+	printf("%-*s  %-19s  %-19s  %-7s  %s\n", w, "JOB", "NEXT RUN",
+	    "LAST RUN", "RESULT", "MESSAGE");
+	json_array_foreach(json_object_get(r, "jobs"), i, j)
+		printf("%-*s  %-19s  %-19s  %-7s  %s\n", w, sget(j, "name"),
+		    when(j, "next_run"), when(j, "last_run"),
+		    sget(j, "last_result"), sget(j, "last_message"));
+	return (EXIT_OK);
+}
+
 /* --- commands ---------------------------------------------------------- */
 
 static json_t *
@@ -521,12 +730,33 @@ static const struct cmd cmds[] = {
 	{ "alert test", "NAME", "alert.test",
 	    "send a test message through an alert route",
 	    1, 1, params_name, print_alert_test, 60000 },
+	{ "backup list", "[NAME]", "backup.list",
+	    "backups: schedule, newest good copy, staleness, stored files",
+	    0, 1, params_opt_name, print_backup_list, 0 },
+	{ "backup prune", "NAME [--dry-run]", "backup.prune",
+	    "apply the retention policy now (--dry-run: only list)",
+	    1, 2, params_name_flags, print_backup_prune, 0 },
+	{ "backup restore", "ID --into DB [--create] [--force]",
+	    "backup.restore",
+	    "check a backup's checksum and restore it into a database",
+	    3, 5, params_restore, print_backup_restore, 86400000 },
+	{ "backup run", "NAME [--follow]", "backup.run",
+	    "start a backup now (--follow: show progress, exit 1 if it fails)",
+	    1, 2, params_name_flags, print_backup_run, 0 },
+	{ "backup show", "ID", "backup.show",
+	    "one backup's manifest", 1, 1, params_id, print_json, 0 },
+	{ "backup verify", "ID", "backup.verify",
+	    "verify a backup now: checksum, restore into a scratch database, "
+	    "checks", 1, 1, params_id, print_backup_verify, 86400000 },
 	{ "call", "METHOD [JSON-PARAMS]", NULL,
 	    "call any method with raw JSON params; prints the result",
 	    1, 2, params_call, print_json, 0 },
 	{ "log-level", "LEVEL", OPSD_M_LOG_LEVEL,
 	    "set the log level: error, warning, notice, info or debug",
 	    1, 1, params_log_level, print_log_level, 0 },
+	{ "jobs", "", "opsd.jobs",
+	    "scheduled jobs with their next and last run and last result",
+	    0, 0, NULL, print_jobs, 0 },
 	{ "methods", "[-q]", OPSD_M_METHODS,
 	    "list the daemon's methods, their params and who may call them "
 	    "(-q: names only)", 0, 1, NULL, print_methods, 0 },
@@ -627,6 +857,60 @@ cmd_usage(FILE *f, const struct cmd *c)
 		fprintf(f, "Calls the JSON-RPC method %s.\n", c->method);
 }
 
+/*
+ * After backup run --follow: progress notifications until the finished
+ * one. A run can take hours, so no deadline applies here; a closed
+ * connection (opsd stopped) ends it with exit 3.
+ */
+static int
+follow_run(struct cli *cli)
+{
+	json_t		*n, *p;
+	const char	*m;
+	char		*line, err[256], sz[32], rate[32];
+	size_t		 len;
+	int		 tty = isatty(1), r;
+
+	for (;;) {
+		cli->deadline = mono_ms() + 365ULL * 86400 * 1000;
+		line = cli_read_line(cli, &len);
+		n = jsonrpc_load(line, len, err, sizeof err);
+		if (n == NULL)
+			continue;
+		m = json_string_value(json_object_get(n, "method"));
+		p = json_object_get(n, "params");
+		if (m != NULL && cli->json) {
+			char *s = json_dumps(n, JSON_COMPACT);
+			printf("%s\n", s);
+			fflush(stdout);
+			free(s);
+		} else if (m != NULL) {
+			human_bytes((double)iget(p, "bytes"), sz, sizeof sz);
+			human_bytes(fget(p, "rate_bytes_per_second"), rate,
+			    sizeof rate);
+			printf("%s%s  %-10s %10s  %10s/s  %6.1fs%s",
+			    tty ? "\r" : "", sget(p, "run"), sget(p, "step"),
+			    sz, rate, fget(p, "elapsed_seconds"),
+			    tty ? "   " : "\n");
+			fflush(stdout);
+		}
+		if (m != NULL && strcmp(m, "backup.finished") == 0) {
+			r = strcmp(sget(p, "result"), "ok") == 0 ? EXIT_OK :
+			    EXIT_RPC;
+			if (!cli->json) {
+				printf("%s%s: %s%s%s\n", tty ? "\n" : "",
+				    sget(p, "run"), sget(p, "result"),
+				    json_object_get(p, "error") ? ": " : "",
+				    json_object_get(p, "error") ?
+				    sget(p, "error") : "");
+			}
+			json_decref(n);
+			return (r);
+		}
+		json_decref(n);
+	}
+}
+
 static int
 print_error(struct cli *cli, json_t *reply, const char *method, int code,
     const char *message)
@@ -722,6 +1006,7 @@ main(int argc, char **argv)
 	}
 	argc -= words;
 	argv += words;
+
 	if (!timeout_set && c->timeout_ms != 0)
 		cli.timeout_ms = c->timeout_ms;
 	for (i = 0; i < argc; i++) {
@@ -778,6 +1063,8 @@ main(int argc, char **argv)
 			r = c->print(result);
 	}
 	json_decref(reply);
+	if (r == EXIT_OK && follow)
+		r = follow_run(&cli);
 	close(cli.fd);
 	free(cli.rbuf);
 	return (r);

@@ -548,6 +548,7 @@ struct backup {
 	uint64_t		 upload_ok;
 	uint64_t		 upload_failed;
 	char			*pg_dump_version;
+	struct child		*version_child;
 };
 
 struct backup_set {
@@ -1954,6 +1955,7 @@ pg_dump_version_cb(struct child *c, const struct child_result *res,
 	const char	*p;
 
 	(void)c;
+	b->version_child = NULL;
 	/* "pg_dump (PostgreSQL) 15.10 (Debian 15.10-0+deb12u1)" */
 	if (WIFEXITED(res->status) && WEXITSTATUS(res->status) == 0 &&
 	    (p = strstr(res->out, ") ")) != NULL) {
@@ -1983,7 +1985,7 @@ run_start(struct backup *b, struct job *job)
 	b->run = r;
 	r->timer = evtimer_new(b->opsd->base, run_tick, r);
 	evtimer_add(r->timer, &tv);
-	if (b->pg_dump_version == NULL) {
+	if (b->pg_dump_version == NULL && b->version_child == NULL) {
 		char *bin = pg_bin(b, "pg_dump");
 		const char *argv[] = { bin, "--version", NULL };
 		struct child_spec spec;
@@ -1993,7 +1995,8 @@ run_start(struct backup *b, struct job *job)
 		spec.argv = argv;
 		spec.timeout_ms = 10000;
 		spec.max_output = 256;
-		child_spawn(&spec, pg_dump_version_cb, b, &e);
+		b->version_child = child_spawn(&spec, pg_dump_version_cb, b,
+		    &e);
 		free(bin);
 	}
 	log_info("backup.start", "backup %s started (%s)", b->conf->name,
@@ -2785,6 +2788,8 @@ backup_free(struct backup *b)
 		v->waiter = NULL;
 		verify_free(v);
 	}
+	if (b->version_child != NULL)
+		child_abandon(b->version_child);
 	if (b->job != NULL)
 		job_remove(b->job);
 	if (b->stale_timer != NULL)

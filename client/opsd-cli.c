@@ -920,7 +920,10 @@ print_error(struct cli *cli, json_t *reply, const char *method, int code,
 
 	err = json_object_get(reply, "error");
 	if (cli->json) {
-		print_json(err);
+		/* one line, like results */
+		char *s = json_dumps(err, JSON_COMPACT);
+		printf("%s\n", s != NULL ? s : "null");
+		free(s);
 		return (EXIT_RPC);
 	}
 	fprintf(stderr, "opsd-cli: %s: %s (%s, %d)\n", method, message,

@@ -604,7 +604,7 @@ payload_from_event(struct alert_set *set, const struct evt *ev,
 	    "", ev->message);
 	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}",
 	    "source", "opsd", "host", set->host, "status", status,
-	    "kind", ev->alert->source, "name", ev->alert->object,
+	    "type", ev->alert->source, "name", ev->alert->object,
 	    "event", ev->name, "time", now, "test", 0);
 	json_object_set_new(p, "message", json_string(msg));
 	free(msg);
@@ -827,13 +827,48 @@ alert_test(struct opsd *o, const char *name, struct rpc_pending *waiter)
 	    "if you read this, the route works", set->host, name);
 	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}",
 	    "source", "opsd", "host", set->host, "status", "test",
-	    "kind", "test", "name", name, "event", "alert.test", "time", now,
+	    "type", "test", "name", name, "event", "alert.test", "time", now,
 	    "test", 1, "message", msg);
 	free(msg);
 	/* one attempt: the operator is waiting for the verdict */
 	deliver(set, r, p, waiter, 1);
 	json_decref(p);
 	return (0);
+}
+
+void
+alert_resolve(struct opsd *o, const char *source, const char *object,
+    const char *why)
+{
+	struct alert_set	*set = alert_set(o);
+	struct active		*a, *next;
+	struct route		*r;
+	json_t			*p;
+	char			*msg, now[32];
+
+	if (set == NULL)
+		return;
+	for (a = LIST_FIRST(&set->active); a != NULL; a = next) {
+		next = LIST_NEXT(a, entry);
+		if (strcmp(a->source, source) != 0 ||
+		    strcmp(a->object, object) != 0)
+			continue;
+		if ((r = route_find(set, a->route)) != NULL) {
+			p = json_deep_copy(a->payload);
+			iso_time(time(NULL), now, sizeof now);
+			xasprintf(&msg, "RESOLVED %s: %s %s %s", set->host,
+			    source, object, why);
+			json_object_set_new(p, "status", json_string(
+			    "resolved"));
+			json_object_set_new(p, "message", json_string(msg));
+			json_object_set_new(p, "time", json_string(now));
+			free(msg);
+			deliver(set, r, p, NULL, (unsigned int)r->conf->retries +
+			    1);
+			json_decref(p);
+		}
+		active_free(a);
+	}
 }
 
 unsigned int

@@ -75,26 +75,7 @@ static const char *const lock_names[] = { "none", "advisory", NULL };
 static const char *
 validate_conninfo(const char *value, char *buf, size_t len)
 {
-	PQconninfoOption	*opts, *o;
-	char			*err = NULL;
-
-	if ((opts = PQconninfoParse(value, &err)) == NULL) {
-		snprintf(buf, len, "not a libpq conninfo: %s", err ? err :
-		    "parse error");
-		buf[strcspn(buf, "\n")] = '\0';
-		PQfreemem(err);
-		return (buf);
-	}
-	for (o = opts; o->keyword != NULL; o++) {
-		if (strcmp(o->keyword, "password") == 0 && o->val != NULL) {
-			PQconninfoFree(opts);
-			snprintf(buf, len, "must not hold the password: put it "
-			    "in the file named by password_file");
-			return (buf);
-		}
-	}
-	PQconninfoFree(opts);
-	return (NULL);
+	return (pg_conninfo_check(value, buf, len));
 }
 
 static const char *

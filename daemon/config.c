@@ -82,6 +82,13 @@ opsd_open(void *ctx, const char *name)
 	return (ctx);
 }
 
+/* the key's own line when the file set it, else the section's */
+#define KEYLINE(k)	(keylines != NULL && ini_keyline(&opsd_section, \
+			    keylines, (k)) ? ini_keyline(&opsd_section, \
+			    keylines, (k)) : line)
+
+static const struct ini_section opsd_section;
+
 static void
 opsd_check(void *ctx, void *obj, const char *file, int line,
     const int *keylines, struct config_errors *errs)
@@ -90,12 +97,12 @@ opsd_check(void *ctx, void *obj, const char *file, int line,
 	struct sockaddr_un	*sun;
 
 	(void)ctx;
-	(void)keylines;
 	if (strlen(conf->socket) >= sizeof sun->sun_path)
-		ini_error(errs, file, line, "socket: path is longer than "
+		ini_error(errs, file, KEYLINE("socket"), "socket: path is longer than "
 		    "%zu bytes", sizeof sun->sun_path - 1);
 	if (conf->socket_mode & 0111)
-		ini_error(errs, file, line, "socket_mode: %04o sets execute "
+		ini_error(errs, file, KEYLINE("socket_mode"), "socket_mode: %04o "
+		    "sets execute "
 		    "bits; use read/write bits only, e.g. 0660",
 		    (unsigned int)conf->socket_mode);
 }

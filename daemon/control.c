@@ -144,7 +144,7 @@ conn_free(struct ctl_conn *c)
 	}
 	/* A slot is free again if accepting was paused at the limit. */
 	if (ctl->listener != NULL && !o->stopping &&
-	    ctl->nconns + 1 == o->conf->max_connections)
+	    ctl->nconns < o->conf->max_connections)
 		evconnlistener_enable(ctl->listener);
 }
 
@@ -358,9 +358,18 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	(void)sa;
 	(void)salen;
 	if (ctl->nconns >= o->conf->max_connections) {
-		/* best effort: the socket is non-blocking and new */
+		char	drain[4096];
+
+		/*
+		 * Best effort: read what the client already sent (closing
+		 * with unread input resets the connection and the client
+		 * would never see the reply), answer, then close our side.
+		 */
+		while (recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0)
+			;
 		n = write(fd, busy, sizeof busy - 1);
 		(void)n;
+		shutdown(fd, SHUT_WR);
 		close(fd);
 		log_warn("control.limit", "connection limit %llu reached; "
 		    "not accepting until one closes",
@@ -574,6 +583,10 @@ control_reconfigure(struct opsd *o)
 	control_apply_mode(o);
 	TAILQ_FOREACH(c, &o->control->conns, entry)
 		conn_set_timeouts(o, c);
+	/* a raised max_connections ends a pause at the old limit */
+	if (o->control->listener != NULL &&
+	    o->control->nconns < o->conf->max_connections)
+		evconnlistener_enable(o->control->listener);
 }
 
 void

@@ -111,9 +111,10 @@ opsd_shutdown(struct opsd *o, const char *why)
 		if (o->ev_signals[i] != NULL && i != 0)	/* keep SIGHUP ignored */
 			event_del(o->ev_signals[i]);
 	}
-	control_stop(o);
+	/* waiting clients get their error before their connection drains */
 	probe_stop_all(o);
 	backup_stop_all(o);
+	control_stop(o);
 	if (o->ev_tick != NULL)
 		event_del(o->ev_tick);
 	/*

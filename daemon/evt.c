@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+/* CODE_FILE/LINE would always name log_journal(): leave them out */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include "evt.h"
@@ -285,7 +287,7 @@ evt_dispatch(struct evt *ev)
 {
 	unsigned int	i;
 
-	if (ev->priority <= logstate.level) {
+	if (ev->priority <= logstate.level || ev->force) {
 		if (logstate.target == LOG_TARGET_STDERR || log_journal(ev) < 0)
 			log_stderr(ev);
 	}

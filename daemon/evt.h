@@ -56,6 +56,7 @@ struct evt {
 	char			*message;
 	struct evt_field	*fields;
 	unsigned int		 nfields;
+	int			 force;		/* logged whatever the level */
 };
 
 enum log_target {

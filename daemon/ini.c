@@ -283,6 +283,7 @@ struct cursec {
 	void				*obj;
 	int				 line;
 	int				*keyline;	/* per key, 0 if unset */
+	char				*name;		/* NULL if unnamed */
 };
 
 static void
@@ -297,13 +298,15 @@ close_section(struct cursec *cs, const char *file, void *ctx,
 		if ((cs->type->keys[i].flags & INI_REQUIRED) &&
 		    cs->keyline[i] == 0)
 			ini_error(errs, file, cs->line,
-			    "[%s] is missing the required key '%s'",
-			    cs->type->name, cs->type->keys[i].name);
+			    "[%s%s%s] is missing the required key '%s'",
+			    cs->type->name, cs->name ? " " : "",
+			    cs->name ? cs->name : "", cs->type->keys[i].name);
 	}
 	if (cs->type->check != NULL && cs->obj != NULL)
 		cs->type->check(ctx, cs->obj, file, cs->line, cs->keyline,
 		    errs);
 	free(cs->keyline);
+	free(cs->name);
 	memset(cs, 0, sizeof *cs);
 }
 
@@ -382,6 +385,7 @@ open_section(struct cursec *cs, char *hdr, int line, const char *file,
 	cs->line = line;
 	cs->keyline = xcalloc(types[i].nkeys + 1, sizeof *cs->keyline);
 	cs->obj = types[i].open(ctx, name);
+	cs->name = name != NULL ? xstrdup(name) : NULL;
 }
 
 int

@@ -292,8 +292,6 @@ main(int argc, char **argv)
 		    o.conf->state_dir, strerror(-r));
 		return (1);
 	}
-	check_previous_run(&o);
-
 	if ((o.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	rpc_init();
@@ -305,6 +303,8 @@ main(int argc, char **argv)
 		o.dns = evdns_base_new(o.base, 0);
 	if (control_init(&o) != 0)
 		return (1);
+	/* only now: a second opsd that failed to bind must not say this */
+	check_previous_run(&o);
 	alert_init(&o);
 	alert_apply_config(&o);
 	metrics_start(&o);

@@ -241,8 +241,8 @@ metrics_render(struct opsd *o, struct evbuffer *b)
 		evbuffer_add_printf(b, "\",result=\"failed\"} %llu\n",
 		    (unsigned long long)failed);
 	}
-	head(b, "opsd_alerts_active", "gauge", "Alerts firing now, per route "
-	    "and object.");
+	head(b, "opsd_alerts_active", "gauge", "Alerts firing now, over all "
+	    "routes.");
 	evbuffer_add_printf(b, "opsd_alerts_active %u\n", alert_active_count(o));
 
 	process_metrics(o, b);
@@ -272,8 +272,14 @@ static void
 healthz_cb(struct evhttp_request *req, void *arg)
 {
 	struct opsd	*o = arg;
-	struct evbuffer	*b = evbuffer_new();
+	struct evbuffer	*b;
 
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+		evhttp_send_error(req, 405, "use GET");
+		return;
+	}
+	b = evbuffer_new();
 	evbuffer_add_printf(b, o->stopping ? "stopping\n" : "ok\n");
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain");
@@ -305,7 +311,10 @@ metrics_bind(struct opsd *o, const char *listen)
 		host[strcspn(host, "]")] = '\0';
 	}
 	m->http = evhttp_new(o->base);
-	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	/* all reach the callbacks, which answer 405 to what is not GET */
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
 	evhttp_set_timeout(m->http, 30);
 	evhttp_set_cb(m->http, "/metrics", metrics_cb, o);
 	evhttp_set_cb(m->http, "/healthz", healthz_cb, o);

@@ -318,3 +318,28 @@ pg_quote_ident(const char *s)
 	*p = '\0';
 	return (out);
 }
+
+const char *
+pg_conninfo_check(const char *value, char *buf, size_t len)
+{
+	PQconninfoOption	*opts, *o;
+	char			*err = NULL;
+
+	if ((opts = PQconninfoParse(value, &err)) == NULL) {
+		snprintf(buf, len, "is not a libpq conninfo: %s", err ? err :
+		    "parse error");
+		buf[strcspn(buf, "\n")] = '\0';
+		PQfreemem(err);
+		return (buf);
+	}
+	for (o = opts; o->keyword != NULL; o++) {
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL) {
+			PQconninfoFree(opts);
+			snprintf(buf, len, "must not hold the password: put it "
+			    "in the file named by password_file");
+			return (buf);
+		}
+	}
+	PQconninfoFree(opts);
+	return (NULL);
+}

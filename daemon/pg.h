@@ -12,6 +12,7 @@
 #ifndef OPSD_PG_H
 #define OPSD_PG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -48,6 +49,8 @@ struct pgq *pg_open(struct event_base *, const struct pg_spec *,
 	    pg_done_cb, void *arg);
 int	 pg_exec(struct pgq *, const char *sql, uint64_t timeout_ms,
 	    pg_done_cb, void *arg);
+/* NULL if s is a conninfo without a password, else a message in buf. */
+const char *pg_conninfo_check(const char *s, char *buf, size_t len);
 /* Quotes an identifier for SQL ("name"); free() the result. */
 char	*pg_quote_ident(const char *);
 

@@ -71,6 +71,21 @@ tls_finish(struct probe *p, struct probe_result *r)
 }
 
 static void
+name_oneline(X509_NAME *name, char *buf, size_t len)
+{
+	BIO	*bio = BIO_new(BIO_s_mem());
+	int	 n;
+
+	buf[0] = '\0';
+	if (bio == NULL)
+		return;
+	X509_NAME_print_ex(bio, name, 0, XN_FLAG_ONELINE);
+	n = BIO_read(bio, buf, (int)len - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	BIO_free(bio);
+}
+
+static void
 tls_inspect(struct probe *p, SSL *ssl, struct probe_result *r)
 {
 	X509		*cert;
@@ -82,9 +97,10 @@ tls_inspect(struct probe *p, SSL *ssl, struct probe_result *r)
 		probe_fail(r, "server sent no certificate");
 		return;
 	}
-	X509_NAME_oneline(X509_get_subject_name(cert), r->cert_subject,
+	/* the same form curl reports for https probes: "CN = example" */
+	name_oneline(X509_get_subject_name(cert), r->cert_subject,
 	    sizeof r->cert_subject);
-	X509_NAME_oneline(X509_get_issuer_name(cert), r->cert_issuer,
+	name_oneline(X509_get_issuer_name(cert), r->cert_issuer,
 	    sizeof r->cert_issuer);
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
 		r->cert_not_after = (int64_t)timegm(&tm);

@@ -31,6 +31,7 @@
 #include "daemon.h"
 #include "evt.h"
 #include "ini.h"
+#include "pg.h"
 #include "opsd-proto.h"
 #include "opsd-parse.h"
 #include "probe.h"
@@ -283,6 +284,7 @@ probe_conf_open(void *ctx, const char *name)
 	pc->name = xstrdup(name);
 	if (ini_defaults(&probe_section, pc) != 0)
 		fatalx("probe: a built-in default does not parse");
+	pc->kind = -1;		/* until a valid kind is read */
 	conf->probes = xreallocarray(conf->probes, conf->nprobes + 1,
 	    sizeof *conf->probes);
 	conf->probes[conf->nprobes++] = pc;
@@ -301,8 +303,8 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
 	(void)ctx;
 	pc->line = line;
 	pc->alert_line = ini_keyline(&probe_section, keylines, "alert");
-	if (ini_keyline(&probe_section, keylines, "kind") == 0)
-		return;		/* reported as a missing required key */
+	if (pc->kind < 0)
+		return;		/* missing or invalid: reported already */
 	for (i = 0; i < probe_section.nkeys; i++) {
 		const char *key = probe_keys[i].name;
 
@@ -317,12 +319,12 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
 		ini_error(errs, file, line, "[probe %s]: a %s probe needs "
 		    "'%s'", pc->name, kind, kind_required[pc->kind]);
 	if (pc->kind == PROBE_POSTGRES) {
-		if (pc->conninfo != NULL && strstr(pc->conninfo,
-		    "password") != NULL)
+		char	msg[256];
+
+		if (pc->conninfo != NULL && pg_conninfo_check(pc->conninfo,
+		    msg, sizeof msg) != NULL)
 			ini_error(errs, file, ini_keyline(&probe_section,
-			    keylines, "conninfo"), "conninfo must not hold "
-			    "the password: put it in a file named by "
-			    "password_file");
+			    keylines, "conninfo"), "conninfo %s", msg);
 	}
 	kl = ini_keyline(&probe_section, keylines, "timeout");
 	if (pc->timeout > pc->interval && kl == 0)
@@ -452,6 +454,18 @@ probe_arm(struct probe *p, uint64_t due)
 	evtimer_add(p->timer, &tv);
 }
 
+/* The next slot on the fixed grid, skipping slots a run overran. */
+static uint64_t
+probe_next_slot(struct probe *p, uint64_t now)
+{
+	uint64_t	iv = p->conf->interval * 1000;
+	uint64_t	next = p->due_usec + iv;
+
+	if (next <= now)
+		next = now + (iv - (now - p->due_usec) % iv);
+	return (next);
+}
+
 static void
 probe_start(struct probe *p)
 {
@@ -491,9 +505,13 @@ probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (p->running)		/* a probe.run is in flight: next slot */
+	if (p->running) {
+		/* a probe.run is in flight: never overlap, take the next slot */
+		probe_arm(p, probe_next_slot(p, now));
 		return;
+	}
 	record_lateness(now > p->due_usec ? now - p->due_usec : 0);
+	p->manual = 0;
 	probe_start(p);
 }
 
@@ -505,8 +523,11 @@ probe_run_now(struct probe *p, struct rpc_pending *waiter)
 		    sizeof *p->waiters);
 		p->waiters[p->nwaiters++] = waiter;
 	}
-	if (!p->running)
+	if (!p->running) {
+		/* the scheduled slot stays where it is */
+		p->manual = 1;
 		probe_start(p);
+	}
 	return (0);
 }
 
@@ -611,7 +632,7 @@ void
 probe_done(struct probe *p, struct probe_result *r)
 {
 	enum probe_state	 prev = p->state;
-	uint64_t		 now = now_usec(), next;
+	uint64_t		 now = now_usec();
 	unsigned int		 i;
 
 	r->ts_usec = p->run_start_wall;
@@ -662,14 +683,9 @@ probe_done(struct probe *p, struct probe_result *r)
 	p->waiters = NULL;
 	p->nwaiters = 0;
 
-	if (p->opsd->stopping)
-		return;
-	/* next slot on the fixed grid, skipping slots the run overran */
-	next = p->due_usec + p->conf->interval * 1000;
-	if (next <= now)
-		next = now + (p->conf->interval * 1000 -
-		    (now - p->due_usec) % (p->conf->interval * 1000));
-	probe_arm(p, next);
+	if (p->opsd->stopping || p->manual)
+		return;		/* a manual run leaves the timer as it was */
+	probe_arm(p, probe_next_slot(p, now));
 }
 
 /* --- the set of probes --------------------------------------------------- */
@@ -708,7 +724,7 @@ probe_find(struct opsd *o, const char *name)
 }
 
 static void
-probe_cancel_run(struct probe *p, const char *why)
+probe_cancel_run(struct probe *p, int code, const char *why)
 {
 	unsigned int	i;
 
@@ -717,7 +733,7 @@ probe_cancel_run(struct probe *p, const char *why)
 		p->running = 0;
 	}
 	for (i = 0; i < p->nwaiters; i++)
-		rpc_pending_error(p->waiters[i], OPSD_ERR_SHUTTING_DOWN, NULL,
+		rpc_pending_error(p->waiters[i], code, NULL,
 		    "probe %s %s before the run ended", p->conf->name, why);
 	free(p->waiters);
 	p->waiters = NULL;
@@ -725,9 +741,13 @@ probe_cancel_run(struct probe *p, const char *why)
 }
 
 static void
-probe_free(struct probe *p, const char *why)
+probe_free(struct probe *p, int code, const char *why)
 {
-	probe_cancel_run(p, why);
+	probe_cancel_run(p, code, why);
+	/* an alert of this probe would otherwise fire forever */
+	if (p->state == PROBE_DOWN && p->conf->nalert > 0 &&
+	    code != OPSD_ERR_SHUTTING_DOWN)
+		alert_resolve(p->opsd, "probe", p->conf->name, why);
 	if (p->ops->free != NULL)
 		p->ops->free(p);
 	event_free(p->timer);
@@ -810,7 +830,8 @@ probe_apply_config(struct opsd *o)
 			 * Same check: keep state and history, take the new
 			 * knobs. The kind's handle is rebuilt from them.
 			 */
-			probe_cancel_run(old, "was reconfigured");
+			probe_cancel_run(old, OPSD_ERR_FAILED,
+			    "was reconfigured");
 			if (old->ops->free != NULL)
 				old->ops->free(old);
 			probe_conf_free(old->conf);
@@ -820,7 +841,7 @@ probe_apply_config(struct opsd *o)
 			continue;
 		}
 		if (old != NULL)
-			probe_free(old, "was reconfigured");
+			probe_free(old, OPSD_ERR_FAILED, "was reconfigured");
 		p = xcalloc(1, sizeof *p);
 		p->opsd = o;
 		p->conf = probe_conf_copy(conf->probes[i]);
@@ -834,7 +855,7 @@ probe_apply_config(struct opsd *o)
 	}
 	for (j = 0; j < set->n; j++) {
 		if (set->v[j] != NULL)
-			probe_free(set->v[j], "was removed");
+			probe_free(set->v[j], OPSD_ERR_FAILED, "was removed");
 	}
 	free(set->v);
 	*set = fresh;
@@ -848,7 +869,8 @@ probe_stop_all(struct opsd *o)
 	if (o->probes == NULL)
 		return;
 	for (i = 0; i < o->probes->n; i++)
-		probe_free(o->probes->v[i], "stopped: opsd is shutting down");
+		probe_free(o->probes->v[i], OPSD_ERR_SHUTTING_DOWN,
+		    "stopped: opsd is shutting down");
 	free(o->probes->v);
 	free(o->probes);
 	o->probes = NULL;

@@ -126,6 +126,7 @@ struct probe {
 	struct event		*timer;
 	uint64_t		 due_usec;	/* monotonic */
 	int			 running;
+	int			 manual;	/* started by probe.run */
 	uint64_t		 run_start;	/* monotonic */
 	int64_t			 run_start_wall;
 

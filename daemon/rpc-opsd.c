@@ -107,7 +107,7 @@ opsd_log_level(struct rpc_call *call, void *params, json_t **result)
 	evt_add(ev, "log_level", "%s", log_level_name(level));
 	evt_add(ev, "prev_log_level", "%s", log_level_name(prev));
 	/* shown even when the new level would hide it */
-	evt_set_priority(ev, level < LOG_NOTICE ? level : LOG_NOTICE);
+	ev->force = 1;
 	evt_emit(ev, "log level changed from %s to %s", log_level_name(prev),
 	    log_level_name(level));
 	*result = json_pack("{s:s, s:s}", "level", log_level_name(level),

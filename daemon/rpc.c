@@ -424,8 +424,10 @@ rpc_describe(const struct rpc_method *m)
 		    "type", ptype_name(m->params[i].type),
 		    "required", m->params[i].required,
 		    "help", m->params[i].help));
-	return (json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", m->name,
+	/* async methods answer when done and cannot be batched */
+	return (json_pack("{s:s, s:s, s:b, s:s, s:s, s:o}", "name", m->name,
 	    "access", (m->flags & RPC_ADMIN) ? "admin" : "read",
+	    "async", (m->flags & RPC_ASYNC) != 0,
 	    "help", m->help, "result", m->result ? m->result : "",
 	    "params", params));
 }

@@ -77,6 +77,7 @@ struct alert_set {
 	LIST_HEAD(, active)	  active;
 	unsigned int		  nactive;
 	LIST_HEAD(, delivery)	  deliveries;
+	unsigned int		  ndeliveries;
 	char			  host[256];
 };
 
@@ -269,7 +270,10 @@ route_release(struct route *r)
 static void
 delivery_free(struct delivery *d)
 {
+	struct opsd	*o = d->set->opsd;
+
 	LIST_REMOVE(d, entry);
+	d->set->ndeliveries--;
 	if (d->easy != NULL) {
 		http_cancel(d->easy);
 		curl_easy_cleanup(d->easy);
@@ -284,6 +288,7 @@ delivery_free(struct delivery *d)
 	free(d->body);
 	route_release(d->route);
 	free(d);
+	opsd_maybe_exit(o);
 }
 
 static const char *
@@ -554,6 +559,7 @@ deliver(struct alert_set *set, struct route *route, json_t *payload,
 	d->max_attempts = attempts;
 	d->retry = evtimer_new(set->opsd->base, delivery_retry_cb, d);
 	LIST_INSERT_HEAD(&set->deliveries, d, entry);
+	set->ndeliveries++;
 	if (route->conf->type == ALERT_EMAIL)
 		d->body = email_render(d, &d->bodylen);
 	else if (route->conf->format == ALERT_FORMAT_SLACK) {
@@ -886,6 +892,12 @@ alert_route_stats(struct opsd *o, unsigned int i, uint64_t *ok,
 	*ok = r->sent_ok;
 	*failed = r->sent_failed;
 	return (r->conf->name);
+}
+
+unsigned int
+alert_deliveries(struct opsd *o)
+{
+	return (o->alerts != NULL ? o->alerts->ndeliveries : 0);
 }
 
 unsigned int

@@ -64,5 +64,6 @@ unsigned int alert_route_count(struct opsd *);
 const char *alert_route_stats(struct opsd *, unsigned int i, uint64_t *ok,
 	    uint64_t *failed);
 unsigned int alert_active_count(struct opsd *);
+unsigned int alert_deliveries(struct opsd *);	/* in flight */
 
 #endif

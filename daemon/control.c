@@ -138,8 +138,8 @@ conn_free(struct ctl_conn *c)
 	frame_free(&c->fr);
 	free(c->peer.groups);
 	free(c);
-	if (o->stopping && ctl->nconns == 0) {
-		event_base_loopexit(o->base, NULL);
+	if (o->stopping) {
+		opsd_maybe_exit(o);
 		return;
 	}
 	/* A slot is free again if accepting was paused at the limit. */

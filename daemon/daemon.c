@@ -125,7 +125,18 @@ opsd_shutdown(struct opsd *o, const char *why)
 	tv.tv_usec = (suseconds_t)(o->conf->shutdown_timeout % 1000) * 1000;
 	o->ev_deadline = evtimer_new(o->base, deadline_cb, o);
 	evtimer_add(o->ev_deadline, &tv);
-	if (control_nconns(o) == 0)
+	opsd_maybe_exit(o);
+}
+
+/*
+ * Once stopping: the loop ends when the last client is answered and the
+ * last alert delivered (or the deadline passes).
+ */
+void
+opsd_maybe_exit(struct opsd *o)
+{
+	if (o->stopping && control_nconns(o) == 0 &&
+	    alert_deliveries(o) == 0)
 		event_base_loopexit(o->base, NULL);
 }
 

@@ -59,6 +59,7 @@ struct opsd {
  */
 int	opsd_reload(struct opsd *, struct config_errors *errs);
 void	opsd_shutdown(struct opsd *, const char *why);
+void	opsd_maybe_exit(struct opsd *);	/* after work ends while stopping */
 void	opsd_status_line(struct opsd *, char *buf, size_t len);
 void	opsd_notify_status(struct opsd *);	/* STATUS= to systemd */
 

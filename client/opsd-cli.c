@@ -193,7 +193,8 @@ cli_read_line(struct cli *cli, size_t *len)
 		cli->used = 0;
 	}
 	for (;;) {
-		if ((nl = memchr(cli->rbuf, '\n', cli->rlen)) != NULL) {
+		if (cli->rlen > 0 &&
+		    (nl = memchr(cli->rbuf, '\n', cli->rlen)) != NULL) {
 			*len = (size_t)(nl - cli->rbuf);
 			*nl = '\0';
 			cli->used = *len + 1;

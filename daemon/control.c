@@ -157,6 +157,19 @@ conn_write(struct ctl_conn *c, json_t *msg)
 
 	if ((s = jsonrpc_dump(msg, &len)) == NULL)
 		return (-ENOMEM);
+	if (len > OPSD_MAX_MESSAGE) {
+		/* the protocol promises no line longer than that */
+		json_t	*e;
+
+		free(s);
+		e = jsonrpc_error(json_is_object(msg) ?
+		    json_object_get(msg, "id") : NULL, RPC_INTERNAL_ERROR,
+		    "reply longer than the message limit", NULL);
+		s = jsonrpc_dump(e, &len);
+		json_decref(e);
+		if (s == NULL)
+			return (-ENOMEM);
+	}
 	evbuffer_add(out, s, len);
 	evbuffer_add(out, "\n", 1);
 	free(s);

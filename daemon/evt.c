@@ -213,6 +213,13 @@ log_journal(const struct evt *ev)
 	unsigned int	 i, n = 0, max;
 	int		 r;
 
+	/*
+	 * sd_journal_sendv() returns 0 when the journal socket does not
+	 * exist at all (it fails only when journald is gone but the socket
+	 * is left): check, so that the record goes to stderr, not nowhere.
+	 */
+	if (access("/run/systemd/journal/socket", F_OK) == -1)
+		return (-errno);
 	max = 5 + ev->nfields;
 	iov = xcalloc(max, sizeof *iov);
 	strs = xcalloc(max, sizeof *strs);

@@ -279,6 +279,7 @@ main(int argc, char **argv)
 			for (i = 0; i < errs.n; i++)
 				fprintf(stderr, "%s\n", errs.v[i]);
 		config_errors_clear(&errs);
+		free(o.conf_path);
 		return (1);
 	}
 	log_set_level(o.conf->log_level);
@@ -290,6 +291,8 @@ main(int argc, char **argv)
 	if ((r = state_mkdir(o.conf->state_dir, 0750)) != 0) {
 		log_err("state.dir", "cannot create state_dir %s: %s",
 		    o.conf->state_dir, strerror(-r));
+		config_free(o.conf);
+		free(o.conf_path);
 		return (1);
 	}
 	if ((o.base = event_base_new()) == NULL)
@@ -301,8 +304,16 @@ main(int argc, char **argv)
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (o.dns == NULL)	/* no resolv.conf: numeric addresses still work */
 		o.dns = evdns_base_new(o.base, 0);
-	if (control_init(&o) != 0)
+	if (control_init(&o) != 0) {
+		child_shutdown();
+		rpc_free();
+		http_shutdown();
+		evdns_base_free(o.dns, 0);
+		event_base_free(o.base);
+		config_free(o.conf);
+		free(o.conf_path);
 		return (1);
+	}
 	/* only now: a second opsd that failed to bind must not say this */
 	check_previous_run(&o);
 	alert_init(&o);

@@ -399,6 +399,14 @@ rpc_handle(struct opsd *o, struct ctl_conn *conn, json_t *msg)
 		return (jsonrpc_error(NULL, RPC_INVALID_REQUEST,
 		    "empty batch", NULL));
 	}
+	if (json_array_size(msg) > OPSD_MAX_BATCH) {
+		char	err[128];
+
+		requests_total++;
+		snprintf(err, sizeof err, "batch of %zu requests; at most %d "
+		    "per batch", json_array_size(msg), OPSD_MAX_BATCH);
+		return (jsonrpc_error(NULL, RPC_INVALID_REQUEST, err, NULL));
+	}
 	replies = json_array();
 	json_array_foreach(msg, i, v) {
 		if ((r = rpc_handle_one(o, conn, v, 1)) != NULL)

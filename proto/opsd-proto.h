@@ -19,6 +19,8 @@
 
 /* Largest request or response line, newline excluded. */
 #define OPSD_MAX_MESSAGE	(1024 * 1024)
+/* Most requests in one batch, so that the replies fit in one message. */
+#define OPSD_MAX_BATCH		100
 
 /* Standard JSON-RPC 2.0 error codes. */
 #define RPC_PARSE_ERROR		-32700	/* invalid JSON */

@@ -1,0 +1,59 @@
+"""The documents that must agree with the daemon."""
+import json
+import re
+
+import pytest
+
+from conftest import REPO, message_ids
+
+
+def test_protocol_md_lists_exactly_the_methods(opsd):
+    doc = REPO / "docs" / "protocol.md"
+    if not doc.exists():
+        pytest.skip(f"{doc} does not exist yet")
+    documented = re.findall(r"^### `([^`]+)`\s*$", doc.read_text(), re.M)
+    rc, out, err = opsd.cli("--json", "methods")
+    assert rc == 0, f"opsd-cli --json methods failed ({rc}): {err}"
+    served = [m["name"] for m in json.loads(out)["methods"]]
+    assert served, "the daemon lists no methods"
+    dupes = sorted({m for m in documented if documented.count(m) > 1})
+    assert not dupes, f"docs/protocol.md documents {dupes} twice"
+    missing = sorted(set(served) - set(documented))
+    extra = sorted(set(documented) - set(served))
+    assert not missing and not extra, \
+        f"docs/protocol.md is out of date: undocumented methods {missing}, " \
+        f"documented but not served {extra}"
+
+
+def test_methods_table_is_sorted_and_complete(opsd):
+    rc, out, err = opsd.cli("--json", "methods")
+    assert rc == 0, err
+    methods = json.loads(out)["methods"]
+    names = [m["name"] for m in methods]
+    assert names == sorted(names), names
+    for m in methods:
+        assert m["access"] in ("read", "admin"), m
+        assert m["help"], f"{m['name']} has no help text"
+    by_name = {m["name"]: m for m in methods}
+    for name, access in (("opsd.status", "read"), ("opsd.methods", "read"),
+                         ("opsd.reload", "admin"),
+                         ("opsd.log_level", "admin")):
+        assert by_name.get(name, {}).get("access") == access, by_name.get(
+            name)
+    rc, out, err = opsd.cli("methods", "-q")
+    assert rc == 0 and out.split() == names, out
+
+
+def test_catalog_documents_every_message_id():
+    catalog = REPO / "docs" / "opsd.catalog"
+    if not catalog.exists():
+        pytest.skip(f"{catalog} does not exist yet")
+    text = catalog.read_text()
+    entries = re.findall(r"^-- ([0-9a-f]{32})\s*$", text, re.M)
+    ids = message_ids()
+    missing = {name: mid for name, mid in ids.items() if mid not in entries}
+    assert not missing, f"docs/opsd.catalog has no entry for {missing}"
+    unknown = set(entries) - set(ids.values())
+    assert not unknown, f"docs/opsd.catalog has entries for MESSAGE_IDs " \
+        f"the daemon does not define: {sorted(unknown)}"
+    assert len(entries) == len(set(entries)), "duplicate catalog entries"

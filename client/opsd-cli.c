@@ -740,7 +740,7 @@ static const struct cmd cmds[] = {
 	{ "backup restore", "ID --into DB [--create] [--force]",
 	    "backup.restore",
 	    "check a backup's checksum and restore it into a database",
-	    3, 5, params_restore, print_backup_restore, 86400000 },
+	    1, 5, params_restore, print_backup_restore, 86400000 },
 	{ "backup run", "NAME [--follow]", "backup.run",
 	    "start a backup now (--follow: show progress, exit 1 if it fails)",
 	    1, 2, params_name_flags, print_backup_run, 0 },

@@ -262,10 +262,13 @@ backup_check(void *ctx, void *obj, const char *file, int line,
 	    &b->spec, err, sizeof err) != 0)
 		ini_error(errs, file, ini_keyline(&backup_section, keylines,
 		    "schedule"), "schedule: %s", err);
-	if (b->ncheck != b->nexpect)
-		ini_error(errs, file, ini_keyline(&backup_section, keylines,
-		    "check"), "every 'check' needs an 'expect' (%u checks, %u "
-		    "expects)", b->ncheck, b->nexpect);
+	if (b->ncheck != b->nexpect) {
+		kl = ini_keyline(&backup_section, keylines, "check");
+		if (kl == 0)
+			kl = ini_keyline(&backup_section, keylines, "expect");
+		ini_error(errs, file, kl, "every 'check' needs an 'expect' "
+		    "(%u checks, %u expects)", b->ncheck, b->nexpect);
+	}
 	if (b->upload != NULL && (b->s3_endpoint == NULL ||
 	    b->s3_access_key_file == NULL || b->s3_secret_key_file == NULL))
 		ini_error(errs, file, ini_keyline(&backup_section, keylines,
@@ -276,21 +279,33 @@ backup_check(void *ctx, void *obj, const char *file, int line,
 		ini_error(errs, file, ini_keyline(&backup_section, keylines,
 		    "s3_endpoint"), "s3_endpoint must be an http:// or https:// "
 		    "URL");
-	/* opsd writes the output itself: pg_dump must write to stdout */
+	/*
+	 * opsd writes the output itself and restores it with pg_restore: no
+	 * output file, no database argument, custom format only.
+	 */
 	args = xstrdup(b->pg_dump_args);
+	kl = ini_keyline(&backup_section, keylines, "pg_dump_args");
 	for (tok = strtok_r(args, " \t", &save); tok != NULL;
 	    tok = strtok_r(NULL, " \t", &save)) {
-		if (strcmp(tok, "-f") == 0 || strncmp(tok, "--file", 6) == 0 ||
-		    strcmp(tok, "-Fd") == 0 || strcmp(tok, "--format=d") == 0 ||
-		    strcmp(tok, "--format=directory") == 0 ||
-		    strncmp(tok, "-d", 2) == 0 || strncmp(tok, "--dbname", 8) ==
-		    0) {
-			kl = ini_keyline(&backup_section, keylines,
-			    "pg_dump_args");
+		const char *fmt = NULL;
+
+		if (strncmp(tok, "-f", 2) == 0 || strncmp(tok, "--file", 6) ==
+		    0 || strncmp(tok, "-d", 2) == 0 ||
+		    strncmp(tok, "--dbname", 8) == 0)
 			ini_error(errs, file, kl ? kl : line, "pg_dump_args: "
-			    "'%s' is set by opsd (output file, format "
-			    "directory and database are not allowed)", tok);
-		}
+			    "'%s' is set by opsd (output file and database "
+			    "come from the backup's settings)", tok);
+		else if (strncmp(tok, "-F", 2) == 0)
+			fmt = tok[2] ? tok + 2 : strtok_r(NULL, " \t", &save);
+		else if (strncmp(tok, "--format", 8) == 0)
+			fmt = tok[8] == '=' ? tok + 9 :
+			    strtok_r(NULL, " \t", &save);
+		if ((strncmp(tok, "-F", 2) == 0 ||
+		    strncmp(tok, "--format", 8) == 0) && (fmt == NULL ||
+		    (strcmp(fmt, "c") != 0 && strcmp(fmt, "custom") != 0)))
+			ini_error(errs, file, kl ? kl : line, "pg_dump_args: "
+			    "only the custom format (-Fc) can be verified and "
+			    "restored by opsd");
 	}
 	free(args);
 }
@@ -352,12 +367,6 @@ backup_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 				    "alert: no [alert %s] section",
 				    b->alert[j]);
 		}
-		for (j = 0; j < i; j++) {
-			if (strcmp(conf->backups[j]->dir, b->dir) == 0 &&
-			    strcmp(conf->backups[j]->name, b->name) == 0)
-				ini_error(errs, conf->path, b->line, "two "
-				    "backups write %s/%s-*", b->dir, b->name);
-		}
 	}
 }
 
@@ -384,7 +393,8 @@ expect_split(const char *e, char op[3], const char **rhs)
 		return (-EINVAL);
 	while (isspace((unsigned char)*e))
 		e++;
-	if (*e == '\0')
+	/* one operator: "> > 3" or ">> 3" is a typo, not a comparison */
+	if (*e == '\0' || strchr("<>=!", *e) != NULL)
 		return (-EINVAL);
 	*rhs = e;
 	return (0);
@@ -519,6 +529,8 @@ struct backup {
 	struct event		*stale_timer;
 	int			 stale_firing;
 	int			 failed_firing;
+	int			 verify_firing;
+	int			 upload_firing;
 	int64_t			 last_success;
 	int64_t			 last_verified;
 	uint64_t		 last_size;
@@ -530,6 +542,7 @@ struct backup {
 	uint64_t		 upload_failed;
 	char			*pg_dump_version;
 	struct child		*version_child;
+	struct pgq		*recover_q;	/* start-up clean-up */
 };
 
 struct backup_set {
@@ -592,7 +605,9 @@ struct brun {
 	struct child		*child;
 	json_t			*manifest;
 	struct s3_op		*s3;
+	int			 interrupted;
 	unsigned int		 upload_try;
+	unsigned int		 dump_tries;
 	int			 upload_manifest;
 	struct event		*timer;		/* progress, retries */
 	struct rpc_pending	**followers;
@@ -601,6 +616,7 @@ struct brun {
 };
 
 static void	run_finish(struct brun *, int ok, int skipped);
+static int	own_file(struct backup *, const char *, const char *);
 static void	run_upload(struct brun *);
 static void	verify_start(struct backup *, json_t *manifest,
 		    verify_done_cb, void *arg, struct rpc_pending *);
@@ -647,14 +663,13 @@ db_conninfo(const struct database_conf *d, int admin, const char *dbname)
 {
 	char	*s;
 
-	if (admin && d->admin_conninfo != NULL)
-		xasprintf(&s, "%s", d->admin_conninfo);
-	else
-		xasprintf(&s, "%s%s%s%s%s%s", d->conninfo,
-		    admin ? " dbname=postgres" : "",
-		    d->sslmode ? " sslmode=" : "", d->sslmode ? d->sslmode : "",
-		    d->sslrootcert ? " sslrootcert=" : "",
-		    d->sslrootcert ? d->sslrootcert : "");
+	/* sslmode and sslrootcert apply to both connections */
+	xasprintf(&s, "%s%s%s%s%s%s", admin && d->admin_conninfo != NULL ?
+	    d->admin_conninfo : d->conninfo,
+	    admin && d->admin_conninfo == NULL ? " dbname=postgres" : "",
+	    d->sslmode ? " sslmode=" : "", d->sslmode ? d->sslmode : "",
+	    d->sslrootcert ? " sslrootcert=" : "",
+	    d->sslrootcert ? d->sslrootcert : "");
 	if (dbname != NULL) {
 		char *q, *t;
 
@@ -843,8 +858,8 @@ stats_from_items(struct backup *b)
 		b->last_size = (uint64_t)json_integer_value(json_object_get(m,
 		    "bytes"));
 		if (m_verified(m))
-			b->last_verified = json_integer_value(json_object_get(
-			    json_object_get(m, "verify"), "at"));
+			b->last_verified = json_integer_value(json_object_get(m,
+			    "start"));
 	}
 }
 
@@ -857,17 +872,13 @@ items_load(struct backup *b)
 	json_error_t	 jerr;
 	json_t		*m;
 	char		*path;
-	size_t		 nl = strlen(b->conf->name), l;
 
 	json_decref(b->items);
 	b->items = json_array();
 	if ((d = opendir(b->conf->dir)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
-		l = strlen(de->d_name);
-		if (strncmp(de->d_name, b->conf->name, nl) != 0 ||
-		    de->d_name[nl] != '-' || l < 6 ||
-		    strcmp(de->d_name + l - 5, ".json") != 0)
+		if (!own_file(b, de->d_name, ".json"))
 			continue;
 		xasprintf(&path, "%s/%s", b->conf->dir, de->d_name);
 		m = json_load_file(path, 0, &jerr);
@@ -913,6 +924,28 @@ item_find(struct opsd *o, const char *id, struct backup **owner)
 	return (NULL);
 }
 
+/*
+ * Is fname NAME-YYYYMMDDTHHMMSSZ followed by suffix? Exact, so backups
+ * "app" and "app-2" in one directory never touch each other's files.
+ */
+static int
+own_file(struct backup *b, const char *fname, const char *suffix)
+{
+	size_t		 nl = strlen(b->conf->name);
+	const char	*p;
+	int		 i;
+
+	if (strncmp(fname, b->conf->name, nl) != 0 || fname[nl] != '-')
+		return (0);
+	p = fname + nl + 1;
+	for (i = 0; i < 16; i++) {
+		if (i == 8 ? p[i] != 'T' : i == 15 ? p[i] != 'Z' :
+		    (p[i] < '0' || p[i] > '9'))
+			return (0);
+	}
+	return (strcmp(p + 16, suffix) == 0);
+}
+
 static int
 item_held(struct backup *b, json_t *m)
 {
@@ -949,9 +982,10 @@ backup_event(struct backup *b, const struct evt_type *type, const char *id,
 	evt_add(ev, "database", "%s", b->conf->database);
 	if (id != NULL)
 		evt_add(ev, "backup_id", "%s", id);
+	/* one alert per backup and kind: "backup.run" for app, ... */
 	if (alert_object != NULL && b->conf->nalert > 0)
 		evt_alert(ev, (const char *const *)b->conf->alert,
-		    b->conf->nalert, "backup", alert_object, firing);
+		    b->conf->nalert, alert_object, b->conf->name, firing);
 	evt_emit(ev, "%s", msg);
 	free(msg);
 }
@@ -996,15 +1030,24 @@ verify_end(struct verify *v)
 		log_warn("backup.manifest", "cannot update the manifest of %s",
 		    m_str(v->manifest, "id"));
 	if (ok) {
-		b->last_verified = (int64_t)time(NULL);
+		int64_t start = json_integer_value(json_object_get(v->manifest,
+		    "start"));
+
+		/* "good" is about the backup's age, not the check's */
+		if (start > b->last_verified)
+			b->last_verified = start;
 		backup_event(b, &EVT_BACKUP_VERIFIED, m_str(v->manifest, "id"),
-		    NULL, 0, "backup %s verified: restored into a scratch "
+		    b->verify_firing ? "backup.verify" : NULL, 0, "backup %s "
+		    "verified: restored into a scratch "
 		    "database and %u check%s passed", m_str(v->manifest, "id"),
 		    b->conf->ncheck, b->conf->ncheck == 1 ? "" : "s");
-	} else
+		b->verify_firing = 0;
+	} else {
+		b->verify_firing = 1;
 		backup_event(b, &EVT_BACKUP_VERIFY_FAILED, m_str(v->manifest,
-		    "id"), "verify", 1, "backup %s FAILED verification: %s",
+		    "id"), "backup.verify", 1, "backup %s FAILED verification: %s",
 		    m_str(v->manifest, "id"), v->error);
+	}
 	if (v->waiter != NULL) {
 		if (ok)
 			rpc_pending_reply(v->waiter, json_pack("{s:s, s:O}",
@@ -1016,10 +1059,11 @@ verify_end(struct verify *v)
 			    m_str(v->manifest, "id"), v->error);
 		v->waiter = NULL;
 	}
-	if (v->done != NULL)
-		v->done(v, ok, v->arg);
+	/* detach first: the callback may end the run that owns v */
 	if (b->verify == v)
 		b->verify = NULL;
+	if (v->done != NULL)
+		v->done(v, ok, v->arg);
 	verify_free(v);
 }
 
@@ -1276,7 +1320,8 @@ verify_summed(struct child *c, const struct child_result *r, void *arg)
 	for (p = v->scratch; *p != '\0'; p++)
 		*p = isalnum((unsigned char)*p) ? (char)tolower(
 		    (unsigned char)*p) : '_';
-	v->scratch[63] = '\0';
+	if (strlen(v->scratch) > 63)	/* PostgreSQL's name limit */
+		v->scratch[63] = '\0';
 	v->admin = session_open(v->b, 1, NULL, 60000, verify_admin_open, v);
 }
 
@@ -1290,6 +1335,7 @@ verify_start(struct backup *b, json_t *manifest, verify_done_cb done,
 
 	v = xcalloc(1, sizeof *v);
 	v->b = b;
+	b->verify = v;		/* one at a time per backup */
 	v->manifest = json_incref(manifest);
 	v->done = done;
 	v->arg = arg;
@@ -1328,9 +1374,9 @@ run_save_state(struct brun *r)
 	char	*name = run_state_name(r->b);
 	int	 e;
 
-	st = json_pack("{s:s, s:s, s:s?, s:I}", "id", r->id, "step",
-	    step_names[r->step], "partial", r->partial, "pid",
-	    (json_int_t)getpid());
+	st = json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "id", r->id, "step",
+	    step_names[r->step], "partial", r->partial, "final", r->final,
+	    "pid", (json_int_t)getpid());
 	if ((e = state_write_json(r->b->opsd->conf->state_dir, name, st)) != 0)
 		log_warn("backup.state", "cannot write %s: %s", name,
 		    strerror(-e));
@@ -1375,11 +1421,27 @@ run_tick(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(r->timer, &tv);
 }
 
+/* Stops a verification whose owner goes away; its scratch database is
+ * dropped at the next start. */
+static void
+verify_abort(struct verify *v, const char *why)
+{
+	if (v->b->verify == v)
+		v->b->verify = NULL;
+	if (v->waiter != NULL)
+		rpc_pending_error(v->waiter, OPSD_ERR_SHUTTING_DOWN, NULL,
+		    "verification stopped: %s", why);
+	v->waiter = NULL;
+	verify_free(v);
+}
+
 static void
 run_free(struct brun *r)
 {
 	unsigned int	i;
 
+	if (r->b->verify != NULL && r->b->verify->arg == r)
+		verify_abort(r->b->verify, "the run ended");
 	for (i = 0; i < r->nfollowers; i++)
 		rpc_pending_release(r->followers[i]);
 	free(r->followers);
@@ -1437,7 +1499,13 @@ run_finish(struct brun *r, int ok, int skipped)
 		unlink(r->partial);
 	passfile_remove(&r->passfile);
 	run_clear_state(b);
-	if (skipped) {
+	if (r->interrupted) {
+		backup_event(b, &EVT_BACKUP_INTERRUPTED, r->id, NULL, 0,
+		    "backup run %s stopped while %s: %s", r->id,
+		    step_names[r->step], r->error);
+		if (r->job != NULL)
+			job_interrupted(r->job);
+	} else if (skipped) {
 		b->runs_skipped++;
 		backup_event(b, &EVT_BACKUP_SKIPPED, r->id, NULL, 0, "backup "
 		    "%s skipped: %s", b->conf->name, r->error);
@@ -1451,21 +1519,23 @@ run_finish(struct brun *r, int ok, int skipped)
 			    (unsigned long long)r->bytes, dur);
 		if (b->failed_firing) {
 			b->failed_firing = 0;
-			backup_event(b, &EVT_BACKUP_OK, r->id, "run", 0, "backup "
+			backup_event(b, &EVT_BACKUP_OK, r->id, "backup.run", 0,
+			    "backup "
 			    "%s works again: %s", b->conf->name, r->id);
 		}
 	} else {
 		b->runs_failed++;
 		b->failed_firing = 1;
-		backup_event(b, &EVT_BACKUP_FAILED, r->id, "run", 1, "backup %s "
+		backup_event(b, &EVT_BACKUP_FAILED, r->id, "backup.run", 1,
+		    "backup %s "
 		    "FAILED (%s): %s", b->conf->name, step_names[r->step],
 		    r->error);
 		if (r->job != NULL)
 			job_finished(r->job, 0, "%s", r->error);
 	}
 	fin = run_progress(r);
-	json_object_set_new(fin, "result", json_string(skipped ? "skipped" :
-	    ok ? "ok" : "failed"));
+	json_object_set_new(fin, "result", json_string(r->interrupted ?
+	    "interrupted" : skipped ? "skipped" : ok ? "ok" : "failed"));
 	if (r->error != NULL)
 		json_object_set_new(fin, "error", json_string(r->error));
 	for (i = 0; i < r->nfollowers; i++)
@@ -1513,6 +1583,8 @@ run_uploaded(struct s3_op *op, int ok, const char *error, void *arg)
 	if (ok && !r->upload_manifest) {
 		/* the dump is there: now its manifest beside it */
 		r->upload_manifest = 1;
+		r->dump_tries = r->upload_try;
+		r->upload_try = 0;
 		run_upload(r);
 		return;
 	}
@@ -1528,18 +1600,26 @@ run_uploaded(struct s3_op *op, int ok, const char *error, void *arg)
 		return;
 	}
 	iso_time(time(NULL), at, sizeof at);
-	up = json_pack("{s:b, s:s, s:s, s:s?, s:i}", "ok", ok, "at", at,
-	    "url", b->conf->upload, "error", ok ? NULL : error, "tries",
-	    r->upload_try);
+	up = json_pack("{s:b, s:I, s:s, s:s, s:s?, s:i}", "ok", ok, "at",
+	    (json_int_t)time(NULL), "at_iso", at, "url", b->conf->upload,
+	    "error", ok ? NULL : error, "tries", r->upload_manifest ?
+	    r->dump_tries : r->upload_try);
 	json_object_set_new(r->manifest, "upload", up);
 	manifest_save(b, r->manifest);
 	if (ok) {
 		b->upload_ok++;
 		log_info("backup.upload", "%s uploaded to %s", r->id,
 		    b->conf->upload);
+		if (b->upload_firing) {
+			b->upload_firing = 0;
+			backup_event(b, &EVT_BACKUP_OK, r->id, "backup.upload",
+			    0, "off-site copy of %s works again", r->id);
+		}
 	} else {
 		b->upload_failed++;
-		backup_event(b, &EVT_BACKUP_UPLOAD_FAILED, r->id, "upload", 1,
+		b->upload_firing = 1;
+		backup_event(b, &EVT_BACKUP_UPLOAD_FAILED, r->id,
+		    "backup.upload", 1,
 		    "off-site copy of %s FAILED after %u tries: %s (the local "
 		    "backup is good)", r->id, r->upload_try, error);
 	}
@@ -1570,7 +1650,10 @@ run_upload(struct brun *r)
 	const char		*file;
 	struct stat		 st;
 
-	r->step = RUN_UPLOAD;
+	if (r->step != RUN_UPLOAD) {
+		r->step = RUN_UPLOAD;
+		run_save_state(r);
+	}
 	r->upload_try++;
 	if (read_key(b->conf->s3_access_key_file, ak, sizeof ak) != 0 ||
 	    read_key(b->conf->s3_secret_key_file, sk, sizeof sk) != 0) {
@@ -1669,7 +1752,6 @@ run_synced(struct child *c, const struct child_result *res, void *arg)
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	snprintf(name, sizeof name, "%s.dump", r->id);
-	xasprintf(&r->final, "%s/%s", b->conf->dir, name);
 	if (rename(r->partial, r->final) == -1) {
 		run_fail(r, "cannot rename %s: %s", r->partial,
 		    strerror(errno));
@@ -1705,6 +1787,7 @@ run_synced(struct child *c, const struct child_result *res, void *arg)
 	    hex);
 	if (b->conf->verify == BACKUP_VERIFY_EACH) {
 		r->step = RUN_VERIFY;
+		run_save_state(r);
 		verify_start(b, r->manifest, run_verified, r, NULL);
 	} else
 		run_after_verify(r);
@@ -1776,6 +1859,8 @@ run_dumped(struct child *c, const struct child_result *res, void *arg)
 	}
 	r->fd = -1;
 	r->step = RUN_SYNC;
+	/* the final name is recorded before the rename can happen */
+	xasprintf(&r->final, "%s/%s.dump", r->b->conf->dir, r->id);
 	run_save_state(r);
 	{
 		/* fsync in a child: a large file can take seconds */
@@ -1834,6 +1919,7 @@ run_dump(struct brun *r)
 	for (tok = strtok_r(args, " \t", &save); tok != NULL;
 	    tok = strtok_r(NULL, " \t", &save))
 		argv[n++] = tok;
+	argv[n++] = "--format=custom";	/* what verify and restore read */
 	argv[n++] = "--no-password";
 	argv[n++] = dbarg;
 	argv[n] = NULL;
@@ -2345,8 +2431,7 @@ backup_rpc_verify(struct opsd *o, const char *id, struct rpc_pending *waiter,
 		    id);
 		return (OPSD_ERR_NOT_FOUND);
 	}
-	if (b->verify != NULL || (b->run != NULL && b->run->step ==
-	    RUN_VERIFY)) {
+	if (b->verify != NULL) {
 		xasprintf(msg, "a verification of %s is already running",
 		    b->conf->name);
 		return (OPSD_ERR_BUSY);
@@ -2372,6 +2457,24 @@ backup_rpc_run(struct opsd *o, const char *name, struct rpc_pending *follower,
 		xasprintf(msg, "backup %s is already running (run %s)", name,
 		    b->run->id);
 		return (OPSD_ERR_BUSY);
+	}
+	{
+		char	id[160], ts[32];
+		time_t	t = time(NULL);
+		struct tm tm;
+		json_t	*x;
+		size_t	i;
+
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+		snprintf(id, sizeof id, "%s-%s", name, ts);
+		json_array_foreach(b->items, i, x) {
+			if (strcmp(m_str(x, "id"), id) == 0) {
+				xasprintf(msg, "backup %s was taken this very "
+				    "second; try again in a second", id);
+				return (OPSD_ERR_BUSY);
+			}
+		}
 	}
 	if (b->job != NULL)
 		job_started(b->job);
@@ -2444,7 +2547,9 @@ backup_prune(struct opsd *o, const char *name, int dry_run, json_t **result,
 	keep = xcalloc(n + 1, sizeof *keep);
 	json_array_foreach(b->items, i, m) {
 		ts[i] = json_integer_value(json_object_get(m, "start"));
-		ver[i] = m_verified(m);
+		/* without verification every written backup is "good" */
+		ver[i] = b->conf->verify == BACKUP_VERIFY_NEVER ? 1 :
+		    m_verified(m);
 	}
 	pol.keep_last = b->conf->keep_last;
 	pol.keep_daily = b->conf->keep_daily;
@@ -2517,6 +2622,20 @@ backup_newest_good(struct backup *b)
 }
 
 static void
+format_age(int64_t s, char *buf, size_t len)
+{
+	if (s >= 86400)
+		snprintf(buf, len, "%lldd %lldh", (long long)s / 86400,
+		    (long long)s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(buf, len, "%lldh %lldm", (long long)s / 3600,
+		    (long long)s % 3600 / 60);
+	else
+		snprintf(buf, len, "%lldm %llds", (long long)s / 60,
+		    (long long)s % 60);
+}
+
+static void
 stale_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct backup	*b = arg;
@@ -2534,18 +2653,29 @@ stale_cb(evutil_socket_t fd, short what, void *arg)
 	stale = max > 0 && now - good > max;
 	if (stale && !b->stale_firing) {
 		b->stale_firing = 1;
-		backup_event(b, &EVT_BACKUP_STALE, NULL, "stale", 1, "backup "
-		    "%s is STALE: the newest %s backup is %lld hours old "
-		    "(max_age %lld hours)", b->conf->name,
+		char	age[32], lim[32];
+
+		format_age(now - good, age, sizeof age);
+		format_age(max, lim, sizeof lim);
+		backup_event(b, &EVT_BACKUP_STALE, NULL, "backup.stale", 1,
+		    "backup %s is STALE: the newest %s backup is %s old "
+		    "(max_age %s)", b->conf->name,
 		    b->conf->verify == BACKUP_VERIFY_NEVER ? "successful" :
-		    "verified", (long long)(now - good) / 3600,
-		    (long long)max / 3600);
+		    "verified", age, lim);
 	} else if (!stale && b->stale_firing) {
 		b->stale_firing = 0;
-		backup_event(b, &EVT_BACKUP_STALE, NULL, "stale", 0, "backup "
+		backup_event(b, &EVT_BACKUP_STALE, NULL, "backup.stale", 0,
+		    "backup "
 		    "%s is fresh again", b->conf->name);
 	}
 	evtimer_add(b->stale_timer, &tv);
+}
+
+static void
+recover_close(struct backup *b, struct pgq *q)
+{
+	pg_cancel(q);
+	b->recover_q = NULL;
 }
 
 static void
@@ -2575,7 +2705,7 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 	if (err != NULL) {
 		log_warn("backup.recover", "cannot look for stale scratch "
 		    "databases of %s: %s", b->conf->name, err);
-		pg_cancel(q);
+		recover_close(b, q);
 		return;
 	}
 	/* a one-shot connection per database: the list is short */
@@ -2602,7 +2732,7 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 		}
 		free(sql);
 	}
-	pg_cancel(q);
+	recover_close(b, q);
 }
 
 static void
@@ -2616,20 +2746,60 @@ recover_admin_open(struct pgq *q, const PGresult *res, const char *err,
 	if (err != NULL) {
 		log_warn("backup.recover", "cannot connect to clean up scratch "
 		    "databases of %s: %s", b->conf->name, err);
-		pg_cancel(q);
+		recover_close(b, q);
 		return;
 	}
 	xasprintf(&prefix, "opsd_verify_%s_", b->conf->name);
 	for (p = prefix; *p != '\0'; p++)
 		*p = isalnum((unsigned char)*p) ? (char)tolower(
 		    (unsigned char)*p) : '_';
-	/* '_' is a LIKE wildcard: compare the prefix exactly instead */
+	/* exactly PREFIX + 14 digits: not another backup's databases */
 	xasprintf(&sql, "SELECT datname FROM pg_database WHERE "
-	    "left(datname, %zu) = '%s'", strlen(prefix), prefix);
+	    "datname ~ '^%s[0-9]{14}$'", prefix);
 	if (pg_exec(q, sql, 30000, recover_listed, b) != 0)
-		pg_cancel(q);
+		recover_close(b, q);
 	free(sql);
 	free(prefix);
+}
+
+static int64_t	lock_key(const char *);
+
+static void
+recover_locked(struct pgq *q, const PGresult *res, const char *err,
+    void *arg)
+{
+	struct backup	*b = arg;
+
+	if (err != NULL || PQntuples(res) < 1 ||
+	    strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		/* another host runs this backup now: its scratch is its own */
+		log_info("backup.recover", "not looking for scratch databases "
+		    "of %s: %s", b->conf->name, err ? err : "another host "
+		    "holds the backup's lock");
+		recover_close(b, q);
+		return;
+	}
+	recover_admin_open(q, NULL, NULL, b);
+}
+
+static void
+recover_lock_open(struct pgq *q, const PGresult *res, const char *err,
+    void *arg)
+{
+	struct backup	*b = arg;
+	char		 sql[128];
+
+	(void)res;
+	if (err != NULL) {
+		log_warn("backup.recover", "cannot connect to clean up scratch "
+		    "databases of %s: %s", b->conf->name, err);
+		recover_close(b, q);
+		return;
+	}
+	snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)",
+	    (long long)lock_key(b->conf->name));
+	if (pg_exec(q, sql, 30000, recover_locked, b) != 0)
+		recover_close(b, q);
 }
 
 /* After a crash: no partial file, no run state, no scratch database. */
@@ -2640,7 +2810,6 @@ backup_recover(struct backup *b)
 	DIR		*d;
 	struct dirent	*de;
 	char		*name = run_state_name(b), *path;
-	size_t		 nl = strlen(b->conf->name), l;
 	int		 err;
 
 	st = state_read_json(b->opsd->conf->state_dir, name, &err);
@@ -2649,24 +2818,36 @@ backup_recover(struct backup *b)
 		const char *partial = json_string_value(json_object_get(st,
 		    "partial"));
 
+		const char *final = json_string_value(json_object_get(st,
+		    "final"));
+		const char *step = json_string_value(json_object_get(st,
+		    "step"));
+		char *mpath = NULL;
+		struct stat sb;
+		int complete;
+
 		if (partial != NULL)
 			unlink(partial);
+		/* renamed but no manifest yet: no checksum, not a backup */
+		if (id != NULL)
+			xasprintf(&mpath, "%s/%s.json", b->conf->dir, id);
+		complete = mpath != NULL && stat(mpath, &sb) == 0;
+		if (!complete && final != NULL)
+			unlink(final);
+		free(mpath);
 		backup_event(b, &EVT_BACKUP_INTERRUPTED, id, NULL, 0, "backup "
 		    "run %s was interrupted while %s (opsd stopped or "
-		    "crashed); its partial file was removed",
-		    id ? id : "?", json_string_value(json_object_get(st,
-		    "step")) ? json_string_value(json_object_get(st, "step")) :
-		    "?");
+		    "crashed); %s", id ? id : "?", step ? step : "?",
+		    complete ? "the backup itself is complete and kept; its "
+		    "verification or upload did not finish" : "its partial "
+		    "file was removed");
 		json_decref(st);
 		run_clear_state(b);
 	}
 	free(name);
 	if ((d = opendir(b->conf->dir)) != NULL) {
 		while ((de = readdir(d)) != NULL) {
-			l = strlen(de->d_name);
-			if (strncmp(de->d_name, b->conf->name, nl) != 0 ||
-			    de->d_name[nl] != '-' || l < 9 ||
-			    strcmp(de->d_name + l - 8, ".partial") != 0)
+			if (!own_file(b, de->d_name, ".dump.partial"))
 				continue;
 			xasprintf(&path, "%s/%s", b->conf->dir, de->d_name);
 			log_notice("backup.recover", "removing leftover %s",
@@ -2688,7 +2869,16 @@ backup_recover(struct backup *b)
 		closedir(d);
 	}
 	free(path);
-	session_open(b, 1, NULL, 30000, recover_admin_open, b);
+	/*
+	 * Stale scratch databases go; in a fleet only while holding the
+	 * backup's lock, so another host's verification is left alone.
+	 */
+	if (b->conf->lock == BACKUP_LOCK_ADVISORY)
+		b->recover_q = session_open(b, 0, NULL, 30000,
+		    recover_lock_open, b);
+	else
+		b->recover_q = session_open(b, 1, NULL, 30000,
+		    recover_admin_open, b);
 }
 
 static struct backup_conf *
@@ -2746,6 +2936,9 @@ database_conf_copy(const struct database_conf *src)
 static void
 backup_free(struct backup *b)
 {
+	if (b->verify != NULL)
+		verify_abort(b->verify, "opsd is stopping or the backup was "
+		    "reconfigured");
 	if (b->run != NULL) {
 		/* the partial file goes; the state says nothing is left */
 		struct brun *r = b->run;
@@ -2755,22 +2948,15 @@ backup_free(struct backup *b)
 			r->child = NULL;
 		}
 		if (r->error == NULL)
-			r->error = xstrdup("stopped: opsd is shutting down or "
-			    "the backup was reconfigured");
+			r->error = xstrdup("opsd is stopping or the backup was "
+			    "removed");
+		r->interrupted = 1;	/* not a failure of the backup */
 		run_finish(r, 0, 0);
-	}
-	if (b->verify != NULL) {
-		struct verify *v = b->verify;
-
-		b->verify = NULL;
-		if (v->waiter != NULL)
-			rpc_pending_error(v->waiter, OPSD_ERR_SHUTTING_DOWN,
-			    NULL, "verification stopped");
-		v->waiter = NULL;
-		verify_free(v);
 	}
 	if (b->version_child != NULL)
 		child_abandon(b->version_child);
+	if (b->recover_q != NULL)
+		pg_cancel(b->recover_q);
 	if (b->job != NULL)
 		job_remove(b->job);
 	if (b->stale_timer != NULL)
@@ -2934,7 +3120,8 @@ backup_metrics(struct opsd *o, struct evbuffer *buf)
 		{ "opsd_backup_last_success_timestamp_seconds", "gauge",
 		  "Start time of the newest successful backup." },
 		{ "opsd_backup_last_verified_timestamp_seconds", "gauge",
-		  "When the newest backup was last verified by a restore." },
+		  "Start time of the newest backup that verified by a "
+		  "restore." },
 		{ "opsd_backup_size_bytes", "gauge",
 		  "Size of the newest backup." },
 		{ "opsd_backup_duration_seconds", "gauge",

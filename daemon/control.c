@@ -176,17 +176,31 @@ conn_write(struct ctl_conn *c, json_t *msg)
 	return (0);
 }
 
+static void	conn_set_timeouts(struct opsd *, struct ctl_conn *);
+
+/*
+ * A client waiting for an answer (a restore, a followed backup) is not
+ * idle: the idle timeout applies only while nothing is pending.
+ */
 void
 control_track(struct ctl_conn *c, struct rpc_pending *p)
 {
+	int	was_empty = LIST_EMPTY(&c->pending);
+
 	LIST_INSERT_HEAD(&c->pending, p, entry);
+	if (was_empty)
+		conn_set_timeouts(c->opsd, c);
 }
 
 void
 control_untrack(struct rpc_pending *p)
 {
+	struct ctl_conn	*c = p->conn;
+
 	LIST_REMOVE(p, entry);
 	p->conn = NULL;
+	if (c != NULL && LIST_EMPTY(&c->pending))
+		conn_set_timeouts(c->opsd, c);
 }
 
 int
@@ -327,7 +341,9 @@ conn_set_timeouts(struct opsd *o, struct ctl_conn *c)
 	}
 	tv.tv_sec = (time_t)(o->conf->idle_timeout / 1000);
 	tv.tv_usec = (suseconds_t)(o->conf->idle_timeout % 1000) * 1000;
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	/* the write timeout stays: a client that stops reading is cut off */
+	bufferevent_set_timeouts(c->bev, LIST_EMPTY(&c->pending) ? &tv : NULL,
+	    &tv);
 }
 
 static int

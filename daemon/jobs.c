@@ -38,6 +38,7 @@ struct job {
 	int64_t			 next;		/* with the random delay */
 	int64_t			 slot;		/* the schedule's own time */
 	int64_t			 last_run;
+	int64_t			 prev_last_run;	/* before the run in flight */
 	int64_t			 last_slot;
 	int			 last_ok;
 	char			 last_result[256];
@@ -48,6 +49,7 @@ struct job {
 static LIST_HEAD(, job) jobs = LIST_HEAD_INITIALIZER(jobs);
 
 static void	job_arm(struct job *);
+static void	job_plan(struct job *, int64_t);
 
 const char *
 job_name(const struct job *j)
@@ -105,7 +107,7 @@ job_timer_cb(evutil_socket_t fd, short what, void *arg)
 		log_warn("jobs.overlap", "job %s is still running at its next "
 		    "time; skipping this run", j->name);
 		j->last_slot = j->slot;
-		j->slot = sched_next(&j->spec, j->slot > now ? j->slot : now);
+		job_plan(j, now);
 		job_arm(j);
 		return;
 	}
@@ -147,10 +149,23 @@ void
 job_started(struct job *j)
 {
 	j->running = 1;
+	j->prev_last_run = j->last_run;
 	j->last_run = (int64_t)time(NULL);
 	/* plan the next slot now: the run may take longer than the gap */
 	job_plan(j, j->last_run);
 	job_arm(j);
+}
+
+/*
+ * A run cut short by a stop does not count as run: a persistent job
+ * whose time passed runs again at the next start.
+ */
+void
+job_interrupted(struct job *j)
+{
+	j->running = 0;
+	j->last_run = j->prev_last_run;
+	jobs_save(j->opsd);
 }
 
 void
@@ -202,7 +217,16 @@ job_add(struct opsd *o, const char *name, const struct sched_spec *spec,
 	json_decref(st);
 
 	job_plan(j, now);
-	if (persistent && j->last_run > 0) {
+	if (spec->interval && j->last_run > 0) {
+		/* "every" counts from the last run, across restarts too */
+		j->slot = j->next = j->last_run + (int64_t)(spec->every_ms /
+		    1000);
+		if (j->slot <= now) {
+			j->slot = now;
+			j->next = persistent ? now : now +
+			    (int64_t)(spec->every_ms / 1000);
+		}
+	} else if (persistent && j->last_run > 0) {
 		missed = sched_next(&j->spec, j->last_run);
 		if (missed > 0 && missed <= now) {
 			log_notice("jobs.catchup", "job %s missed its run at "

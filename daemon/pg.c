@@ -325,6 +325,13 @@ pg_conninfo_check(const char *value, char *buf, size_t len)
 	PQconninfoOption	*opts, *o;
 	char			*err = NULL;
 
+	/* opsd appends keywords (dbname=, sslmode=): URIs do not take that */
+	if (strncmp(value, "postgresql://", 13) == 0 ||
+	    strncmp(value, "postgres://", 11) == 0) {
+		snprintf(buf, len, "must be in keyword=value form (host=... "
+		    "port=... dbname=... user=...), not a URI");
+		return (buf);
+	}
 	if ((opts = PQconninfoParse(value, &err)) == NULL) {
 		snprintf(buf, len, "is not a libpq conninfo: %s", err ? err :
 		    "parse error");

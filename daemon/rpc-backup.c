@@ -32,9 +32,15 @@ static int
 backup_list_rpc(struct rpc_call *call, void *params, json_t **result)
 {
 	struct name_params	*p = params;
+	json_t			*list;
 
-	*result = json_pack("{s:o}", "backups", backup_list_json(call->opsd,
-	    p->name));
+	list = backup_list_json(call->opsd, p->name);
+	if (p->name != NULL && json_array_size(list) == 0) {
+		json_decref(list);
+		return (rpc_error(call, OPSD_ERR_NOT_FOUND, "no backup named "
+		    "'%s'", p->name));
+	}
+	*result = json_pack("{s:o}", "backups", list);
 	return (0);
 }
 
@@ -60,6 +66,10 @@ backup_run_rpc(struct rpc_call *call, void *params, json_t **result)
 	if (call->opsd->stopping)
 		return (rpc_error(call, OPSD_ERR_SHUTTING_DOWN,
 		    "opsd is stopping"));
+	if (p->follow && call->in_batch)
+		return (rpc_error(call, RPC_INVALID_REQUEST, "backup.run with "
+		    "follow keeps the connection for notifications and cannot "
+		    "be part of a batch"));
 	if (p->follow && call->conn != NULL)
 		f = rpc_defer(call);
 	if ((code = backup_rpc_run(call->opsd, p->name, f, &id, &msg)) != 0) {

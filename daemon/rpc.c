@@ -275,6 +275,7 @@ rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg,
 	call.opsd = o;
 	call.conn = conn;
 	call.id = req.id;
+	call.in_batch = in_batch;
 	if ((call.method = rpc_lookup(req.method)) == NULL) {
 		snprintf(err, sizeof err, "unknown method '%.128s' (opsd.methods "
 		    "lists them)", req.method);

@@ -49,6 +49,7 @@ struct rpc_call {
 	struct ctl_conn		*conn;		/* NULL when called internally */
 	const struct rpc_method	*method;
 	json_t			*id;		/* borrowed */
+	int			 in_batch;
 	int			 code;		/* set by rpc_error() */
 	char			*message;
 	json_t			*data;

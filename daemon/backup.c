@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,7 +416,7 @@ backup_expect_match(const char *expect, const char *value)
 	char		 op[3], *end1, *end2;
 	const char	*rhs = NULL;
 	double		 a, b;
-	int		 numeric, c;
+	int		 c;
 
 	if (expect_split(expect, op, &rhs) != 0)
 		return (0);
@@ -425,8 +426,13 @@ backup_expect_match(const char *expect, const char *value)
 		return (0);
 	a = strtod(value, &end1);
 	b = strtod(rhs, &end2);
-	numeric = *value != '\0' && *end1 == '\0' && *end2 == '\0';
-	c = numeric ? (a > b) - (a < b) : strcmp(value, rhs);
+	if (*end2 == '\0' && !isnan(b)) {
+		/* a number expected: text, "" or NaN never satisfies it */
+		if (*value == '\0' || *end1 != '\0' || isnan(a))
+			return (strcmp(op, "!=") == 0);
+		c = (a > b) - (a < b);
+	} else
+		c = strcmp(value, rhs);	/* text, e.g. ISO dates */
 	if (strcmp(op, ">") == 0)
 		return (c > 0);
 	if (strcmp(op, ">=") == 0)

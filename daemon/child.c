@@ -296,9 +296,13 @@ child_spawn(const struct child_spec *spec, child_done_cb done, void *arg,
 	size_t				 n = 0, i;
 	int				 r;
 
-	if (pipe2(outp, O_CLOEXEC | O_NONBLOCK) == -1 ||
-	    (!spec->merge_stderr && pipe2(errp, O_CLOEXEC | O_NONBLOCK) ==
-	    -1)) {
+	/*
+	 * Only opsd's read ends are non-blocking: a child whose stdout is
+	 * non-blocking gets EAGAIN when opsd falls behind, and pg_dump
+	 * treats that as a write error.
+	 */
+	if (pipe2(outp, O_CLOEXEC) == -1 ||
+	    (!spec->merge_stderr && pipe2(errp, O_CLOEXEC) == -1)) {
 		*err = -errno;
 		if (outp[0] != -1) {
 			close(outp[0]);
@@ -306,6 +310,9 @@ child_spawn(const struct child_spec *spec, child_done_cb done, void *arg,
 		}
 		return (NULL);
 	}
+	fcntl(outp[0], F_SETFL, O_NONBLOCK);
+	if (errp[0] != -1)
+		fcntl(errp[0], F_SETFL, O_NONBLOCK);
 	for (i = 0; spec->env != NULL && spec->env[i] != NULL; i++)
 		n++;
 	envp = xcalloc(n + 3, sizeof *envp);

@@ -4,6 +4,8 @@
  * the real instant(s) it names, which is where DST gaps and repeats are
  * decided (see sched.h).
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -135,14 +137,17 @@ bad:
 int
 sched_tz_valid(const char *tz)
 {
-	char	path[512];
+	struct stat	st;
+	char		path[512];
 
 	if (tz == NULL || strcmp(tz, "UTC") == 0 || strcmp(tz, "local") == 0)
 		return (1);
 	if (tz[0] == '/' || strstr(tz, "..") != NULL)
 		return (0);
 	snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
-	return (access(path, R_OK) == 0);
+	/* a directory ("Europe") would silently mean UTC */
+	return (*tz != '\0' && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	    access(path, R_OK) == 0);
 }
 
 int
@@ -369,7 +374,11 @@ sched_next(const struct sched_spec *sp, int64_t after)
 		for (h = 0; h < 24 && found < 0; h++) {
 			if (!((sp->hours >> h) & 1))
 				continue;
-			for (m = 0; m < 60 && found < 0; m++) {
+			/*
+			 * Every minute of the hour: with a repeated hour the
+			 * earliest instant is not always the first minute.
+			 */
+			for (m = 0; m < 60; m++) {
 				if (!((sp->minutes >> m) & 1))
 					continue;
 				day.tm_hour = h;
@@ -378,10 +387,9 @@ sched_next(const struct sched_spec *sp, int64_t after)
 				if (!sp->hour_star)
 					n = 1;	/* a repeated hour runs once */
 				for (i = 0; i < n; i++) {
-					if (t[i] > a) {
+					if (t[i] > a && (found < 0 ||
+					    (int64_t)t[i] < found))
 						found = (int64_t)t[i];
-						break;
-					}
 				}
 			}
 		}

@@ -14,10 +14,15 @@
 int
 state_mkdir(const char *dir, mode_t mode)
 {
-	char	*p, *s;
-	int	 r = 0;
+	struct stat	 st;
+	char		*p, *s;
+	size_t		 n;
+	int		 r = 0;
 
 	s = xstrdup(dir);
+	/* "a/b/" is "a/b": the mode is for the last component */
+	for (n = strlen(s); n > 1 && s[n - 1] == '/'; n--)
+		s[n - 1] = '\0';
 	for (p = s + 1; ; p++) {
 		if (*p != '/' && *p != '\0')
 			continue;
@@ -31,6 +36,13 @@ state_mkdir(const char *dir, mode_t mode)
 		*p = c;
 		if (c == '\0')
 			break;
+	}
+	if (r == 0) {
+		/* EEXIST above may have been a file of that name */
+		if (stat(s, &st) == -1)
+			r = -errno;
+		else if (!S_ISDIR(st.st_mode))
+			r = -ENOTDIR;
 	}
 	free(s);
 	return (r);

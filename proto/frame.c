@@ -81,7 +81,7 @@ frame_feed(struct frame_reader *fr, const char *data, size_t len,
 			}
 		}
 		if (nl == NULL)
-			break;
+			return (r);	/* all of data consumed */
 		fr->skipping = 0;
 		data = nl + 1;
 		len -= n + 1;

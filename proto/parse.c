@@ -21,9 +21,11 @@ parse_number(const char **sp, uint64_t *v)
 	if (!isdigit((unsigned char)*s))
 		return (-EINVAL);
 	for (; isdigit((unsigned char)*s); s++) {
-		if (n > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*s - '0');
+
+		if (n > (UINT64_MAX - d) / 10)
 			return (-ERANGE);
-		n = n * 10 + (uint64_t)(*s - '0');
+		n = n * 10 + d;
 	}
 	*sp = s;
 	*v = n;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what opsd needs, builds it, and starts it on a demo setup in a
-# temporary directory: a private control socket and state dir, a demo
-# config, logging as JSON lines to a file. Shows `opsd-cli status` and
-# leaves the daemon running with instructions to explore and stop it.
+# temporary directory: a throwaway PostgreSQL 15 with a small database,
+# and opsd with probes (the database, its TCP port, a command), a
+# verified backup of the database every hour and metrics on a local port.
+# Shows `opsd-cli status`, the probes and the first backup, and leaves
+# everything running with instructions to explore and to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -15,35 +17,121 @@ ninja -C build >/dev/null
 
 demo=$(mktemp -d /tmp/opsd-demo.XXXXXX)
 chmod 755 "$demo"
-cat > "$demo/opsd.conf" <<CONF
-# opsd demo configuration (see etc/opsd.conf.example for every key)
+pgbin=/usr/lib/postgresql/15/bin
+
+free_port() {
+	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+pgport=$(free_port)
+metrics_port=$(free_port)
+
+# --- a throwaway PostgreSQL -------------------------------------------
+mkdir -p "$demo/pg"
+chown postgres "$demo/pg"
+chmod 700 "$demo/pg"
+head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$demo/pg/superuser.pw"
+chown postgres "$demo/pg/superuser.pw"
+su postgres -s /bin/sh -c "$pgbin/initdb -D $demo/pg/data -U postgres \
+    --pwfile=$demo/pg/superuser.pw --auth-local=peer \
+    --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 -N" >/dev/null
+cat >>"$demo/pg/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $pgport
+unix_socket_directories = '$demo/pg'
+password_encryption = 'scram-sha-256'
+CONF
+su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $demo/pg/data \
+    -l $demo/pg/server.log -w start" >/dev/null
+
+# opsd reads passwords from files, never from its config
+mkdir -p "$demo/secrets"
+chmod 700 "$demo/secrets"
+head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$demo/secrets/backup.pw"
+psql() {
+	su postgres -s /bin/sh -c "psql -h $demo/pg -p $pgport -q -v ON_ERROR_STOP=1 $*"
+}
+psql "-c \"CREATE ROLE opsd_backup LOGIN SUPERUSER PASSWORD '$(cat "$demo/secrets/backup.pw")'\"" >/dev/null
+psql "-c 'CREATE DATABASE shop'" >/dev/null
+psql "-d shop -c \"CREATE TABLE customers (id serial PRIMARY KEY, name text);
+    INSERT INTO customers (name) SELECT 'customer ' || i FROM generate_series(1, 2000) i;\"" >/dev/null
+
+# --- opsd -------------------------------------------------------------
+cat >"$demo/opsd.conf" <<CONF
+# opsd demo configuration (etc/opsd.conf.example documents every key)
 [opsd]
 socket = $demo/opsd.sock
-socket_mode = 0660
 state_dir = $demo/state
+metrics_listen = 127.0.0.1:$metrics_port
 log_level = info
-idle_timeout = 5m
+
+[probe database]
+kind = postgres
+conninfo = host=127.0.0.1 port=$pgport dbname=shop user=opsd_backup
+password_file = $demo/secrets/backup.pw
+query = SELECT count(*) FROM customers
+interval = 10s
+
+[probe database-port]
+kind = tcp
+address = 127.0.0.1:$pgport
+interval = 10s
+
+[probe disk]
+kind = exec
+command = df --output=pcent $demo | tail -1
+interval = 30s
+
+[database shop]
+conninfo = host=127.0.0.1 port=$pgport dbname=shop user=opsd_backup
+password_file = $demo/secrets/backup.pw
+
+[backup shop]
+database = shop
+schedule = every 1h
+dir = $demo/backups
+pg_bin_dir = $pgbin
+check = SELECT count(*) FROM customers
+expect = = 2000
 CONF
 
 build/daemon/opsd -c "$demo/opsd.conf" --check-config
-build/daemon/opsd -c "$demo/opsd.conf" --log-target=stderr 2>"$demo/opsd.log" &
+build/daemon/opsd -c "$demo/opsd.conf" --log-target=stderr \
+    </dev/null >/dev/null 2>"$demo/opsd.log" &
 pid=$!
+cli="$root/build/client/opsd-cli -s $demo/opsd.sock"
 for _ in $(seq 100); do
-	[ -S "$demo/opsd.sock" ] && break
+	$cli status >/dev/null 2>&1 && break
 	sleep 0.05
 done
 
-cli="$root/build/client/opsd-cli -s $demo/opsd.sock"
+echo
+echo "\$ opsd-cli backup run shop --follow"
+$cli backup run shop --follow
 echo
 echo "\$ opsd-cli status"
 $cli status
+echo
+echo "\$ opsd-cli probe run database   (and the others)"
+for p in database database-port disk; do
+	$cli probe run "$p" || true
+done
+echo
+echo "\$ opsd-cli probe list"
+$cli probe list
+echo
+echo "\$ opsd-cli backup list"
+$cli backup list
+
 cat <<MSG
 
-opsd is running (pid $pid) on the demo configuration in $demo.
-  $cli methods           # what it can do
-  $cli --json status     # the same, for scripts
-  $cli log-level debug   # change the log level
-  kill -HUP $pid                  # reload $demo/opsd.conf
+opsd is running (pid $pid) on the demo in $demo,
+with its own PostgreSQL on 127.0.0.1:$pgport. Try:
+  $cli methods
+  $cli probe run database
+  $cli backup restore <ID from backup list> --into shop_copy --create
+  $cli jobs
+  curl -s http://127.0.0.1:$metrics_port/metrics | grep ^opsd_
   tail -f $demo/opsd.log          # its events, one JSON object per line
-  kill $pid                       # stop it
+Stop it all with:
+  kill $pid; su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $demo/pg/data -m fast stop"
 MSG

@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include <errno.h>
@@ -148,13 +149,49 @@ conn_free(struct ctl_conn *c)
 		evconnlistener_enable(ctl->listener);
 }
 
+/*
+ * Queues one line. Nothing queued before it: hand it to the socket now.
+ * Through the bufferevent it costs an epoll_ctl to watch for
+ * writability, a loop round and an epoll_ctl to stop watching, for a
+ * write that would not have blocked. What the socket does not take goes
+ * the usual way. Not while draining: conn_write_cb closes the connection
+ * once the output buffer has been sent.
+ */
+static void
+conn_send_line(struct ctl_conn *c, const char *s, size_t len)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	struct iovec	 iov[2];
+	ssize_t		 n = 0;
+
+	if (!c->draining && evbuffer_get_length(out) == 0) {
+		iov[0].iov_base = (void *)s;
+		iov[0].iov_len = len;
+		iov[1].iov_base = (void *)"\n";
+		iov[1].iov_len = 1;
+		n = writev(bufferevent_getfd(c->bev), iov, 2);
+		if (n < 0)
+			n = 0;
+	}
+	if ((size_t)n < len) {
+		evbuffer_add(out, s + n, len - (size_t)n);
+		evbuffer_add(out, "\n", 1);
+	} else if ((size_t)n == len)
+		evbuffer_add(out, "\n", 1);
+}
+
 static int
 conn_write(struct ctl_conn *c, json_t *msg)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	char		*s;
+	char		 buf[16384], *s;
 	size_t		 len;
 
+	/* Most replies fit on the stack: no allocation, no strlen. */
+	len = jsonrpc_dumpb(msg, buf, sizeof buf);
+	if (len > 0 && len <= sizeof buf) {
+		conn_send_line(c, buf, len);
+		return (0);
+	}
 	if ((s = jsonrpc_dump(msg, &len)) == NULL)
 		return (-ENOMEM);
 	if (len > OPSD_MAX_MESSAGE) {
@@ -170,8 +207,7 @@ conn_write(struct ctl_conn *c, json_t *msg)
 		if (s == NULL)
 			return (-ENOMEM);
 	}
-	evbuffer_add(out, s, len);
-	evbuffer_add(out, "\n", 1);
+	conn_send_line(c, s, len);
 	free(s);
 	return (0);
 }
@@ -225,8 +261,8 @@ conn_line(void *arg, enum frame_kind kind, const char *line, size_t len)
 {
 	struct ctl_conn	*c = arg;
 	json_t		*msg, *reply;
-	char		 err[256];
-	size_t		 i;
+	char		 err[256], *text = NULL;
+	size_t		 i, textlen = 0;
 
 	if (kind == FRAME_TOO_LONG) {
 		snprintf(err, sizeof err, "request longer than %d bytes; the "
@@ -244,9 +280,13 @@ conn_line(void *arg, enum frame_kind kind, const char *line, size_t len)
 		conn_reply_error(c, RPC_PARSE_ERROR, err);
 		goto out;
 	}
-	reply = rpc_handle(c->opsd, c, msg);
+	reply = rpc_handle_text(c->opsd, c, msg, &text, &textlen);
 	json_decref(msg);
-	if (reply != NULL) {
+	if (text != NULL) {
+		/* a result already in text (opsd.status): no re-encoding */
+		conn_send_line(c, text, textlen);
+		free(text);
+	} else if (reply != NULL) {
 		conn_write(c, reply);
 		json_decref(reply);
 	}

@@ -2,6 +2,7 @@
  * opsd.* methods: the daemon's own status, reload, log level and the
  * method table itself (from which opsd-cli and docs/protocol.md are made).
  */
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,25 +19,39 @@
 #include "rpc.h"
 #include "util.h"
 
-static int
-opsd_status(struct rpc_call *call, void *params, json_t **result)
-{
-	struct opsd	*o = call->opsd;
-	struct tm	 tm;
-	char		 started[32], line[256];
+/*
+ * opsd.status is what monitoring polls, so it answers in text: the
+ * members that change only with a reload, a log level change or the
+ * stop are encoded once ("head", without its closing brace) and each
+ * call prints only the live figures after them.
+ */
+static struct {
+	char			*head;
+	size_t			 headlen;
+	char			*summary_tail;	/* "; config PATH" escaped */
+	const struct opsd_config *conf;
+	unsigned int		 reloads;
+	int			 log_level;
+	int			 stopping;
+} status_cache;
 
-	(void)params;
+static int
+status_head(struct opsd *o)
+{
+	struct tm	 tm;
+	char		 started[32], tail[PATH_MAX + 64];
+	json_t		*h, *t;
+
+	free(status_cache.head);
+	free(status_cache.summary_tail);
+	memset(&status_cache, 0, sizeof status_cache);
 	gmtime_r(&o->start_time, &tm);
 	strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	opsd_status_line(o, line, sizeof line);
-	*result = json_pack("{s:s, s:i, s:I, s:I, s:s, s:s, s:s, s:s, s:b,"
-	    " s:s, s:s, s:o, s:{s:I, s:f, s:f, s:f}, s:I, s:I, s:I, s:b,"
-	    " s:s}",
+	h = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:b, s:s, s:s, "
+	    "s:o, s:I, s:I, s:b}",
 	    "version", OPSD_VERSION,
 	    "protocol", OPSD_PROTO_VERSION,
 	    "pid", (json_int_t)getpid(),
-	    "uptime_seconds", (json_int_t)((now_usec() - o->start_usec) /
-	    1000000),
 	    "started", started,
 	    "config", o->conf_path,
 	    "state_dir", o->conf->state_dir,
@@ -46,17 +61,67 @@ opsd_status(struct rpc_call *call, void *params, json_t **result)
 	    "log_target", log_get_target() == LOG_TARGET_JOURNAL ? "journal" :
 	    "stderr",
 	    "objects", config_counts(o->conf),
-	    "loop",
-	    "connections", (json_int_t)control_nconns(o),
-	    "lag_ms", (double)o->loop.lag_usec / 1000.0,
-	    "lag_max_ms", (double)(o->loop.lag_max_usec > o->loop.lag_max_prev ?
-	    o->loop.lag_max_usec : o->loop.lag_max_prev) / 1000.0,
-	    "cpu_percent", o->loop.cpu_percent,
-	    "requests_total", (json_int_t)rpc_requests_total(),
 	    "reloads", (json_int_t)o->reloads,
 	    "watchdog_usec", (json_int_t)o->watchdog_usec,
-	    "stopping", o->stopping,
-	    "summary", line);
+	    "stopping", o->stopping);
+	snprintf(tail, sizeof tail, "; config %s%s", o->conf_path,
+	    o->reloads ? " (reloaded)" : "");
+	t = json_string(tail);
+	if (h == NULL || t == NULL) {	/* a path that is not UTF-8 */
+		json_decref(h);
+		json_decref(t);
+		return (-1);
+	}
+	status_cache.head = json_dumps(h, JSON_COMPACT);
+	status_cache.summary_tail = json_dumps(t, JSON_ENCODE_ANY);
+	json_decref(h);
+	json_decref(t);
+	if (status_cache.head == NULL || status_cache.summary_tail == NULL)
+		return (-1);
+	status_cache.headlen = strlen(status_cache.head) - 1;	/* the '}' */
+	/* the tail goes inside another string: drop its quotes */
+	status_cache.summary_tail[strlen(status_cache.summary_tail) - 1] =
+	    '\0';
+	status_cache.conf = o->conf;
+	status_cache.reloads = o->reloads;
+	status_cache.log_level = log_get_level();
+	status_cache.stopping = o->stopping;
+	return (0);
+}
+
+static int
+opsd_status(struct rpc_call *call, void *params, json_t **result)
+{
+	struct opsd	*o = call->opsd;
+	unsigned int	 n = control_nconns(o);
+	uint64_t	 lagmax;
+	char		*live;
+	int		 len;
+
+	(void)params;
+	(void)result;
+	if ((status_cache.head == NULL || status_cache.conf != o->conf ||
+	    status_cache.reloads != o->reloads ||
+	    status_cache.log_level != log_get_level() ||
+	    status_cache.stopping != o->stopping) && status_head(o) != 0)
+		return (rpc_error(call, RPC_INTERNAL_ERROR, "cannot encode "
+		    "the status (a path that is not UTF-8?)"));
+	lagmax = o->loop.lag_max_usec > o->loop.lag_max_prev ?
+	    o->loop.lag_max_usec : o->loop.lag_max_prev;
+	len = xasprintf(&live, ",\"uptime_seconds\":%llu,\"loop\":{"
+	    "\"connections\":%u,\"lag_ms\":%.3f,\"lag_max_ms\":%.3f,"
+	    "\"cpu_percent\":%.1f},\"requests_total\":%llu,"
+	    "\"summary\":\"%s; %u client%s%s\"}",
+	    (unsigned long long)((now_usec() - o->start_usec) / 1000000), n,
+	    (double)o->loop.lag_usec / 1000.0, (double)lagmax / 1000.0,
+	    o->loop.cpu_percent, (unsigned long long)rpc_requests_total(),
+	    o->stopping ? "stopping" : "running", n, n == 1 ? "" : "s",
+	    status_cache.summary_tail + 1);
+	call->rawlen = status_cache.headlen + (size_t)len;
+	call->raw = xmalloc(call->rawlen + 1);
+	memcpy(call->raw, status_cache.head, status_cache.headlen);
+	memcpy(call->raw + status_cache.headlen, live, (size_t)len + 1);
+	free(live);
 	return (0);
 }
 

@@ -255,9 +255,32 @@ audit(struct rpc_call *call, const struct evt_type *type, const char *what)
 }
 
 /* One request object; returns the reply or NULL for a notification. */
+/* {"jsonrpc":"2.0","result":RAW,"id":ID} without building a tree */
+static char *
+reply_text(json_t *id, const char *raw, size_t rawlen, size_t *len)
+{
+	static const char head[] = "{\"jsonrpc\":\"2.0\",\"result\":";
+	char	idbuf[512], *s;
+	size_t	idlen;
+
+	idlen = json_dumpb(id != NULL ? id : json_null(), idbuf,
+	    sizeof idbuf, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (idlen == 0 || idlen > sizeof idbuf)
+		return (NULL);
+	*len = sizeof head - 1 + rawlen + 6 + idlen + 1;
+	s = xmalloc(*len + 1);
+	memcpy(s, head, sizeof head - 1);
+	memcpy(s + sizeof head - 1, raw, rawlen);
+	memcpy(s + sizeof head - 1 + rawlen, ",\"id\":", 6);
+	memcpy(s + sizeof head - 1 + rawlen + 6, idbuf, idlen);
+	s[*len - 1] = '}';
+	s[*len] = '\0';
+	return (s);
+}
+
 static json_t *
 rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg,
-    int in_batch)
+    int in_batch, char **text, size_t *textlen)
 {
 	struct rpc_request	 req;
 	struct rpc_call		 call;
@@ -318,11 +341,23 @@ rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg,
 		reply = jsonrpc_error(req.id, call.code, call.message,
 		    call.data);
 		call.data = NULL;
+	} else if (call.raw != NULL) {
+		stats[idx].ok++;
+		reply = NULL;
+		if (text != NULL && req.id != NULL)
+			*text = reply_text(req.id, call.raw, call.rawlen,
+			    textlen);
+		if (text == NULL || *text == NULL) {
+			/* a batch, or an odd id: back to a tree */
+			result = json_loadb(call.raw, call.rawlen, 0, NULL);
+			reply = jsonrpc_result(req.id, result);
+		}
 	} else {
 		stats[idx].ok++;
 		reply = jsonrpc_result(req.id, result);
 	}
 done:
+	free(call.raw);
 	free(params);
 	free(call.message);
 	json_decref(call.data);
@@ -390,11 +425,20 @@ rpc_pending_error(struct rpc_pending *p, int code, json_t *data,
 json_t *
 rpc_handle(struct opsd *o, struct ctl_conn *conn, json_t *msg)
 {
+	return (rpc_handle_text(o, conn, msg, NULL, NULL));
+}
+
+json_t *
+rpc_handle_text(struct opsd *o, struct ctl_conn *conn, json_t *msg,
+    char **text, size_t *textlen)
+{
 	json_t	*replies, *r, *v;
 	size_t	 i;
 
+	if (text != NULL)
+		*text = NULL;
 	if (!json_is_array(msg))
-		return (rpc_handle_one(o, conn, msg, 0));
+		return (rpc_handle_one(o, conn, msg, 0, text, textlen));
 	if (json_array_size(msg) == 0) {
 		requests_total++;
 		return (jsonrpc_error(NULL, RPC_INVALID_REQUEST,
@@ -410,7 +454,7 @@ rpc_handle(struct opsd *o, struct ctl_conn *conn, json_t *msg)
 	}
 	replies = json_array();
 	json_array_foreach(msg, i, v) {
-		if ((r = rpc_handle_one(o, conn, v, 1)) != NULL)
+		if ((r = rpc_handle_one(o, conn, v, 1, NULL, NULL)) != NULL)
 			json_array_append_new(replies, r);
 	}
 	if (json_array_size(replies) == 0) {

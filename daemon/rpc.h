@@ -53,6 +53,13 @@ struct rpc_call {
 	int			 code;		/* set by rpc_error() */
 	char			*message;
 	json_t			*data;
+	/*
+	 * A handler on a hot path may answer with the result already as
+	 * JSON text (malloc'd) instead of *result; it is spliced into the
+	 * reply without being encoded again.
+	 */
+	char			*raw;
+	size_t			 rawlen;
 };
 
 struct rpc_method {
@@ -119,6 +126,12 @@ int	 rpc_error(struct rpc_call *, int code, const char *fmt, ...)
  * Returns the reply to send, or NULL when there is none (notifications).
  */
 json_t	*rpc_handle(struct opsd *, struct ctl_conn *, json_t *msg);
+/*
+ * The same, but a single request whose handler answered in text comes
+ * back as the whole reply line in *text (free() it) and NULL is returned.
+ */
+json_t	*rpc_handle_text(struct opsd *, struct ctl_conn *, json_t *msg,
+	    char **text, size_t *textlen);
 
 /* Counters per method and outcome (for opsd.status and metrics). */
 struct rpc_stats {

@@ -11,6 +11,9 @@
 #include "jsonrpc.h"
 #include "opsd-proto.h"
 
+/* JSON_COMPACT never emits a raw newline, so one message is one line. */
+#define JSONRPC_DUMP_FLAGS	(JSON_COMPACT | JSON_REAL_PRECISION(10))
+
 json_t *
 jsonrpc_load(const char *line, size_t len, char *err, size_t errlen)
 {
@@ -155,11 +158,16 @@ jsonrpc_dump(const json_t *msg, size_t *len)
 {
 	char	*s;
 
-	/* JSON_COMPACT never emits a raw newline, so one message is one line. */
-	s = json_dumps(msg, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	s = json_dumps(msg, JSONRPC_DUMP_FLAGS);
 	if (s != NULL && len != NULL)
 		*len = strlen(s);
 	return (s);
+}
+
+size_t
+jsonrpc_dumpb(const json_t *msg, char *buf, size_t size)
+{
+	return (json_dumpb(msg, buf, size, JSONRPC_DUMP_FLAGS));
 }
 
 const char *

@@ -44,5 +44,10 @@ int	 jsonrpc_parse_response(json_t *msg, json_t **result, int *code,
 
 /* Compact one-line serialization, newline not included; free() the result. */
 char	*jsonrpc_dump(const json_t *msg, size_t *len);
+/*
+ * The same into buf, without a NUL. Returns the length the message needs,
+ * more than size if it did not fit (buf then holds a part), or 0 on error.
+ */
+size_t	 jsonrpc_dumpb(const json_t *msg, char *buf, size_t size);
 
 #endif

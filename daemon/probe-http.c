@@ -28,6 +28,13 @@ struct http_probe {
 	size_t			 bodylen;
 	unsigned char		*hdr_seen;	/* per expect_header */
 	char			 hdr_bad[192];
+	/*
+	 * The certificate of the kept-alive connection: curl reports it
+	 * only on the run that made the handshake.
+	 */
+	int64_t			 cert_not_after;
+	char			 cert_subject[256];
+	char			 cert_issuer[256];
 };
 
 static size_t
@@ -195,6 +202,19 @@ http_done(CURL *easy, CURLcode code, void *arg)
 	curl_easy_getinfo(easy, CURLINFO_SCHEME, &scheme);
 	if (scheme != NULL && strcasecmp(scheme, "https") == 0) {
 		http_certinfo(easy, &r);
+		if (r.cert_not_after != 0) {		/* a new handshake */
+			h->cert_not_after = r.cert_not_after;
+			memcpy(h->cert_subject, r.cert_subject,
+			    sizeof h->cert_subject);
+			memcpy(h->cert_issuer, r.cert_issuer,
+			    sizeof h->cert_issuer);
+		} else {		/* a reused connection: same certificate */
+			r.cert_not_after = h->cert_not_after;
+			memcpy(r.cert_subject, h->cert_subject,
+			    sizeof r.cert_subject);
+			memcpy(r.cert_issuer, h->cert_issuer,
+			    sizeof r.cert_issuer);
+		}
 		r.cert_verified = p->conf->tls_verify;
 	}
 	if (!status_ok(p->conf, status))

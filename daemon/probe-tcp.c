@@ -83,6 +83,23 @@ tcp_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* send without expect: done once the line has left the buffer */
+static void
+tcp_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct probe		*p = arg;
+	struct probe_result	 r;
+
+	if (p->conf->send == NULL || p->conf->expect != NULL ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	memset(&r, 0, sizeof r);
+	r.ok = 1;
+	snprintf(r.reason, sizeof r.reason, "connected, sent '%.64s'",
+	    p->conf->send);
+	tcp_finish(p, &r);
+}
+
 static void
 tcp_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -98,7 +115,7 @@ tcp_event_cb(struct bufferevent *bev, short what, void *arg)
 			    strlen(p->conf->send));
 			bufferevent_write(bev, "\r\n", 2);
 		}
-		if (p->conf->expect == NULL) {
+		if (p->conf->expect == NULL && p->conf->send == NULL) {
 			r.ok = 1;
 			snprintf(r.reason, sizeof r.reason, "connected");
 			tcp_finish(p, &r);
@@ -147,7 +164,7 @@ tcp_start(struct probe *p)
 	tv.tv_sec = (time_t)(p->conf->timeout / 1000);
 	tv.tv_usec = (suseconds_t)(p->conf->timeout % 1000) * 1000;
 	evtimer_add(t->timer, &tv);
-	bufferevent_setcb(t->bev, tcp_read_cb, NULL, tcp_event_cb, p);
+	bufferevent_setcb(t->bev, tcp_read_cb, tcp_write_cb, tcp_event_cb, p);
 	bufferevent_enable(t->bev, EV_READ | EV_WRITE);
 	/* errors, even immediate ones, arrive through tcp_event_cb */
 	bufferevent_socket_connect_hostname(t->bev, p->opsd->dns, AF_UNSPEC,

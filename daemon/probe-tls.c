@@ -141,7 +141,13 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 	if ((dnserr = bufferevent_socket_get_dns_error(bev)) != 0)
 		probe_fail(&r, "DNS: cannot resolve %s: %s", p->conf->host,
 		    evutil_gai_strerror(dnserr));
-	else if ((e = bufferevent_get_openssl_error(bev)) != 0) {
+	else if ((e = bufferevent_get_openssl_error(bev)) != 0 &&
+	    ERR_GET_LIB(e) != 0) {
+		/*
+		 * A library error. libevent reports a failed read or write
+		 * on the socket (connection refused, reset) as the bare
+		 * SSL_ERROR_SYSCALL code, library 0: that is errno's case.
+		 */
 		ERR_error_string_n(e, buf, sizeof buf);
 		probe_fail(&r, "TLS handshake with %s failed: %s",
 		    p->conf->address, buf);

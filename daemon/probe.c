@@ -296,7 +296,7 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
     const int *keylines, struct config_errors *errs)
 {
 	struct probe_conf	*pc = obj;
-	const char		*kind = kind_names[pc->kind];
+	const char		*kind;
 	size_t			 i;
 	int			 kl;
 
@@ -305,6 +305,7 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
 	pc->alert_line = ini_keyline(&probe_section, keylines, "alert");
 	if (pc->kind < 0)
 		return;		/* missing or invalid: reported already */
+	kind = kind_names[pc->kind];
 	for (i = 0; i < probe_section.nkeys; i++) {
 		const char *key = probe_keys[i].name;
 

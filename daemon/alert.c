@@ -790,6 +790,23 @@ alert_apply_config(struct opsd *o)
 	}
 }
 
+/* At the stop: callers of alert.test hear it before the drain. */
+void
+alert_fail_waiters(struct opsd *o)
+{
+	struct alert_set	*set = alert_set(o);
+	struct delivery		*d;
+
+	if (set == NULL)
+		return;
+	LIST_FOREACH(d, &set->deliveries, entry) {
+		if (d->waiter != NULL)
+			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
+			    NULL, "opsd is stopping");
+		d->waiter = NULL;
+	}
+}
+
 void
 alert_stop_all(struct opsd *o)
 {

@@ -53,6 +53,7 @@ struct alert_conf *alert_conf_find(struct opsd_config *, const char *name);
 int	 alert_init(struct opsd *);
 void	 alert_apply_config(struct opsd *);
 void	 alert_stop_all(struct opsd *);
+void	 alert_fail_waiters(struct opsd *);
 /* Ends the alerts of an object that went away (removed probe, ...). */
 void	 alert_resolve(struct opsd *, const char *source, const char *object,
 	    const char *why);

@@ -290,8 +290,8 @@ backup_check(void *ctx, void *obj, const char *file, int line,
 	    tok = strtok_r(NULL, " \t", &save)) {
 		const char *fmt = NULL;
 
-		if (strncmp(tok, "-f", 2) == 0 || strncmp(tok, "--file", 6) ==
-		    0 || strncmp(tok, "-d", 2) == 0 ||
+		if (strncmp(tok, "-f", 2) == 0 || strcmp(tok, "--file") == 0 ||
+		    strncmp(tok, "--file=", 7) == 0 || strncmp(tok, "-d", 2) == 0 ||
 		    strncmp(tok, "--dbname", 8) == 0)
 			ini_error(errs, file, kl ? kl : line, "pg_dump_args: "
 			    "'%s' is set by opsd (output file and database "
@@ -523,6 +523,7 @@ backup_retention(const struct retention *r, const int64_t *ts,
 
 struct brun;
 struct verify;
+struct recover_drop;
 
 struct backup {
 	struct opsd		*opsd;
@@ -549,6 +550,8 @@ struct backup {
 	char			*pg_dump_version;
 	struct child		*version_child;
 	struct pgq		*recover_q;	/* start-up clean-up */
+	struct recover_drop	**drops;	/* its DROP DATABASEs */
+	unsigned int		 ndrops;
 };
 
 struct backup_set {
@@ -858,6 +861,8 @@ stats_from_items(struct backup *b)
 	json_t	*m;
 	size_t	 i;
 
+	b->last_success = b->last_verified = 0;
+	b->last_size = 0;
 	json_array_foreach(b->items, i, m) {
 		b->last_success = json_integer_value(json_object_get(m,
 		    "start"));
@@ -1035,13 +1040,9 @@ verify_end(struct verify *v)
 	if (item_held(b, v->manifest) && manifest_save(b, v->manifest) != 0)
 		log_warn("backup.manifest", "cannot update the manifest of %s",
 		    m_str(v->manifest, "id"));
+	/* "good" is about the backups' age: recount from the manifests */
+	stats_from_items(b);
 	if (ok) {
-		int64_t start = json_integer_value(json_object_get(v->manifest,
-		    "start"));
-
-		/* "good" is about the backup's age, not the check's */
-		if (start > b->last_verified)
-			b->last_verified = start;
 		backup_event(b, &EVT_BACKUP_VERIFIED, m_str(v->manifest, "id"),
 		    b->verify_firing ? "backup.verify" : NULL, 0, "backup %s "
 		    "verified: restored into a scratch "
@@ -1322,12 +1323,11 @@ verify_summed(struct child *c, const struct child_result *r, void *arg)
 	t = (time_t)start;
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof ts, "%Y%m%d%H%M%S", &tm);
-	xasprintf(&v->scratch, "opsd_verify_%s_%s", v->b->conf->name, ts);
+	/* 12 + 36 + 1 + 14 = 63, PostgreSQL's limit for names */
+	xasprintf(&v->scratch, "opsd_verify_%.36s_%s", v->b->conf->name, ts);
 	for (p = v->scratch; *p != '\0'; p++)
 		*p = isalnum((unsigned char)*p) ? (char)tolower(
 		    (unsigned char)*p) : '_';
-	if (strlen(v->scratch) > 63)	/* PostgreSQL's name limit */
-		v->scratch[63] = '\0';
 	v->admin = session_open(v->b, 1, NULL, 60000, verify_admin_open, v);
 }
 
@@ -2601,6 +2601,7 @@ backup_prune(struct opsd *o, const char *name, int dry_run, json_t **result,
 	}
 	json_decref(b->items);
 	b->items = keepers;
+	stats_from_items(b);
 	free(ts);
 	free(ver);
 	free(keep);
@@ -2684,21 +2685,39 @@ recover_close(struct backup *b, struct pgq *q)
 	b->recover_q = NULL;
 }
 
+struct recover_drop {
+	struct backup	*b;
+	struct pgq	*q;
+	char		*name;
+};
+
 static void
 recover_dropped_once(struct pgq *q, const PGresult *res, const char *err,
     void *arg)
 {
-	char	*name = arg;
+	struct recover_drop	*d = arg;
+	struct backup		*b = d->b;
+	unsigned int		 i;
 
 	(void)q;
 	(void)res;
 	if (err != NULL)
 		log_warn("backup.recover", "cannot drop stale scratch database "
-		    "%s: %s", name, err);
+		    "%s: %s", d->name, err);
 	else
 		log_notice("backup.recover", "dropped stale scratch database "
-		    "%s", name);
-	free(name);
+		    "%s", d->name);
+	for (i = 0; i < b->ndrops; i++) {
+		if (b->drops[i] == d) {
+			b->drops[i] = b->drops[--b->ndrops];
+			break;
+		}
+	}
+	free(d->name);
+	free(d);
+	/* the lock (fleet) is held until the last drop is done */
+	if (b->ndrops == 0 && b->recover_q != NULL)
+		recover_close(b, b->recover_q);
 }
 
 static void
@@ -2714,9 +2733,13 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 		recover_close(b, q);
 		return;
 	}
-	/* a one-shot connection per database: the list is short */
+	/* a one-shot admin connection per database: the list is short */
 	for (i = 0; i < PQntuples(res); i++) {
+		struct recover_drop *d = xcalloc(1, sizeof *d);
+
 		name = xstrdup(PQgetvalue(res, i, 0));
+		d->b = b;
+		d->name = name;
 		qi = pg_quote_ident(name);
 		xasprintf(&sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", qi);
 		free(qi);
@@ -2731,14 +2754,18 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 			spec.timeout_ms = 60000;
 			if (pg_password(b, 1, pw, sizeof pw) == 0)
 				spec.password = pw;
-			pg_query(b->opsd->base, &spec, recover_dropped_once,
-			    name);
+			d->q = pg_query(b->opsd->base, &spec,
+			    recover_dropped_once, d);
+			b->drops = xreallocarray(b->drops, b->ndrops + 1,
+			    sizeof *b->drops);
+			b->drops[b->ndrops++] = d;
 			explicit_bzero(pw, sizeof pw);
 			free(ci);
 		}
 		free(sql);
 	}
-	recover_close(b, q);
+	if (b->ndrops == 0)
+		recover_close(b, q);
 }
 
 static void
@@ -2755,7 +2782,7 @@ recover_admin_open(struct pgq *q, const PGresult *res, const char *err,
 		recover_close(b, q);
 		return;
 	}
-	xasprintf(&prefix, "opsd_verify_%s_", b->conf->name);
+	xasprintf(&prefix, "opsd_verify_%.36s_", b->conf->name);
 	for (p = prefix; *p != '\0'; p++)
 		*p = isalnum((unsigned char)*p) ? (char)tolower(
 		    (unsigned char)*p) : '_';
@@ -2940,8 +2967,17 @@ database_conf_copy(const struct database_conf *src)
 }
 
 static void
-backup_free(struct backup *b)
+backup_free(struct backup *b, int removed)
 {
+	static const char *const kinds[] = { "backup.run", "backup.verify",
+	    "backup.upload", "backup.stale" };
+	size_t	k;
+
+	if (removed) {
+		for (k = 0; k < nitems(kinds); k++)
+			alert_resolve(b->opsd, kinds[k], b->conf->name,
+			    "was removed from the configuration");
+	}
 	if (b->verify != NULL)
 		verify_abort(b->verify, "opsd is stopping or the backup was "
 		    "reconfigured");
@@ -2963,6 +2999,14 @@ backup_free(struct backup *b)
 		child_abandon(b->version_child);
 	if (b->recover_q != NULL)
 		pg_cancel(b->recover_q);
+	while (b->ndrops > 0) {
+		struct recover_drop *d = b->drops[--b->ndrops];
+
+		pg_cancel(d->q);
+		free(d->name);
+		free(d);
+	}
+	free(b->drops);
 	if (b->job != NULL)
 		job_remove(b->job);
 	if (b->stale_timer != NULL)
@@ -3030,7 +3074,7 @@ backup_apply_config(struct opsd *o)
 	}
 	for (j = 0; j < set->n; j++) {
 		if (set->v[j] != NULL)
-			backup_free(set->v[j]);
+			backup_free(set->v[j], 1);
 	}
 	free(set->v);
 	set->v = fresh;
@@ -3046,7 +3090,7 @@ backup_stop_all(struct opsd *o)
 	if (o->backups == NULL)
 		return;
 	for (i = 0; i < o->backups->n; i++)
-		backup_free(o->backups->v[i]);
+		backup_free(o->backups->v[i], 0);
 	free(o->backups->v);
 	free(o->backups);
 	o->backups = NULL;
@@ -3076,7 +3120,7 @@ backup_list_json(struct opsd *o, const char *name)
 	json_t		*list, *items, *m;
 	unsigned int	 i;
 	size_t		 k;
-	char		 next[32] = "-", newest[32] = "-";
+	char		 next[32], newest[32];
 	int64_t		 good, now = (int64_t)time(NULL);
 
 	list = json_array();
@@ -3087,6 +3131,8 @@ backup_list_json(struct opsd *o, const char *name)
 		items = json_array();
 		json_array_foreach(b->items, k, m)
 			json_array_append_new(items, item_summary(m));
+		strcpy(next, "-");
+		strcpy(newest, "-");
 		if (job_next(b->job) > 0)
 			iso_time(job_next(b->job), next, sizeof next);
 		good = backup_newest_good(b);

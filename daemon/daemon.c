@@ -114,6 +114,7 @@ opsd_shutdown(struct opsd *o, const char *why)
 	/* waiting clients get their error before their connection drains */
 	probe_stop_all(o);
 	backup_stop_all(o);
+	alert_fail_waiters(o);
 	control_stop(o);
 	if (o->ev_tick != NULL)
 		event_del(o->ev_tick);

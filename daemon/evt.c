@@ -320,8 +320,12 @@ evt_log(int priority, const char *name, const char *fmt, ...)
 	struct evt	*ev;
 	va_list		 ap;
 
-	/* Skip the formatting for records nobody will read. */
-	if (priority > logstate.level && logstate.nsubs == 0)
+	/*
+	 * Skip the formatting for records nobody will read. Subscribers
+	 * (alert routing) act only on events that carry an alert, which a
+	 * plain log record never does.
+	 */
+	if (priority > logstate.level)
 		return;
 	ev = xcalloc(1, sizeof *ev);
 	ev->name = name;

@@ -22,6 +22,7 @@
 
 struct http_probe {
 	CURL			*easy;
+	CURLU			*url;		/* parsed once, not at each run */
 	struct curl_slist	*headers;
 	char			 errbuf[CURL_ERROR_SIZE];
 	char			*body;
@@ -250,7 +251,12 @@ http_setup(struct probe *p, struct http_probe *h)
 	char			*hdr;
 
 	http_easy_defaults(e);
-	curl_easy_setopt(e, CURLOPT_URL, pc->url);
+	/* the URL was validated with the config: it parses */
+	h->url = curl_url();
+	if (curl_url_set(h->url, CURLUPART_URL, pc->url, 0) == CURLUE_OK)
+		curl_easy_setopt(e, CURLOPT_CURLU, h->url);
+	else
+		curl_easy_setopt(e, CURLOPT_URL, pc->url);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_body_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
@@ -269,13 +275,16 @@ http_setup(struct probe *p, struct http_probe *h)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	else if (strcmp(pc->method, "GET") != 0)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, pc->method);
+	/*
+	 * No "Accept" of our own: curl sends the same default, and a custom
+	 * header list is scanned by every request curl builds.
+	 */
 	if (pc->host_header != NULL) {
 		xasprintf(&hdr, "Host: %s", pc->host_header);
 		h->headers = curl_slist_append(h->headers, hdr);
 		free(hdr);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
 	}
-	h->headers = curl_slist_append(h->headers, "Accept: */*");
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
 }
 
 static int
@@ -319,6 +328,7 @@ http_free_probe(struct probe *p)
 		return;
 	http_cancel(h->easy);
 	curl_easy_cleanup(h->easy);
+	curl_url_cleanup(h->url);
 	curl_slist_free_all(h->headers);
 	free(h->body);
 	free(h->hdr_seen);

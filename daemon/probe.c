@@ -534,6 +534,52 @@ probe_run_now(struct probe *p, struct rpc_pending *waiter)
 
 /* --- completion --------------------------------------------------------- */
 
+static void
+hist_put(struct probe_hist *h, const struct probe_result *r)
+{
+	size_t	l0 = strlen(r->reason) + 1, l1 = strlen(r->cert_subject) + 1,
+		l2 = strlen(r->cert_issuer) + 1,
+		l3 = strlen(r->server_version) + 1;
+
+	free(h->text);
+	h->text = xmalloc(l0 + l1 + l2 + l3);
+	memcpy(h->text, r->reason, l0);
+	memcpy(h->text + l0, r->cert_subject, l1);
+	memcpy(h->text + l0 + l1, r->cert_issuer, l2);
+	memcpy(h->text + l0 + l1 + l2, r->server_version, l3);
+	h->ts_usec = r->ts_usec;
+	h->latency_ms = r->latency_ms;
+	h->cert_not_after = r->cert_not_after;
+	h->http_status = r->http_status;
+	h->ok = r->ok != 0;
+	h->cert_verified = r->cert_verified != 0;
+}
+
+void
+probe_hist_get(const struct probe *p, unsigned int i, struct probe_result *r)
+{
+	const struct probe_hist	*h;
+	const char		*t;
+
+	h = &p->hist[(p->hist_next + PROBE_HISTORY - 1 - i) % PROBE_HISTORY];
+	memset(r, 0, sizeof *r);
+	r->ts_usec = h->ts_usec;
+	r->ok = h->ok;
+	r->latency_ms = h->latency_ms;
+	r->http_status = h->http_status;
+	r->cert_not_after = h->cert_not_after;
+	r->cert_verified = h->cert_verified;
+	if ((t = h->text) == NULL)
+		return;
+	snprintf(r->reason, sizeof r->reason, "%s", t);
+	t += strlen(t) + 1;
+	snprintf(r->cert_subject, sizeof r->cert_subject, "%s", t);
+	t += strlen(t) + 1;
+	snprintf(r->cert_issuer, sizeof r->cert_issuer, "%s", t);
+	t += strlen(t) + 1;
+	snprintf(r->server_version, sizeof r->server_version, "%s", t);
+}
+
 json_t *
 probe_result_json(const struct probe_result *r)
 {
@@ -643,7 +689,7 @@ probe_done(struct probe *p, struct probe_result *r)
 	p->last_duration = (double)(now - p->run_start) / 1e6;
 	p->last = *r;
 	p->has_last = 1;
-	p->hist[p->hist_next] = *r;
+	hist_put(&p->hist[p->hist_next], r);
 	p->hist_next = (p->hist_next + 1) % PROBE_HISTORY;
 	if (p->nhist < PROBE_HISTORY)
 		p->nhist++;
@@ -744,6 +790,8 @@ probe_cancel_run(struct probe *p, int code, const char *why)
 static void
 probe_free(struct probe *p, int code, const char *why)
 {
+	unsigned int	i;
+
 	probe_cancel_run(p, code, why);
 	/* an alert of this probe would otherwise fire forever */
 	if (p->state == PROBE_DOWN && p->conf->nalert > 0 &&
@@ -753,6 +801,8 @@ probe_free(struct probe *p, int code, const char *why)
 		p->ops->free(p);
 	event_free(p->timer);
 	probe_conf_free(p->conf);
+	for (i = 0; i < PROBE_HISTORY; i++)
+		free(p->hist[i].text);
 	free(p);
 }
 

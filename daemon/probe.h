@@ -96,6 +96,22 @@ struct probe_result {
 	char		 server_version[32];
 };
 
+/*
+ * One run in the history ring: the figures, and the texts (the reason;
+ * for tls, https and postgres probes the certificate's subject and issuer
+ * and the server version) packed in one allocation of their real length.
+ * A whole struct probe_result is 840 bytes, 27 KB a probe for the ring.
+ */
+struct probe_hist {
+	int64_t		 ts_usec;
+	double		 latency_ms;
+	int64_t		 cert_not_after;
+	int		 http_status;
+	unsigned char	 ok;
+	unsigned char	 cert_verified;
+	char		*text;	/* reason\0subject\0issuer\0server_version\0 */
+};
+
 struct probe_ops {
 	const char	*name;
 	/* Starts one run; it ends with probe_done(). 0 or -errno. */
@@ -118,7 +134,7 @@ struct probe {
 	unsigned int		 fail_streak;
 	struct probe_result	 last;
 	int			 has_last;
-	struct probe_result	 hist[PROBE_HISTORY];
+	struct probe_hist	 hist[PROBE_HISTORY];
 	unsigned int		 nhist;
 	unsigned int		 hist_next;
 	int64_t			 cert_not_after;
@@ -164,6 +180,9 @@ void	 probe_done(struct probe *, struct probe_result *);
 const char *probe_state_name(enum probe_state);
 const char *probe_kind_name(int kind);
 struct json_t *probe_result_json(const struct probe_result *);
+/* The i-th newest run of the history (0: the last one), i < nhist. */
+void	 probe_hist_get(const struct probe *, unsigned int,
+	    struct probe_result *);
 struct json_t *probe_json(const struct probe *);
 
 /* Lateness of runs against their schedule, for metrics and the bench. */

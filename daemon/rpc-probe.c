@@ -68,16 +68,17 @@ probe_history_rpc(struct rpc_call *call, void *params, json_t **result)
 {
 	struct probe_name_params	*pp = params;
 	struct probe			*p;
+	struct probe_result		 r;
 	json_t				*list;
-	unsigned int			 i, idx;
+	unsigned int			 i;
 
 	if ((p = lookup(call, pp->name)) == NULL)
 		return (call->code);
 	list = json_array();
 	/* newest first */
 	for (i = 0; i < p->nhist; i++) {
-		idx = (p->hist_next + PROBE_HISTORY - 1 - i) % PROBE_HISTORY;
-		json_array_append_new(list, probe_result_json(&p->hist[idx]));
+		probe_hist_get(p, i, &r);
+		json_array_append_new(list, probe_result_json(&r));
 	}
 	*result = json_pack("{s:s, s:s, s:o}", "probe", p->conf->name,
 	    "state", probe_state_name(p->state), "history", list);

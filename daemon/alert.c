@@ -228,24 +228,8 @@ static struct alert_conf *
 alert_conf_copy(const struct alert_conf *src)
 {
 	struct alert_conf	*ac;
-	char			*base;
-	size_t			 k;
-	unsigned int		 i;
 
-	ac = xcalloc(1, sizeof *ac);
-	memcpy(ac, src, sizeof *ac);
-	base = (char *)ac;
-	for (k = 0; k < nitems(alert_keys); k++) {
-		if (alert_keys[k].kind == INI_STRING ||
-		    alert_keys[k].kind == INI_PATH) {
-			char **s = (char **)(base + alert_keys[k].off);
-			if (*s != NULL)
-				*s = xstrdup(*s);
-		}
-	}
-	ac->to = xcalloc(src->nto + 1, sizeof *ac->to);
-	for (i = 0; i < src->nto; i++)
-		ac->to[i] = xstrdup(src->to[i]);
+	ac = ini_copy(&alert_section, src, sizeof *src);
 	ac->name = xstrdup(src->name);
 	return (ac);
 }

@@ -2918,30 +2918,8 @@ static struct backup_conf *
 backup_conf_copy(const struct backup_conf *src)
 {
 	struct backup_conf	*c;
-	char			*base;
-	size_t			 k;
-	unsigned int		 i, n;
 
-	c = xcalloc(1, sizeof *c);
-	memcpy(c, src, sizeof *c);
-	base = (char *)c;
-	for (k = 0; k < nitems(backup_keys); k++) {
-		if (backup_keys[k].kind == INI_STRING ||
-		    backup_keys[k].kind == INI_PATH) {
-			char **s = (char **)(base + backup_keys[k].off);
-			if (*s != NULL)
-				*s = xstrdup(*s);
-		} else if (backup_keys[k].kind == INI_LIST) {
-			char ***l = (char ***)(base + backup_keys[k].off);
-			char **copy;
-
-			n = *(unsigned int *)(base + backup_keys[k].off2);
-			copy = xcalloc(n + 1, sizeof *copy);
-			for (i = 0; i < n; i++)
-				copy[i] = xstrdup((*l)[i]);
-			*l = copy;
-		}
-	}
+	c = ini_copy(&backup_section, src, sizeof *src);
 	c->name = xstrdup(src->name);
 	c->spec.tz = src->spec.tz != NULL ? xstrdup(src->spec.tz) : NULL;
 	return (c);
@@ -2951,17 +2929,8 @@ static struct database_conf *
 database_conf_copy(const struct database_conf *src)
 {
 	struct database_conf	*d;
-	char			*base;
-	size_t			 k;
 
-	d = xcalloc(1, sizeof *d);
-	memcpy(d, src, sizeof *d);
-	base = (char *)d;
-	for (k = 0; k < nitems(database_keys); k++) {
-		char **s = (char **)(base + database_keys[k].off);
-		if (*s != NULL)
-			*s = xstrdup(*s);
-	}
+	d = ini_copy(&database_section, src, sizeof *src);
 	d->name = xstrdup(src->name);
 	return (d);
 }

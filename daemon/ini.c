@@ -211,6 +211,45 @@ ini_defaults(const struct ini_section *sec, void *obj)
 	return (0);
 }
 
+void *
+ini_copy(const struct ini_section *sec, const void *src, size_t size)
+{
+	char		*base;
+	size_t		 i;
+	unsigned int	 j, n;
+
+	base = xmalloc(size);
+	memcpy(base, src, size);
+	for (i = 0; i < sec->nkeys; i++) {
+		const struct ini_key *k = &sec->keys[i];
+
+		switch (k->kind) {
+		case INI_STRING:
+		case INI_PATH:
+		case INI_GROUP: {
+			char **s = (char **)(base + k->off);
+
+			if (*s != NULL)
+				*s = xstrdup(*s);
+			break;
+		}
+		case INI_LIST: {
+			char ***l = (char ***)(base + k->off), **copy;
+
+			n = *(unsigned int *)(base + k->off2);
+			copy = xcalloc(n + 1, sizeof *copy);
+			for (j = 0; j < n; j++)
+				copy[j] = xstrdup((*l)[j]);
+			*l = copy;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	return (base);
+}
+
 void
 ini_free(const struct ini_section *sec, void *obj)
 {

@@ -71,6 +71,11 @@ int	 ini_parse(const char *file, const char *buf, size_t len,
 /* Fills every key that has a default; 0 or -1 if a default is bad. */
 int	 ini_defaults(const struct ini_section *, void *obj);
 void	 ini_free(const struct ini_section *, void *obj);
+/*
+ * A deep copy of a size-byte object of this section type: every string
+ * and list the key table names is duplicated (other pointers are not).
+ */
+void	*ini_copy(const struct ini_section *, const void *src, size_t size);
 /* The line that set key, or 0 (for check callbacks). */
 int	 ini_keyline(const struct ini_section *, const int *keylines,
 	    const char *key);

@@ -810,31 +810,9 @@ static struct probe_conf *
 probe_conf_copy(const struct probe_conf *src)
 {
 	struct probe_conf	*pc;
-	unsigned int		 i;
-	size_t			 k;
-	char			*base;
 
-	/* Copy field by field: the config it came from is freed on reload. */
-	pc = xcalloc(1, sizeof *pc);
-	memcpy(pc, src, sizeof *pc);
-	base = (char *)pc;
-	for (k = 0; k < nitems(probe_keys); k++) {
-		const struct ini_key *key = &probe_keys[k];
-
-		if (key->kind == INI_STRING || key->kind == INI_PATH) {
-			char **s = (char **)(base + key->off);
-			if (*s != NULL)
-				*s = xstrdup(*s);
-		} else if (key->kind == INI_LIST) {
-			char ***l = (char ***)(base + key->off);
-			unsigned int n = *(unsigned int *)(base + key->off2);
-			char **copy = xcalloc(n + 1, sizeof *copy);
-
-			for (i = 0; i < n; i++)
-				copy[i] = xstrdup((*l)[i]);
-			*l = copy;
-		}
-	}
+	/* the config it came from is freed on reload */
+	pc = ini_copy(&probe_section, src, sizeof *src);
 	pc->name = xstrdup(src->name);
 	pc->host = src->host != NULL ? xstrdup(src->host) : NULL;
 	return (pc);

@@ -896,8 +896,10 @@ follow_run(struct cli *cli)
 			fflush(stdout);
 		}
 		if (m != NULL && strcmp(m, "backup.finished") == 0) {
-			r = strcmp(sget(p, "result"), "ok") == 0 ? EXIT_OK :
-			    EXIT_RPC;
+			/* skipped: another host of the fleet runs it */
+			r = strcmp(sget(p, "result"), "ok") == 0 ||
+			    strcmp(sget(p, "result"), "skipped") == 0 ?
+			    EXIT_OK : EXIT_RPC;
 			if (!cli->json) {
 				printf("%s%s: %s%s%s\n", tty ? "\n" : "",
 				    sget(p, "run"), sget(p, "result"),

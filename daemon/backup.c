@@ -1595,7 +1595,7 @@ run_uploaded(struct s3_op *op, int ok, const char *error, void *arg)
 		return;
 	}
 	if (!ok && r->upload_try < UPLOAD_TRIES && !b->opsd->stopping) {
-		tv.tv_sec = 2 << r->upload_try;
+		tv.tv_sec = 1 << r->upload_try;	/* 2, 4, 8 s */
 		tv.tv_usec = 0;
 		log_warn("backup.upload", "upload of %s failed (try %u of %d): "
 		    "%s; retrying in %lds", r->id, r->upload_try, UPLOAD_TRIES,

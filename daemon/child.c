@@ -392,8 +392,9 @@ void
 child_describe(const struct child_result *r, char *buf, size_t len)
 {
 	if (WIFEXITED(r->status))
-		snprintf(buf, len, "exited with status %d",
-		    WEXITSTATUS(r->status));
+		snprintf(buf, len, "exited with status %d%s",
+		    WEXITSTATUS(r->status), r->timed_out ?
+		    " after it was stopped at its timeout" : "");
 	else if (WIFSIGNALED(r->status))
 		snprintf(buf, len, "killed by signal %d (%s)%s",
 		    WTERMSIG(r->status), strsignal(WTERMSIG(r->status)),

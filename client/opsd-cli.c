@@ -262,6 +262,9 @@ print_json(json_t *v)
 	return (EXIT_OK);
 }
 
+static void	row(const char *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
 static void
 row(const char *key, const char *fmt, ...)
 {

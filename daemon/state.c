@@ -19,6 +19,8 @@ state_mkdir(const char *dir, mode_t mode)
 	size_t		 n;
 	int		 r = 0;
 
+	if (*dir == '\0')
+		return (-EINVAL);
 	s = xstrdup(dir);
 	/* "a/b/" is "a/b": the mode is for the last component */
 	for (n = strlen(s); n > 1 && s[n - 1] == '/'; n--)
@@ -70,7 +72,7 @@ state_write(const char *dir, const char *name, const void *data, size_t len,
     mode_t mode)
 {
 	char	*tmp = NULL, *dst = NULL;
-	int	 fd = -1, dfd = -1, r;
+	int	 fd = -1, dfd = -1, r = 0;
 
 	if (strchr(name, '/') != NULL || name[0] == '.')
 		return (-EINVAL);

@@ -1,12 +1,14 @@
 /*
  * libFuzzer target for everything a control client's bytes go through:
  * the line framer, the JSON decoder, the request check and the dispatcher
- * (rpc_handle with no connection, on a daemon context set up as main()
- * does from the default configuration, without the control socket: no
- * probes, no alert routes). Besides crashes it checks what must always hold:
- * framing in chunks gives the same lines as framing in one piece, no line
- * is longer than the limit or holds a newline, and every reply is one line
- * of JSON that a client can parse back as a response.
+ * (rpc_handle_text, as control.c calls it, with no connection, on a
+ * daemon context set up as main() does from the default configuration,
+ * without the control socket: no probes, no alert routes). Besides
+ * crashes it checks what must always hold: framing in chunks gives the
+ * same lines as framing in one piece, no line is longer than the limit or
+ * holds a newline, and every reply, built as a tree or written directly
+ * as text, is one line of JSON that a client parses back as a response
+ * to the request's id.
  *
  * The first input byte picks the chunk size and the per-line limit of a
  * second framing pass, so both the buffered paths and the oversized-line
@@ -119,6 +121,26 @@ frame_all(struct lines *l, size_t max, size_t step, int stop_every,
 	frame_free(&fr);
 }
 
+/* A reply line written directly: one line, a result for the same id. */
+static void
+check_text(const char *text, size_t len, json_t *id)
+{
+	json_t		*parsed, *result;
+	const char	*message;
+	char		 err[256];
+	int		 code;
+
+	if (len != strlen(text) || memchr(text, '\n', len) != NULL)
+		abort();
+	if ((parsed = jsonrpc_load(text, len, err, sizeof err)) == NULL)
+		abort();
+	if (jsonrpc_parse_response(parsed, &result, &code, &message) != 0)
+		abort();
+	if (!json_equal(json_object_get(parsed, "id"), id))
+		abort();
+	json_decref(parsed);
+}
+
 static void
 check_reply(json_t *reply)
 {
@@ -153,8 +175,9 @@ static int
 handle_line(void *arg, enum frame_kind kind, const char *line, size_t len)
 {
 	struct rpc_request	 req;
-	json_t			*msg, *reply;
-	char			 err[256];
+	json_t			*msg, *reply, *id = NULL;
+	char			 err[256], *text = NULL;
+	size_t			 textlen = 0;
 
 	(void)arg;
 	if (kind != FRAME_LINE)
@@ -164,13 +187,22 @@ handle_line(void *arg, enum frame_kind kind, const char *line, size_t len)
 			abort();
 		return (0);
 	}
-	if (json_is_object(msg))
-		jsonrpc_parse_request(msg, &req, err, sizeof err);
-	reply = rpc_handle(&opsd, NULL, msg);
+	if (json_is_object(msg) &&
+	    jsonrpc_parse_request(msg, &req, err, sizeof err) == 0 &&
+	    req.id != NULL)
+		id = json_incref(req.id);
+	reply = rpc_handle_text(&opsd, NULL, msg, &text, &textlen);
+	if (text != NULL) {
+		if (reply != NULL || id == NULL)
+			abort();
+		check_text(text, textlen, id);
+		free(text);
+	}
 	if (reply != NULL) {
 		check_reply(reply);
 		json_decref(reply);
 	}
+	json_decref(id);
 	json_decref(msg);
 	return (0);
 }

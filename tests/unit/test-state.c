@@ -425,6 +425,17 @@ test_mkdir_trailing_slash(void)
 }
 
 static void
+test_mkdir_empty(void)
+{
+	/*
+	 * An empty path is an error, and is refused without reading past
+	 * the end of it (the loop starts at s + 1, one past the copy of "").
+	 * Last in this file: under ASan an over-read ends the program.
+	 */
+	CHECK(state_mkdir("", 0750) != 0);
+}
+
+static void
 cleanup(void)
 {
 	char	cmd[300];
@@ -453,6 +464,7 @@ main(void)
 	RUN(test_mkdir);
 	RUN(test_mkdir_existing_file);
 	RUN(test_mkdir_trailing_slash);
+	RUN(test_mkdir_empty);	/* keep last */
 	cleanup();
 	return (tap_done());
 }

@@ -5,6 +5,7 @@
  * asked: a 301 from a health endpoint is usually a misconfiguration.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +13,20 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
 
+#include "daemon.h"
 #include "http.h"
 #include "opsd-parse.h"
 #include "probe.h"
 #include "util.h"
 
 #define BODY_MAX	(64 * 1024)
+
+struct lite;
 
 struct http_probe {
 	CURL			*easy;
@@ -36,6 +44,7 @@ struct http_probe {
 	int64_t			 cert_not_after;
 	char			 cert_subject[256];
 	char			 cert_issuer[256];
+	struct lite		*lite;		/* plain http: see below */
 };
 
 static size_t
@@ -178,6 +187,39 @@ http_certinfo(CURL *easy, struct probe_result *r)
 	}
 }
 
+/* The verdict on a response, whichever transport brought it. */
+static void
+http_judge(struct probe *p, long status, struct probe_result *rp)
+{
+	struct http_probe	*h = p->kstate;
+	unsigned int		 i;
+
+	rp->ok = 1;
+	rp->http_status = (int)status;
+	if (!status_ok(p->conf, status))
+		probe_fail(rp, "unexpected status %ld (expected %s)", status,
+		    p->conf->expect_status);
+	else if (p->conf->expect_body != NULL &&
+	    (h->body == NULL || strstr(h->body, p->conf->expect_body) == NULL))
+		probe_fail(rp, "body does not contain '%.64s'",
+		    p->conf->expect_body);
+	else {
+		for (i = 0; i < p->conf->nexpect_header; i++) {
+			if (h->hdr_seen[i])
+				continue;
+			if (h->hdr_bad[0] != '\0')
+				probe_fail(rp, "%s", h->hdr_bad);
+			else
+				probe_fail(rp, "response header '%.*s' missing",
+				    (int)strcspn(p->conf->expect_header[i],
+				    ":"), p->conf->expect_header[i]);
+			break;
+		}
+	}
+	if (rp->ok)
+		snprintf(rp->reason, sizeof rp->reason, "HTTP %ld", status);
+}
+
 static void
 http_done(CURL *easy, CURLcode code, void *arg)
 {
@@ -186,7 +228,6 @@ http_done(CURL *easy, CURLcode code, void *arg)
 	struct probe_result	 r;
 	curl_off_t		 total = 0;
 	long			 status = 0;
-	unsigned int		 i;
 	char			*scheme = NULL;
 
 	memset(&r, 0, sizeof r);
@@ -218,29 +259,410 @@ http_done(CURL *easy, CURLcode code, void *arg)
 		}
 		r.cert_verified = p->conf->tls_verify;
 	}
-	if (!status_ok(p->conf, status))
-		probe_fail(&r, "unexpected status %ld (expected %s)", status,
-		    p->conf->expect_status);
-	else if (p->conf->expect_body != NULL &&
-	    (h->body == NULL || strstr(h->body, p->conf->expect_body) == NULL))
-		probe_fail(&r, "body does not contain '%.64s'",
-		    p->conf->expect_body);
-	else {
-		for (i = 0; i < p->conf->nexpect_header; i++) {
-			if (h->hdr_seen[i])
-				continue;
-			if (h->hdr_bad[0] != '\0')
-				probe_fail(&r, "%s", h->hdr_bad);
-			else
-				probe_fail(&r, "response header '%.*s' missing",
-				    (int)strcspn(p->conf->expect_header[i],
-				    ":"), p->conf->expect_header[i]);
+	http_judge(p, status, &r);
+	probe_done(p, &r);
+}
+
+/*
+ * The plain-http transport. libcurl builds, for every request, what
+ * never changes between runs (URL parsing, the request text, option
+ * checks): for a thousand probes a second that is most of opsd's CPU. A
+ * plain http:// probe that does not follow redirects needs none of it: the
+ * request is written once, sent on a kept-alive connection, and the
+ * response is read with a small HTTP/1.1 parser (status line, headers,
+ * Content-Length, chunked or close-delimited bodies). https, redirects
+ * and proxies stay with libcurl.
+ */
+enum lite_state {
+	LITE_STATUS,
+	LITE_HEADERS,
+	LITE_BODY,		/* Content-Length */
+	LITE_CHUNK_SIZE,
+	LITE_CHUNK_DATA,
+	LITE_CHUNK_END,		/* the CRLF after a chunk */
+	LITE_TRAILER,
+	LITE_UNTIL_CLOSE,
+};
+
+struct lite {
+	struct bufferevent	*bev;
+	struct event		*timer;
+	char			*host;
+	int			 port;
+	char			*req;
+	size_t			 reqlen;
+	int			 head;		/* HEAD: no body */
+	int			 reused;	/* the run went out on an old
+						   connection */
+	int			 got_bytes;
+	enum lite_state		 state;
+	long			 status;
+	int			 chunked;
+	int			 close;		/* no keep-alive after this */
+	int64_t			 length;	/* -1: unknown */
+	uint64_t		 start;
+};
+
+static void	lite_connect(struct probe *);
+
+static void
+lite_drop_conn(struct lite *l)
+{
+	if (l->bev != NULL) {
+		bufferevent_free(l->bev);
+		l->bev = NULL;
+	}
+}
+
+static void
+lite_finish(struct probe *p, struct probe_result *r)
+{
+	struct http_probe	*h = p->kstate;
+	struct lite		*l = h->lite;
+
+	evtimer_del(l->timer);
+	r->latency_ms = (double)(now_usec() - l->start) / 1000.0;
+	probe_done(p, r);
+}
+
+static void
+lite_fail(struct probe *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+lite_fail(struct probe *p, const char *fmt, ...)
+{
+	struct http_probe	*h = p->kstate;
+	struct probe_result	 r;
+	va_list			 ap;
+
+	lite_drop_conn(h->lite);
+	memset(&r, 0, sizeof r);
+	va_start(ap, fmt);
+	vsnprintf(r.reason, sizeof r.reason, fmt, ap);
+	va_end(ap);
+	lite_finish(p, &r);
+}
+
+static void
+lite_done(struct probe *p)
+{
+	struct http_probe	*h = p->kstate;
+	struct lite		*l = h->lite;
+	struct probe_result	 r;
+
+	if (l->close)
+		lite_drop_conn(l);
+	memset(&r, 0, sizeof r);
+	http_judge(p, l->status, &r);
+	lite_finish(p, &r);
+}
+
+/* Runs the parser over what has arrived; 1 when the response is whole. */
+static int
+lite_parse(struct probe *p)
+{
+	struct http_probe	*h = p->kstate;
+	struct lite		*l = h->lite;
+	struct evbuffer		*in = bufferevent_get_input(l->bev);
+	char			*line, *end;
+	size_t			 n, take;
+	char			 chunk[4096];
+	long			 major, minor;
+
+	for (;;) {
+		switch (l->state) {
+		case LITE_STATUS:
+		case LITE_HEADERS:
+		case LITE_CHUNK_SIZE:
+		case LITE_CHUNK_END:
+		case LITE_TRAILER:
+			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+			if (line == NULL) {
+				if (evbuffer_get_length(in) > 65536) {
+					lite_fail(p, "malformed response: a "
+					    "header line over 64 KiB");
+					return (-1);
+				}
+				return (0);
+			}
+			break;
+		default:
+			line = NULL;
+			n = 0;
 			break;
 		}
+		switch (l->state) {
+		case LITE_STATUS:
+			if (sscanf(line, "HTTP/%ld.%ld %ld", &major, &minor,
+			    &l->status) != 3 || l->status < 100 ||
+			    l->status > 999) {
+				lite_fail(p, "malformed response: status line "
+				    "'%.64s'", line);
+				free(line);
+				return (-1);
+			}
+			l->close = major == 1 && minor == 0;
+			l->chunked = 0;
+			l->length = -1;
+			l->state = LITE_HEADERS;
+			memset(h->hdr_seen, 0, p->conf->nexpect_header);
+			h->hdr_bad[0] = '\0';
+			break;
+		case LITE_HEADERS:
+			if (n == 0) {
+				if (l->status >= 100 && l->status < 200) {
+					l->state = LITE_STATUS;	/* 100 Continue */
+					break;
+				}
+				free(line);
+				if (l->head || l->status == 204 ||
+				    l->status == 304 || l->length == 0)
+					return (1);
+				if (l->chunked)
+					l->state = LITE_CHUNK_SIZE;
+				else if (l->length > 0)
+					l->state = LITE_BODY;
+				else {
+					l->state = LITE_UNTIL_CLOSE;
+					l->close = 1;
+				}
+				continue;
+			}
+			if (strncasecmp(line, "Content-Length:", 15) == 0)
+				l->length = strtoll(line + 15, NULL, 10);
+			else if (strncasecmp(line, "Transfer-Encoding:", 18) ==
+			    0 && strcasestr(line + 18, "chunked") != NULL)
+				l->chunked = 1;
+			else if (strncasecmp(line, "Connection:", 11) == 0) {
+				if (strcasestr(line + 11, "close") != NULL)
+					l->close = 1;
+				else if (strcasestr(line + 11, "keep-alive"))
+					l->close = 0;
+			}
+			http_header_cb(line, 1, n, p);
+			break;
+		case LITE_CHUNK_SIZE:
+			l->length = (int64_t)strtoull(line, &end, 16);
+			if (end == line) {
+				lite_fail(p, "malformed response: chunk size "
+				    "'%.32s'", line);
+				free(line);
+				return (-1);
+			}
+			l->state = l->length == 0 ? LITE_TRAILER :
+			    LITE_CHUNK_DATA;
+			break;
+		case LITE_CHUNK_END:
+			l->state = LITE_CHUNK_SIZE;
+			break;
+		case LITE_TRAILER:
+			if (n == 0) {
+				free(line);
+				return (1);
+			}
+			break;
+		case LITE_BODY:
+		case LITE_CHUNK_DATA:
+		case LITE_UNTIL_CLOSE:
+			/* the body: kept for expect_body, else dropped */
+			while ((n = evbuffer_get_length(in)) > 0 &&
+			    (l->state == LITE_UNTIL_CLOSE || l->length > 0)) {
+				take = n;
+				if (l->state != LITE_UNTIL_CLOSE &&
+				    (int64_t)take > l->length)
+					take = (size_t)l->length;
+				if (take > sizeof chunk)
+					take = sizeof chunk;
+				evbuffer_remove(in, chunk, take);
+				http_body_cb(chunk, 1, take, p);
+				if (l->state != LITE_UNTIL_CLOSE)
+					l->length -= (int64_t)take;
+			}
+			if (l->state == LITE_UNTIL_CLOSE ||
+			    l->length > 0)
+				return (0);	/* more to come */
+			if (l->state == LITE_BODY)
+				return (1);
+			l->state = LITE_CHUNK_END;
+			continue;
+		}
+		free(line);
 	}
-	if (r.ok)
-		snprintf(r.reason, sizeof r.reason, "HTTP %ld", status);
-	probe_done(p, &r);
+}
+
+static void
+lite_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct probe		*p = arg;
+	struct http_probe	*h = p->kstate;
+
+	(void)bev;
+	h->lite->got_bytes = 1;
+	if (lite_parse(p) == 1)
+		lite_done(p);
+}
+
+static void
+lite_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct probe		*p = arg;
+	struct http_probe	*h = p->kstate;
+	struct lite		*l = h->lite;
+	int			 dnserr;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		bufferevent_write(bev, l->req, l->reqlen);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && l->state == LITE_UNTIL_CLOSE) {
+		lite_parse(p);		/* what came with the close */
+		l->close = 1;
+		lite_done(p);
+		return;
+	}
+	if (l->reused && !l->got_bytes) {
+		/* the server closed the idle connection: once more, fresh */
+		lite_drop_conn(l);
+		l->reused = 0;
+		lite_connect(p);
+		return;
+	}
+	if ((dnserr = bufferevent_socket_get_dns_error(bev)) != 0)
+		lite_fail(p, "DNS: could not resolve host: %s (%s)", l->host,
+		    evutil_gai_strerror(dnserr));
+	else if (what & BEV_EVENT_EOF)
+		lite_fail(p, "connection closed before the response ended");
+	else
+		lite_fail(p, "connect failed: %s:%d: %s", l->host, l->port,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void
+lite_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe	*p = arg;
+	char		 t[32];
+
+	(void)fd;
+	(void)what;
+	format_duration(p->conf->timeout, t, sizeof t);
+	lite_fail(p, "timeout after %s", t);
+}
+
+static void
+lite_connect(struct probe *p)
+{
+	struct http_probe	*h = p->kstate;
+	struct lite		*l = h->lite;
+
+	/* deferred: an immediate refusal must not call back into us */
+	l->bev = bufferevent_socket_new(p->opsd->base, -1,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	bufferevent_setcb(l->bev, lite_read_cb, NULL, lite_event_cb, p);
+	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
+	bufferevent_socket_connect_hostname(l->bev, p->opsd->dns, AF_UNSPEC,
+	    l->host, l->port);
+}
+
+/* Can this probe use the plain transport? Sets it up if so. */
+static int
+lite_setup(struct probe *p, struct http_probe *h)
+{
+	const struct probe_conf	*pc = p->conf;
+	struct lite		*l;
+	char			*scheme = NULL, *host = NULL, *port = NULL;
+	char			*path = NULL, *hosthdr;
+	int			 ok;
+
+	if (pc->follow_redirects || getenv("http_proxy") != NULL ||
+	    getenv("HTTP_PROXY") != NULL || getenv("all_proxy") != NULL ||
+	    getenv("ALL_PROXY") != NULL || (strcmp(pc->method, "GET") != 0 &&
+	    strcmp(pc->method, "HEAD") != 0))
+		return (0);
+	ok = curl_url_get(h->url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    strcmp(scheme, "http") == 0 &&
+	    curl_url_get(h->url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(h->url, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) ==
+	    CURLUE_OK &&
+	    curl_url_get(h->url, CURLUPART_PATH, &path, 0) == CURLUE_OK;
+	if (ok) {
+		char *query = NULL, *full;
+
+		l = h->lite = xcalloc(1, sizeof *l);
+		/* [::1] comes back with its brackets: connect wants none */
+		if (host[0] == '[')
+			l->host = xstrndup(host + 1, strlen(host) - 2);
+		else
+			l->host = xstrdup(host);
+		l->port = atoi(port);
+		l->head = strcmp(pc->method, "HEAD") == 0;
+		curl_url_get(h->url, CURLUPART_QUERY, &query, 0);
+		if (pc->host_header != NULL)
+			hosthdr = xstrdup(pc->host_header);
+		else if (l->port == 80)
+			hosthdr = xstrdup(host);
+		else
+			xasprintf(&hosthdr, "%s:%d", host, l->port);
+		xasprintf(&full, "%s%s%s", path, query ? "?" : "",
+		    query ? query : "");
+		l->reqlen = (size_t)xasprintf(&l->req, "%s %s HTTP/1.1\r\n"
+		    "Host: %s\r\nUser-Agent: opsd/" OPSD_VERSION "\r\n"
+		    "Accept: */*\r\n\r\n", pc->method, full, hosthdr);
+		free(full);
+		free(hosthdr);
+		curl_free(query);
+		l->timer = evtimer_new(p->opsd->base, lite_timeout_cb, p);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	return (ok);
+}
+
+static void
+lite_start(struct probe *p)
+{
+	struct http_probe	*h = p->kstate;
+	struct lite		*l = h->lite;
+	struct timeval		 tv;
+
+	l->state = LITE_STATUS;
+	l->got_bytes = 0;
+	l->start = now_usec();
+	tv.tv_sec = (time_t)(p->conf->timeout / 1000);
+	tv.tv_usec = (suseconds_t)(p->conf->timeout % 1000) * 1000;
+	evtimer_add(l->timer, &tv);
+	if (l->bev != NULL) {
+		/* leftovers of an earlier response would confuse the parser */
+		evbuffer_drain(bufferevent_get_input(l->bev),
+		    evbuffer_get_length(bufferevent_get_input(l->bev)));
+		l->reused = 1;
+		bufferevent_write(l->bev, l->req, l->reqlen);
+		return;
+	}
+	l->reused = 0;
+	lite_connect(p);
+}
+
+static void
+lite_cancel(struct lite *l)
+{
+	/* a response half read leaves the connection unusable */
+	lite_drop_conn(l);
+	evtimer_del(l->timer);
+}
+
+static void
+lite_free(struct lite *l)
+{
+	lite_drop_conn(l);
+	if (l->timer != NULL)
+		event_free(l->timer);
+	free(l->host);
+	free(l->req);
+	free(l);
 }
 
 static void
@@ -300,6 +722,7 @@ http_start_probe(struct probe *p)
 		if (p->conf->expect_body != NULL)
 			h->body = xmalloc(BODY_MAX + 1);
 		http_setup(p, h);
+		lite_setup(p, h);
 	}
 	h->errbuf[0] = '\0';
 	h->bodylen = 0;
@@ -307,6 +730,10 @@ http_start_probe(struct probe *p)
 		h->body[0] = '\0';
 	memset(h->hdr_seen, 0, p->conf->nexpect_header);
 	h->hdr_bad[0] = '\0';
+	if (h->lite != NULL) {
+		lite_start(p);
+		return (0);
+	}
 	return (http_start(h->easy, http_done, p) == 0 ? 0 : -EIO);
 }
 
@@ -315,7 +742,9 @@ http_cancel_probe(struct probe *p)
 {
 	struct http_probe	*h = p->kstate;
 
-	if (h != NULL)
+	if (h != NULL && h->lite != NULL)
+		lite_cancel(h->lite);
+	else if (h != NULL)
 		http_cancel(h->easy);
 }
 
@@ -326,6 +755,8 @@ http_free_probe(struct probe *p)
 
 	if (h == NULL)
 		return;
+	if (h->lite != NULL)
+		lite_free(h->lite);
 	http_cancel(h->easy);
 	curl_easy_cleanup(h->easy);
 	curl_url_cleanup(h->url);

@@ -1202,20 +1202,13 @@ static void
 verify_restored(struct child *c, const struct child_result *r, void *arg)
 {
 	struct verify	*v = arg;
-	char		 how[128], tail[512];
-	size_t		 n;
+	char		 why[640];
 
 	(void)c;
 	v->child = NULL;
 	passfile_remove(&v->passfile);
-	if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0) {
-		child_describe(r, how, sizeof how);
-		n = r->errlen < sizeof tail - 1 ? r->errlen : sizeof tail - 1;
-		memcpy(tail, r->err + r->errlen - n, n);
-		tail[n] = '\0';
-		while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == ' '))
-			tail[--n] = '\0';
-		verify_fail(v, "pg_restore %s: %s", how, tail);
+	if (child_failed(r, why, sizeof why)) {
+		verify_fail(v, "pg_restore %s", why);
 		return;
 	}
 	v->sess = session_open(v->b, 1, v->scratch, 60000, verify_sess_open,
@@ -1836,8 +1829,7 @@ run_dumped(struct child *c, const struct child_result *res, void *arg)
 {
 	struct brun		*r = arg;
 	struct child_spec	 spec;
-	char			 how[128], tail[512];
-	size_t			 n;
+	char			 why[640];
 	int			 e = 0;
 
 	(void)c;
@@ -1847,15 +1839,8 @@ run_dumped(struct child *c, const struct child_result *res, void *arg)
 		run_fail(r, "%s", r->error);
 		return;
 	}
-	if (!WIFEXITED(res->status) || WEXITSTATUS(res->status) != 0) {
-		child_describe(res, how, sizeof how);
-		n = res->errlen < sizeof tail - 1 ? res->errlen :
-		    sizeof tail - 1;
-		memcpy(tail, res->err + res->errlen - n, n);
-		tail[n] = '\0';
-		while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == ' '))
-			tail[--n] = '\0';
-		run_fail(r, "pg_dump %s%s%s", how, n ? ": " : "", tail);
+	if (child_failed(res, why, sizeof why)) {
+		run_fail(r, "pg_dump %s", why);
 		return;
 	}
 	if (close(r->fd) == -1) {
@@ -2149,22 +2134,14 @@ restore_done(struct child *c, const struct child_result *r, void *arg)
 {
 	struct restore	*rs = arg;
 	struct evt	*ev;
-	char		 how[128], tail[512];
-	size_t		 n;
+	char		 why[640];
 	double		 secs = (double)(now_usec() - rs->start_usec) / 1e6;
 
 	(void)c;
 	rs->child = NULL;
 	passfile_remove(&rs->passfile);
-	if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0) {
-		child_describe(r, how, sizeof how);
-		n = r->errlen < sizeof tail - 1 ? r->errlen : sizeof tail - 1;
-		memcpy(tail, r->err + r->errlen - n, n);
-		tail[n] = '\0';
-		while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == ' '))
-			tail[--n] = '\0';
-		restore_fail(rs, OPSD_ERR_FAILED, "pg_restore %s: %s", how,
-		    tail);
+	if (child_failed(r, why, sizeof why)) {
+		restore_fail(rs, OPSD_ERR_FAILED, "pg_restore %s", why);
 		return;
 	}
 	ev = evt_new(&EVT_BACKUP_RESTORED);

@@ -402,3 +402,29 @@ child_describe(const struct child_result *r, char *buf, size_t len)
 	else
 		snprintf(buf, len, "ended with wait status %d", r->status);
 }
+
+int
+child_failed(const struct child_result *r, char *buf, size_t len)
+{
+	char	how[128];
+	size_t	n;
+	int	off;
+
+	if (WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0 &&
+	    !r->timed_out)
+		return (0);
+	child_describe(r, how, sizeof how);
+	off = snprintf(buf, len, "%s", how);
+	/* the end of stderr says why, without the trailing newlines */
+	n = r->errlen;
+	while (n > 0 && (r->err[n - 1] == '\n' || r->err[n - 1] == ' '))
+		n--;
+	if (n > 0 && off > 0 && (size_t)off + 3 < len) {
+		size_t room = len - (size_t)off - 3;
+		size_t take = n < room ? n : room;
+
+		snprintf(buf + off, len - (size_t)off, ": %.*s", (int)take,
+		    r->err + n - take);
+	}
+	return (1);
+}

@@ -53,6 +53,11 @@ void	 child_kill(struct child *);
 /* Kills it and forgets the callback: for owners that go away. */
 void	 child_abandon(struct child *);
 unsigned int child_count(void);
+/*
+ * 0 if the child exited with status 0; else 1, with how it ended and the
+ * last of its stderr in buf ("exited with status 1: pg_dump: error: ...").
+ */
+int	 child_failed(const struct child_result *, char *buf, size_t len);
 /* "exited with status 3", "killed by signal 9 (timeout)", ... */
 void	 child_describe(const struct child_result *, char *buf, size_t len);
 

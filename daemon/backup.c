@@ -193,6 +193,8 @@ static const struct ini_key backup_keys[] = {	/* sorted */
 	  .validate = validate_upload },
 	{ .name = "verify", .kind = INI_ENUM, .off = O(verify),
 	  .choices = verify_names, .dflt = "each" },
+	{ .name = "verify_schedule", .kind = INI_STRING,
+	  .off = O(verify_schedule) },
 	{ .name = "verify_timeout", .kind = INI_DURATION,
 	  .off = O(verify_timeout), .dflt = "2h", .min = 1000 },
 };
@@ -263,6 +265,10 @@ backup_check(void *ctx, void *obj, const char *file, int line,
 	    &b->spec, err, sizeof err) != 0)
 		ini_error(errs, file, ini_keyline(&backup_section, keylines,
 		    "schedule"), "schedule: %s", err);
+	if (b->verify_schedule != NULL && sched_parse(b->verify_schedule,
+	    b->timezone, &b->verify_spec, err, sizeof err) != 0)
+		ini_error(errs, file, ini_keyline(&backup_section, keylines,
+		    "verify_schedule"), "verify_schedule: %s", err);
 	if (b->ncheck != b->nexpect) {
 		kl = ini_keyline(&backup_section, keylines, "check");
 		if (kl == 0)
@@ -333,6 +339,7 @@ backup_conf_free(struct backup_conf *b)
 		return;
 	ini_free(&backup_section, b);
 	sched_free(&b->spec);
+	sched_free(&b->verify_spec);
 	free(b->name);
 	free(b);
 }
@@ -530,6 +537,7 @@ struct backup {
 	struct backup_conf	*conf;		/* owned copy */
 	struct database_conf	*db;		/* owned copy */
 	struct job		*job;
+	struct job		*verify_job;	/* verify_schedule */
 	struct brun		*run;
 	struct verify		*verify;	/* a standalone verify */
 	json_t			*items;		/* manifests, oldest first */
@@ -2064,6 +2072,35 @@ run_start(struct backup *b, struct job *job)
 }
 
 static void
+verify_job_done(struct verify *v, int ok, void *arg)
+{
+	struct backup	*b = arg;
+
+	if (b->verify_job != NULL)
+		job_finished(b->verify_job, ok, "%s %s", m_str(v->manifest,
+		    "id"), ok ? "verified" : "FAILED verification");
+}
+
+/* verify_schedule: restore the newest backup again, so "good" stays true */
+static void
+verify_job_cb(struct job *j, void *arg)
+{
+	struct backup	*b = arg;
+	size_t		 n = json_array_size(b->items);
+
+	if (b->verify != NULL || b->run != NULL) {
+		job_finished(j, -1, "skipped: a run or verification is busy");
+		return;
+	}
+	if (n == 0) {
+		job_finished(j, -1, "skipped: no backup to verify yet");
+		return;
+	}
+	verify_start(b, json_array_get(b->items, n - 1), verify_job_done, b,
+	    NULL);
+}
+
+static void
 backup_job_cb(struct job *j, void *arg)
 {
 	struct backup	*b = arg;
@@ -2899,6 +2936,8 @@ backup_conf_copy(const struct backup_conf *src)
 	c = ini_copy(&backup_section, src, sizeof *src);
 	c->name = xstrdup(src->name);
 	c->spec.tz = src->spec.tz != NULL ? xstrdup(src->spec.tz) : NULL;
+	c->verify_spec.tz = src->verify_spec.tz != NULL ?
+	    xstrdup(src->verify_spec.tz) : NULL;
 	return (c);
 }
 
@@ -2955,6 +2994,8 @@ backup_free(struct backup *b, int removed)
 	free(b->drops);
 	if (b->job != NULL)
 		job_remove(b->job);
+	if (b->verify_job != NULL)
+		job_remove(b->verify_job);
 	if (b->stale_timer != NULL)
 		event_free(b->stale_timer);
 	json_decref(b->items);
@@ -2997,6 +3038,9 @@ backup_apply_config(struct opsd *o)
 			/* idle: take the new settings, keep the counters */
 			job_remove(b->job);
 			b->job = NULL;
+			if (b->verify_job != NULL)
+				job_remove(b->verify_job);
+			b->verify_job = NULL;
 			backup_conf_free(b->conf);
 			database_conf_free(b->db);
 		} else {
@@ -3014,6 +3058,13 @@ backup_apply_config(struct opsd *o)
 		    b->conf->random_delay, b->conf->persistent, backup_job_cb,
 		    b);
 		free(jobname);
+		if (b->conf->verify_schedule != NULL) {
+			xasprintf(&jobname, "verify %s", b->conf->name);
+			b->verify_job = job_add(o, jobname,
+			    &b->conf->verify_spec, b->conf->random_delay,
+			    b->conf->persistent, verify_job_cb, b);
+			free(jobname);
+		}
 		if (!set->recovered)
 			backup_recover(b);
 		fresh[i] = b;

@@ -59,6 +59,8 @@ struct backup_conf {
 	uint64_t	 keep_monthly;
 	int		 verify;
 	uint64_t	 verify_timeout;
+	char		*verify_schedule;	/* re-verify the newest too */
+	struct sched_spec verify_spec;
 	char		**check;
 	unsigned int	 ncheck;
 	char		**expect;

@@ -898,6 +898,26 @@ def test_jobs_and_an_interval_schedule(bk_pg, bk_daemons, tmp_path):
     assert d.items("nightly") == []
 
 
+def test_verify_schedule_restores_the_newest_again(bk_pg, bk_daemons,
+                                                   tmp_path):
+    """verify = never, but verify_schedule: the newest backup is restored
+    and checked on its own schedule, and the job records it."""
+    db = bk_pg.new_db(rows=100)
+    d = bk_daemons(bk_pg.conf_sections(db) + backup_section(
+        "vs", tmp_path / "vs", verify="never", verify_schedule="every 1s",
+        check="SELECT count(*) FROM users", expect="> 0"))
+    job = d.job("verify vs")
+    assert job is not None, "no 'verify vs' job listed"
+    rc, out, err = d.run_backup("vs")
+    assert rc == 0, out + err
+    assert d.items("vs")[0]["verified"] == "-", d.items("vs")
+    wait_for(lambda: d.items("vs")[0]["verified"] == "ok", 15,
+             "the scheduled verification", detail=lambda: d.log()[-2000:])
+    wait_for(lambda: (d.job("verify vs") or {}).get("last_result") == "ok",
+             10, "the verify job to record its result")
+    assert d.events("backup.verified")
+
+
 def test_persistent_job_catches_up(bk_pg, bk_daemons, tmp_path):
     db = bk_pg.new_db(rows=100)
     long_ago = int(time.time()) - 3 * 86400

@@ -623,6 +623,8 @@ struct brun {
 	json_t			*manifest;
 	struct s3_op		*s3;
 	int			 interrupted;
+	unsigned int		 lock_tries;
+	struct event		*lock_retry;
 	unsigned int		 upload_try;
 	unsigned int		 dump_tries;
 	int			 upload_manifest;
@@ -1454,6 +1456,8 @@ run_free(struct brun *r)
 	free(r->followers);
 	if (r->timer != NULL)
 		event_free(r->timer);
+	if (r->lock_retry != NULL)
+		event_free(r->lock_retry);
 	if (r->sess != NULL)
 		pg_cancel(r->sess);
 	if (r->child != NULL)
@@ -1941,6 +1945,22 @@ run_dump(struct brun *r)
 		run_fail(r, "cannot run pg_dump: %s", strerror(-e));
 }
 
+static int64_t	lock_key(const char *);
+static void	run_lock_retry(evutil_socket_t, short, void *);
+static void	run_locked(struct pgq *, const PGresult *, const char *,
+		    void *);
+
+static void
+run_try_lock(struct brun *r)
+{
+	char	sql[128];
+
+	snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)",
+	    (long long)lock_key(r->b->conf->name));
+	if (pg_exec(r->sess, sql, 30000, run_locked, r) != 0)
+		run_fail(r, "cannot ask for the advisory lock");
+}
+
 static void
 run_locked(struct pgq *q, const PGresult *res, const char *err, void *arg)
 {
@@ -1952,11 +1972,37 @@ run_locked(struct pgq *q, const PGresult *res, const char *err, void *arg)
 		return;
 	}
 	if (PQntuples(res) < 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		/*
+		 * Our own start-up clean-up holds it for a moment (the time to
+		 * list stale scratch databases): wait for that instead of
+		 * calling ourselves "another host". Any other holder means
+		 * another host runs this backup now.
+		 */
+		if (r->b->recover_q != NULL && r->lock_tries < 300) {
+			struct timeval tv = { 0, 100 * 1000 };
+
+			r->lock_tries++;
+			if (r->lock_retry == NULL)
+				r->lock_retry = evtimer_new(r->b->opsd->base,
+				    run_lock_retry, r);
+			evtimer_add(r->lock_retry, &tv);
+			return;
+		}
 		r->error = xstrdup("held by another host");
 		run_finish(r, 0, 1);
 		return;
 	}
 	run_dump(r);
+}
+
+static void
+run_lock_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct brun	*r = arg;
+
+	(void)fd;
+	(void)what;
+	run_try_lock(r);
 }
 
 /* FNV-1a: the same backup name gives the same key on every host */
@@ -1977,7 +2023,6 @@ static void
 run_version(struct pgq *q, const PGresult *res, const char *err, void *arg)
 {
 	struct brun	*r = arg;
-	char		 sql[128];
 
 	if (err != NULL) {
 		run_fail(r, "%s", err);
@@ -1988,10 +2033,7 @@ run_version(struct pgq *q, const PGresult *res, const char *err, void *arg)
 		    PQgetvalue(res, 0, 0));
 	if (r->b->conf->lock == BACKUP_LOCK_ADVISORY) {
 		r->step = RUN_LOCK;
-		snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)",
-		    (long long)lock_key(r->b->conf->name));
-		if (pg_exec(q, sql, 30000, run_locked, r) != 0)
-			run_fail(r, "cannot ask for the advisory lock");
+		run_try_lock(r);
 		return;
 	}
 	run_dump(r);
@@ -2729,9 +2771,6 @@ recover_dropped_once(struct pgq *q, const PGresult *res, const char *err,
 	}
 	free(d->name);
 	free(d);
-	/* the lock (fleet) is held until the last drop is done */
-	if (b->ndrops == 0 && b->recover_q != NULL)
-		recover_close(b, b->recover_q);
 }
 
 static void
@@ -2778,8 +2817,11 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 		}
 		free(sql);
 	}
-	if (b->ndrops == 0)
-		recover_close(b, q);
+	/*
+	 * The list is taken under the lock, so every name on it belongs to
+	 * a run that is over: let go of the lock now, the drops need none.
+	 */
+	recover_close(b, q);
 }
 
 static void

@@ -1011,6 +1011,54 @@ backup_event(struct backup *b, const struct evt_type *type, const char *id,
 	free(msg);
 }
 
+/*
+ * pg_restore FILE into dbname as the admin role, the password through a
+ * private PGPASSFILE (*passfile, removed by the caller when it ends);
+ * clean: replace existing objects. Returns the child, or NULL with a
+ * message in *err.
+ */
+static struct child *
+pg_restore_spawn(struct backup *b, const char *tag, const char *dbname,
+    const char *file, int clean, child_done_cb done, void *arg,
+    char **passfile, char **err)
+{
+	struct child_spec	 spec;
+	struct child		*c;
+	char			*bin, *ci, *dbarg, *env[2] = { NULL, NULL };
+	int			 e = 0;
+
+	*err = NULL;
+	*passfile = passfile_create(b, tag, 1, err);
+	if (*err != NULL)
+		return (NULL);
+	bin = pg_bin(b, "pg_restore");
+	ci = db_conninfo(b->db, 1, dbname);
+	xasprintf(&dbarg, "--dbname=%s", ci);
+	{
+		/* the flags docs/runbook-recovery.md gives for a manual one */
+		const char *argv[] = { bin, "--exit-on-error", "--no-owner",
+		    "--no-privileges", "--no-password", dbarg,
+		    clean ? "--clean" : file, clean ? "--if-exists" : NULL,
+		    clean ? file : NULL, NULL };
+
+		memset(&spec, 0, sizeof spec);
+		if (*passfile != NULL) {
+			xasprintf(&env[0], "PGPASSFILE=%s", *passfile);
+			spec.env = (const char *const *)env;
+		}
+		spec.argv = argv;
+		spec.timeout_ms = b->conf->verify_timeout;
+		c = child_spawn(&spec, done, arg, &e);
+	}
+	free(env[0]);
+	free(bin);
+	free(ci);
+	free(dbarg);
+	if (c == NULL)
+		xasprintf(err, "cannot run pg_restore: %s", strerror(-e));
+	return (c);
+}
+
 /* --- verification ------------------------------------------------------- */
 
 static void	verify_step_drop(struct verify *);
@@ -1229,11 +1277,8 @@ static void
 verify_created(struct pgq *q, const PGresult *res, const char *err,
     void *arg)
 {
-	struct verify		*v = arg;
-	struct child_spec	 spec;
-	char			*bin, *ci, *dbarg, *env[2] = { NULL, NULL };
-	char			*perr = NULL;
-	int			 e = 0;
+	struct verify	*v = arg;
+	char		*msg = NULL;
 
 	(void)q;
 	(void)res;
@@ -1243,35 +1288,12 @@ verify_created(struct pgq *q, const PGresult *res, const char *err,
 		return;
 	}
 	v->created = 1;
-	v->passfile = passfile_create(v->b, "verify", 1, &perr);
-	if (perr != NULL) {
-		verify_fail(v, "%s", perr);
-		free(perr);
-		return;
+	v->child = pg_restore_spawn(v->b, "verify", v->scratch, v->file, 0,
+	    verify_restored, v, &v->passfile, &msg);
+	if (v->child == NULL) {
+		verify_fail(v, "%s", msg);
+		free(msg);
 	}
-	bin = pg_bin(v->b, "pg_restore");
-	ci = db_conninfo(v->b->db, 1, v->scratch);
-	xasprintf(&dbarg, "--dbname=%s", ci);
-	{
-		const char *argv[] = { bin, "--exit-on-error", "--no-owner",
-		    "--no-privileges", "--no-password", dbarg, v->file, NULL };
-
-		memset(&spec, 0, sizeof spec);
-		if (v->passfile != NULL) {
-			xasprintf(&env[0], "PGPASSFILE=%s", v->passfile);
-			spec.env = (const char *const *)env;
-		}
-		spec.argv = argv;
-		spec.timeout_ms = v->b->conf->verify_timeout;
-		spec.max_output = 0;
-		v->child = child_spawn(&spec, verify_restored, v, &e);
-	}
-	free(env[0]);
-	free(bin);
-	free(ci);
-	free(dbarg);
-	if (v->child == NULL)
-		verify_fail(v, "cannot run pg_restore: %s", strerror(-e));
 }
 
 static void
@@ -2243,47 +2265,18 @@ restore_done(struct child *c, const struct child_result *r, void *arg)
 static void
 restore_run(struct restore *rs)
 {
-	struct child_spec	 spec;
-	char			*bin, *ci, *dbarg, *env[2] = { NULL, NULL };
-	char			*perr = NULL;
-	int			 e = 0;
+	char	*msg = NULL;
 
 	if (rs->admin != NULL) {
 		pg_cancel(rs->admin);
 		rs->admin = NULL;
 	}
-	rs->passfile = passfile_create(rs->b, "restore", 1, &perr);
-	if (perr != NULL) {
-		restore_fail(rs, OPSD_ERR_FAILED, "%s", perr);
-		free(perr);
-		return;
+	rs->child = pg_restore_spawn(rs->b, "restore", rs->into, rs->file,
+	    rs->force, restore_done, rs, &rs->passfile, &msg);
+	if (rs->child == NULL) {
+		restore_fail(rs, OPSD_ERR_FAILED, "%s", msg);
+		free(msg);
 	}
-	bin = pg_bin(rs->b, "pg_restore");
-	ci = db_conninfo(rs->b->db, 1, rs->into);
-	xasprintf(&dbarg, "--dbname=%s", ci);
-	{
-		const char *argv[] = { bin, "--exit-on-error", "--no-owner",
-		    "--no-privileges", "--no-password", dbarg,
-		    rs->force ? "--clean" : rs->file,
-		    rs->force ? "--if-exists" : NULL, rs->force ? rs->file :
-		    NULL, NULL };
-
-		memset(&spec, 0, sizeof spec);
-		if (rs->passfile != NULL) {
-			xasprintf(&env[0], "PGPASSFILE=%s", rs->passfile);
-			spec.env = (const char *const *)env;
-		}
-		spec.argv = argv;
-		spec.timeout_ms = rs->b->conf->verify_timeout;
-		rs->child = child_spawn(&spec, restore_done, rs, &e);
-	}
-	free(env[0]);
-	free(bin);
-	free(ci);
-	free(dbarg);
-	if (rs->child == NULL)
-		restore_fail(rs, OPSD_ERR_FAILED, "cannot run pg_restore: %s",
-		    strerror(-e));
 }
 
 static void

@@ -144,12 +144,13 @@ EVT_TYPE_RE = re.compile(
 
 def message_ids():
     """Event name -> MESSAGE_ID, read from the daemon's sources: the core
-    types in daemon/evt.c, subsystems' own in their files."""
-    core = dict(EVT_TYPE_RE.findall((REPO / "daemon" / "evt.c").read_text()))
+    types in daemon/core/evt.c, subsystems' own in their files."""
+    core = dict(EVT_TYPE_RE.findall(
+        (REPO / "daemon" / "core" / "evt.c").read_text()))
     assert core, "found no 'const struct evt_type EVT_X = { \"name\", " \
-                 "\"<32 hex>\", ...}' definitions in daemon/evt.c"
+                 "\"<32 hex>\", ...}' definitions in daemon/core/evt.c"
     ids = {}
-    for src in sorted((REPO / "daemon").glob("*.c")):
+    for src in sorted((REPO / "daemon").rglob("*.c")):
         for name, mid in EVT_TYPE_RE.findall(src.read_text()):
             assert ids.get(name, mid) == mid, \
                 f"event {name} has two MESSAGE_IDs ({src.name})"

@@ -1,5 +1,5 @@
 /*
- * opsd.conf (daemon/config.c) and the INI reader under it (daemon/ini.c).
+ * opsd.conf (daemon/core/config.c) and the INI reader under it (daemon/core/ini.c).
  * Every kind of error must come out as "NAME:LINE: message" with the line
  * the user has to fix, and all errors of a file must be reported, not only
  * the first. Kinds that [opsd] has no key for (booleans, plain strings,

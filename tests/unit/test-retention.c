@@ -1,6 +1,6 @@
 /*
  * Backup retention and check expectations (the pure functions in
- * daemon/backup.c): backup_retention() over a simulated year of daily
+ * daemon/backup/backup.c): backup_retention() over a simulated year of daily
  * backups, and backup_expect_match() / backup_expect_valid().
  *
  * The clock is fixed: the backups are 365 start times at 03:00 UTC from

@@ -1,5 +1,5 @@
 /*
- * Dispatch (daemon/rpc.c) on a daemon context set up the way main() does
+ * Dispatch (daemon/control/rpc.c) on a daemon context set up the way main() does
  * it, minus the control socket and /metrics, with no connection (conn
  * NULL: an internal call, so no authorization): the method table, the
  * error codes and messages for bad calls, batches and notifications, and

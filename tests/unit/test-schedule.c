@@ -1,5 +1,5 @@
 /*
- * Schedules (daemon/schedule.c): cron parsing, the next-fire computation
+ * Schedules (daemon/core/schedule.c): cron parsing, the next-fire computation
  * across month ends, leap days and the day-of-month / day-of-week rule,
  * and daylight saving time in Europe/Berlin and America/New_York as
  * schedule.h documents it (a skipped wall time runs after the jump, a

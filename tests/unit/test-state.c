@@ -1,5 +1,5 @@
 /*
- * Durable state files (daemon/state.c): atomic replacement, the mode, no
+ * Durable state files (daemon/core/state.c): atomic replacement, the mode, no
  * temp file left over, the old file intact on every failure (missing
  * directory, rename refused, disk full), reading JSON back, and creating
  * the state directory.

@@ -15,25 +15,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <systemd/sd-daemon.h>
 
-#include "alert.h"
-#include "backup.h"
-#include "jobs.h"
-#include "child.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
 #include "evt.h"
-#include "http.h"
-#include "metrics.h"
-#include "probe.h"
 #include "opsd-proto.h"
-#include "rpc.h"
 #include "state.h"
+#include "subsys.h"
 #include "util.h"
 
 #define TICK_USEC	(1000 * 1000)
@@ -44,7 +36,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: opsd [-c FILE] [--check-config] [--log-target=journal|stderr|auto]\n"
-"            [--version] [--help]\n"
+"            [--list-events] [--version] [--help]\n"
 "\n"
 "The opsd production-operations daemon.\n"
 "\n"
@@ -53,6 +45,8 @@ usage(FILE *f)
 "                        errors as FILE:LINE: message, and exit\n"
 "      --log-target=T    journal, stderr (JSON lines) or auto (default:\n"
 "                        journal when present, else stderr)\n"
+"      --list-events     print every event type with a MESSAGE_ID (name\n"
+"                        and id, one a line: docs/opsd.catalog has them)\n"
 "  -V, --version         print the version and exit\n"
 "  -h, --help            print this help and exit\n"
 "\n"
@@ -184,6 +178,21 @@ raise_nofile(void)
 	}
 }
 
+/* The core's key event types, then each subsystem's, from the registry. */
+static int
+list_events(void)
+{
+	const struct evt_type *const	*t;
+	size_t				 i;
+
+	for (t = evt_core_types; *t != NULL; t++)
+		printf("%s %s\n", (*t)->name, (*t)->message_id);
+	for (i = 0; i < SUBSYS_N; i++)
+		for (t = subsys_table[i]->events; t != NULL && *t != NULL; t++)
+			printf("%s %s\n", (*t)->name, (*t)->message_id);
+	return (0);
+}
+
 static int
 check_config(const char *path)
 {
@@ -209,6 +218,7 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 'n' },
 		{ "log-target", required_argument, NULL, 'L' },
+		{ "list-events", no_argument, NULL, 'E' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -245,6 +255,8 @@ main(int argc, char **argv)
 				return (2);
 			}
 			break;
+		case 'E':
+			return (list_events());
 		case 'V':
 			printf("opsd %s (protocol %d)\n", OPSD_VERSION,
 			    OPSD_PROTO_VERSION);
@@ -302,32 +314,18 @@ main(int argc, char **argv)
 	 * wakeups by 40% with 1,000 probes (bench/probes).
 	 */
 	prctl(PR_SET_TIMERSLACK, 2000000UL, 0UL, 0UL, 0UL);
-	if ((o.base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
-	rpc_init();
-	if (child_init(o.base) != 0 || http_init(o.base) != 0)
-		fatalx("cannot set up child processes or libcurl");
-	o.dns = evdns_base_new(o.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (o.dns == NULL)	/* no resolv.conf: numeric addresses still work */
-		o.dns = evdns_base_new(o.base, 0);
+	if (opsd_init(&o) != 0)
+		fatalx("cannot set up the event loop, child processes or "
+		    "libcurl");
 	if (control_init(&o) != 0) {
-		child_shutdown();
-		rpc_free();
-		http_shutdown();
-		evdns_base_free(o.dns, 0);
-		event_base_free(o.base);
+		opsd_free(&o);
 		config_free(o.conf);
 		free(o.conf_path);
 		return (1);
 	}
 	/* only now: a second opsd that failed to bind must not say this */
 	check_previous_run(&o);
-	alert_init(&o);
-	alert_apply_config(&o);
-	metrics_start(&o);
-	probe_apply_config(&o);
-	backup_apply_config(&o);
+	opsd_start(&o);
 
 	for (i = 0; i < nitems(sigs); i++) {
 		o.ev_signals[i] = evsignal_new(o.base, sigs[i], signal_cb, &o);
@@ -363,32 +361,13 @@ main(int argc, char **argv)
 	event_base_dispatch(o.base);
 
 	control_free(&o);
-	probe_stop_all(&o);
-	backup_stop_all(&o);
-	jobs_stop_all(&o);
-	alert_stop_all(&o);
-	metrics_stop(&o);
-	child_shutdown();
+	opsd_free(&o);
 	write_run_state(&o, 1);
 	ev = evt_new(&EVT_STOPPED);
 	evt_add(ev, "uptime_seconds", "%llu", (unsigned long long)
 	    ((now_usec() - o.start_usec) / 1000000));
 	evt_emit(ev, "opsd stopped");
 
-	for (i = 0; i < nitems(o.ev_signals); i++) {
-		if (o.ev_signals[i] != NULL)
-			event_free(o.ev_signals[i]);
-	}
-	if (o.ev_watchdog != NULL)
-		event_free(o.ev_watchdog);
-	if (o.ev_tick != NULL)
-		event_free(o.ev_tick);
-	if (o.ev_deadline != NULL)
-		event_free(o.ev_deadline);
-	rpc_free();
-	http_shutdown();
-	evdns_base_free(o.dns, 0);
-	event_base_free(o.base);
 	config_free(o.conf);
 	free(o.conf_path);
 	return (0);

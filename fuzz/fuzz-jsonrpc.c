@@ -45,14 +45,11 @@ setup(void)
 		abort();
 	/* opsd.reload reads this: always fails, as with a deleted file */
 	opsd.conf_path = strdup("/nonexistent/opsd-fuzz.conf");
-	if ((opsd.base = event_base_new()) == NULL)
-		abort();
 	log_set_level(LOG_ERR);
 	/* what main() sets up before it accepts a client, minus the socket */
-	rpc_init();
-	alert_init(&opsd);
-	alert_apply_config(&opsd);
-	probe_apply_config(&opsd);
+	if (opsd_init(&opsd) != 0)
+		abort();
+	opsd_start(&opsd);
 }
 
 /* What framing produced: a hash and the length of each line. */

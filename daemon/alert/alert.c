@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <openssl/rand.h>
@@ -26,10 +27,17 @@
 #include "evt.h"
 #include "http.h"
 #include "ini.h"
+#include "metrics.h"
 #include "opsd-proto.h"
 #include "probe.h"
 #include "rpc.h"
 #include "util.h"
+
+const struct evt_type EVT_ALERT_FAILED = {
+	"alert.failed", "d2fadc091d224d2983c0d9f83e556fcb", LOG_ERR };
+
+/* This subsystem's state in the daemon context (subsys.h). */
+#define ALERTS(o)	((struct alert_set *)(o)->sub[SUBSYS_ALERT])
 
 #define RETRY_DELAY_MAX	(5 * 60 * 1000)
 
@@ -152,9 +160,7 @@ alert_conf_open(void *ctx, const char *name)
 	ac->name = xstrdup(name);
 	if (ini_defaults(&alert_section, ac) != 0)
 		fatalx("alert: a built-in default does not parse");
-	conf->alerts = xreallocarray(conf->alerts, conf->nalerts + 1,
-	    sizeof *conf->alerts);
-	conf->alerts[conf->nalerts++] = ac;
+	config_add(conf, &alert_section, ac);
 	return (ac);
 }
 
@@ -197,9 +203,15 @@ alert_conf_check(void *ctx, void *obj, const char *file, int line,
 	}
 }
 
+static void
+alert_conf_free_obj(void *ac)
+{
+	alert_conf_free(ac);
+}
+
 const struct ini_section alert_section = {
 	"alert", 1, alert_keys, nitems(alert_keys), alert_conf_open,
-	alert_conf_check
+	alert_conf_check, alert_conf_free_obj, "alerts"
 };
 
 void
@@ -215,13 +227,7 @@ alert_conf_free(struct alert_conf *ac)
 struct alert_conf *
 alert_conf_find(struct opsd_config *conf, const char *name)
 {
-	unsigned int	i;
-
-	for (i = 0; i < conf->nalerts; i++) {
-		if (strcmp(conf->alerts[i]->name, name) == 0)
-			return (conf->alerts[i]);
-	}
-	return (NULL);
+	return (config_find(conf, &alert_section, name));
 }
 
 static struct alert_conf *
@@ -239,7 +245,7 @@ alert_conf_copy(const struct alert_conf *src)
 static struct alert_set *
 alert_set(struct opsd *o)
 {
-	return (o->alerts);
+	return (ALERTS(o));
 }
 
 static void
@@ -731,7 +737,7 @@ alert_init(struct opsd *o)
 	if (gethostname(set->host, sizeof set->host) != 0)
 		strcpy(set->host, "localhost");
 	set->host[sizeof set->host - 1] = '\0';
-	o->alerts = set;
+	o->sub[SUBSYS_ALERT] = set;
 	evt_subscribe(alert_sink, set);
 	return (0);
 }
@@ -742,12 +748,14 @@ alert_apply_config(struct opsd *o)
 	struct alert_set	*set = alert_set(o);
 	struct route		**fresh, *r;
 	struct active		*a, *next;
-	unsigned int		 i, j;
+	unsigned int		 i, j, n;
 
-	fresh = xcalloc(o->conf->nalerts + 1, sizeof *fresh);
-	for (i = 0; i < o->conf->nalerts; i++) {
+	n = config_count(o->conf, &alert_section);
+	fresh = xcalloc(n + 1, sizeof *fresh);
+	for (i = 0; i < n; i++) {
 		r = xcalloc(1, sizeof *r);
-		r->conf = alert_conf_copy(o->conf->alerts[i]);
+		r->conf = alert_conf_copy(config_at(o->conf, &alert_section,
+		    i));
 		r->refs = 1;
 		/* counters belong to the route name: keep them */
 		for (j = 0; j < set->nroutes; j++) {
@@ -765,7 +773,7 @@ alert_apply_config(struct opsd *o)
 	}
 	free(set->routes);
 	set->routes = fresh;
-	set->nroutes = o->conf->nalerts;
+	set->nroutes = n;
 	/* alerts of removed routes end quietly */
 	for (a = LIST_FIRST(&set->active); a != NULL; a = next) {
 		next = LIST_NEXT(a, entry);
@@ -816,7 +824,7 @@ alert_stop_all(struct opsd *o)
 	}
 	free(set->routes);
 	free(set);
-	o->alerts = NULL;
+	o->sub[SUBSYS_ALERT] = NULL;
 }
 
 int
@@ -881,14 +889,14 @@ alert_resolve(struct opsd *o, const char *source, const char *object,
 unsigned int
 alert_route_count(struct opsd *o)
 {
-	return (o->alerts != NULL ? o->alerts->nroutes : 0);
+	return (ALERTS(o) != NULL ? ALERTS(o)->nroutes : 0);
 }
 
 const char *
 alert_route_stats(struct opsd *o, unsigned int i, uint64_t *ok,
     uint64_t *failed)
 {
-	struct route	*r = o->alerts->routes[i];
+	struct route	*r = ALERTS(o)->routes[i];
 
 	*ok = r->sent_ok;
 	*failed = r->sent_failed;
@@ -898,11 +906,38 @@ alert_route_stats(struct opsd *o, unsigned int i, uint64_t *ok,
 unsigned int
 alert_deliveries(struct opsd *o)
 {
-	return (o->alerts != NULL ? o->alerts->ndeliveries : 0);
+	return (ALERTS(o) != NULL ? ALERTS(o)->ndeliveries : 0);
 }
 
 unsigned int
 alert_active_count(struct opsd *o)
 {
-	return (o->alerts != NULL ? o->alerts->nactive : 0);
+	return (ALERTS(o) != NULL ? ALERTS(o)->nactive : 0);
+}
+
+/* The registry's collector for alerts. */
+void
+alert_metrics(struct opsd *o, struct evbuffer *b)
+{
+	uint64_t	 ok, failed;
+	const char	*name;
+	unsigned int	 i;
+
+	metrics_head(b, "opsd_alerts_sent_total", "counter", "Alert "
+	    "deliveries by route and result.");
+	for (i = 0; i < alert_route_count(o); i++) {
+		name = alert_route_stats(o, i, &ok, &failed);
+		evbuffer_add(b, "opsd_alerts_sent_total{route=\"", 30);
+		metrics_label(b, name);
+		evbuffer_add_printf(b, "\",result=\"ok\"} %llu\n",
+		    (unsigned long long)ok);
+		evbuffer_add(b, "opsd_alerts_sent_total{route=\"", 30);
+		metrics_label(b, name);
+		evbuffer_add_printf(b, "\",result=\"failed\"} %llu\n",
+		    (unsigned long long)failed);
+	}
+	metrics_head(b, "opsd_alerts_active", "gauge", "Alerts firing now, "
+	    "over all routes.");
+	evbuffer_add_printf(b, "opsd_alerts_active %u\n",
+	    alert_active_count(o));
 }

@@ -14,7 +14,12 @@
 #include "config.h"
 
 struct opsd;
+struct evbuffer;
+struct evt_type;
 struct rpc_pending;
+
+/* A delivery that failed for good. */
+extern const struct evt_type EVT_ALERT_FAILED;
 
 enum alert_type {
 	ALERT_WEBHOOK,
@@ -66,5 +71,6 @@ const char *alert_route_stats(struct opsd *, unsigned int i, uint64_t *ok,
 	    uint64_t *failed);
 unsigned int alert_active_count(struct opsd *);
 unsigned int alert_deliveries(struct opsd *);	/* in flight */
+void	 alert_metrics(struct opsd *, struct evbuffer *);
 
 #endif

@@ -28,9 +28,6 @@ alert_test_rpc(struct rpc_call *call, void *params, json_t **result)
 	struct rpc_pending		*waiter;
 
 	(void)result;
-	if (call->opsd->stopping)
-		return (rpc_error(call, OPSD_ERR_SHUTTING_DOWN,
-		    "opsd is stopping"));
 	waiter = rpc_defer(call);
 	if (alert_test(call->opsd, p->name, waiter) == -ENOENT) {
 		rpc_pending_error(waiter, OPSD_ERR_NOT_FOUND, NULL,
@@ -40,7 +37,7 @@ alert_test_rpc(struct rpc_call *call, void *params, json_t **result)
 }
 
 const struct rpc_method rpc_alert_methods[] = {
-	{ "alert.test", RPC_ADMIN | RPC_ASYNC,
+	{ "alert.test", RPC_ADMIN | RPC_ASYNC | RPC_NOT_STOPPING,
 	    "Send a test message through an alert route (one attempt)",
 	    RPC_PARAMS(alert_test_params), sizeof (struct alert_test_params),
 	    "{route, delivered, attempts}", alert_test_rpc },

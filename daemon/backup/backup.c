@@ -45,6 +45,9 @@
 #include "state.h"
 #include "util.h"
 
+/* This subsystem's state in the daemon context (subsys.h). */
+#define BACKUPS(o)	((struct backup_set *)(o)->sub[SUBSYS_BACKUP])
+
 #define SYNC_EVERY	(16 * 1024 * 1024)
 #define STALE_CHECK_S	30
 #define UPLOAD_TRIES	4
@@ -208,9 +211,7 @@ database_open(void *ctx, const char *name)
 
 	d = xcalloc(1, sizeof *d);
 	d->name = xstrdup(name);
-	conf->databases = xreallocarray(conf->databases, conf->ndatabases + 1,
-	    sizeof *conf->databases);
-	conf->databases[conf->ndatabases++] = d;
+	config_add(conf, &database_section, d);
 	return (d);
 }
 
@@ -228,9 +229,15 @@ database_check(void *ctx, void *obj, const char *file, int line,
 		    "admin_conninfo");
 }
 
+static void
+database_conf_free_obj(void *d)
+{
+	database_conf_free(d);
+}
+
 const struct ini_section database_section = {
 	"database", 1, database_keys, nitems(database_keys), database_open,
-	database_check
+	database_check, database_conf_free_obj, "databases"
 };
 
 static void *
@@ -243,9 +250,7 @@ backup_open(void *ctx, const char *name)
 	b->name = xstrdup(name);
 	if (ini_defaults(&backup_section, b) != 0)
 		fatalx("backup: a built-in default does not parse");
-	conf->backups = xreallocarray(conf->backups, conf->nbackups + 1,
-	    sizeof *conf->backups);
-	conf->backups[conf->nbackups++] = b;
+	config_add(conf, &backup_section, b);
 	return (b);
 }
 
@@ -317,9 +322,15 @@ backup_check(void *ctx, void *obj, const char *file, int line,
 	free(args);
 }
 
+static void
+backup_conf_free_obj(void *b)
+{
+	backup_conf_free(b);
+}
+
 const struct ini_section backup_section = {
 	"backup", 1, backup_keys, nitems(backup_keys), backup_open,
-	backup_check
+	backup_check, backup_conf_free_obj, "backups"
 };
 
 void
@@ -347,13 +358,7 @@ backup_conf_free(struct backup_conf *b)
 static struct database_conf *
 database_find(struct opsd_config *conf, const char *name)
 {
-	unsigned int	i;
-
-	for (i = 0; i < conf->ndatabases; i++) {
-		if (strcmp(conf->databases[i]->name, name) == 0)
-			return (conf->databases[i]);
-	}
-	return (NULL);
+	return (config_find(conf, &database_section, name));
 }
 
 void
@@ -362,8 +367,7 @@ backup_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 	struct backup_conf	*b;
 	unsigned int		 i, j;
 
-	for (i = 0; i < conf->nbackups; i++) {
-		b = conf->backups[i];
+	for (i = 0; (b = config_at(conf, &backup_section, i)) != NULL; i++) {
 		if (b->database != NULL && database_find(conf, b->database) ==
 		    NULL)
 			ini_error(errs, conf->path, b->database_line,
@@ -643,15 +647,15 @@ static void	verify_start(struct backup *, json_t *manifest,
 static struct backup_set *
 backup_set(struct opsd *o)
 {
-	if (o->backups == NULL)
-		o->backups = xcalloc(1, sizeof (struct backup_set));
-	return (o->backups);
+	if (BACKUPS(o) == NULL)
+		o->sub[SUBSYS_BACKUP] = xcalloc(1, sizeof (struct backup_set));
+	return (BACKUPS(o));
 }
 
 unsigned int
 backup_count(struct opsd *o)
 {
-	return (o->backups != NULL ? o->backups->n : 0);
+	return (BACKUPS(o) != NULL ? BACKUPS(o)->n : 0);
 }
 
 static struct backup *
@@ -660,8 +664,8 @@ backup_find(struct opsd *o, const char *name)
 	unsigned int	i;
 
 	for (i = 0; i < backup_count(o); i++) {
-		if (strcmp(o->backups->v[i]->conf->name, name) == 0)
-			return (o->backups->v[i]);
+		if (strcmp(BACKUPS(o)->v[i]->conf->name, name) == 0)
+			return (BACKUPS(o)->v[i]);
 	}
 	return (NULL);
 }
@@ -935,9 +939,9 @@ item_find(struct opsd *o, const char *id, struct backup **owner)
 	unsigned int	 j;
 
 	for (j = 0; j < backup_count(o); j++) {
-		json_array_foreach(o->backups->v[j]->items, i, m) {
+		json_array_foreach(BACKUPS(o)->v[j]->items, i, m) {
 			if (strcmp(m_str(m, "id"), id) == 0) {
-				*owner = o->backups->v[j];
+				*owner = BACKUPS(o)->v[j];
 				return (m);
 			}
 		}
@@ -3046,16 +3050,19 @@ backup_apply_config(struct opsd *o)
 	struct backup_set	*set = backup_set(o);
 	struct opsd_config	*conf = o->conf;
 	struct backup		*b, **fresh;
+	struct backup_conf	*bc;
 	struct timeval		 tv = { 1, 0 };
-	unsigned int		 i, j;
+	unsigned int		 i, j, n;
 	char			*jobname;
 
-	fresh = xcalloc(conf->nbackups + 1, sizeof *fresh);
-	for (i = 0; i < conf->nbackups; i++) {
+	n = config_count(conf, &backup_section);
+	fresh = xcalloc(n + 1, sizeof *fresh);
+	for (i = 0; i < n; i++) {
+		bc = config_at(conf, &backup_section, i);
 		b = NULL;
 		for (j = 0; j < set->n; j++) {
 			if (set->v[j] != NULL && strcmp(set->v[j]->conf->name,
-			    conf->backups[i]->name) == 0) {
+			    bc->name) == 0) {
 				b = set->v[j];
 				set->v[j] = NULL;
 				break;
@@ -3084,7 +3091,7 @@ backup_apply_config(struct opsd *o)
 			b->stale_timer = evtimer_new(o->base, stale_cb, b);
 			evtimer_add(b->stale_timer, &tv);
 		}
-		b->conf = backup_conf_copy(conf->backups[i]);
+		b->conf = backup_conf_copy(bc);
 		b->db = database_conf_copy(database_find(conf,
 		    b->conf->database));
 		items_load(b);
@@ -3110,7 +3117,7 @@ backup_apply_config(struct opsd *o)
 	}
 	free(set->v);
 	set->v = fresh;
-	set->n = conf->nbackups;
+	set->n = n;
 	set->recovered = 1;
 }
 
@@ -3119,13 +3126,13 @@ backup_stop_all(struct opsd *o)
 {
 	unsigned int	i;
 
-	if (o->backups == NULL)
+	if (BACKUPS(o) == NULL)
 		return;
-	for (i = 0; i < o->backups->n; i++)
-		backup_free(o->backups->v[i], 0);
-	free(o->backups->v);
-	free(o->backups);
-	o->backups = NULL;
+	for (i = 0; i < BACKUPS(o)->n; i++)
+		backup_free(BACKUPS(o)->v[i], 0);
+	free(BACKUPS(o)->v);
+	free(BACKUPS(o));
+	o->sub[SUBSYS_BACKUP] = NULL;
 }
 
 /* --- views -------------------------------------------------------------- */
@@ -3157,7 +3164,7 @@ backup_list_json(struct opsd *o, const char *name)
 
 	list = json_array();
 	for (i = 0; i < backup_count(o); i++) {
-		b = o->backups->v[i];
+		b = BACKUPS(o)->v[i];
 		if (name != NULL && strcmp(name, b->conf->name) != 0)
 			continue;
 		items = json_array();
@@ -3223,7 +3230,7 @@ backup_metrics(struct opsd *o, struct evbuffer *buf)
 		evbuffer_add_printf(buf, "# HELP %s %s\n# TYPE %s %s\n",
 		    m[k].name, m[k].help, m[k].name, m[k].type);
 		for (i = 0; i < backup_count(o); i++) {
-			b = o->backups->v[i];
+			b = BACKUPS(o)->v[i];
 			/* backup names are [A-Za-z0-9._-]: no escaping */
 			switch (k) {
 			case 0:

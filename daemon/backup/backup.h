@@ -102,6 +102,13 @@ int	 backup_prune(struct opsd *, const char *name, int dry_run,
 unsigned int backup_count(struct opsd *);
 void	 backup_metrics(struct opsd *, struct evbuffer *);
 
+/* Key event types (docs/opsd.catalog). */
+struct evt_type;
+extern const struct evt_type EVT_BACKUP_OK, EVT_BACKUP_FAILED,
+    EVT_BACKUP_VERIFIED, EVT_BACKUP_VERIFY_FAILED, EVT_BACKUP_UPLOAD_FAILED,
+    EVT_BACKUP_SKIPPED, EVT_BACKUP_STALE, EVT_BACKUP_INTERRUPTED,
+    EVT_BACKUP_RESTORED;
+
 /*
  * Retention (grandfather-father-son), a pure function for tests: ts[] are
  * the backups' start times (any order), verified[] whether each verified

@@ -63,9 +63,6 @@ backup_run_rpc(struct rpc_call *call, void *params, json_t **result)
 	char			*id = NULL, *msg = NULL;
 	int			 code;
 
-	if (call->opsd->stopping)
-		return (rpc_error(call, OPSD_ERR_SHUTTING_DOWN,
-		    "opsd is stopping"));
 	if (p->follow && call->in_batch)
 		return (rpc_error(call, RPC_INVALID_REQUEST, "backup.run with "
 		    "follow keeps the connection for notifications and cannot "
@@ -193,7 +190,7 @@ const struct rpc_method rpc_backup_methods[] = {
 	    "Restore a backup into a database after checking its checksum",
 	    RPC_PARAMS(restore_params), sizeof (struct id_params),
 	    "{id, into, created, forced, bytes, seconds}", backup_restore_rpc },
-	{ "backup.run", RPC_ADMIN,
+	{ "backup.run", RPC_ADMIN | RPC_NOT_STOPPING,
 	    "Start a backup now; answers with the run id at once",
 	    RPC_PARAMS(run_params), sizeof (struct name_params),
 	    "{run, follow}; then backup.progress / backup.finished "

@@ -25,7 +25,7 @@
  * stop are encoded once ("head", without its closing brace) and each
  * call prints only the live figures after them.
  */
-static struct {
+struct status_cache {
 	char			*head;
 	size_t			 headlen;
 	char			*summary_tail;	/* "; config PATH" escaped */
@@ -33,18 +33,38 @@ static struct {
 	unsigned int		 reloads;
 	int			 log_level;
 	int			 stopping;
-} status_cache;
+};
+
+static struct status_cache *
+status_cache(struct opsd *o)
+{
+	if (o->status == NULL)
+		o->status = xcalloc(1, sizeof *o->status);
+	return (o->status);
+}
+
+void
+rpc_opsd_free(struct opsd *o)
+{
+	if (o->status == NULL)
+		return;
+	free(o->status->head);
+	free(o->status->summary_tail);
+	free(o->status);
+	o->status = NULL;
+}
 
 static int
 status_head(struct opsd *o)
 {
+	struct status_cache	*sc = status_cache(o);
 	struct tm	 tm;
 	char		 started[32], tail[PATH_MAX + 64];
 	json_t		*h, *t;
 
-	free(status_cache.head);
-	free(status_cache.summary_tail);
-	memset(&status_cache, 0, sizeof status_cache);
+	free(sc->head);
+	free(sc->summary_tail);
+	memset(sc, 0, sizeof *sc);
 	gmtime_r(&o->start_time, &tm);
 	strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	h = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:b, s:s, s:s, "
@@ -72,20 +92,20 @@ status_head(struct opsd *o)
 		json_decref(t);
 		return (-1);
 	}
-	status_cache.head = json_dumps(h, JSON_COMPACT);
-	status_cache.summary_tail = json_dumps(t, JSON_ENCODE_ANY);
+	sc->head = json_dumps(h, JSON_COMPACT);
+	sc->summary_tail = json_dumps(t, JSON_ENCODE_ANY);
 	json_decref(h);
 	json_decref(t);
-	if (status_cache.head == NULL || status_cache.summary_tail == NULL)
+	if (sc->head == NULL || sc->summary_tail == NULL)
 		return (-1);
-	status_cache.headlen = strlen(status_cache.head) - 1;	/* the '}' */
+	sc->headlen = strlen(sc->head) - 1;	/* the '}' */
 	/* the tail goes inside another string: drop its quotes */
-	status_cache.summary_tail[strlen(status_cache.summary_tail) - 1] =
+	sc->summary_tail[strlen(sc->summary_tail) - 1] =
 	    '\0';
-	status_cache.conf = o->conf;
-	status_cache.reloads = o->reloads;
-	status_cache.log_level = log_get_level();
-	status_cache.stopping = o->stopping;
+	sc->conf = o->conf;
+	sc->reloads = o->reloads;
+	sc->log_level = log_get_level();
+	sc->stopping = o->stopping;
 	return (0);
 }
 
@@ -93,6 +113,7 @@ static int
 opsd_status(struct rpc_call *call, void *params, json_t **result)
 {
 	struct opsd	*o = call->opsd;
+	struct status_cache *sc = status_cache(o);
 	unsigned int	 n = control_nconns(o);
 	uint64_t	 lagmax;
 	char		*live;
@@ -100,10 +121,10 @@ opsd_status(struct rpc_call *call, void *params, json_t **result)
 
 	(void)params;
 	(void)result;
-	if ((status_cache.head == NULL || status_cache.conf != o->conf ||
-	    status_cache.reloads != o->reloads ||
-	    status_cache.log_level != log_get_level() ||
-	    status_cache.stopping != o->stopping) && status_head(o) != 0)
+	if ((sc->head == NULL || sc->conf != o->conf ||
+	    sc->reloads != o->reloads ||
+	    sc->log_level != log_get_level() ||
+	    sc->stopping != o->stopping) && status_head(o) != 0)
 		return (rpc_error(call, RPC_INTERNAL_ERROR, "cannot encode "
 		    "the status (a path that is not UTF-8?)"));
 	lagmax = o->loop.lag_max_usec > o->loop.lag_max_prev ?
@@ -114,13 +135,13 @@ opsd_status(struct rpc_call *call, void *params, json_t **result)
 	    "\"summary\":\"%s; %u client%s%s\"}",
 	    (unsigned long long)((now_usec() - o->start_usec) / 1000000), n,
 	    (double)o->loop.lag_usec / 1000.0, (double)lagmax / 1000.0,
-	    o->loop.cpu_percent, (unsigned long long)rpc_requests_total(),
+	    o->loop.cpu_percent, (unsigned long long)rpc_requests_total(o),
 	    o->stopping ? "stopping" : "running", n, n == 1 ? "" : "s",
-	    status_cache.summary_tail + 1);
-	call->rawlen = status_cache.headlen + (size_t)len;
+	    sc->summary_tail + 1);
+	call->rawlen = sc->headlen + (size_t)len;
 	call->raw = xmalloc(call->rawlen + 1);
-	memcpy(call->raw, status_cache.head, status_cache.headlen);
-	memcpy(call->raw + status_cache.headlen, live, (size_t)len + 1);
+	memcpy(call->raw, sc->head, sc->headlen);
+	memcpy(call->raw + sc->headlen, live, (size_t)len + 1);
 	free(live);
 	return (0);
 }
@@ -186,11 +207,11 @@ opsd_methods(struct rpc_call *call, void *params, json_t **result)
 	json_t	*list;
 	size_t	 i;
 
-	(void)call;
 	(void)params;
 	list = json_array();
-	for (i = 0; i < rpc_count(); i++)
-		json_array_append_new(list, rpc_describe(rpc_at(i)));
+	for (i = 0; i < rpc_count(call->opsd); i++)
+		json_array_append_new(list, rpc_describe(rpc_at(call->opsd,
+		    i)));
 	*result = json_pack("{s:i, s:o}", "protocol", OPSD_PROTO_VERSION,
 	    "methods", list);
 	return (0);

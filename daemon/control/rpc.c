@@ -16,22 +16,24 @@
 #include "opsd-parse.h"
 #include "opsd-proto.h"
 #include "rpc.h"
+#include "subsys.h"
 #include "util.h"
 
+/* The core's own families; the subsystems' come from the registry. */
 static const struct {
 	const struct rpc_method	*methods;
 	const size_t		*n;
-} families[] = {
+} core_families[] = {
 	{ rpc_opsd_methods, &rpc_opsd_nmethods },
-	{ rpc_probe_methods, &rpc_probe_nmethods },
-	{ rpc_alert_methods, &rpc_alert_nmethods },
-	{ rpc_backup_methods, &rpc_backup_nmethods },
 };
 
-static const struct rpc_method	**table;
-static struct rpc_stats		 *stats;
-static size_t			  ntable;
-static uint64_t			  requests_total;
+/* One sorted table of every method, and its counters. */
+struct rpc_table {
+	const struct rpc_method	**v;
+	struct rpc_stats	 *stats;
+	size_t			  n;
+	uint64_t		  requests_total;
+};
 
 static int
 method_cmp(const void *a, const void *b)
@@ -46,66 +48,82 @@ method_key_cmp(const void *key, const void *b)
 	return (strcmp(key, (*(const struct rpc_method *const *)b)->name));
 }
 
-void
-rpc_init(void)
+static void
+table_add(struct rpc_table *t, const struct rpc_method *m, size_t n)
 {
-	size_t	i, j;
+	size_t	i;
 
-	for (i = 0; i < nitems(families); i++) {
-		for (j = 0; j < *families[i].n; j++) {
-			table = xreallocarray(table, ntable + 1, sizeof *table);
-			table[ntable++] = &families[i].methods[j];
-		}
+	for (i = 0; i < n; i++) {
+		t->v = xreallocarray(t->v, t->n + 1, sizeof *t->v);
+		t->v[t->n++] = &m[i];
 	}
-	qsort(table, ntable, sizeof *table, method_cmp);
-	for (i = 1; i < ntable; i++) {
-		if (strcmp(table[i - 1]->name, table[i]->name) == 0)
-			fatalx("rpc: method %s defined twice", table[i]->name);
-	}
-	stats = xcalloc(ntable, sizeof *stats);
 }
 
 void
-rpc_free(void)
+rpc_init(struct opsd *o)
 {
-	free(table);
-	free(stats);
-	table = NULL;
-	stats = NULL;
-	ntable = 0;
+	struct rpc_table	*t;
+	size_t			 i;
+
+	t = xcalloc(1, sizeof *t);
+	for (i = 0; i < nitems(core_families); i++)
+		table_add(t, core_families[i].methods, *core_families[i].n);
+	for (i = 0; i < SUBSYS_N; i++)
+		if (subsys_table[i]->methods != NULL)
+			table_add(t, subsys_table[i]->methods,
+			    *subsys_table[i]->nmethods);
+	qsort(t->v, t->n, sizeof *t->v, method_cmp);
+	for (i = 1; i < t->n; i++) {
+		if (strcmp(t->v[i - 1]->name, t->v[i]->name) == 0)
+			fatalx("rpc: method %s defined twice", t->v[i]->name);
+	}
+	t->stats = xcalloc(t->n + 1, sizeof *t->stats);
+	o->rpc = t;
+}
+
+void
+rpc_free(struct opsd *o)
+{
+	if (o->rpc == NULL)
+		return;
+	free(o->rpc->v);
+	free(o->rpc->stats);
+	free(o->rpc);
+	o->rpc = NULL;
 }
 
 const struct rpc_method *
-rpc_lookup(const char *name)
+rpc_lookup(struct opsd *o, const char *name)
 {
 	const struct rpc_method	**m;
 
-	m = bsearch(name, table, ntable, sizeof *table, method_key_cmp);
+	m = bsearch(name, o->rpc->v, o->rpc->n, sizeof *o->rpc->v,
+	    method_key_cmp);
 	return (m != NULL ? *m : NULL);
 }
 
 size_t
-rpc_count(void)
+rpc_count(struct opsd *o)
 {
-	return (ntable);
+	return (o->rpc->n);
 }
 
 const struct rpc_method *
-rpc_at(size_t i)
+rpc_at(struct opsd *o, size_t i)
 {
-	return (i < ntable ? table[i] : NULL);
+	return (i < o->rpc->n ? o->rpc->v[i] : NULL);
 }
 
 const struct rpc_stats *
-rpc_stats_at(size_t i)
+rpc_stats_at(struct opsd *o, size_t i)
 {
-	return (i < ntable ? &stats[i] : NULL);
+	return (i < o->rpc->n ? &o->rpc->stats[i] : NULL);
 }
 
 uint64_t
-rpc_requests_total(void)
+rpc_requests_total(struct opsd *o)
 {
-	return (requests_total);
+	return (o->rpc->requests_total);
 }
 
 int
@@ -284,13 +302,14 @@ rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg,
 {
 	struct rpc_request	 req;
 	struct rpc_call		 call;
+	struct rpc_stats	*stats;
 	json_t			*result = NULL, *reply;
 	void			*params = NULL;
 	char			 err[256];
 	size_t			 idx;
 	int			 code;
 
-	requests_total++;
+	o->rpc->requests_total++;
 	if ((code = jsonrpc_parse_request(msg, &req, err, sizeof err)) != 0)
 		return (jsonrpc_error(req.id, code, err, NULL));
 
@@ -299,15 +318,17 @@ rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg,
 	call.conn = conn;
 	call.id = req.id;
 	call.in_batch = in_batch;
-	if ((call.method = rpc_lookup(req.method)) == NULL) {
+	if ((call.method = rpc_lookup(o, req.method)) == NULL) {
 		snprintf(err, sizeof err, "unknown method '%.128s' (opsd.methods "
 		    "lists them)", req.method);
 		reply = jsonrpc_error(req.id, RPC_METHOD_NOT_FOUND, err, NULL);
 		goto done;
 	}
 	idx = 0;
-	while (table[idx] != call.method)
+	while (o->rpc->v[idx] != call.method)
 		idx++;
+	stats = &o->rpc->stats[idx];
+	call.stats = stats;
 	if ((call.method->flags & RPC_ASYNC) && in_batch) {
 		snprintf(err, sizeof err, "%s answers later and cannot be part "
 		    "of a batch; send it on its own", call.method->name);
@@ -317,7 +338,7 @@ rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg,
 
 	if ((call.method->flags & RPC_ADMIN) && conn != NULL &&
 	    !control_may_admin(o, conn)) {
-		stats[idx].denied++;
+		stats->denied++;
 		audit(&call, &EVT_RPC_DENIED, "denied");
 		rpc_error(&call, OPSD_ERR_DENIED, "%s changes the daemon and "
 		    "needs root or the admin group", call.method->name);
@@ -329,20 +350,23 @@ rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg,
 	if (params_fill(&call, req.params, params) == 0) {
 		if (call.method->flags & RPC_ADMIN)
 			audit(&call, &EVT_RPC_AUDIT, "call");
-		if (call.method->exec(&call, params, &result) ==
+		if ((call.method->flags & RPC_NOT_STOPPING) && o->stopping)
+			rpc_error(&call, OPSD_ERR_SHUTTING_DOWN,
+			    "opsd is stopping");
+		else if (call.method->exec(&call, params, &result) ==
 		    RPC_DEFERRED && call.code == 0) {
 			reply = NULL;
 			goto done;
 		}
 	}
 	if (call.code != 0) {
-		stats[idx].error++;
+		stats->error++;
 		json_decref(result);
 		reply = jsonrpc_error(req.id, call.code, call.message,
 		    call.data);
 		call.data = NULL;
 	} else if (call.raw != NULL) {
-		stats[idx].ok++;
+		stats->ok++;
 		reply = NULL;
 		if (text != NULL && req.id != NULL)
 			*text = reply_text(req.id, call.raw, call.rawlen,
@@ -353,7 +377,7 @@ rpc_handle_one(struct opsd *o, struct ctl_conn *conn, json_t *msg,
 			reply = jsonrpc_result(req.id, result);
 		}
 	} else {
-		stats[idx].ok++;
+		stats->ok++;
 		reply = jsonrpc_result(req.id, result);
 	}
 done:
@@ -376,9 +400,7 @@ rpc_defer(struct rpc_call *call)
 
 	p = xcalloc(1, sizeof *p);
 	p->id = call->id != NULL ? json_incref(call->id) : NULL;
-	p->method = 0;
-	while (table[p->method] != call->method)
-		p->method++;
+	p->stats = call->stats;
 	p->conn = call->conn;
 	if (p->conn != NULL)
 		control_track(p->conn, p);
@@ -403,7 +425,7 @@ pending_finish(struct rpc_pending *p, json_t *reply)
 void
 rpc_pending_reply(struct rpc_pending *p, json_t *result)
 {
-	stats[p->method].ok++;
+	p->stats->ok++;
 	pending_finish(p, jsonrpc_result(p->id, result));
 }
 
@@ -417,7 +439,7 @@ rpc_pending_error(struct rpc_pending *p, int code, json_t *data,
 	va_start(ap, fmt);
 	xvasprintf(&msg, fmt, ap);
 	va_end(ap);
-	stats[p->method].error++;
+	p->stats->error++;
 	pending_finish(p, jsonrpc_error(p->id, code, msg, data));
 	free(msg);
 }
@@ -440,14 +462,14 @@ rpc_handle_text(struct opsd *o, struct ctl_conn *conn, json_t *msg,
 	if (!json_is_array(msg))
 		return (rpc_handle_one(o, conn, msg, 0, text, textlen));
 	if (json_array_size(msg) == 0) {
-		requests_total++;
+		o->rpc->requests_total++;
 		return (jsonrpc_error(NULL, RPC_INVALID_REQUEST,
 		    "empty batch", NULL));
 	}
 	if (json_array_size(msg) > OPSD_MAX_BATCH) {
 		char	err[128];
 
-		requests_total++;
+		o->rpc->requests_total++;
 		snprintf(err, sizeof err, "batch of %zu requests; at most %d "
 		    "per batch", json_array_size(msg), OPSD_MAX_BATCH);
 		return (jsonrpc_error(NULL, RPC_INVALID_REQUEST, err, NULL));
@@ -503,7 +525,7 @@ rpc_pending_reply_keep(struct rpc_pending *p, json_t *result)
 {
 	json_t	*reply;
 
-	stats[p->method].ok++;
+	p->stats->ok++;
 	reply = jsonrpc_result(p->id, result);
 	if (p->conn != NULL && p->id != NULL)
 		control_send(p->conn, reply);

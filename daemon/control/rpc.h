@@ -24,6 +24,7 @@ struct ctl_conn;
 #define RPC_READ	0x0	/* any member of the socket's group */
 #define RPC_ADMIN	0x1	/* root or the admin group; audited */
 #define RPC_ASYNC	0x2	/* may answer later (rpc_defer); not in batches */
+#define RPC_NOT_STOPPING 0x4	/* starts work: refused once opsd is stopping */
 
 /* Returned by a handler that called rpc_defer(). */
 #define RPC_DEFERRED	1
@@ -48,6 +49,7 @@ struct rpc_call {
 	struct opsd		*opsd;
 	struct ctl_conn		*conn;		/* NULL when called internally */
 	const struct rpc_method	*method;
+	struct rpc_stats	*stats;		/* the method's counters */
 	json_t			*id;		/* borrowed */
 	int			 in_batch;
 	int			 code;		/* set by rpc_error() */
@@ -85,7 +87,7 @@ struct rpc_method {
 struct rpc_pending {
 	struct ctl_conn			*conn;
 	json_t				*id;
-	size_t				 method;	/* table index */
+	struct rpc_stats		*stats;		/* its method's */
 	LIST_ENTRY(rpc_pending)		 entry;		/* control.c */
 };
 
@@ -101,7 +103,10 @@ void	 rpc_pending_reply(struct rpc_pending *, json_t *result); /* steals */
 void	 rpc_pending_error(struct rpc_pending *, int code, json_t *data,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Families (rpc-*.c). */
+/*
+ * Families (rpc-*.c). The core's are listed in rpc.c; a subsystem's
+ * table is named by its registry entry (subsys.h).
+ */
 extern const struct rpc_method	rpc_opsd_methods[];
 extern const size_t		rpc_opsd_nmethods;
 extern const struct rpc_method	rpc_probe_methods[];
@@ -111,11 +116,15 @@ extern const size_t		rpc_alert_nmethods;
 extern const struct rpc_method	rpc_backup_methods[];
 extern const size_t		rpc_backup_nmethods;
 
-void	 rpc_init(void);
-void	 rpc_free(void);
-const struct rpc_method *rpc_lookup(const char *name);
-size_t	 rpc_count(void);
-const struct rpc_method *rpc_at(size_t);
+/* Releases opsd.status's cache (rpc-opsd.c). */
+void	 rpc_opsd_free(struct opsd *);
+
+/* Builds the daemon's sorted method table (o->rpc). */
+void	 rpc_init(struct opsd *);
+void	 rpc_free(struct opsd *);
+const struct rpc_method *rpc_lookup(struct opsd *, const char *name);
+size_t	 rpc_count(struct opsd *);
+const struct rpc_method *rpc_at(struct opsd *, size_t);
 
 /* Records an error for the reply; returns code for the handler to return. */
 int	 rpc_error(struct rpc_call *, int code, const char *fmt, ...)
@@ -139,8 +148,8 @@ struct rpc_stats {
 	uint64_t	error;
 	uint64_t	denied;
 };
-const struct rpc_stats *rpc_stats_at(size_t);
-uint64_t rpc_requests_total(void);
+const struct rpc_stats *rpc_stats_at(struct opsd *, size_t);
+uint64_t rpc_requests_total(struct opsd *);
 
 json_t	*rpc_describe(const struct rpc_method *);
 

@@ -17,13 +17,11 @@
 
 #include <jansson.h>
 
-#include "alert.h"
-#include "backup.h"
 #include "config.h"
 #include "ini.h"
-#include "probe.h"
 #include "opsd-parse.h"
 #include "opsd-proto.h"
+#include "subsys.h"
 #include "util.h"
 
 #define MAX_CONFIG_SIZE	(4 * 1024 * 1024)
@@ -108,32 +106,122 @@ opsd_check(void *ctx, void *obj, const char *file, int line,
 }
 
 static const struct ini_section opsd_section = {
-	"opsd", 0, opsd_keys, nitems(opsd_keys), opsd_open, opsd_check
+	"opsd", 0, opsd_keys, nitems(opsd_keys), opsd_open, opsd_check, NULL,
+	NULL
 };
+
+/* --- the per-type lists ------------------------------------------------- */
+
+static struct config_list *
+config_list(const struct opsd_config *conf, const struct ini_section *sec)
+{
+	unsigned int	i;
+
+	for (i = 0; i < conf->nlists; i++)
+		if (conf->lists[i].sec == sec)
+			return (&conf->lists[i]);
+	return (NULL);
+}
+
+void
+config_add(struct opsd_config *conf, const struct ini_section *sec,
+    void *obj)
+{
+	struct config_list	*l;
+
+	if ((l = config_list(conf, sec)) == NULL)
+		fatalx("config: section [%s] is not registered", sec->name);
+	l->v = xreallocarray(l->v, l->n + 1, sizeof *l->v);
+	l->v[l->n++] = obj;
+}
+
+unsigned int
+config_count(const struct opsd_config *conf, const struct ini_section *sec)
+{
+	const struct config_list	*l = config_list(conf, sec);
+
+	return (l != NULL ? l->n : 0);
+}
+
+void *
+config_at(const struct opsd_config *conf, const struct ini_section *sec,
+    unsigned int i)
+{
+	const struct config_list	*l = config_list(conf, sec);
+
+	return (l != NULL && i < l->n ? l->v[i] : NULL);
+}
+
+void *
+config_find(const struct opsd_config *conf, const struct ini_section *sec,
+    const char *name)
+{
+	const struct config_list	*l = config_list(conf, sec);
+	unsigned int			 i;
+
+	for (i = 0; l != NULL && i < l->n; i++)
+		if (strcmp(((struct config_obj *)l->v[i])->name, name) == 0)
+			return (l->v[i]);
+	return (NULL);
+}
+
+static int
+section_cmp(const void *a, const void *b)
+{
+	return (strcmp(((const struct ini_section *)a)->name,
+	    ((const struct ini_section *)b)->name));
+}
+
+/* One empty list per section type of the registered subsystems. */
+static void
+config_lists_init(struct opsd_config *conf)
+{
+	const struct ini_section *const	*sp;
+	size_t				 i;
+
+	for (i = 0; i < SUBSYS_N; i++) {
+		for (sp = subsys_table[i]->sections; sp != NULL && *sp != NULL;
+		    sp++) {
+			conf->lists = xreallocarray(conf->lists,
+			    conf->nlists + 1, sizeof *conf->lists);
+			memset(&conf->lists[conf->nlists], 0,
+			    sizeof *conf->lists);
+			conf->lists[conf->nlists++].sec = *sp;
+		}
+	}
+}
 
 struct opsd_config *
 config_parse(const char *name, const char *buf, size_t len,
     struct config_errors *errs)
 {
 	struct opsd_config	*conf;
-	const struct ini_section sections[] = {
-		opsd_section, alert_section, backup_section,
-		database_section, probe_section,
-	};
+	struct ini_section	*sections;
+	unsigned int		 i;
+	int			 r;
 
 	conf = xcalloc(1, sizeof *conf);
 	conf->path = xstrdup(name);
 	if (ini_defaults(&opsd_section, conf) != 0)
 		fatalx("config: a built-in default does not parse");
-	if (ini_parse(name, buf, len, sections, nitems(sections), conf,
-	    errs) != 0) {
+	config_lists_init(conf);
+	sections = xcalloc(conf->nlists + 1, sizeof *sections);
+	sections[0] = opsd_section;
+	for (i = 0; i < conf->nlists; i++)
+		sections[i + 1] = *conf->lists[i].sec;
+	/* [opsd] first, then by name: how "known sections" lists them */
+	qsort(sections + 1, conf->nlists, sizeof *sections, section_cmp);
+	r = ini_parse(name, buf, len, sections, conf->nlists + 1, conf, errs);
+	free(sections);
+	if (r != 0) {
 		config_free(conf);
 		return (NULL);
 	}
 	/* [opsd] may be absent: check the defaults the same way */
 	opsd_check(conf, conf, name, 0, NULL, errs);
-	probe_conf_check_refs(conf, errs);
-	backup_conf_check_refs(conf, errs);
+	for (i = 0; i < SUBSYS_N; i++)
+		if (subsys_table[i]->check_refs != NULL)
+			subsys_table[i]->check_refs(conf, errs);
 	if (conf->metrics_listen != NULL &&
 	    strcmp(conf->metrics_listen, "off") == 0) {
 		free(conf->metrics_listen);
@@ -193,23 +281,17 @@ config_load(const char *path, struct config_errors *errs)
 void
 config_free(struct opsd_config *conf)
 {
-	unsigned int	i;
+	unsigned int	i, j;
 
 	if (conf == NULL)
 		return;
 	ini_free(&opsd_section, conf);
-	for (i = 0; i < conf->nprobes; i++)
-		probe_conf_free(conf->probes[i]);
-	free(conf->probes);
-	for (i = 0; i < conf->nalerts; i++)
-		alert_conf_free(conf->alerts[i]);
-	free(conf->alerts);
-	for (i = 0; i < conf->ndatabases; i++)
-		database_conf_free(conf->databases[i]);
-	free(conf->databases);
-	for (i = 0; i < conf->nbackups; i++)
-		backup_conf_free(conf->backups[i]);
-	free(conf->backups);
+	for (i = 0; i < conf->nlists; i++) {
+		for (j = 0; j < conf->lists[i].n; j++)
+			conf->lists[i].sec->free(conf->lists[i].v[j]);
+		free(conf->lists[i].v);
+	}
+	free(conf->lists);
 	free(conf->path);
 	free(conf);
 }
@@ -229,7 +311,12 @@ config_errors_clear(struct config_errors *errs)
 json_t *
 config_counts(const struct opsd_config *conf)
 {
-	return (json_pack("{s:i, s:i, s:i, s:i}", "probes", conf->nprobes,
-	    "alerts", conf->nalerts, "databases", conf->ndatabases,
-	    "backups", conf->nbackups));
+	json_t		*counts = json_object();
+	unsigned int	 i;
+
+	for (i = 0; i < conf->nlists; i++)
+		if (conf->lists[i].sec->plural != NULL)
+			json_object_set_new(counts, conf->lists[i].sec->plural,
+			    json_integer(conf->lists[i].n));
+	return (counts);
 }

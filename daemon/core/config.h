@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+struct ini_section;
+
 struct config_errors {
 	char		**v;	/* "FILE:LINE: message" */
 	unsigned int	  n;
@@ -34,15 +36,37 @@ struct opsd_config {
 	uint64_t	 shutdown_timeout;	/* msec */
 	char		*metrics_listen;	/* host:port, NULL if off */
 
-	struct probe_conf **probes;		/* [probe NAME] */
-	unsigned int	 nprobes;
-	struct alert_conf **alerts;		/* [alert NAME] */
-	unsigned int	 nalerts;
-	struct database_conf **databases;	/* [database NAME] */
-	unsigned int	 ndatabases;
-	struct backup_conf **backups;		/* [backup NAME] */
-	unsigned int	 nbackups;
+	/*
+	 * The objects of every section type the registered subsystems
+	 * declare ([probe NAME], [backup NAME], ...), one list per type;
+	 * config.c knows none of them.
+	 */
+	struct config_list *lists;
+	unsigned int	 nlists;
 };
+
+/* Every named section's object starts with these two members. */
+struct config_obj {
+	char		*name;
+	int		 line;
+};
+
+struct config_list {
+	const struct ini_section *sec;
+	void		**v;
+	unsigned int	  n;
+};
+
+/* For a section's open callback: the new object joins its type's list. */
+void		 config_add(struct opsd_config *, const struct ini_section *,
+		    void *obj);
+unsigned int	 config_count(const struct opsd_config *,
+		    const struct ini_section *);
+void		*config_at(const struct opsd_config *,
+		    const struct ini_section *, unsigned int i);
+/* The object of that type named name, or NULL. */
+void		*config_find(const struct opsd_config *,
+		    const struct ini_section *, const char *name);
 
 /*
  * Loads and checks a whole file. Returns the config, or NULL with every

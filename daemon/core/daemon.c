@@ -1,24 +1,95 @@
 /*
- * The daemon's life cycle as other files see it: the status line, reload
- * (swap in a new config only when it is valid as a whole) and shutdown.
- * main.c does start-up; this file is linked into the tests as well.
+ * The daemon's life cycle as other files see it: set-up and release of
+ * the core, start, reload (swap in a new config only when it is valid as
+ * a whole) and shutdown, each walking the subsystem registry (subsys.h).
+ * main.c adds the socket, signals and systemd; this file is linked into
+ * the tests and the fuzz targets as well, so they set up what main() does.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
 
-#include "alert.h"
-#include "backup.h"
+#include "child.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
 #include "evt.h"
+#include "http.h"
+#include "jobs.h"
 #include "metrics.h"
-#include "probe.h"
+#include "rpc.h"
+#include "subsys.h"
 #include "util.h"
+
+int
+opsd_init(struct opsd *o)
+{
+	if ((o->base = event_base_new()) == NULL)
+		return (-1);
+	rpc_init(o);
+	if (child_init(o->base) != 0 || http_init(o->base) != 0)
+		return (-1);
+	o->dns = evdns_base_new(o->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (o->dns == NULL)	/* no resolv.conf: numeric addresses still work */
+		o->dns = evdns_base_new(o->base, 0);
+	return (0);
+}
+
+void
+opsd_start(struct opsd *o)
+{
+	const struct subsys	*s;
+	size_t			 i;
+	int			 r;
+
+	metrics_start(o);
+	for (i = 0; i < SUBSYS_N; i++) {
+		s = subsys_table[i];
+		if (s->init != NULL && (r = s->init(o)) != 0)
+			fatalx("%s: cannot start (%d)", s->name, r);
+		if (s->apply != NULL)
+			s->apply(o);
+	}
+}
+
+void
+opsd_free(struct opsd *o)
+{
+	size_t		i;
+
+	for (i = SUBSYS_N; i-- > 0;)
+		if (subsys_table[i]->free != NULL)
+			subsys_table[i]->free(o);
+	jobs_stop_all(o);
+	metrics_stop(o);
+	child_shutdown();
+	for (i = 0; i < nitems(o->ev_signals); i++) {
+		if (o->ev_signals[i] != NULL)
+			event_free(o->ev_signals[i]);
+		o->ev_signals[i] = NULL;
+	}
+	if (o->ev_watchdog != NULL)
+		event_free(o->ev_watchdog);
+	if (o->ev_tick != NULL)
+		event_free(o->ev_tick);
+	if (o->ev_deadline != NULL)
+		event_free(o->ev_deadline);
+	o->ev_watchdog = o->ev_tick = o->ev_deadline = NULL;
+	rpc_opsd_free(o);
+	rpc_free(o);
+	http_shutdown();
+	if (o->dns != NULL)
+		evdns_base_free(o->dns, 0);
+	o->dns = NULL;
+	if (o->base != NULL)
+		event_base_free(o->base);
+	o->base = NULL;
+}
 
 void
 opsd_status_line(struct opsd *o, char *buf, size_t len)
@@ -70,9 +141,9 @@ opsd_reload(struct opsd *o, struct config_errors *errs)
 	o->reloads++;
 	log_set_level(conf->log_level);
 	control_reconfigure(o);
-	alert_apply_config(o);
-	probe_apply_config(o);
-	backup_apply_config(o);
+	for (i = 0; i < SUBSYS_N; i++)
+		if (subsys_table[i]->apply != NULL)
+			subsys_table[i]->apply(o);
 	metrics_reconfigure(o);
 
 	ev = evt_new(&EVT_RELOADED);
@@ -111,10 +182,13 @@ opsd_shutdown(struct opsd *o, const char *why)
 		if (o->ev_signals[i] != NULL && i != 0)	/* keep SIGHUP ignored */
 			event_del(o->ev_signals[i]);
 	}
-	/* waiting clients get their error before their connection drains */
-	probe_stop_all(o);
-	backup_stop_all(o);
-	alert_fail_waiters(o);
+	/*
+	 * Waiting clients get their error before their connection drains;
+	 * subsystems stop in reverse registry order.
+	 */
+	for (i = SUBSYS_N; i-- > 0;)
+		if (subsys_table[i]->stop != NULL)
+			subsys_table[i]->stop(o);
 	control_stop(o);
 	if (o->ev_tick != NULL)
 		event_del(o->ev_tick);
@@ -130,14 +204,21 @@ opsd_shutdown(struct opsd *o, const char *why)
 }
 
 /*
- * Once stopping: the loop ends when the last client is answered and the
- * last alert delivered (or the deadline passes).
+ * Once stopping: the loop ends when the last client is answered and no
+ * subsystem has work the stop waits for, such as an alert being
+ * delivered (or the deadline passes).
  */
 void
 opsd_maybe_exit(struct opsd *o)
 {
-	if (o->stopping && control_nconns(o) == 0 &&
-	    alert_deliveries(o) == 0)
-		event_base_loopexit(o->base, NULL);
+	size_t	i;
+
+	if (!o->stopping || control_nconns(o) != 0)
+		return;
+	for (i = 0; i < SUBSYS_N; i++)
+		if (subsys_table[i]->busy != NULL &&
+		    subsys_table[i]->busy(o) != 0)
+			return;
+	event_base_loopexit(o->base, NULL);
 }
 

@@ -8,14 +8,15 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "registry.h"
+
 struct event;
 struct event_base;
 struct evdns_base;
 struct control;
-struct probe_set;
-struct alert_set;
-struct backup_set;
 struct metrics;
+struct rpc_table;
+struct status_cache;
 struct config_errors;
 struct opsd_config;
 
@@ -33,12 +34,13 @@ struct opsd {
 	struct event_base	*base;
 	struct opsd_config	*conf;
 	char			*conf_path;
-	struct control		*control;	/* control.c */
+	struct control		*control;	/* control/control.c */
+	struct rpc_table	*rpc;		/* control/rpc.c */
+	struct status_cache	*status;	/* control/rpc-opsd.c */
 	struct evdns_base	*dns;		/* names for tcp/tls probes */
-	struct probe_set	*probes;	/* probe.c */
-	struct alert_set	*alerts;	/* alert.c */
-	struct backup_set	*backups;	/* backup.c */
-	struct metrics		*metrics;	/* metrics.c */
+	struct metrics		*metrics;	/* core/metrics.c */
+	/* each subsystem's own state, by its registry id (subsys.h) */
+	void			*sub[SUBSYS_N];
 
 	uint64_t		 start_usec;	/* monotonic */
 	time_t			 start_time;
@@ -52,6 +54,17 @@ struct opsd {
 	struct event		*ev_deadline;
 	struct event		*ev_signals[4];
 };
+
+/*
+ * The life cycle, walking the subsystem registry. opsd_init() sets up the
+ * loop and the core mechanisms on a context whose conf and conf_path are
+ * set (main.c, the unit tests and the fuzz targets share it);
+ * opsd_start() initializes and configures every subsystem in registry
+ * order; opsd_free() releases them in reverse and then the core.
+ */
+int	opsd_init(struct opsd *);
+void	opsd_start(struct opsd *);
+void	opsd_free(struct opsd *);
 
 /*
  * Loads the configured file and swaps it in if valid. 0, or -1 with the

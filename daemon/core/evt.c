@@ -43,17 +43,11 @@ const struct evt_type EVT_RPC_DENIED = {
 const struct evt_type EVT_LOG_LEVEL = {
 	"opsd.log_level", "09ba3d883fbe419fb41c4745f5fcf993", LOG_NOTICE };
 
-const struct evt_type EVT_PROBE_STATE = {
-	"probe.state", "d8c4acb8c2584cdba1fe1095eddbdd19", LOG_WARNING };
-const struct evt_type EVT_ALERT_FAILED = {
-	"alert.failed", "d2fadc091d224d2983c0d9f83e556fcb", LOG_ERR };
-
-const struct evt_type *const evt_key_types[] = {
+const struct evt_type *const evt_core_types[] = {
 	&EVT_STARTED, &EVT_STOPPED, &EVT_RELOADED, &EVT_RELOAD_FAILED,
 	&EVT_UNCLEAN_SHUTDOWN, &EVT_RPC_AUDIT, &EVT_RPC_DENIED, &EVT_LOG_LEVEL,
-	&EVT_PROBE_STATE, &EVT_ALERT_FAILED,
+	NULL
 };
-const unsigned int evt_nkey_types = nitems(evt_key_types);
 
 static const char *level_names[] = {
 	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"

@@ -18,7 +18,11 @@ struct evt_type {
 	int		 priority;	/* syslog priority */
 };
 
-/* Key event types, each documented in docs/opsd.catalog. */
+/*
+ * Key event types of the core, each documented in docs/opsd.catalog;
+ * subsystems declare theirs in their own headers and list them in their
+ * registry entry (subsys.h).
+ */
 extern const struct evt_type EVT_STARTED;
 extern const struct evt_type EVT_STOPPED;
 extern const struct evt_type EVT_RELOADED;
@@ -27,12 +31,9 @@ extern const struct evt_type EVT_UNCLEAN_SHUTDOWN;
 extern const struct evt_type EVT_RPC_AUDIT;
 extern const struct evt_type EVT_RPC_DENIED;
 extern const struct evt_type EVT_LOG_LEVEL;
-extern const struct evt_type EVT_PROBE_STATE;
-extern const struct evt_type EVT_ALERT_FAILED;
 
-/* Every key type, for tests and for checking the catalog. */
-extern const struct evt_type *const evt_key_types[];
-extern const unsigned int evt_nkey_types;
+/* The core's key types, NULL-terminated (opsd --list-events). */
+extern const struct evt_type *const evt_core_types[];
 
 struct evt_field {
 	char	*key;		/* lower-case; the journal gets OPSD_<KEY> */

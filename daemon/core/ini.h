@@ -63,6 +63,13 @@ struct ini_section {
 	void			 (*check)(void *ctx, void *obj, const char *file,
 				    int line, const int *keylines,
 				    struct config_errors *);
+	/*
+	 * Named sections: the object's destructor, and the plural that
+	 * opsd.status counts them under ("probes"). Objects of a named
+	 * section start with struct config_obj (name, line).
+	 */
+	void			 (*free)(void *obj);
+	const char		*plural;
 };
 
 int	 ini_parse(const char *file, const char *buf, size_t len,

@@ -16,4 +16,10 @@ void	metrics_stop(struct opsd *);
 /* Renders every metric into buf (also used by tests). */
 void	metrics_render(struct opsd *, struct evbuffer *buf);
 
+/* For the subsystems' collectors (subsys.h): HELP and TYPE lines. */
+void	metrics_head(struct evbuffer *, const char *name, const char *type,
+	    const char *help);
+/* A label value escaped as the exposition format wants. */
+void	metrics_label(struct evbuffer *, const char *value);
+
 #endif

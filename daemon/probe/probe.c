@@ -38,6 +38,12 @@
 #include "rpc.h"
 #include "util.h"
 
+const struct evt_type EVT_PROBE_STATE = {
+	"probe.state", "d8c4acb8c2584cdba1fe1095eddbdd19", LOG_WARNING };
+
+/* This subsystem's state in the daemon context (subsys.h). */
+#define PROBES(o)	((struct probe_set *)(o)->sub[SUBSYS_PROBE])
+
 static const char *const kind_names[] = {
 	"http", "tcp", "postgres", "tls", "exec", NULL
 };
@@ -285,9 +291,7 @@ probe_conf_open(void *ctx, const char *name)
 	if (ini_defaults(&probe_section, pc) != 0)
 		fatalx("probe: a built-in default does not parse");
 	pc->kind = -1;		/* until a valid kind is read */
-	conf->probes = xreallocarray(conf->probes, conf->nprobes + 1,
-	    sizeof *conf->probes);
-	conf->probes[conf->nprobes++] = pc;
+	config_add(conf, &probe_section, pc);
 	return (pc);
 }
 
@@ -344,9 +348,15 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
 		pc->servername = xstrdup(pc->host);
 }
 
+static void
+probe_conf_free_obj(void *pc)
+{
+	probe_conf_free(pc);
+}
+
 const struct ini_section probe_section = {
 	"probe", 1, probe_keys, nitems(probe_keys), probe_conf_open,
-	probe_conf_check
+	probe_conf_check, probe_conf_free_obj, "probes"
 };
 
 void
@@ -363,16 +373,15 @@ probe_conf_free(struct probe_conf *pc)
 void
 probe_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 {
-	unsigned int	i, j;
+	struct probe_conf	*pc;
+	unsigned int		 i, j;
 
-	for (i = 0; i < conf->nprobes; i++) {
-		for (j = 0; j < conf->probes[i]->nalert; j++) {
-			if (alert_conf_find(conf, conf->probes[i]->alert[j]) ==
-			    NULL)
-				ini_error(errs, conf->path,
-				    conf->probes[i]->alert_line, "alert: no "
-				    "[alert %s] section", conf->probes[i]->
-				    alert[j]);
+	for (i = 0; (pc = config_at(conf, &probe_section, i)) != NULL; i++) {
+		for (j = 0; j < pc->nalert; j++) {
+			if (alert_conf_find(conf, pc->alert[j]) == NULL)
+				ini_error(errs, conf->path, pc->alert_line,
+				    "alert: no [alert %s] section",
+				    pc->alert[j]);
 		}
 	}
 }
@@ -740,21 +749,21 @@ probe_done(struct probe *p, struct probe_result *r)
 static struct probe_set *
 probe_set(struct opsd *o)
 {
-	if (o->probes == NULL)
-		o->probes = xcalloc(1, sizeof (struct probe_set));
-	return (o->probes);
+	if (PROBES(o) == NULL)
+		o->sub[SUBSYS_PROBE] = xcalloc(1, sizeof (struct probe_set));
+	return (PROBES(o));
 }
 
 unsigned int
 probe_count(struct opsd *o)
 {
-	return (o->probes != NULL ? o->probes->n : 0);
+	return (PROBES(o) != NULL ? PROBES(o)->n : 0);
 }
 
 struct probe *
 probe_at(struct opsd *o, unsigned int i)
 {
-	return (o->probes != NULL && i < o->probes->n ? o->probes->v[i] :
+	return (PROBES(o) != NULL && i < PROBES(o)->n ? PROBES(o)->v[i] :
 	    NULL);
 }
 
@@ -764,8 +773,8 @@ probe_find(struct opsd *o, const char *name)
 	unsigned int	i;
 
 	for (i = 0; i < probe_count(o); i++) {
-		if (strcmp(o->probes->v[i]->conf->name, name) == 0)
-			return (o->probes->v[i]);
+		if (strcmp(PROBES(o)->v[i]->conf->name, name) == 0)
+			return (PROBES(o)->v[i]);
 	}
 	return (NULL);
 }
@@ -839,22 +848,23 @@ probe_apply_config(struct opsd *o)
 	struct probe_set	*set = probe_set(o), fresh = { NULL, 0 };
 	struct opsd_config	*conf = o->conf;
 	struct probe		*p, *old;
+	struct probe_conf	*pc;
 	unsigned int		 i, j;
 	uint32_t		 rnd;
 
-	fresh.v = xcalloc(conf->nprobes + 1, sizeof *fresh.v);
-	for (i = 0; i < conf->nprobes; i++) {
+	fresh.v = xcalloc(config_count(conf, &probe_section) + 1,
+	    sizeof *fresh.v);
+	for (i = 0; (pc = config_at(conf, &probe_section, i)) != NULL; i++) {
 		old = NULL;
 		for (j = 0; j < set->n; j++) {
 			if (set->v[j] != NULL && strcmp(set->v[j]->conf->name,
-			    conf->probes[i]->name) == 0) {
+			    pc->name) == 0) {
 				old = set->v[j];
 				set->v[j] = NULL;
 				break;
 			}
 		}
-		if (old != NULL && probe_conf_same(old->conf,
-		    conf->probes[i])) {
+		if (old != NULL && probe_conf_same(old->conf, pc)) {
 			/*
 			 * Same check: keep state and history, take the new
 			 * knobs. The kind's handle is rebuilt from them.
@@ -864,7 +874,7 @@ probe_apply_config(struct opsd *o)
 			if (old->ops->free != NULL)
 				old->ops->free(old);
 			probe_conf_free(old->conf);
-			old->conf = probe_conf_copy(conf->probes[i]);
+			old->conf = probe_conf_copy(pc);
 			probe_arm(old, old->due_usec);
 			fresh.v[fresh.n++] = old;
 			continue;
@@ -873,7 +883,7 @@ probe_apply_config(struct opsd *o)
 			probe_free(old, OPSD_ERR_FAILED, "was reconfigured");
 		p = xcalloc(1, sizeof *p);
 		p->opsd = o;
-		p->conf = probe_conf_copy(conf->probes[i]);
+		p->conf = probe_conf_copy(pc);
 		p->ops = kind_ops[p->conf->kind];
 		p->timer = evtimer_new(o->base, probe_timer_cb, p);
 		/* first run somewhere in the first interval */
@@ -895,12 +905,12 @@ probe_stop_all(struct opsd *o)
 {
 	unsigned int	i;
 
-	if (o->probes == NULL)
+	if (PROBES(o) == NULL)
 		return;
-	for (i = 0; i < o->probes->n; i++)
-		probe_free(o->probes->v[i], OPSD_ERR_SHUTTING_DOWN,
+	for (i = 0; i < PROBES(o)->n; i++)
+		probe_free(PROBES(o)->v[i], OPSD_ERR_SHUTTING_DOWN,
 		    "stopped: opsd is shutting down");
-	free(o->probes->v);
-	free(o->probes);
-	o->probes = NULL;
+	free(PROBES(o)->v);
+	free(PROBES(o));
+	o->sub[SUBSYS_PROBE] = NULL;
 }

@@ -15,6 +15,7 @@
 #include "config.h"
 
 struct opsd;
+struct evt_type;
 struct probe;
 struct rpc_pending;
 
@@ -155,6 +156,8 @@ struct probe {
 	unsigned int		 nwaiters;
 };
 
+extern const struct evt_type EVT_PROBE_STATE;	/* up <-> down */
+
 extern const struct probe_ops probe_http_ops;
 extern const struct probe_ops probe_tcp_ops;
 extern const struct probe_ops probe_pg_ops;
@@ -166,6 +169,10 @@ extern const struct ini_section probe_section;
 void	 probe_conf_free(struct probe_conf *);
 /* Checks that need the whole config (alert routes exist). */
 void	 probe_conf_check_refs(struct opsd_config *, struct config_errors *);
+
+/* The registry's collector for /metrics. */
+struct evbuffer;
+void	 probe_metrics(struct opsd *, struct evbuffer *);
 
 /* Runtime. */
 void	 probe_apply_config(struct opsd *);	/* start, after reload */

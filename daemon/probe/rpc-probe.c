@@ -56,9 +56,6 @@ probe_run_rpc(struct rpc_call *call, void *params, json_t **result)
 	(void)result;
 	if ((p = lookup(call, pp->name)) == NULL)
 		return (call->code);
-	if (call->opsd->stopping)
-		return (rpc_error(call, OPSD_ERR_SHUTTING_DOWN,
-		    "opsd is stopping"));
 	probe_run_now(p, rpc_defer(call));
 	return (RPC_DEFERRED);
 }
@@ -95,7 +92,7 @@ const struct rpc_method rpc_probe_methods[] = {
 	    "Every probe with its state, since when, last result and latency",
 	    RPC_NOPARAMS, "{probes: [{name, kind, state, since, last, ...}]}",
 	    probe_list_rpc },
-	{ "probe.run", RPC_ADMIN | RPC_ASYNC,
+	{ "probe.run", RPC_ADMIN | RPC_ASYNC | RPC_NOT_STOPPING,
 	    "Run a probe now and answer with its result when it ends",
 	    RPC_PARAMS(name_params), sizeof (struct probe_name_params),
 	    "{probe, state, ok, latency_ms, reason, ...}", probe_run_rpc },

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import REPO, message_ids
+from conftest import OPSD, REPO, message_ids, run
 
 
 def test_protocol_md_lists_exactly_the_methods(opsd):
@@ -57,3 +57,22 @@ def test_catalog_documents_every_message_id():
     assert not unknown, f"docs/opsd.catalog has entries for MESSAGE_IDs " \
         f"the daemon does not define: {sorted(unknown)}"
     assert len(entries) == len(set(entries)), "duplicate catalog entries"
+
+
+def test_registry_lists_every_event_type_and_the_catalog_has_them():
+    """`opsd --list-events` walks the subsystem registry: every event type
+    defined in the sources must be registered there (or the catalog check
+    would miss it), and every registered one must be in the catalog."""
+    rc, out, err = run([OPSD, "--list-events"])
+    assert rc == 0, err
+    listed = dict(line.split() for line in out.splitlines())
+    assert listed, "opsd --list-events printed nothing"
+    assert listed == message_ids(), \
+        "event types defined in daemon/**/*.c and those the registry " \
+        f"lists differ: only in sources " \
+        f"{sorted(set(message_ids()) - set(listed))}, only listed " \
+        f"{sorted(set(listed) - set(message_ids()))}"
+    catalog = (REPO / "docs" / "opsd.catalog").read_text()
+    entries = set(re.findall(r"^-- ([0-9a-f]{32})\s*$", catalog, re.M))
+    missing = {n: m for n, m in listed.items() if m not in entries}
+    assert not missing, f"docs/opsd.catalog has no entry for {missing}"

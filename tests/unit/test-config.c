@@ -653,9 +653,9 @@ thing_check(void *arg, void *obj, const char *file, int line,
 
 static const struct ini_section test_sections[2] = {
 	{ "plain", 0, thing_keys, sizeof thing_keys / sizeof thing_keys[0],
-	    thing_open, thing_check },
+	    thing_open, thing_check, NULL, NULL },
 	{ "thing", 1, thing_keys, sizeof thing_keys / sizeof thing_keys[0],
-	    thing_open, thing_check },
+	    thing_open, thing_check, NULL, NULL },
 };
 
 static void
@@ -849,7 +849,7 @@ test_ini_defaults(void)
 		{ .name = "every", .kind = INI_DURATION, .dflt = "soon" },
 	};
 	static const struct ini_section bad = { "bad", 0, bad_keys, 1, NULL,
-	    NULL };
+	    NULL, NULL, NULL };
 	struct thing	t;
 	uint64_t	v;
 

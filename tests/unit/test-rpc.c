@@ -59,22 +59,17 @@ setup(void)
 	o.start_time = time(NULL);
 	write_conf(text);
 	log_set_level(LOG_WARNING);	/* quiet unless something is wrong */
-	if ((o.base = event_base_new()) == NULL)
+	/* what main() sets up before it accepts a client, minus the socket */
+	if (opsd_init(&o) != 0)
 		return (-1);
-	rpc_init();
-	alert_init(&o);
-	alert_apply_config(&o);
-	probe_apply_config(&o);
+	opsd_start(&o);
 	return (0);
 }
 
 static void
 teardown(void)
 {
-	probe_stop_all(&o);
-	alert_stop_all(&o);
-	rpc_free();
-	event_base_free(o.base);
+	opsd_free(&o);
 	config_free(o.conf);
 	unlink(confpath);
 	rmdir(confdir);
@@ -172,20 +167,20 @@ test_table(void)
 	const struct rpc_method	*m;
 	size_t			 i;
 
-	CHECK(rpc_count() >= 4);
-	for (i = 1; i < rpc_count(); i++)
-		CHECK(strcmp(rpc_at(i - 1)->name, rpc_at(i)->name) < 0);
-	CHECK(rpc_at(rpc_count()) == NULL);
-	m = rpc_lookup(OPSD_M_STATUS);
+	CHECK(rpc_count(&o) >= 4);
+	for (i = 1; i < rpc_count(&o); i++)
+		CHECK(strcmp(rpc_at(&o, i - 1)->name, rpc_at(&o, i)->name) < 0);
+	CHECK(rpc_at(&o, rpc_count(&o)) == NULL);
+	m = rpc_lookup(&o, OPSD_M_STATUS);
 	CHECK(m != NULL && strcmp(m->name, OPSD_M_STATUS) == 0);
-	CHECK(rpc_lookup(OPSD_M_RELOAD) != NULL);
-	CHECK(rpc_lookup(OPSD_M_LOG_LEVEL) != NULL);
-	CHECK(rpc_lookup(OPSD_M_METHODS) != NULL);
-	CHECK(rpc_lookup("opsd.nope") == NULL);
-	CHECK(rpc_lookup("") == NULL);
+	CHECK(rpc_lookup(&o, OPSD_M_RELOAD) != NULL);
+	CHECK(rpc_lookup(&o, OPSD_M_LOG_LEVEL) != NULL);
+	CHECK(rpc_lookup(&o, OPSD_M_METHODS) != NULL);
+	CHECK(rpc_lookup(&o, "opsd.nope") == NULL);
+	CHECK(rpc_lookup(&o, "") == NULL);
 	/* every method says what it is for */
-	for (i = 0; i < rpc_count(); i++) {
-		m = rpc_at(i);
+	for (i = 0; i < rpc_count(&o); i++) {
+		m = rpc_at(&o, i);
 		CHECK(m->help != NULL && m->help[0] != '\0');
 		CHECK(m->exec != NULL);
 		CHECK(m->nparams == 0 || m->params != NULL);
@@ -378,7 +373,7 @@ test_status_follows_changes(void)
 	r = call_text("{\"jsonrpc\":\"2.0\",\"method\":\"opsd.status\","
 	    "\"id\":1}", &was_text);
 	CHECK_UINT(json_integer_value(json_object_get(json_object_get(r,
-	    "result"), "requests_total")), rpc_requests_total());
+	    "result"), "requests_total")), rpc_requests_total(&o));
 	json_decref(r);
 }
 
@@ -392,7 +387,7 @@ test_methods(void)
 	r = call("{\"jsonrpc\":\"2.0\",\"method\":\"opsd.methods\",\"id\":1}");
 	list = json_object_get(json_object_get(r, "result"), "methods");
 	CHECK(json_is_array(list));
-	CHECK_UINT(json_array_size(list), rpc_count());
+	CHECK_UINT(json_array_size(list), rpc_count(&o));
 	json_array_foreach(list, i, m) {
 		if (strcmp(json_string_value(json_object_get(m, "name")),
 		    OPSD_M_LOG_LEVEL) != 0)
@@ -531,7 +526,7 @@ static void
 test_notification(void)
 {
 	json_t		*r;
-	uint64_t	 before = rpc_requests_total();
+	uint64_t	 before = rpc_requests_total(&o);
 
 	/* no reply to a notification, whatever comes of it */
 	CHECK(call("{\"jsonrpc\":\"2.0\",\"method\":\"opsd.status\"}") ==
@@ -541,7 +536,7 @@ test_notification(void)
 	    "\"params\":{\"level\":7}}") == NULL);
 	CHECK(call("{\"jsonrpc\":\"2.0\",\"method\":\"opsd.log_level\"}") ==
 	    NULL);
-	CHECK_UINT(rpc_requests_total(), before + 4);
+	CHECK_UINT(rpc_requests_total(&o), before + 4);
 	/* but an id of null is a request */
 	r = call("{\"jsonrpc\":\"2.0\",\"method\":\"opsd.nope\",\"id\":null}");
 	CHECK_ERROR(r, RPC_METHOD_NOT_FOUND, -1, "opsd.nope");
@@ -608,15 +603,15 @@ test_stats(void)
 	size_t			 i;
 	json_t			*r;
 
-	for (i = 0; i < rpc_count(); i++)
-		if (strcmp(rpc_at(i)->name, OPSD_M_LOG_LEVEL) == 0)
-			st = rpc_stats_at(i);
+	for (i = 0; i < rpc_count(&o); i++)
+		if (strcmp(rpc_at(&o, i)->name, OPSD_M_LOG_LEVEL) == 0)
+			st = rpc_stats_at(&o, i);
 	CHECK(st != NULL);
 	if (st == NULL)
 		return;
 	ok = st->ok;
 	error = st->error;
-	total = rpc_requests_total();
+	total = rpc_requests_total(&o);
 	r = call("{\"jsonrpc\":\"2.0\",\"method\":\"opsd.log_level\","
 	    "\"params\":[\"warning\"],\"id\":1}");
 	json_decref(r);
@@ -626,8 +621,8 @@ test_stats(void)
 	CHECK_UINT(st->ok, ok + 1);
 	CHECK_UINT(st->error, error + 1);
 	CHECK_UINT(st->denied, 0);
-	CHECK_UINT(rpc_requests_total(), total + 2);
-	CHECK(rpc_stats_at(rpc_count()) == NULL);
+	CHECK_UINT(rpc_requests_total(&o), total + 2);
+	CHECK(rpc_stats_at(&o, rpc_count(&o)) == NULL);
 }
 
 int

@@ -68,6 +68,11 @@ tcp_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer_ptr	 found;
 	char			 got[128];
 
+	if (p->conf->expect == NULL) {
+		/* a server that talks first (SMTP, SSH): nothing to match */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	found = evbuffer_search(in, p->conf->expect, strlen(p->conf->expect),
 	    NULL);
 	memset(&r, 0, sizeof r);

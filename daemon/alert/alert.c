@@ -27,8 +27,8 @@
 #include "http.h"
 #include "ini.h"
 #include "opsd-proto.h"
-#include "probe.h"
 #include "rpc.h"
+#include "secretfile.h"
 #include "util.h"
 
 #define RETRY_DELAY_MAX	(5 * 60 * 1000)
@@ -38,6 +38,7 @@ struct route {
 	uint64_t		 sent_ok;
 	uint64_t		 sent_failed;
 	int			 gone;		/* removed by a reload */
+	int			 secret_warned;	/* loose mode, said once */
 	unsigned int		 refs;		/* deliveries in flight */
 };
 
@@ -424,10 +425,23 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	delivery_free(d);
 }
 
+/*
+ * One line: the value goes into a header or the SMTP login, where a line
+ * break would start a header of its own.
+ */
 static int
-read_secret_file(const char *path, char *buf, size_t len)
+read_secret_file(struct route *rt, const char *path, char *buf, size_t len)
 {
-	return (probe_read_secret(path, buf, len));
+	int	r, loose;
+
+	if ((r = secretfile_read(path, buf, len, SECRETFILE_ONE_LINE,
+	    &loose)) != 0)
+		return (r);
+	if (loose && !rt->secret_warned)
+		log_warn("alert.secret", "alert %s: %s is readable or writable "
+		    "by group or other", rt->conf->name, path);
+	rt->secret_warned = loose;
+	return (0);
 }
 
 static int
@@ -453,8 +467,8 @@ delivery_setup(struct delivery *d)
 		d->headers = curl_slist_append(d->headers,
 		    "Content-Type: application/json");
 		if (ac->bearer_token_file != NULL) {
-			if ((r = read_secret_file(ac->bearer_token_file,
-			    secret, sizeof secret)) != 0)
+			if ((r = read_secret_file(d->route,
+			    ac->bearer_token_file, secret, sizeof secret)) != 0)
 				return (r);
 			xasprintf(&hdr, "Authorization: Bearer %s", secret);
 			d->headers = curl_slist_append(d->headers, hdr);
@@ -477,8 +491,8 @@ delivery_setup(struct delivery *d)
 	curl_easy_setopt(e, CURLOPT_READFUNCTION, smtp_read_cb);
 	curl_easy_setopt(e, CURLOPT_READDATA, d);
 	if (ac->credentials_file != NULL) {
-		if ((r = read_secret_file(ac->credentials_file, secret,
-		    sizeof secret)) != 0)
+		if ((r = read_secret_file(d->route,
+		    ac->credentials_file, secret, sizeof secret)) != 0)
 			return (r);
 		if ((colon = strchr(secret, ':')) == NULL) {
 			explicit_bzero(secret, sizeof secret);

@@ -12,7 +12,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -388,28 +387,6 @@ probe_fail(struct probe_result *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
 	va_end(ap);
-}
-
-/*
- * Reads a secret file: first line, no trailing newline. Read at each use
- * so a rotated password is picked up without a reload.
- */
-int
-probe_read_secret(const char *path, char *buf, size_t len)
-{
-	ssize_t	n;
-	int	fd, e;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
-		return (-errno);
-	n = read(fd, buf, len - 1);
-	e = errno;
-	close(fd);
-	if (n < 0)
-		return (-e);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return (0);
 }
 
 const char *

@@ -584,16 +584,6 @@ route_find(struct alert_set *set, const char *name)
 	return (NULL);
 }
 
-static void
-iso_time(int64_t t, char *buf, size_t len)
-{
-	struct tm	tm;
-	time_t		tt = (time_t)t;
-
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static json_t *
 payload_from_event(struct alert_set *set, const struct evt *ev,
     const char *status, int repeat)
@@ -602,7 +592,7 @@ payload_from_event(struct alert_set *set, const struct evt *ev,
 	char		 now[32], *msg;
 	unsigned int	 i;
 
-	iso_time(time(NULL), now, sizeof now);
+	util_iso_time(time(NULL), now, sizeof now);
 	xasprintf(&msg, "%s%s%s: %s", strcmp(status, "resolved") == 0 ?
 	    "RESOLVED " : repeat ? "STILL FIRING " : "", set->host,
 	    "", ev->message);
@@ -843,7 +833,7 @@ alert_test(struct opsd *o, const char *name, struct rpc_pending *waiter)
 
 	if ((r = route_find(set, name)) == NULL)
 		return (-ENOENT);
-	iso_time(time(NULL), now, sizeof now);
+	util_iso_time(time(NULL), now, sizeof now);
 	xasprintf(&msg, "TEST %s: a test alert from opsd through route %s; "
 	    "if you read this, the route works", set->host, name);
 	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}",
@@ -876,7 +866,7 @@ alert_resolve(struct opsd *o, const char *source, const char *object,
 			continue;
 		if ((r = route_find(set, a->route)) != NULL) {
 			p = json_deep_copy(a->payload);
-			iso_time(time(NULL), now, sizeof now);
+			util_iso_time(time(NULL), now, sizeof now);
 			xasprintf(&msg, "RESOLVED %s: %s %s %s", set->host,
 			    source, object, why);
 			json_object_set_new(p, "status", json_string(

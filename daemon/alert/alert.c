@@ -101,25 +101,14 @@ validate_alert_url(const char *value, char *buf, size_t len)
 	return (NULL);
 }
 
-static const char *
-validate_secret_file(const char *value, char *buf, size_t len)
-{
-	if (value[0] != '/' || access(value, R_OK) != 0) {
-		snprintf(buf, len, "cannot read %s: %s", value, value[0] != '/'
-		    ? "must be an absolute path" : strerror(errno));
-		return (buf);
-	}
-	return (NULL);
-}
-
 #define O(f)	offsetof(struct alert_conf, f)
 static const struct ini_key alert_keys[] = {	/* sorted */
 	{ .name = "bearer_token_file", .kind = INI_PATH,
-	  .off = O(bearer_token_file), .validate = validate_secret_file },
+	  .off = O(bearer_token_file), .validate = ini_validate_readable },
 	{ .name = "ca_file", .kind = INI_PATH, .off = O(ca_file),
-	  .validate = validate_secret_file },
+	  .validate = ini_validate_readable },
 	{ .name = "credentials_file", .kind = INI_PATH,
-	  .off = O(credentials_file), .validate = validate_secret_file },
+	  .off = O(credentials_file), .validate = ini_validate_readable },
 	{ .name = "format", .kind = INI_ENUM, .off = O(format),
 	  .choices = format_names, .dflt = "json" },
 	{ .name = "from", .kind = INI_STRING, .off = O(from) },

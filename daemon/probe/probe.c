@@ -123,21 +123,6 @@ validate_address(const char *value, char *buf, size_t len)
 	}
 }
 
-static const char *
-validate_readable(const char *value, char *buf, size_t len)
-{
-	if (value[0] != '/') {
-		snprintf(buf, len, "must be an absolute path");
-		return (buf);
-	}
-	if (access(value, R_OK) != 0) {
-		snprintf(buf, len, "cannot read %s: %s", value,
-		    strerror(errno));
-		return (buf);
-	}
-	return (NULL);
-}
-
 /* "200", "200-299", "200,204,301-308" */
 static int
 parse_status_list(const char *s, struct probe_conf *pc)
@@ -203,7 +188,7 @@ static const struct ini_key probe_keys[] = {	/* sorted */
 	{ .name = "alert", .kind = INI_LIST, .off = O(alert),
 	  .off2 = O(nalert) },
 	{ .name = "ca_file", .kind = INI_PATH, .off = O(ca_file),
-	  .validate = validate_readable },
+	  .validate = ini_validate_readable },
 	{ .name = "command", .kind = INI_STRING, .off = O(command) },
 	{ .name = "conninfo", .kind = INI_STRING, .off = O(conninfo) },
 	{ .name = "expect", .kind = INI_STRING, .off = O(expect) },
@@ -225,7 +210,7 @@ static const struct ini_key probe_keys[] = {	/* sorted */
 	{ .name = "method", .kind = INI_STRING, .off = O(method),
 	  .dflt = "GET" },
 	{ .name = "password_file", .kind = INI_PATH, .off = O(password_file),
-	  .validate = validate_readable },
+	  .validate = ini_validate_readable },
 	{ .name = "query", .kind = INI_STRING, .off = O(query),
 	  .dflt = "SELECT 1" },
 	{ .name = "rise", .kind = INI_UINT, .off = O(rise), .dflt = "2",

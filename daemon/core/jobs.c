@@ -51,22 +51,10 @@ static LIST_HEAD(, job) jobs = LIST_HEAD_INITIALIZER(jobs);
 static void	job_arm(struct job *);
 static void	job_plan(struct job *, int64_t);
 
-const char *
-job_name(const struct job *j)
-{
-	return (j->name);
-}
-
 int64_t
 job_next(const struct job *j)
 {
 	return (j->next);
-}
-
-int64_t
-job_last_run(const struct job *j)
-{
-	return (j->last_run);
 }
 
 static void

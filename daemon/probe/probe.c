@@ -49,11 +49,11 @@ static const struct probe_ops *const kind_ops[] = {
 const double probe_lateness_bounds[PROBE_LATENESS_BUCKETS] = {
 	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 5
 };
-static struct probe_lateness lateness;
 
 struct probe_set {
-	struct probe	**v;
-	unsigned int	  n;
+	struct probe		**v;
+	unsigned int		  n;
+	struct probe_lateness	  lateness;	/* kept across reloads */
 };
 
 /* --- configuration ------------------------------------------------------ */
@@ -395,9 +395,11 @@ probe_kind_name(int kind)
 }
 
 const struct probe_lateness *
-probe_lateness(void)
+probe_lateness(struct opsd *o)
 {
-	return (&lateness);
+	static const struct probe_lateness	none;
+
+	return (o->probes != NULL ? &o->probes->lateness : &none);
 }
 
 /* --- scheduling --------------------------------------------------------- */
@@ -446,7 +448,7 @@ probe_start(struct probe *p)
 }
 
 static void
-record_lateness(uint64_t late_usec)
+record_lateness(struct probe_lateness *lt, uint64_t late_usec)
 {
 	double		s = (double)late_usec / 1e6;
 	unsigned int	i;
@@ -455,9 +457,9 @@ record_lateness(uint64_t late_usec)
 		if (s <= probe_lateness_bounds[i])
 			break;
 	}
-	lateness.count[i]++;
-	lateness.sum += s;
-	lateness.n++;
+	lt->count[i]++;
+	lt->sum += s;
+	lt->n++;
 }
 
 static void
@@ -473,7 +475,8 @@ probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 		probe_arm(p, probe_next_slot(p, now));
 		return;
 	}
-	record_lateness(now > p->due_usec ? now - p->due_usec : 0);
+	record_lateness(&p->opsd->probes->lateness, now > p->due_usec ?
+	    now - p->due_usec : 0);
 	p->manual = 0;
 	probe_start(p);
 }
@@ -798,7 +801,7 @@ probe_conf_same(const struct probe_conf *a, const struct probe_conf *b)
 void
 probe_apply_config(struct opsd *o)
 {
-	struct probe_set	*set = probe_set(o), fresh = { NULL, 0 };
+	struct probe_set	*set = probe_set(o), fresh = { .v = NULL };
 	struct opsd_config	*conf = o->conf;
 	struct probe		*p, *old;
 	unsigned int		 i, j;
@@ -849,7 +852,8 @@ probe_apply_config(struct opsd *o)
 			probe_free(set->v[j], OPSD_ERR_FAILED, "was removed");
 	}
 	free(set->v);
-	*set = fresh;
+	set->v = fresh.v;
+	set->n = fresh.n;
 }
 
 void

@@ -195,7 +195,7 @@ struct probe_lateness {
 	double		 sum;
 	uint64_t	 n;
 };
-const struct probe_lateness *probe_lateness(void);
+const struct probe_lateness *probe_lateness(struct opsd *);
 
 /* Small helpers shared by the kinds. */
 void	 probe_fail(struct probe_result *, const char *fmt, ...)

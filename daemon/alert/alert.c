@@ -29,8 +29,8 @@
 #include "ini.h"
 #include "metrics.h"
 #include "opsd-proto.h"
-#include "probe.h"
 #include "rpc.h"
+#include "secretfile.h"
 #include "util.h"
 
 const struct evt_type EVT_ALERT_FAILED = {
@@ -46,6 +46,7 @@ struct route {
 	uint64_t		 sent_ok;
 	uint64_t		 sent_failed;
 	int			 gone;		/* removed by a reload */
+	int			 secret_warned;	/* loose mode, said once */
 	unsigned int		 refs;		/* deliveries in flight */
 };
 
@@ -108,25 +109,14 @@ validate_alert_url(const char *value, char *buf, size_t len)
 	return (NULL);
 }
 
-static const char *
-validate_secret_file(const char *value, char *buf, size_t len)
-{
-	if (value[0] != '/' || access(value, R_OK) != 0) {
-		snprintf(buf, len, "cannot read %s: %s", value, value[0] != '/'
-		    ? "must be an absolute path" : strerror(errno));
-		return (buf);
-	}
-	return (NULL);
-}
-
 #define O(f)	offsetof(struct alert_conf, f)
 static const struct ini_key alert_keys[] = {	/* sorted */
 	{ .name = "bearer_token_file", .kind = INI_PATH,
-	  .off = O(bearer_token_file), .validate = validate_secret_file },
+	  .off = O(bearer_token_file), .validate = ini_validate_readable },
 	{ .name = "ca_file", .kind = INI_PATH, .off = O(ca_file),
-	  .validate = validate_secret_file },
+	  .validate = ini_validate_readable },
 	{ .name = "credentials_file", .kind = INI_PATH,
-	  .off = O(credentials_file), .validate = validate_secret_file },
+	  .off = O(credentials_file), .validate = ini_validate_readable },
 	{ .name = "format", .kind = INI_ENUM, .off = O(format),
 	  .choices = format_names, .dflt = "json" },
 	{ .name = "from", .kind = INI_STRING, .off = O(from) },
@@ -430,10 +420,23 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	delivery_free(d);
 }
 
+/*
+ * One line: the value goes into a header or the SMTP login, where a line
+ * break would start a header of its own.
+ */
 static int
-read_secret_file(const char *path, char *buf, size_t len)
+read_secret_file(struct route *rt, const char *path, char *buf, size_t len)
 {
-	return (probe_read_secret(path, buf, len));
+	int	r, loose;
+
+	if ((r = secretfile_read(path, buf, len, SECRETFILE_ONE_LINE,
+	    &loose)) != 0)
+		return (r);
+	if (loose && !rt->secret_warned)
+		log_warn("alert.secret", "alert %s: %s is readable or writable "
+		    "by group or other", rt->conf->name, path);
+	rt->secret_warned = loose;
+	return (0);
 }
 
 static int
@@ -459,8 +462,8 @@ delivery_setup(struct delivery *d)
 		d->headers = curl_slist_append(d->headers,
 		    "Content-Type: application/json");
 		if (ac->bearer_token_file != NULL) {
-			if ((r = read_secret_file(ac->bearer_token_file,
-			    secret, sizeof secret)) != 0)
+			if ((r = read_secret_file(d->route,
+			    ac->bearer_token_file, secret, sizeof secret)) != 0)
 				return (r);
 			xasprintf(&hdr, "Authorization: Bearer %s", secret);
 			d->headers = curl_slist_append(d->headers, hdr);
@@ -483,8 +486,8 @@ delivery_setup(struct delivery *d)
 	curl_easy_setopt(e, CURLOPT_READFUNCTION, smtp_read_cb);
 	curl_easy_setopt(e, CURLOPT_READDATA, d);
 	if (ac->credentials_file != NULL) {
-		if ((r = read_secret_file(ac->credentials_file, secret,
-		    sizeof secret)) != 0)
+		if ((r = read_secret_file(d->route,
+		    ac->credentials_file, secret, sizeof secret)) != 0)
 			return (r);
 		if ((colon = strchr(secret, ':')) == NULL) {
 			explicit_bzero(secret, sizeof secret);
@@ -576,16 +579,6 @@ route_find(struct alert_set *set, const char *name)
 	return (NULL);
 }
 
-static void
-iso_time(int64_t t, char *buf, size_t len)
-{
-	struct tm	tm;
-	time_t		tt = (time_t)t;
-
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static json_t *
 payload_from_event(struct alert_set *set, const struct evt *ev,
     const char *status, int repeat)
@@ -594,7 +587,7 @@ payload_from_event(struct alert_set *set, const struct evt *ev,
 	char		 now[32], *msg;
 	unsigned int	 i;
 
-	iso_time(time(NULL), now, sizeof now);
+	util_iso_time(time(NULL), now, sizeof now);
 	xasprintf(&msg, "%s%s%s: %s", strcmp(status, "resolved") == 0 ?
 	    "RESOLVED " : repeat ? "STILL FIRING " : "", set->host,
 	    "", ev->message);
@@ -837,7 +830,7 @@ alert_test(struct opsd *o, const char *name, struct rpc_pending *waiter)
 
 	if ((r = route_find(set, name)) == NULL)
 		return (-ENOENT);
-	iso_time(time(NULL), now, sizeof now);
+	util_iso_time(time(NULL), now, sizeof now);
 	xasprintf(&msg, "TEST %s: a test alert from opsd through route %s; "
 	    "if you read this, the route works", set->host, name);
 	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}",
@@ -870,7 +863,7 @@ alert_resolve(struct opsd *o, const char *source, const char *object,
 			continue;
 		if ((r = route_find(set, a->route)) != NULL) {
 			p = json_deep_copy(a->payload);
-			iso_time(time(NULL), now, sizeof now);
+			util_iso_time(time(NULL), now, sizeof now);
 			xasprintf(&msg, "RESOLVED %s: %s %s %s", set->host,
 			    source, object, why);
 			json_object_set_new(p, "status", json_string(

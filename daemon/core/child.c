@@ -55,26 +55,12 @@ static struct {
 	struct event_base	*base;
 	struct event		*ev_sigchld;
 	LIST_HEAD(, child)	 children;
-	unsigned int		 n;
 } cs;
-
-pid_t
-child_pid(const struct child *c)
-{
-	return (c->pid);
-}
-
-unsigned int
-child_count(void)
-{
-	return (cs.n);
-}
 
 static void
 child_free(struct child *c)
 {
 	LIST_REMOVE(c, entry);
-	cs.n--;
 	if (c->ev_out != NULL)
 		event_free(c->ev_out);
 	if (c->ev_err != NULL)
@@ -384,7 +370,6 @@ child_spawn(const struct child_spec *spec, child_done_cb done, void *arg,
 		evtimer_add(c->ev_timer, &tv);
 	}
 	LIST_INSERT_HEAD(&cs.children, c, entry);
-	cs.n++;
 	return (c);
 }
 

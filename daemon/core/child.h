@@ -47,12 +47,10 @@ void	 child_shutdown(void);		/* kill all, for exit */
 /* Returns the child or NULL with *err = -errno (nothing started). */
 struct child *child_spawn(const struct child_spec *, child_done_cb,
 	    void *arg, int *err);
-pid_t	 child_pid(const struct child *);
 /* Kills the child's process group; done_cb still runs once it is reaped. */
 void	 child_kill(struct child *);
 /* Kills it and forgets the callback: for owners that go away. */
 void	 child_abandon(struct child *);
-unsigned int child_count(void);
 /*
  * 0 if the child exited with status 0; else 1, with how it ended and the
  * last of its stderr in buf ("exited with status 1: pg_dump: error: ...").

@@ -172,18 +172,6 @@ evt_alert(struct evt *ev, const char *const *routes, unsigned int nroutes,
 	ev->alert->firing = firing;
 }
 
-const char *
-evt_get(const struct evt *ev, const char *key)
-{
-	unsigned int	i;
-
-	for (i = 0; i < ev->nfields; i++) {
-		if (strcmp(ev->fields[i].key, key) == 0)
-			return (ev->fields[i].value);
-	}
-	return (NULL);
-}
-
 static void
 evt_free(struct evt *ev)
 {

@@ -84,8 +84,6 @@ void	 evt_set_priority(struct evt *, int priority);
 void	 evt_alert(struct evt *, const char *const *routes,
 	    unsigned int nroutes, const char *source, const char *object,
 	    int firing);
-/* A field's value, or NULL. */
-const char *evt_get(const struct evt *, const char *key);
 /* Sets the message, hands the event to every sink, frees it. */
 void	 evt_emit(struct evt *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

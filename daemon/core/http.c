@@ -27,7 +27,6 @@ static struct {
 	struct event_base	*base;
 	CURLM			*multi;
 	struct event		*timer;
-	unsigned int		 running;
 } hs;
 
 static void
@@ -47,7 +46,6 @@ http_check_done(void)
 		x = NULL;
 		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
 		curl_multi_remove_handle(hs.multi, easy);
-		hs.running--;
 		if (x != NULL) {
 			curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 			if (x->done != NULL)
@@ -183,7 +181,6 @@ http_start(CURL *easy, http_done_cb done, void *arg)
 		free(x);
 		return (-1);
 	}
-	hs.running++;
 	return (0);
 }
 
@@ -197,12 +194,5 @@ http_cancel(CURL *easy)
 		return;
 	curl_multi_remove_handle(hs.multi, easy);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
-	hs.running--;
 	free(x);
-}
-
-unsigned int
-http_running(void)
-{
-	return (hs.running);
 }

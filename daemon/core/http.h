@@ -23,7 +23,6 @@ void	 http_shutdown(void);
 int	 http_start(CURL *, http_done_cb, void *arg);
 /* Stops a running transfer; its callback is not called. */
 void	 http_cancel(CURL *);
-unsigned int http_running(void);
 /* The multi handle's share of DNS and connections, for new easy handles. */
 void	 http_easy_defaults(CURL *);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "evt.h"
 #include "ini.h"
@@ -541,4 +542,19 @@ ini_parse(const char *file, const char *buf, size_t len,
 	free(seen);
 	free(copy);
 	return (errs->n == before ? 0 : -1);
+}
+
+const char *
+ini_validate_readable(const char *value, char *buf, size_t len)
+{
+	if (value[0] != '/') {
+		snprintf(buf, len, "must be an absolute path");
+		return (buf);
+	}
+	if (access(value, R_OK) != 0) {
+		snprintf(buf, len, "cannot read %s: %s", value,
+		    strerror(errno));
+		return (buf);
+	}
+	return (NULL);
 }

@@ -88,5 +88,11 @@ int	 ini_keyline(const struct ini_section *, const int *keylines,
 	    const char *key);
 void	 ini_error(struct config_errors *, const char *file, int line,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * A validate function for a file opsd reads (a CA bundle, a credential):
+ * an absolute path that is readable now, so a typo fails the config check
+ * rather than the first run.
+ */
+const char *ini_validate_readable(const char *value, char *buf, size_t len);
 
 #endif

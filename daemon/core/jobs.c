@@ -51,22 +51,10 @@ static LIST_HEAD(, job) jobs = LIST_HEAD_INITIALIZER(jobs);
 static void	job_arm(struct job *);
 static void	job_plan(struct job *, int64_t);
 
-const char *
-job_name(const struct job *j)
-{
-	return (j->name);
-}
-
 int64_t
 job_next(const struct job *j)
 {
 	return (j->next);
-}
-
-int64_t
-job_last_run(const struct job *j)
-{
-	return (j->last_run);
 }
 
 static void
@@ -250,20 +238,6 @@ job_remove(struct job *j)
 	free(j);
 }
 
-static void
-iso(int64_t t, char *buf, size_t len)
-{
-	struct tm	tm;
-	time_t		tt = (time_t)t;
-
-	if (t <= 0) {
-		snprintf(buf, len, "-");
-		return;
-	}
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 json_t *
 jobs_json(struct opsd *o)
 {
@@ -274,8 +248,8 @@ jobs_json(struct opsd *o)
 	(void)o;
 	list = json_array();
 	LIST_FOREACH(j, &jobs, entry) {
-		iso(j->next, next, sizeof next);
-		iso(j->last_run, last, sizeof last);
+		util_iso_time(j->next, next, sizeof next);
+		util_iso_time(j->last_run, last, sizeof last);
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s?, s:s?, "
 		    "s:s?, s:b}", "name", j->name, "next_run", next,
 		    "last_run", j->last_run > 0 ? last : NULL,

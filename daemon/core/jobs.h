@@ -27,9 +27,7 @@ void	 job_finished(struct job *, int ok, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 void	 job_started(struct job *);
 void	 job_interrupted(struct job *);
-const char *job_name(const struct job *);
 int64_t	 job_next(const struct job *);
-int64_t	 job_last_run(const struct job *);
 
 struct json_t *jobs_json(struct opsd *);
 void	 jobs_stop_all(struct opsd *);

@@ -117,3 +117,17 @@ now_realtime_usec(void)
 {
 	return (clock_usec(CLOCK_REALTIME));
 }
+
+void
+util_iso_time(int64_t t, char *buf, size_t len)
+{
+	struct tm	tm;
+	time_t		tt = (time_t)t;
+
+	if (t <= 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -26,5 +26,7 @@ void	 fatalx(const char *, ...) __attribute__((format(printf, 1, 2),
 
 uint64_t now_usec(void);	/* CLOCK_MONOTONIC */
 uint64_t now_realtime_usec(void);
+/* UTC "2026-01-02T03:04:05Z" of t (seconds); "-" for t <= 0 (never). */
+void	 util_iso_time(int64_t t, char *buf, size_t len);
 
 #endif

@@ -11,7 +11,7 @@
 void
 probe_metrics(struct opsd *o, struct evbuffer *b)
 {
-	const struct probe_lateness	*lt = probe_lateness();
+	const struct probe_lateness	*lt = probe_lateness(o);
 	struct probe			*p;
 	unsigned int			 i, n = probe_count(o);
 	uint64_t			 cum = 0;

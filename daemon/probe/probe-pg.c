@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "evt.h"
 #include "pg.h"
 #include "probe.h"
 #include "util.h"
@@ -43,20 +44,26 @@ pg_start(struct probe *p)
 {
 	struct pg_spec	spec;
 	char		password[1024];
-	int		r;
+	int		r, loose;
 
 	memset(&spec, 0, sizeof spec);
 	spec.conninfo = p->conf->conninfo;
 	spec.query = p->conf->query;
 	spec.timeout_ms = p->conf->timeout;
 	if (p->conf->password_file != NULL) {
-		if ((r = probe_read_secret(p->conf->password_file, password,
-		    sizeof password)) != 0)
+		/* read at each run, so a rotated password is picked up */
+		if ((r = secretfile_read(p->conf->password_file, password,
+		    sizeof password, SECRETFILE_ONE_LINE, &loose)) != 0)
 			return (r);
+		if (loose && !p->secret_warned)
+			log_warn("probe.secret", "probe %s: %s is readable or "
+			    "writable by group or other", p->conf->name,
+			    p->conf->password_file);
+		p->secret_warned = loose;
 		spec.password = password;
 	}
 	p->kstate = pg_query(p->opsd->base, &spec, pg_probe_done, p);
-	explicit_bzero(password, sizeof password);
+	secretfile_cleanse(password, sizeof password);
 	return (0);
 }
 

@@ -12,7 +12,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,11 +55,11 @@ static const struct probe_ops *const kind_ops[] = {
 const double probe_lateness_bounds[PROBE_LATENESS_BUCKETS] = {
 	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 5
 };
-static struct probe_lateness lateness;
 
 struct probe_set {
-	struct probe	**v;
-	unsigned int	  n;
+	struct probe		**v;
+	unsigned int		  n;
+	struct probe_lateness	  lateness;	/* kept across reloads */
 };
 
 /* --- configuration ------------------------------------------------------ */
@@ -130,21 +129,6 @@ validate_address(const char *value, char *buf, size_t len)
 	}
 }
 
-static const char *
-validate_readable(const char *value, char *buf, size_t len)
-{
-	if (value[0] != '/') {
-		snprintf(buf, len, "must be an absolute path");
-		return (buf);
-	}
-	if (access(value, R_OK) != 0) {
-		snprintf(buf, len, "cannot read %s: %s", value,
-		    strerror(errno));
-		return (buf);
-	}
-	return (NULL);
-}
-
 /* "200", "200-299", "200,204,301-308" */
 static int
 parse_status_list(const char *s, struct probe_conf *pc)
@@ -210,7 +194,7 @@ static const struct ini_key probe_keys[] = {	/* sorted */
 	{ .name = "alert", .kind = INI_LIST, .off = O(alert),
 	  .off2 = O(nalert) },
 	{ .name = "ca_file", .kind = INI_PATH, .off = O(ca_file),
-	  .validate = validate_readable },
+	  .validate = ini_validate_readable },
 	{ .name = "command", .kind = INI_STRING, .off = O(command) },
 	{ .name = "conninfo", .kind = INI_STRING, .off = O(conninfo) },
 	{ .name = "expect", .kind = INI_STRING, .off = O(expect) },
@@ -232,7 +216,7 @@ static const struct ini_key probe_keys[] = {	/* sorted */
 	{ .name = "method", .kind = INI_STRING, .off = O(method),
 	  .dflt = "GET" },
 	{ .name = "password_file", .kind = INI_PATH, .off = O(password_file),
-	  .validate = validate_readable },
+	  .validate = ini_validate_readable },
 	{ .name = "query", .kind = INI_STRING, .off = O(query),
 	  .dflt = "SELECT 1" },
 	{ .name = "rise", .kind = INI_UINT, .off = O(rise), .dflt = "2",
@@ -399,28 +383,6 @@ probe_fail(struct probe_result *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-/*
- * Reads a secret file: first line, no trailing newline. Read at each use
- * so a rotated password is picked up without a reload.
- */
-int
-probe_read_secret(const char *path, char *buf, size_t len)
-{
-	ssize_t	n;
-	int	fd, e;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
-		return (-errno);
-	n = read(fd, buf, len - 1);
-	e = errno;
-	close(fd);
-	if (n < 0)
-		return (-e);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return (0);
-}
-
 const char *
 probe_state_name(enum probe_state s)
 {
@@ -442,9 +404,11 @@ probe_kind_name(int kind)
 }
 
 const struct probe_lateness *
-probe_lateness(void)
+probe_lateness(struct opsd *o)
 {
-	return (&lateness);
+	static const struct probe_lateness	none;
+
+	return (o->probes != NULL ? &o->probes->lateness : &none);
 }
 
 /* --- scheduling --------------------------------------------------------- */
@@ -493,7 +457,7 @@ probe_start(struct probe *p)
 }
 
 static void
-record_lateness(uint64_t late_usec)
+record_lateness(struct probe_lateness *lt, uint64_t late_usec)
 {
 	double		s = (double)late_usec / 1e6;
 	unsigned int	i;
@@ -502,9 +466,9 @@ record_lateness(uint64_t late_usec)
 		if (s <= probe_lateness_bounds[i])
 			break;
 	}
-	lateness.count[i]++;
-	lateness.sum += s;
-	lateness.n++;
+	lt->count[i]++;
+	lt->sum += s;
+	lt->n++;
 }
 
 static void
@@ -520,7 +484,8 @@ probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 		probe_arm(p, probe_next_slot(p, now));
 		return;
 	}
-	record_lateness(now > p->due_usec ? now - p->due_usec : 0);
+	record_lateness(&p->opsd->probes->lateness, now > p->due_usec ?
+	    now - p->due_usec : 0);
 	p->manual = 0;
 	probe_start(p);
 }
@@ -845,7 +810,7 @@ probe_conf_same(const struct probe_conf *a, const struct probe_conf *b)
 void
 probe_apply_config(struct opsd *o)
 {
-	struct probe_set	*set = probe_set(o), fresh = { NULL, 0 };
+	struct probe_set	*set = probe_set(o), fresh = { .v = NULL };
 	struct opsd_config	*conf = o->conf;
 	struct probe		*p, *old;
 	struct probe_conf	*pc;
@@ -897,7 +862,8 @@ probe_apply_config(struct opsd *o)
 			probe_free(set->v[j], OPSD_ERR_FAILED, "was removed");
 	}
 	free(set->v);
-	*set = fresh;
+	set->v = fresh.v;
+	set->n = fresh.n;
 }
 
 void

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "secretfile.h"
 
 struct opsd;
 struct evt_type;
@@ -139,6 +140,7 @@ struct probe {
 	unsigned int		 nhist;
 	unsigned int		 hist_next;
 	int64_t			 cert_not_after;
+	int			 secret_warned;	/* loose mode, said once */
 
 	struct event		*timer;
 	uint64_t		 due_usec;	/* monotonic */
@@ -200,11 +202,17 @@ struct probe_lateness {
 	double		 sum;
 	uint64_t	 n;
 };
-const struct probe_lateness *probe_lateness(void);
+const struct probe_lateness *probe_lateness(struct opsd *);
 
 /* Small helpers shared by the kinds. */
 void	 probe_fail(struct probe_result *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
-int	 probe_read_secret(const char *path, char *buf, size_t len);
+
+/* until backup/ moves to secretfile_read */
+static inline int
+probe_read_secret(const char *path, char *buf, size_t len)
+{
+	return (secretfile_read(path, buf, len, SECRETFILE_ONE_LINE, NULL));
+}
 
 #endif

@@ -63,6 +63,8 @@ extern const struct cli_cmd cmd_call_entry;
 extern const struct cli_cmd cmd_jobs_entry;
 extern const struct cli_cmd cmd_log_level_entry;
 extern const struct cli_cmd cmd_methods_entry;
+extern const struct cli_cmd cmd_op_list_entry;
+extern const struct cli_cmd cmd_op_show_entry;
 extern const struct cli_cmd cmd_probe_history_entry;
 extern const struct cli_cmd cmd_probe_list_entry;
 extern const struct cli_cmd cmd_probe_run_entry;

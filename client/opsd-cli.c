@@ -34,6 +34,8 @@ static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_jobs_entry,
 	&cmd_log_level_entry,
 	&cmd_methods_entry,
+	&cmd_op_list_entry,
+	&cmd_op_show_entry,
 	&cmd_probe_history_entry,
 	&cmd_probe_list_entry,
 	&cmd_probe_run_entry,

@@ -3,7 +3,7 @@ help generated from it: neither may drift from the other."""
 import json
 import re
 
-from conftest import CLI, run
+from conftest import CLI, REPO, run
 
 # Methods the daemon serves on purpose without an opsd-cli command of
 # their own (reachable only through 'opsd-cli call'). Each entry says why.
@@ -117,3 +117,25 @@ def test_family_alone_lists_its_commands():
         want = [c.split() for c in sorted(table) if c.startswith(family +
                                                                   " ")]
         assert listed == want, f"opsd-cli {family}: {err}"
+
+
+def test_man_page_and_completion_know_every_command():
+    table = commands_and_methods()
+    page = (REPO / "docs" / "opsd-cli.1.scd").read_text()
+    section = page.split("\n# COMMANDS\n", 1)[1].split("\n# ", 1)[0]
+    documented = set(re.findall(r"^\*([a-z-]+(?: [a-z]+)?)\*", section,
+                                re.M))
+    missing = sorted(set(table) - documented)
+    assert not missing, f"docs/opsd-cli.1.scd does not document {missing}"
+    for cmd, methods in table.items():
+        entry = section.split(f"\n*{cmd}*", 1)[1].split("\n\n", 1)[0]
+        for m in methods:
+            assert m.replace("_", "\\_") in entry, \
+                f"opsd-cli(1) does not say that {cmd} calls {m}"
+
+    comp = (REPO / "client" / "opsd-cli.bash-completion").read_text()
+    words = set(re.search(r'local commands="([^"]*)"', comp).group(1).split())
+    first = {c.split()[0] for c in table}
+    assert first | {"help"} == words, \
+        f"bash completion offers {sorted(words)}, commands start with " \
+        f"{sorted(first | {'help'})}"

@@ -23,7 +23,7 @@
 #include "opsd-parse.h"
 #include "opsd-proto.h"
 
-uint64_t
+static uint64_t
 conn_mono_ms(void)
 {
 	struct timespec	ts;

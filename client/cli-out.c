@@ -235,8 +235,9 @@ out_table_cell(struct out_table *t, const char *fmt, ...)
 	va_list		 ap;
 	int		 n;
 
+	/* a printer that adds more cells than columns is broken */
 	if (t->nrows == 0 || t->ncell >= t->ncols)
-		cli_die(EXIT_USAGE, "out_table_cell: no room for another cell");
+		abort();
 	r = &t->rows[t->nrows - 1];
 	va_start(ap, fmt);
 	r->cells[t->ncell] = xvasprintf(fmt, ap);
@@ -255,7 +256,7 @@ out_table_note(struct out_table *t, size_t col, const char *fmt, ...)
 	va_list		 ap;
 
 	if (t->nrows == 0)
-		cli_die(EXIT_USAGE, "out_table_note: no row");
+		abort();
 	r = &t->rows[t->nrows - 1];
 	r->notes = xrealloc(r->notes, (r->nnotes + 1) * sizeof *r->notes);
 	r->note_col = xrealloc(r->note_col, (r->nnotes + 1) *
@@ -264,12 +265,6 @@ out_table_note(struct out_table *t, size_t col, const char *fmt, ...)
 	r->notes[r->nnotes] = xvasprintf(fmt, ap);
 	va_end(ap);
 	r->note_col[r->nnotes++] = col;
-}
-
-size_t
-out_table_rows(struct out_table *t)
-{
-	return (t->nrows);
 }
 
 static void

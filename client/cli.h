@@ -76,11 +76,9 @@ void	 cli_die(int, const char *, ...)
 	    __attribute__((noreturn, format(printf, 2, 3)));
 void	*xmalloc(size_t);
 void	*xrealloc(void *, size_t);
-char	*xstrdup(const char *);
 char	*xvasprintf(const char *, va_list) __attribute__((format(printf, 1, 0)));
 
 /* cli-conn.c */
-uint64_t conn_mono_ms(void);
 json_t	*conn_call(struct cli *, const char *, json_t *);
 int	 conn_call_show(struct cli *, const char *, json_t *,
 	    int (*)(json_t *));
@@ -125,6 +123,5 @@ void	 out_table_cell(struct out_table *, const char *, ...)
 void	 out_table_note(struct out_table *, size_t, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
 void	 out_table_print(struct out_table *, int);
-size_t	 out_table_rows(struct out_table *);
 
 #endif

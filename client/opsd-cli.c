@@ -77,16 +77,6 @@ xrealloc(void *p, size_t n)
 }
 
 char *
-xstrdup(const char *s)
-{
-	char	*p;
-
-	if ((p = strdup(s)) == NULL)
-		cli_die(EXIT_CONNECT, "out of memory");
-	return (p);
-}
-
-char *
 xvasprintf(const char *fmt, va_list ap)
 {
 	char	*s;

@@ -1,0 +1,328 @@
+/*
+ * The output module: everything opsd-cli prints about a result goes
+ * through here, so that --json, tables, key/value blocks and the way
+ * sizes and times read are decided in one place. Commands hand over the
+ * decoded result; with --json it is printed as the daemon sent it and the
+ * command's own printer is never called.
+ *
+ * Tables are buffered so that a column can be as wide as its widest cell;
+ * a column with a fixed width behaves like printf's "%-8s" (a longer cell
+ * pushes the rest of its row to the right) and the last column is never
+ * padded, so no line ends in blanks.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "opsd-proto.h"
+
+#define OUT_KEY_WIDTH	14
+
+const char *
+out_str(json_t *o, const char *key)
+{
+	json_t	*v = json_object_get(o, key);
+
+	return (json_is_string(v) ? json_string_value(v) : "-");
+}
+
+long long
+out_int(json_t *o, const char *key)
+{
+	return ((long long)json_integer_value(json_object_get(o, key)));
+}
+
+double
+out_real(json_t *o, const char *key)
+{
+	return (json_number_value(json_object_get(o, key)));
+}
+
+int
+out_true(json_t *o, const char *key)
+{
+	return (json_is_true(json_object_get(o, key)));
+}
+
+/*
+ * "2026-11-27T23:54:57Z" -> "2026-11-27 23:54:57": times are UTC and a
+ * table has no room for the zone. Several may appear in one printf.
+ */
+const char *
+out_when(json_t *o, const char *key)
+{
+	static char	 bufs[4][32];
+	static int	 next;
+	char		*buf = bufs[next++ % 4];
+
+	snprintf(buf, sizeof bufs[0], "%s", out_str(o, key));
+	if (strlen(buf) == 20 && buf[10] == 'T') {
+		buf[10] = ' ';
+		buf[19] = '\0';
+	}
+	return (buf);
+}
+
+void
+out_bytes(double n, char *buf, size_t len)
+{
+	const char	*u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int		 i = 0;
+
+	while (n >= 1024 && i < 4) {
+		n /= 1024;
+		i++;
+	}
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", n, u[i]);
+}
+
+void
+out_uptime(long long s, char *buf, size_t len)
+{
+	if (s >= 86400)
+		snprintf(buf, len, "%lldd %lldh %lldm", s / 86400,
+		    s % 86400 / 3600, s % 3600 / 60);
+	else if (s >= 3600)
+		snprintf(buf, len, "%lldh %lldm", s / 3600, s % 3600 / 60);
+	else if (s >= 60)
+		snprintf(buf, len, "%lldm %llds", s / 60, s % 60);
+	else
+		snprintf(buf, len, "%llds", s);
+}
+
+/* --- JSON ---------------------------------------------------------------- */
+
+/* A result on one line, for scripts. */
+void
+out_json_result(json_t *v)
+{
+	char	*s;
+
+	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+	    JSON_REAL_PRECISION(10));
+	printf("%s\n", s != NULL ? s : "null");
+	free(s);
+}
+
+/* A printer for results best read as the JSON itself (manifests). */
+int
+out_show_json(json_t *v)
+{
+	char	*s;
+
+	s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY |
+	    JSON_REAL_PRECISION(10));
+	printf("%s\n", s != NULL ? s : "null");
+	free(s);
+	return (EXIT_OK);
+}
+
+/* A whole message (error object, notification) echoed on one line. */
+void
+out_json_message(json_t *v)
+{
+	char	*s;
+
+	s = json_dumps(v, JSON_COMPACT);
+	printf("%s\n", s != NULL ? s : "null");
+	fflush(stdout);
+	free(s);
+}
+
+/* --json: the result as is; otherwise the command's printer. */
+int
+out_result(struct cli *cli, json_t *result, int (*show)(json_t *))
+{
+	if (cli->json || show == NULL) {
+		out_json_result(result);
+		return (EXIT_OK);
+	}
+	return (show(result));
+}
+
+int
+out_rpc_error(struct cli *cli, json_t *reply, const char *method, int code,
+    const char *message)
+{
+	json_t	*err, *v;
+	size_t	 i;
+
+	err = json_object_get(reply, "error");
+	if (cli->json) {
+		out_json_message(err);
+		return (EXIT_RPC);
+	}
+	fprintf(stderr, "opsd-cli: %s: %s (%s, %d)\n", method, message,
+	    rpc_error_name(code), code);
+	/* a rejected reload lists its configuration errors */
+	json_array_foreach(json_object_get(json_object_get(err, "data"),
+	    "errors"), i, v)
+		fprintf(stderr, "  %s\n", json_string_value(v));
+	return (EXIT_RPC);
+}
+
+/* --- key/value blocks ---------------------------------------------------- */
+
+void
+out_kv(const char *key, const char *fmt, ...)
+{
+	va_list	ap;
+
+	printf("%-*s", OUT_KEY_WIDTH, key);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* --- tables -------------------------------------------------------------- */
+
+struct out_row {
+	char		**cells;	/* ncols, NULL where none was given */
+	char		**notes;	/* lines printed under the row */
+	size_t		  nnotes;
+	size_t		 *note_col;
+};
+
+struct out_table {
+	const struct out_col	*cols;
+	size_t			 ncols;
+	const char		*indent;
+	struct out_row		*rows;
+	size_t			 nrows;
+	size_t			 ncell;		/* next cell of the last row */
+	int			*width;
+};
+
+struct out_table *
+out_table_new(const struct out_col *cols, size_t ncols, const char *indent)
+{
+	struct out_table	*t;
+	size_t			 i;
+
+	t = xmalloc(sizeof *t);
+	memset(t, 0, sizeof *t);
+	t->cols = cols;
+	t->ncols = ncols;
+	t->indent = indent != NULL ? indent : "";
+	t->width = xmalloc(ncols * sizeof *t->width);
+	for (i = 0; i < ncols; i++)
+		t->width[i] = cols[i].width;
+	return (t);
+}
+
+void
+out_table_row(struct out_table *t)
+{
+	struct out_row	*r;
+
+	t->rows = xrealloc(t->rows, (t->nrows + 1) * sizeof *t->rows);
+	r = &t->rows[t->nrows++];
+	memset(r, 0, sizeof *r);
+	r->cells = xmalloc(t->ncols * sizeof *r->cells);
+	memset(r->cells, 0, t->ncols * sizeof *r->cells);
+	t->ncell = 0;
+}
+
+void
+out_table_cell(struct out_table *t, const char *fmt, ...)
+{
+	struct out_row	*r;
+	va_list		 ap;
+	int		 n;
+
+	/* a printer that adds more cells than columns is broken */
+	if (t->nrows == 0 || t->ncell >= t->ncols)
+		abort();
+	r = &t->rows[t->nrows - 1];
+	va_start(ap, fmt);
+	r->cells[t->ncell] = xvasprintf(fmt, ap);
+	va_end(ap);
+	n = (int)strlen(r->cells[t->ncell]);
+	if ((t->cols[t->ncell].flags & OUT_GROW) && n > t->width[t->ncell])
+		t->width[t->ncell] = n;
+	t->ncell++;
+}
+
+/* A line under the current row that starts where column col starts. */
+void
+out_table_note(struct out_table *t, size_t col, const char *fmt, ...)
+{
+	struct out_row	*r;
+	va_list		 ap;
+
+	if (t->nrows == 0)
+		abort();
+	r = &t->rows[t->nrows - 1];
+	r->notes = xrealloc(r->notes, (r->nnotes + 1) * sizeof *r->notes);
+	r->note_col = xrealloc(r->note_col, (r->nnotes + 1) *
+	    sizeof *r->note_col);
+	va_start(ap, fmt);
+	r->notes[r->nnotes] = xvasprintf(fmt, ap);
+	va_end(ap);
+	r->note_col[r->nnotes++] = col;
+}
+
+static void
+out_table_line(struct out_table *t, const char *const *cells)
+{
+	const struct out_col	*c;
+	const char		*s;
+	size_t			 i;
+
+	fputs(t->indent, stdout);
+	for (i = 0; i < t->ncols; i++) {
+		c = &t->cols[i];
+		s = cells[i] != NULL ? cells[i] : "";
+		if (i > 0)
+			fputs("  ", stdout);
+		if (i + 1 == t->ncols)
+			fputs(s, stdout);
+		else if (c->flags & OUT_RIGHT)
+			printf("%*s", t->width[i], s);
+		else
+			printf("%-*s", t->width[i], s);
+	}
+	putchar('\n');
+}
+
+/* Prints the table (with its titles if header) and frees it. */
+void
+out_table_print(struct out_table *t, int header)
+{
+	const char	**titles;
+	struct out_row	 *r;
+	size_t		  i, j, k;
+	int		  pad;
+
+	if (header) {
+		titles = xmalloc(t->ncols * sizeof *titles);
+		for (i = 0; i < t->ncols; i++)
+			titles[i] = t->cols[i].title;
+		out_table_line(t, titles);
+		free(titles);
+	}
+	for (i = 0; i < t->nrows; i++) {
+		r = &t->rows[i];
+		out_table_line(t, (const char *const *)r->cells);
+		for (j = 0; j < r->nnotes; j++) {
+			pad = 0;
+			for (k = 0; k < r->note_col[j] && k < t->ncols; k++)
+				pad += t->width[k] + 2;
+			printf("%s%*s%s\n", t->indent, pad, "", r->notes[j]);
+			free(r->notes[j]);
+		}
+		for (j = 0; j < t->ncols; j++)
+			free(r->cells[j]);
+		free(r->cells);
+		free(r->notes);
+		free(r->note_col);
+	}
+	free(t->rows);
+	free(t->width);
+	free(t);
+}

@@ -1,0 +1,143 @@
+/*
+ * Probe commands. Unlike the others, "probe run" fails (exit 1) on a
+ * result, not only on an error answer: a probe that ran and failed is
+ * what a deployment script calling it wants to stop on, with or without
+ * --json.
+ */
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+static int
+cmd_probe_list_show(json_t *r)
+{
+	static const struct out_col cols[] = {
+		{ "PROBE", 5, OUT_GROW },
+		{ "KIND", 8, 0 },
+		{ "STATE", 7, 0 },
+		{ "SINCE", 19, 0 },
+		{ "LATENCY", 9, OUT_RIGHT },
+		{ "LAST RESULT", 0, 0 },
+	};
+	struct out_table	*t;
+	json_t			*p, *last;
+	size_t			 i;
+
+	if (json_array_size(json_object_get(r, "probes")) == 0) {
+		printf("no probes configured ([probe NAME] sections in "
+		    "opsd.conf)\n");
+		return (EXIT_OK);
+	}
+	t = out_table_new(cols, 6, NULL);
+	json_array_foreach(json_object_get(r, "probes"), i, p) {
+		last = json_object_get(p, "last");
+		out_table_row(t);
+		out_table_cell(t, "%s", out_str(p, "name"));
+		out_table_cell(t, "%s", out_str(p, "kind"));
+		out_table_cell(t, "%s", out_str(p, "state"));
+		out_table_cell(t, "%s", out_when(p, "since"));
+		if (!json_is_object(last)) {
+			out_table_cell(t, "-");
+			out_table_cell(t, "(not run yet)");
+			continue;
+		}
+		out_table_cell(t, "%.1f ms", out_real(last, "latency_ms"));
+		out_table_cell(t, "%s%s", out_true(last, "ok") ? "ok: " :
+		    "FAILED: ", out_str(last, "reason"));
+	}
+	out_table_print(t, 1);
+	return (EXIT_OK);
+}
+
+static int
+cmd_probe_list_exec(struct cli *cli, int argc, char **argv)
+{
+	return (conn_call_show(cli, "probe.list", NULL, cmd_probe_list_show));
+}
+
+const struct cli_cmd cmd_probe_list_entry = {
+	"probe", "list", "",
+	"every probe: state, since when, latency, last result",
+	{ "probe.list" }, 0, 0, 0, cmd_probe_list_exec
+};
+
+static int
+cmd_probe_run_show(json_t *r)
+{
+	json_t	*c;
+
+	printf("%s: %s in %.1f ms: %s (state %s)\n", out_str(r, "probe"),
+	    out_true(r, "ok") ? "ok" : "FAILED", out_real(r, "latency_ms"),
+	    out_str(r, "reason"), out_str(r, "state"));
+	if ((c = json_object_get(r, "cert")) != NULL)
+		printf("  certificate: %s, expires %s (%.1f days), %s\n",
+		    out_str(c, "subject"), out_when(c, "not_after"),
+		    out_real(c, "days_left"), out_true(c, "verified") ?
+		    "verified" : "NOT verified");
+	if (json_object_get(r, "server_version") != NULL)
+		printf("  server version %s\n", out_str(r, "server_version"));
+	return (EXIT_OK);
+}
+
+static int
+cmd_probe_run_exec(struct cli *cli, int argc, char **argv)
+{
+	json_t	*r;
+	int	 rc;
+
+	r = conn_call(cli, "probe.run", json_pack("{s:s}", "name", argv[0]));
+	if (r == NULL)
+		return (EXIT_RPC);
+	out_result(cli, r, cmd_probe_run_show);
+	rc = out_true(r, "ok") ? EXIT_OK : EXIT_RPC;
+	json_decref(r);
+	return (rc);
+}
+
+const struct cli_cmd cmd_probe_run_entry = {
+	"probe", "run", "NAME",
+	"run a probe now and show the result (exit 1 if it failed)",
+	{ "probe.run" }, 1, 1, 3600000, cmd_probe_run_exec
+};
+
+static int
+cmd_probe_history_show(json_t *r)
+{
+	static const struct out_col cols[] = {
+		{ "TIME", 19, 0 },
+		{ "RESULT", 6, 0 },
+		{ "LATENCY", 9, OUT_RIGHT },
+		{ "REASON", 0, 0 },
+	};
+	struct out_table	*t;
+	json_t			*h;
+	size_t			 i;
+
+	printf("probe %s, state %s\n", out_str(r, "probe"),
+	    out_str(r, "state"));
+	t = out_table_new(cols, 4, NULL);
+	json_array_foreach(json_object_get(r, "history"), i, h) {
+		out_table_row(t);
+		out_table_cell(t, "%s", out_when(h, "time"));
+		out_table_cell(t, "%s", out_true(h, "ok") ? "ok" : "FAILED");
+		out_table_cell(t, "%6.1f ms", out_real(h, "latency_ms"));
+		out_table_cell(t, "%s", out_str(h, "reason"));
+	}
+	out_table_print(t, 1);
+	return (EXIT_OK);
+}
+
+static int
+cmd_probe_history_exec(struct cli *cli, int argc, char **argv)
+{
+	return (conn_call_show(cli, "probe.history", json_pack("{s:s}",
+	    "name", argv[0]), cmd_probe_history_show));
+}
+
+const struct cli_cmd cmd_probe_history_entry = {
+	"probe", "history", "NAME",
+	"a probe's last results, newest first",
+	{ "probe.history" }, 1, 1, 0, cmd_probe_history_exec
+};

@@ -33,6 +33,7 @@
 #include "backup.h"
 #include "child.h"
 #include "daemon.h"
+#include "db.h"
 #include "evt.h"
 #include "ini.h"
 #include "jobs.h"
@@ -72,12 +73,6 @@ const struct evt_type EVT_BACKUP_RESTORED = {
 
 static const char *const verify_names[] = { "each", "never", NULL };
 static const char *const lock_names[] = { "none", "advisory", NULL };
-
-static const char *
-validate_conninfo(const char *value, char *buf, size_t len)
-{
-	return (pg_conninfo_check(value, buf, len));
-}
 
 static const char *
 validate_file(const char *value, char *buf, size_t len)
@@ -126,22 +121,6 @@ validate_tz(const char *value, char *buf, size_t len)
 	}
 	return (NULL);
 }
-
-#define O(f)	offsetof(struct database_conf, f)
-static const struct ini_key database_keys[] = {	/* sorted */
-	{ .name = "admin_conninfo", .kind = INI_STRING,
-	  .off = O(admin_conninfo), .validate = validate_conninfo },
-	{ .name = "admin_password_file", .kind = INI_PATH,
-	  .off = O(admin_password_file), .validate = validate_file },
-	{ .name = "conninfo", .kind = INI_STRING, .off = O(conninfo),
-	  .validate = validate_conninfo, .flags = INI_REQUIRED },
-	{ .name = "password_file", .kind = INI_PATH, .off = O(password_file),
-	  .validate = validate_file },
-	{ .name = "sslmode", .kind = INI_STRING, .off = O(sslmode) },
-	{ .name = "sslrootcert", .kind = INI_PATH, .off = O(sslrootcert),
-	  .validate = validate_file },
-};
-#undef O
 
 #define O(f)	offsetof(struct backup_conf, f)
 static const struct ini_key backup_keys[] = {	/* sorted */
@@ -199,39 +178,6 @@ static const struct ini_key backup_keys[] = {	/* sorted */
 	  .off = O(verify_timeout), .dflt = "2h", .min = 1000 },
 };
 #undef O
-
-static void *
-database_open(void *ctx, const char *name)
-{
-	struct opsd_config	*conf = ctx;
-	struct database_conf	*d;
-
-	d = xcalloc(1, sizeof *d);
-	d->name = xstrdup(name);
-	conf->databases = xreallocarray(conf->databases, conf->ndatabases + 1,
-	    sizeof *conf->databases);
-	conf->databases[conf->ndatabases++] = d;
-	return (d);
-}
-
-static void
-database_check(void *ctx, void *obj, const char *file, int line,
-    const int *keylines, struct config_errors *errs)
-{
-	struct database_conf	*d = obj;
-
-	(void)ctx;
-	d->line = line;
-	if (d->admin_password_file != NULL && d->admin_conninfo == NULL)
-		ini_error(errs, file, ini_keyline(&database_section, keylines,
-		    "admin_password_file"), "admin_password_file needs "
-		    "admin_conninfo");
-}
-
-const struct ini_section database_section = {
-	"database", 1, database_keys, nitems(database_keys), database_open,
-	database_check
-};
 
 static void *
 backup_open(void *ctx, const char *name)
@@ -323,16 +269,6 @@ const struct ini_section backup_section = {
 };
 
 void
-database_conf_free(struct database_conf *d)
-{
-	if (d == NULL)
-		return;
-	ini_free(&database_section, d);
-	free(d->name);
-	free(d);
-}
-
-void
 backup_conf_free(struct backup_conf *b)
 {
 	if (b == NULL)
@@ -344,18 +280,6 @@ backup_conf_free(struct backup_conf *b)
 	free(b);
 }
 
-static struct database_conf *
-database_find(struct opsd_config *conf, const char *name)
-{
-	unsigned int	i;
-
-	for (i = 0; i < conf->ndatabases; i++) {
-		if (strcmp(conf->databases[i]->name, name) == 0)
-			return (conf->databases[i]);
-	}
-	return (NULL);
-}
-
 void
 backup_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 {
@@ -364,7 +288,7 @@ backup_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 
 	for (i = 0; i < conf->nbackups; i++) {
 		b = conf->backups[i];
-		if (b->database != NULL && database_find(conf, b->database) ==
+		if (b->database != NULL && db_conf_find(conf, b->database) ==
 		    NULL)
 			ini_error(errs, conf->path, b->database_line,
 			    "database: no [database %s] section",
@@ -535,7 +459,7 @@ struct recover_drop;
 struct backup {
 	struct opsd		*opsd;
 	struct backup_conf	*conf;		/* owned copy */
-	struct database_conf	*db;		/* owned copy */
+	struct db_conf		*db;		/* owned copy */
 	struct job		*job;
 	struct job		*verify_job;	/* verify_schedule */
 	struct brun		*run;
@@ -676,103 +600,26 @@ iso_time(int64_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The conninfo for the backup user, or the admin one, with a dbname. */
-static char *
-db_conninfo(const struct database_conf *d, int admin, const char *dbname)
-{
-	char	*s;
-
-	/* sslmode and sslrootcert apply to both connections */
-	xasprintf(&s, "%s%s%s%s%s%s", admin && d->admin_conninfo != NULL ?
-	    d->admin_conninfo : d->conninfo,
-	    admin && d->admin_conninfo == NULL ? " dbname=postgres" : "",
-	    d->sslmode ? " sslmode=" : "", d->sslmode ? d->sslmode : "",
-	    d->sslrootcert ? " sslrootcert=" : "",
-	    d->sslrootcert ? d->sslrootcert : "");
-	if (dbname != NULL) {
-		char *q, *t;
-
-		/* later keywords win in a conninfo string */
-		q = xmalloc(2 * strlen(dbname) + 3);
-		t = q;
-		*t++ = '\'';
-		for (const char *p = dbname; *p != '\0'; p++) {
-			if (*p == '\'' || *p == '\\')
-				*t++ = '\\';
-			*t++ = *p;
-		}
-		*t++ = '\'';
-		*t = '\0';
-		char *full;
-		xasprintf(&full, "%s dbname=%s", s, q);
-		free(q);
-		free(s);
-		s = full;
-	}
-	return (s);
-}
-
-static const char *
-db_password_file(const struct database_conf *d, int admin)
-{
-	if (admin && d->admin_conninfo != NULL)
-		return (d->admin_password_file);
-	return (d->password_file);
-}
-
-/*
- * A private libpq password file for one child: the password reaches
- * pg_dump and pg_restore through PGPASSFILE, never argv or the
- * environment.
- */
+/* pgpass-BACKUP-TAG: start-up recovery removes what a kill left behind */
 static char *
 passfile_create(struct backup *b, const char *tag, int admin, char **err)
 {
-	const char	*pwfile = db_password_file(b->db, admin);
-	char		 pw[1024], *line, *dir, *p, *q, name[160];
-	int		 r;
+	char	 t[160], *path;
 
-	if (pwfile == NULL)
+	snprintf(t, sizeof t, "%s-%s", b->conf->name, tag);
+	if (db_passfile_create(b->db, b->opsd->conf->state_dir, t, admin,
+	    &path, err) != 0)
 		return (NULL);
-	if ((r = probe_read_secret(pwfile, pw, sizeof pw)) != 0) {
-		xasprintf(err, "cannot read %s: %s", pwfile, strerror(-r));
-		return (NULL);
-	}
-	line = xmalloc(2 * strlen(pw) + 16);
-	strcpy(line, "*:*:*:*:");
-	for (p = pw, q = line + strlen(line); *p != '\0'; p++) {
-		if (*p == ':' || *p == '\\')
-			*q++ = '\\';
-		*q++ = *p;
-	}
-	*q++ = '\n';
-	*q = '\0';
-	explicit_bzero(pw, sizeof pw);
-	xasprintf(&dir, "%s/run", b->opsd->conf->state_dir);
-	state_mkdir(dir, 0700);
-	snprintf(name, sizeof name, "pgpass-%s-%s", b->conf->name, tag);
-	r = state_write(dir, name, line, strlen(line), 0600);
-	explicit_bzero(line, strlen(line));
-	free(line);
-	if (r != 0) {
-		xasprintf(err, "cannot write a password file in %s: %s", dir,
-		    strerror(-r));
-		free(dir);
-		return (NULL);
-	}
-	xasprintf(&p, "%s/%s", dir, name);
-	free(dir);
-	return (p);
+	return (path);
 }
 
-static void
-passfile_remove(char **path)
+/* A session for the backup user or the admin on dbname (NULL: own db). */
+static struct pgq *
+session_open(struct backup *b, int admin, const char *dbname,
+    uint64_t timeout_ms, pg_done_cb cb, void *arg)
 {
-	if (*path != NULL) {
-		unlink(*path);
-		free(*path);
-		*path = NULL;
-	}
+	return (db_session_open(b->opsd->base, b->db, admin, dbname,
+	    timeout_ms, cb, arg));
 }
 
 static char *
@@ -785,40 +632,6 @@ pg_bin(struct backup *b, const char *tool)
 	else
 		p = xstrdup(tool);
 	return (p);
-}
-
-static int
-pg_password(struct backup *b, int admin, char *buf, size_t len)
-{
-	const char	*f = db_password_file(b->db, admin);
-
-	if (f == NULL)
-		return (1);	/* none */
-	return (probe_read_secret(f, buf, len) == 0 ? 0 : -1);
-}
-
-/* A session for the backup user or the admin on dbname (NULL: own db). */
-static struct pgq *
-session_open(struct backup *b, int admin, const char *dbname,
-    uint64_t timeout_ms, pg_done_cb cb, void *arg)
-{
-	struct pg_spec	 spec;
-	struct pgq	*q;
-	char		 pw[1024];
-	char		*ci;
-	int		 r;
-
-	memset(&spec, 0, sizeof spec);
-	ci = db_conninfo(b->db, admin, dbname);
-	spec.conninfo = ci;
-	spec.timeout_ms = timeout_ms;
-	r = pg_password(b, admin, pw, sizeof pw);
-	if (r == 0)
-		spec.password = pw;
-	q = pg_open(b->opsd->base, &spec, cb, arg);
-	explicit_bzero(pw, sizeof pw);
-	free(ci);
-	return (q);
 }
 
 /* --- manifests ---------------------------------------------------------- */
@@ -1072,7 +885,7 @@ verify_free(struct verify *v)
 		pg_cancel(v->sess);
 	if (v->child != NULL)
 		child_abandon(v->child);
-	passfile_remove(&v->passfile);
+	db_passfile_remove(&v->passfile);
 	json_decref(v->manifest);
 	json_decref(v->checks);
 	free(v->file);
@@ -1264,7 +1077,7 @@ verify_restored(struct child *c, const struct child_result *r, void *arg)
 
 	(void)c;
 	v->child = NULL;
-	passfile_remove(&v->passfile);
+	db_passfile_remove(&v->passfile);
 	if (child_failed(r, why, sizeof why)) {
 		verify_fail(v, "pg_restore %s", why);
 		return;
@@ -1323,10 +1136,6 @@ verify_summed(struct child *c, const struct child_result *r, void *arg)
 {
 	struct verify	*v = arg;
 	const char	*want = m_str(v->manifest, "sha256");
-	char		 ts[32], *p;
-	int64_t		 start;
-	struct tm	 tm;
-	time_t		 t;
 
 	(void)c;
 	v->child = NULL;
@@ -1343,16 +1152,9 @@ verify_summed(struct child *c, const struct child_result *r, void *arg)
 		    r->out, want);
 		return;
 	}
-	/* opsd_verify_<backup>_<start>: found and dropped after a crash */
-	start = json_integer_value(json_object_get(v->manifest, "start"));
-	t = (time_t)start;
-	gmtime_r(&t, &tm);
-	strftime(ts, sizeof ts, "%Y%m%d%H%M%S", &tm);
-	/* 12 + 36 + 1 + 14 = 63, PostgreSQL's limit for names */
-	xasprintf(&v->scratch, "opsd_verify_%.36s_%s", v->b->conf->name, ts);
-	for (p = v->scratch; *p != '\0'; p++)
-		*p = isalnum((unsigned char)*p) ? (char)tolower(
-		    (unsigned char)*p) : '_';
+	/* named after the backup's start: found and dropped after a crash */
+	v->scratch = db_scratch_name("verify", v->b->conf->name,
+	    json_integer_value(json_object_get(v->manifest, "start")));
 	v->admin = session_open(v->b, 1, NULL, 60000, verify_admin_open, v);
 }
 
@@ -1490,7 +1292,7 @@ run_free(struct brun *r)
 		close(r->fd);
 	if (r->sha != NULL)
 		EVP_MD_CTX_free(r->sha);
-	passfile_remove(&r->passfile);
+	db_passfile_remove(&r->passfile);
 	json_decref(r->manifest);
 	free(r->partial);
 	free(r->final);
@@ -1530,7 +1332,7 @@ run_finish(struct brun *r, int ok, int skipped)
 	}
 	if (r->partial != NULL)
 		unlink(r->partial);
-	passfile_remove(&r->passfile);
+	db_passfile_remove(&r->passfile);
 	run_clear_state(b);
 	if (r->interrupted) {
 		backup_event(b, &EVT_BACKUP_INTERRUPTED, r->id, NULL, 0,
@@ -1868,7 +1670,7 @@ run_dumped(struct child *c, const struct child_result *res, void *arg)
 
 	(void)c;
 	r->child = NULL;
-	passfile_remove(&r->passfile);
+	db_passfile_remove(&r->passfile);
 	if (r->error != NULL) {
 		run_fail(r, "%s", r->error);
 		return;
@@ -1967,7 +1769,6 @@ run_dump(struct brun *r)
 		run_fail(r, "cannot run pg_dump: %s", strerror(-e));
 }
 
-static int64_t	lock_key(const char *);
 static void	run_lock_retry(evutil_socket_t, short, void *);
 static void	run_locked(struct pgq *, const PGresult *, const char *,
 		    void *);
@@ -1975,11 +1776,8 @@ static void	run_locked(struct pgq *, const PGresult *, const char *,
 static void
 run_try_lock(struct brun *r)
 {
-	char	sql[128];
-
-	snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)",
-	    (long long)lock_key(r->b->conf->name));
-	if (pg_exec(r->sess, sql, 30000, run_locked, r) != 0)
+	if (db_try_lock(r->sess, db_lock_key("backup", r->b->conf->name),
+	    30000, run_locked, r) != 0)
 		run_fail(r, "cannot ask for the advisory lock");
 }
 
@@ -1993,7 +1791,7 @@ run_locked(struct pgq *q, const PGresult *res, const char *err, void *arg)
 		run_fail(r, "advisory lock: %s", err);
 		return;
 	}
-	if (PQntuples(res) < 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+	if (!db_lock_held(res)) {
 		/*
 		 * Our own start-up clean-up holds it for a moment (the time to
 		 * list stale scratch databases): wait for that instead of
@@ -2025,20 +1823,6 @@ run_lock_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	run_try_lock(r);
-}
-
-/* FNV-1a: the same backup name gives the same key on every host */
-static int64_t
-lock_key(const char *name)
-{
-	uint64_t	h = 1469598103934665603ULL;
-	const char	*p;
-
-	for (p = "opsd.backup."; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	for (p = name; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return ((int64_t)(h >> 1));
 }
 
 static void
@@ -2203,7 +1987,7 @@ restore_free(struct restore *rs)
 		pg_cancel(rs->target);
 	if (rs->child != NULL)
 		child_abandon(rs->child);
-	passfile_remove(&rs->passfile);
+	db_passfile_remove(&rs->passfile);
 	json_decref(rs->manifest);
 	free(rs->file);
 	free(rs->into);
@@ -2240,7 +2024,7 @@ restore_done(struct child *c, const struct child_result *r, void *arg)
 
 	(void)c;
 	rs->child = NULL;
-	passfile_remove(&rs->passfile);
+	db_passfile_remove(&rs->passfile);
 	if (child_failed(r, why, sizeof why)) {
 		restore_fail(rs, OPSD_ERR_FAILED, "pg_restore %s", why);
 		return;
@@ -2789,25 +2573,11 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 		qi = pg_quote_ident(name);
 		xasprintf(&sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", qi);
 		free(qi);
-		{
-			struct pg_spec	 spec;
-			char		 pw[1024], *ci;
-
-			memset(&spec, 0, sizeof spec);
-			ci = db_conninfo(b->db, 1, NULL);
-			spec.conninfo = ci;
-			spec.query = sql;
-			spec.timeout_ms = 60000;
-			if (pg_password(b, 1, pw, sizeof pw) == 0)
-				spec.password = pw;
-			d->q = pg_query(b->opsd->base, &spec,
-			    recover_dropped_once, d);
-			b->drops = xreallocarray(b->drops, b->ndrops + 1,
-			    sizeof *b->drops);
-			b->drops[b->ndrops++] = d;
-			explicit_bzero(pw, sizeof pw);
-			free(ci);
-		}
+		d->q = db_query(b->opsd->base, b->db, 1, NULL, sql, 60000,
+		    recover_dropped_once, d);
+		b->drops = xreallocarray(b->drops, b->ndrops + 1,
+		    sizeof *b->drops);
+		b->drops[b->ndrops++] = d;
 		free(sql);
 	}
 	/*
@@ -2822,7 +2592,7 @@ recover_admin_open(struct pgq *q, const PGresult *res, const char *err,
     void *arg)
 {
 	struct backup	*b = arg;
-	char		*sql, *prefix, *p;
+	char		*sql;
 
 	(void)res;
 	if (err != NULL) {
@@ -2831,20 +2601,12 @@ recover_admin_open(struct pgq *q, const PGresult *res, const char *err,
 		recover_close(b, q);
 		return;
 	}
-	xasprintf(&prefix, "opsd_verify_%.36s_", b->conf->name);
-	for (p = prefix; *p != '\0'; p++)
-		*p = isalnum((unsigned char)*p) ? (char)tolower(
-		    (unsigned char)*p) : '_';
-	/* exactly PREFIX + 14 digits: not another backup's databases */
-	xasprintf(&sql, "SELECT datname FROM pg_database WHERE "
-	    "datname ~ '^%s[0-9]{14}$'", prefix);
+	/* only this backup's: not those of "app-2" when this is "app" */
+	sql = db_scratch_list_sql("verify", b->conf->name);
 	if (pg_exec(q, sql, 30000, recover_listed, b) != 0)
 		recover_close(b, q);
 	free(sql);
-	free(prefix);
 }
-
-static int64_t	lock_key(const char *);
 
 static void
 recover_locked(struct pgq *q, const PGresult *res, const char *err,
@@ -2852,8 +2614,7 @@ recover_locked(struct pgq *q, const PGresult *res, const char *err,
 {
 	struct backup	*b = arg;
 
-	if (err != NULL || PQntuples(res) < 1 ||
-	    strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+	if (err != NULL || !db_lock_held(res)) {
 		/* another host runs this backup now: its scratch is its own */
 		log_info("backup.recover", "not looking for scratch databases "
 		    "of %s: %s", b->conf->name, err ? err : "another host "
@@ -2869,7 +2630,6 @@ recover_lock_open(struct pgq *q, const PGresult *res, const char *err,
     void *arg)
 {
 	struct backup	*b = arg;
-	char		 sql[128];
 
 	(void)res;
 	if (err != NULL) {
@@ -2878,9 +2638,8 @@ recover_lock_open(struct pgq *q, const PGresult *res, const char *err,
 		recover_close(b, q);
 		return;
 	}
-	snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)",
-	    (long long)lock_key(b->conf->name));
-	if (pg_exec(q, sql, 30000, recover_locked, b) != 0)
+	if (db_try_lock(q, db_lock_key("backup", b->conf->name), 30000,
+	    recover_locked, b) != 0)
 		recover_close(b, q);
 }
 
@@ -2939,17 +2698,8 @@ backup_recover(struct backup *b)
 		}
 		closedir(d);
 	}
-	xasprintf(&path, "%s/run", b->opsd->conf->state_dir);
-	if ((d = opendir(path)) != NULL) {
-		char	pfx[160];
-
-		snprintf(pfx, sizeof pfx, "pgpass-%s-", b->conf->name);
-		while ((de = readdir(d)) != NULL) {
-			if (strncmp(de->d_name, pfx, strlen(pfx)) == 0)
-				unlinkat(dirfd(d), de->d_name, 0);
-		}
-		closedir(d);
-	}
+	xasprintf(&path, "%s-", b->conf->name);
+	db_passfile_clean(b->opsd->conf->state_dir, path);
 	free(path);
 	/*
 	 * Stale scratch databases go; in a fleet only while holding the
@@ -2974,16 +2724,6 @@ backup_conf_copy(const struct backup_conf *src)
 	c->verify_spec.tz = src->verify_spec.tz != NULL ?
 	    xstrdup(src->verify_spec.tz) : NULL;
 	return (c);
-}
-
-static struct database_conf *
-database_conf_copy(const struct database_conf *src)
-{
-	struct database_conf	*d;
-
-	d = ini_copy(&database_section, src, sizeof *src);
-	d->name = xstrdup(src->name);
-	return (d);
 }
 
 static void
@@ -3035,7 +2775,7 @@ backup_free(struct backup *b, int removed)
 		event_free(b->stale_timer);
 	json_decref(b->items);
 	backup_conf_free(b->conf);
-	database_conf_free(b->db);
+	db_conf_free(b->db);
 	free(b->pg_dump_version);
 	free(b);
 }
@@ -3077,7 +2817,7 @@ backup_apply_config(struct opsd *o)
 				job_remove(b->verify_job);
 			b->verify_job = NULL;
 			backup_conf_free(b->conf);
-			database_conf_free(b->db);
+			db_conf_free(b->db);
 		} else {
 			b = xcalloc(1, sizeof *b);
 			b->opsd = o;
@@ -3085,8 +2825,7 @@ backup_apply_config(struct opsd *o)
 			evtimer_add(b->stale_timer, &tv);
 		}
 		b->conf = backup_conf_copy(conf->backups[i]);
-		b->db = database_conf_copy(database_find(conf,
-		    b->conf->database));
+		b->db = db_conf_copy(db_conf_find(conf, b->conf->database));
 		items_load(b);
 		xasprintf(&jobname, "backup %s", b->conf->name);
 		b->job = job_add(o, jobname, &b->conf->spec,

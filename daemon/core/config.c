@@ -118,7 +118,7 @@ config_parse(const char *name, const char *buf, size_t len,
 	struct opsd_config	*conf;
 	const struct ini_section sections[] = {
 		opsd_section, alert_section, backup_section,
-		database_section, probe_section,
+		db_section, probe_section,
 	};
 
 	conf = xcalloc(1, sizeof *conf);
@@ -205,7 +205,7 @@ config_free(struct opsd_config *conf)
 		alert_conf_free(conf->alerts[i]);
 	free(conf->alerts);
 	for (i = 0; i < conf->ndatabases; i++)
-		database_conf_free(conf->databases[i]);
+		db_conf_free(conf->databases[i]);
 	free(conf->databases);
 	for (i = 0; i < conf->nbackups; i++)
 		backup_conf_free(conf->backups[i]);

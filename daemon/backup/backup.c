@@ -1,0 +1,376 @@
+/*
+ * Backups: the set of configured backups and its life cycle (reload keeps
+ * an idle backup's counters, a busy one its old settings until it is
+ * done), the scheduled jobs, the events every other file reports through,
+ * and staleness. The helpers the room's files share live here too. See
+ * backup.h for the shape of a run and backup-int.h for the files.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "alert.h"
+#include "backup-int.h"
+#include "daemon.h"
+#include "evt.h"
+#include "jobs.h"
+#include "util.h"
+
+#define STALE_CHECK_S	30
+
+const struct evt_type EVT_BACKUP_OK = {
+	"backup.succeeded", "8fe0115604a040458f5ca93fecc0e16e", LOG_INFO };
+const struct evt_type EVT_BACKUP_FAILED = {
+	"backup.failed", "e446442834a44bafb54f8da528c61a62", LOG_ERR };
+const struct evt_type EVT_BACKUP_VERIFIED = {
+	"backup.verified", "743b7536464e47af9ffc3352c174cdcd", LOG_INFO };
+const struct evt_type EVT_BACKUP_VERIFY_FAILED = {
+	"backup.verify_failed", "852be729294c41b59eb76d79360b8800", LOG_ERR };
+const struct evt_type EVT_BACKUP_UPLOAD_FAILED = {
+	"backup.upload_failed", "cd9eeabdf75c43d2b5d34dc149ebb045", LOG_ERR };
+const struct evt_type EVT_BACKUP_SKIPPED = {
+	"backup.skipped", "92e7c5cd98764b95b2cc50d0ad4da23c", LOG_NOTICE };
+const struct evt_type EVT_BACKUP_STALE = {
+	"backup.stale", "1b8110cafdfb472295819b15de43add1", LOG_WARNING };
+const struct evt_type EVT_BACKUP_INTERRUPTED = {
+	"backup.interrupted", "5d61243ff3e547af8d0cdfe2664aa045", LOG_WARNING };
+const struct evt_type EVT_BACKUP_RESTORED = {
+	"backup.restored", "449fddcdaefe4b7898874a5ff4850d73", LOG_NOTICE };
+
+static struct backup_set *
+backup_set(struct opsd *o)
+{
+	if (o->backups == NULL)
+		o->backups = xcalloc(1, sizeof (struct backup_set));
+	return (o->backups);
+}
+
+unsigned int
+backup_count(struct opsd *o)
+{
+	return (o->backups != NULL ? o->backups->n : 0);
+}
+
+struct backup *
+backup_find(struct opsd *o, const char *name)
+{
+	unsigned int	i;
+
+	for (i = 0; i < backup_count(o); i++) {
+		if (strcmp(o->backups->v[i]->conf->name, name) == 0)
+			return (o->backups->v[i]);
+	}
+	return (NULL);
+}
+
+void
+backup_iso_time(int64_t t, char *buf, size_t len)
+{
+	struct tm	tm;
+	time_t		tt = (time_t)t;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* pgpass-BACKUP-TAG: start-up recovery removes what a kill left behind */
+char *
+backup_passfile_create(struct backup *b, const char *tag, int admin, char **err)
+{
+	char	 t[160], *path;
+
+	snprintf(t, sizeof t, "%s-%s", b->conf->name, tag);
+	if (db_passfile_create(b->db, b->opsd->conf->state_dir, t, admin,
+	    &path, err) != 0)
+		return (NULL);
+	return (path);
+}
+
+/* A session for the backup user or the admin on dbname (NULL: own db). */
+struct pgq *
+backup_session_open(struct backup *b, int admin, const char *dbname,
+    uint64_t timeout_ms, pg_done_cb cb, void *arg)
+{
+	return (db_session_open(b->opsd->base, b->db, admin, dbname,
+	    timeout_ms, cb, arg));
+}
+
+char *
+backup_pg_bin(struct backup *b, const char *tool)
+{
+	char	*p;
+
+	if (b->conf->pg_bin_dir != NULL)
+		xasprintf(&p, "%s/%s", b->conf->pg_bin_dir, tool);
+	else
+		p = xstrdup(tool);
+	return (p);
+}
+
+void
+backup_event(struct backup *b, const struct evt_type *type, const char *id,
+    const char *alert_object, int firing, const char *fmt, ...)
+{
+	struct evt	*ev;
+	va_list		 ap;
+	char		*msg;
+
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	ev = evt_new(type);
+	evt_add(ev, "backup", "%s", b->conf->name);
+	evt_add(ev, "database", "%s", b->conf->database);
+	if (id != NULL)
+		evt_add(ev, "backup_id", "%s", id);
+	/* one alert per backup and kind: "backup.run" for app, ... */
+	if (alert_object != NULL && b->conf->nalert > 0)
+		evt_alert(ev, (const char *const *)b->conf->alert,
+		    b->conf->nalert, alert_object, b->conf->name, firing);
+	evt_emit(ev, "%s", msg);
+	free(msg);
+}
+
+static void
+verify_job_done(struct verify *v, int ok, void *arg)
+{
+	struct backup	*b = arg;
+
+	if (b->verify_job != NULL)
+		job_finished(b->verify_job, ok, "%s %s", m_str(v->manifest,
+		    "id"), ok ? "verified" : "FAILED verification");
+}
+
+/* verify_schedule: restore the newest backup again, so "good" stays true */
+static void
+verify_job_cb(struct job *j, void *arg)
+{
+	struct backup	*b = arg;
+	size_t		 n = json_array_size(b->items);
+
+	if (b->verify != NULL || b->run != NULL) {
+		job_finished(j, -1, "skipped: a run or verification is busy");
+		return;
+	}
+	if (n == 0) {
+		job_finished(j, -1, "skipped: no backup to verify yet");
+		return;
+	}
+	backup_verify_start(b, json_array_get(b->items, n - 1),
+	    verify_job_done, b, NULL);
+}
+
+static void
+backup_job_cb(struct job *j, void *arg)
+{
+	struct backup	*b = arg;
+
+	if (b->run != NULL) {
+		job_finished(j, -1, "skipped: %s still running", b->run->id);
+		return;
+	}
+	backup_run_start(b, j);
+}
+
+int64_t
+backup_max_age(struct backup *b)
+{
+	if (b->conf->max_age > 0)
+		return ((int64_t)(b->conf->max_age / 1000));
+	return (2 * sched_period(&b->conf->spec));
+}
+
+/* The newest backup opsd can call good: verified, or written if never. */
+int64_t
+backup_newest_good(struct backup *b)
+{
+	return (b->conf->verify == BACKUP_VERIFY_NEVER ? b->last_success :
+	    b->last_verified);
+}
+
+static void
+format_age(int64_t s, char *buf, size_t len)
+{
+	if (s >= 86400)
+		snprintf(buf, len, "%lldd %lldh", (long long)s / 86400,
+		    (long long)s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(buf, len, "%lldh %lldm", (long long)s / 3600,
+		    (long long)s % 3600 / 60);
+	else
+		snprintf(buf, len, "%lldm %llds", (long long)s / 60,
+		    (long long)s % 60);
+}
+
+static void
+stale_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct backup	*b = arg;
+	struct timeval	 tv = { STALE_CHECK_S, 0 };
+	int64_t		 now = (int64_t)time(NULL), good, max;
+	int		 stale;
+
+	(void)fd;
+	(void)what;
+	good = backup_newest_good(b);
+	max = backup_max_age(b);
+	/* a fresh install gets one max_age before it counts as stale */
+	if (good == 0)
+		good = b->opsd->start_time;
+	stale = max > 0 && now - good > max;
+	if (stale && !b->stale_firing) {
+		b->stale_firing = 1;
+		char	age[32], lim[32];
+
+		format_age(now - good, age, sizeof age);
+		format_age(max, lim, sizeof lim);
+		backup_event(b, &EVT_BACKUP_STALE, NULL, "backup.stale", 1,
+		    "backup %s is STALE: the newest %s backup is %s old "
+		    "(max_age %s)", b->conf->name,
+		    b->conf->verify == BACKUP_VERIFY_NEVER ? "successful" :
+		    "verified", age, lim);
+	} else if (!stale && b->stale_firing) {
+		b->stale_firing = 0;
+		backup_event(b, &EVT_BACKUP_STALE, NULL, "backup.stale", 0,
+		    "backup "
+		    "%s is fresh again", b->conf->name);
+	}
+	evtimer_add(b->stale_timer, &tv);
+}
+
+static void
+backup_free(struct backup *b, int removed)
+{
+	static const char *const kinds[] = { "backup.run", "backup.verify",
+	    "backup.upload", "backup.stale" };
+	size_t	k;
+
+	if (removed) {
+		for (k = 0; k < nitems(kinds); k++)
+			alert_resolve(b->opsd, kinds[k], b->conf->name,
+			    "was removed from the configuration");
+	}
+	if (b->verify != NULL)
+		backup_verify_abort(b->verify, "opsd is stopping or the "
+		    "backup was reconfigured");
+	if (b->run != NULL) {
+		/* the partial file goes; the state says nothing is left */
+		struct brun *r = b->run;
+
+		if (r->child != NULL) {
+			child_abandon(r->child);
+			r->child = NULL;
+		}
+		if (r->error == NULL)
+			r->error = xstrdup("opsd is stopping or the backup was "
+			    "removed");
+		r->interrupted = 1;	/* not a failure of the backup */
+		backup_run_finish(r, 0, 0);
+	}
+	if (b->version_child != NULL)
+		child_abandon(b->version_child);
+	backup_recover_stop(b);
+	if (b->job != NULL)
+		job_remove(b->job);
+	if (b->verify_job != NULL)
+		job_remove(b->verify_job);
+	if (b->stale_timer != NULL)
+		event_free(b->stale_timer);
+	json_decref(b->items);
+	backup_conf_free(b->conf);
+	db_conf_free(b->db);
+	free(b->pg_dump_version);
+	free(b);
+}
+
+void
+backup_apply_config(struct opsd *o)
+{
+	struct backup_set	*set = backup_set(o);
+	struct opsd_config	*conf = o->conf;
+	struct backup		*b, **fresh;
+	struct timeval		 tv = { 1, 0 };
+	unsigned int		 i, j;
+	char			*jobname;
+
+	fresh = xcalloc(conf->nbackups + 1, sizeof *fresh);
+	for (i = 0; i < conf->nbackups; i++) {
+		b = NULL;
+		for (j = 0; j < set->n; j++) {
+			if (set->v[j] != NULL && strcmp(set->v[j]->conf->name,
+			    conf->backups[i]->name) == 0) {
+				b = set->v[j];
+				set->v[j] = NULL;
+				break;
+			}
+		}
+		if (b != NULL && (b->run != NULL || b->verify != NULL)) {
+			/* busy: it keeps the settings it started with */
+			log_warn("backup.reload", "backup %s is running; its "
+			    "new settings are not applied (reload again once "
+			    "it is done)", b->conf->name);
+			fresh[i] = b;
+			continue;
+		}
+		if (b != NULL) {
+			/* idle: take the new settings, keep the counters */
+			job_remove(b->job);
+			b->job = NULL;
+			if (b->verify_job != NULL)
+				job_remove(b->verify_job);
+			b->verify_job = NULL;
+			backup_conf_free(b->conf);
+			db_conf_free(b->db);
+		} else {
+			b = xcalloc(1, sizeof *b);
+			b->opsd = o;
+			b->stale_timer = evtimer_new(o->base, stale_cb, b);
+			evtimer_add(b->stale_timer, &tv);
+		}
+		b->conf = backup_conf_copy(conf->backups[i]);
+		b->db = db_conf_copy(db_conf_find(conf, b->conf->database));
+		backup_items_load(b);
+		xasprintf(&jobname, "backup %s", b->conf->name);
+		b->job = job_add(o, jobname, &b->conf->spec,
+		    b->conf->random_delay, b->conf->persistent, backup_job_cb,
+		    b);
+		free(jobname);
+		if (b->conf->verify_schedule != NULL) {
+			xasprintf(&jobname, "verify %s", b->conf->name);
+			b->verify_job = job_add(o, jobname,
+			    &b->conf->verify_spec, b->conf->random_delay,
+			    b->conf->persistent, verify_job_cb, b);
+			free(jobname);
+		}
+		if (!set->recovered)
+			backup_recover(b);
+		fresh[i] = b;
+	}
+	for (j = 0; j < set->n; j++) {
+		if (set->v[j] != NULL)
+			backup_free(set->v[j], 1);
+	}
+	free(set->v);
+	set->v = fresh;
+	set->n = conf->nbackups;
+	set->recovered = 1;
+}
+
+void
+backup_stop_all(struct opsd *o)
+{
+	unsigned int	i;
+
+	if (o->backups == NULL)
+		return;
+	for (i = 0; i < o->backups->n; i++)
+		backup_free(o->backups->v[i], 0);
+	free(o->backups->v);
+	free(o->backups);
+	o->backups = NULL;
+}

@@ -213,6 +213,9 @@ struct child	*backup_pg_restore_spawn(struct backup *, const char *tag,
 void		 backup_run_upload(struct brun *);
 void		 backup_remote_delete(struct backup *, const char *file);
 
+/* rpc-backup.c: the JSON-RPC error code for a -errno from this room */
+int		 backup_rpc_code(int err);
+
 /* backup-recover.c */
 void		 backup_recover(struct backup *);
 void		 backup_recover_stop(struct backup *);

@@ -6,6 +6,7 @@
  */
 #include <sys/wait.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,6 @@
 #include "child.h"
 #include "daemon.h"
 #include "evt.h"
-#include "opsd-proto.h"
 #include "rpc.h"
 #include "util.h"
 
@@ -101,11 +101,11 @@ restore_free(struct restore *rs)
 }
 
 static void
-restore_fail(struct restore *rs, int code, const char *fmt, ...)
+restore_fail(struct restore *, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-restore_fail(struct restore *rs, int code, const char *fmt, ...)
+restore_fail(struct restore *rs, int err, const char *fmt, ...)
 {
 	va_list	 ap;
 	char	*msg;
@@ -115,7 +115,7 @@ restore_fail(struct restore *rs, int code, const char *fmt, ...)
 	va_end(ap);
 	log_warn("backup.restore", "restore of %s into %s failed: %s",
 	    m_str(rs->manifest, "id"), rs->into, msg);
-	rpc_pending_error(rs->waiter, code, NULL, "%s", msg);
+	rpc_pending_error(rs->waiter, backup_rpc_code(err), NULL, "%s", msg);
 	free(msg);
 	restore_free(rs);
 }
@@ -132,7 +132,7 @@ restore_done(struct child *c, const struct child_result *r, void *arg)
 	rs->child = NULL;
 	db_passfile_remove(&rs->passfile);
 	if (child_failed(r, why, sizeof why)) {
-		restore_fail(rs, OPSD_ERR_FAILED, "pg_restore %s", why);
+		restore_fail(rs, -EIO, "pg_restore %s", why);
 		return;
 	}
 	ev = evt_new(&EVT_BACKUP_RESTORED);
@@ -164,7 +164,7 @@ restore_run(struct restore *rs)
 	rs->child = backup_pg_restore_spawn(rs->b, "restore", rs->into,
 	    rs->file, rs->force, restore_done, rs, &rs->passfile, &msg);
 	if (rs->child == NULL) {
-		restore_fail(rs, OPSD_ERR_FAILED, "%s", msg);
+		restore_fail(rs, -EIO, "%s", msg);
 		free(msg);
 	}
 }
@@ -178,7 +178,7 @@ restore_counted(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)q;
 	if (err != NULL) {
-		restore_fail(rs, OPSD_ERR_FAILED, "cannot inspect database %s: "
+		restore_fail(rs, -EIO, "cannot inspect database %s: "
 		    "%s", rs->into, err);
 		return;
 	}
@@ -186,7 +186,7 @@ restore_counted(struct pgq *q, const PGresult *res, const char *err,
 	pg_cancel(rs->target);
 	rs->target = NULL;
 	if (n > 0 && !rs->force) {
-		restore_fail(rs, OPSD_ERR_FAILED, "database %s is not empty (%ld "
+		restore_fail(rs, -EIO, "database %s is not empty (%ld "
 		    "tables, views or sequences); restore into a new database "
 		    "with --create, or pass --force to replace its objects",
 		    rs->into, n);
@@ -203,7 +203,7 @@ restore_target_open(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)res;
 	if (err != NULL) {
-		restore_fail(rs, OPSD_ERR_FAILED, "cannot connect to %s: %s",
+		restore_fail(rs, -EIO, "cannot connect to %s: %s",
 		    rs->into, err);
 		return;
 	}
@@ -212,7 +212,7 @@ restore_target_open(struct pgq *q, const PGresult *res, const char *err,
 	    "'S','f') AND n.nspname NOT IN ('pg_catalog', "
 	    "'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
 	    60000, restore_counted, rs) != 0)
-		restore_fail(rs, OPSD_ERR_FAILED, "cannot inspect %s", rs->into);
+		restore_fail(rs, -EIO, "cannot inspect %s", rs->into);
 }
 
 static void
@@ -224,7 +224,7 @@ restore_created(struct pgq *q, const PGresult *res, const char *err,
 	(void)q;
 	(void)res;
 	if (err != NULL) {
-		restore_fail(rs, OPSD_ERR_FAILED, "cannot create database %s: %s",
+		restore_fail(rs, -EIO, "cannot create database %s: %s",
 		    rs->into, err);
 		return;
 	}
@@ -241,12 +241,12 @@ restore_exists(struct pgq *q, const PGresult *res, const char *err,
 	int		 exists;
 
 	if (err != NULL) {
-		restore_fail(rs, OPSD_ERR_FAILED, "%s", err);
+		restore_fail(rs, -EIO, "%s", err);
 		return;
 	}
 	exists = PQntuples(res) > 0;
 	if (!exists && !rs->create) {
-		restore_fail(rs, OPSD_ERR_NOT_FOUND, "database %s does not exist;"
+		restore_fail(rs, -ENOENT, "database %s does not exist;"
 		    " pass --create to create it", rs->into);
 		return;
 	}
@@ -255,7 +255,7 @@ restore_exists(struct pgq *q, const PGresult *res, const char *err,
 		xasprintf(&sql, "CREATE DATABASE %s", qi);
 		free(qi);
 		if (pg_exec(q, sql, 600000, restore_created, rs) != 0)
-			restore_fail(rs, OPSD_ERR_FAILED, "cannot create %s",
+			restore_fail(rs, -EIO, "cannot create %s",
 			    rs->into);
 		free(sql);
 		return;
@@ -273,7 +273,7 @@ restore_admin_open(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)res;
 	if (err != NULL) {
-		restore_fail(rs, OPSD_ERR_FAILED, "cannot connect with the admin "
+		restore_fail(rs, -EIO, "cannot connect with the admin "
 		    "connection: %s", err);
 		return;
 	}
@@ -288,7 +288,7 @@ restore_admin_open(struct pgq *q, const PGresult *res, const char *err,
 	xasprintf(&sql, "SELECT 1 FROM pg_database WHERE datname = '%s'", lit);
 	free(lit);
 	if (pg_exec(q, sql, 30000, restore_exists, rs) != 0)
-		restore_fail(rs, OPSD_ERR_FAILED, "cannot query pg_database");
+		restore_fail(rs, -EIO, "cannot query pg_database");
 	free(sql);
 }
 
@@ -301,12 +301,12 @@ restore_summed(struct child *c, const struct child_result *r, void *arg)
 	rs->child = NULL;
 	if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0 ||
 	    r->outlen < 64) {
-		restore_fail(rs, OPSD_ERR_FAILED, "cannot read %s: %.*s",
+		restore_fail(rs, -EIO, "cannot read %s: %.*s",
 		    rs->file, (int)strcspn(r->err, "\n"), r->err);
 		return;
 	}
 	if (strncmp(r->out, m_str(rs->manifest, "sha256"), 64) != 0) {
-		restore_fail(rs, OPSD_ERR_FAILED, "checksum mismatch: %s is "
+		restore_fail(rs, -EIO, "checksum mismatch: %s is "
 		    "corrupt (sha256 %.16s..., manifest %.16s...); refusing to "
 		    "restore it", rs->file, r->out,
 		    m_str(rs->manifest, "sha256"));
@@ -329,11 +329,11 @@ backup_rpc_restore(struct opsd *o, const char *id, const char *into,
 	if ((m = backup_item_find(o, id, &b)) == NULL) {
 		xasprintf(msg, "no backup with id '%s' (backup list shows them)",
 		    id);
-		return (OPSD_ERR_NOT_FOUND);
+		return (-ENOENT);
 	}
 	if (*into == '\0' || strlen(into) > 63) {
 		xasprintf(msg, "'%s' is not a database name", into);
-		return (RPC_INVALID_PARAMS);
+		return (-EINVAL);
 	}
 	rs = xcalloc(1, sizeof *rs);
 	rs->b = b;
@@ -357,7 +357,7 @@ backup_rpc_restore(struct opsd *o, const char *id, const char *into,
 		rs->waiter = NULL;
 		restore_free(rs);
 		xasprintf(msg, "cannot run sha256sum: %s", strerror(-e));
-		return (OPSD_ERR_FAILED);
+		return (-EIO);
 	}
 	log_notice("backup.restore", "restoring %s into %s%s%s", id, into,
 	    create ? " (create)" : "", force ? " (force)" : "");

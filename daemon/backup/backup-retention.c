@@ -15,7 +15,6 @@
 #include "backup-int.h"
 #include "daemon.h"
 #include "evt.h"
-#include "opsd-proto.h"
 #include "util.h"
 
 static int
@@ -105,7 +104,7 @@ backup_prune(struct opsd *o, const char *name, int dry_run, json_t **result,
 
 	if ((b = backup_find(o, name)) == NULL) {
 		xasprintf(msg, "no backup named '%s'", name);
-		return (OPSD_ERR_NOT_FOUND);
+		return (-ENOENT);
 	}
 	n = json_array_size(b->items);
 	ts = xcalloc(n + 1, sizeof *ts);

@@ -31,7 +31,6 @@
 #include "daemon.h"
 #include "evt.h"
 #include "jobs.h"
-#include "opsd-proto.h"
 #include "rpc.h"
 #include "s3.h"
 #include "state.h"
@@ -633,12 +632,12 @@ backup_rpc_run(struct opsd *o, const char *name, struct rpc_pending *follower,
 	if ((b = backup_find(o, name)) == NULL) {
 		xasprintf(msg, "no backup named '%s' (backup list shows them)",
 		    name);
-		return (OPSD_ERR_NOT_FOUND);
+		return (-ENOENT);
 	}
 	if (b->run != NULL) {
 		xasprintf(msg, "backup %s is already running (run %s)", name,
 		    b->run->id);
-		return (OPSD_ERR_BUSY);
+		return (-EBUSY);
 	}
 	{
 		char	id[160], ts[32];
@@ -654,7 +653,7 @@ backup_rpc_run(struct opsd *o, const char *name, struct rpc_pending *follower,
 			if (strcmp(m_str(x, "id"), id) == 0) {
 				xasprintf(msg, "backup %s was taken this very "
 				    "second; try again in a second", id);
-				return (OPSD_ERR_BUSY);
+				return (-EBUSY);
 			}
 		}
 	}

@@ -7,6 +7,7 @@
  */
 #include <sys/wait.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,6 @@
 #include "child.h"
 #include "daemon.h"
 #include "evt.h"
-#include "opsd-proto.h"
 #include "rpc.h"
 #include "util.h"
 
@@ -80,7 +80,7 @@ verify_end(struct verify *v)
 			rpc_pending_reply(v->waiter, json_pack("{s:s, s:O}",
 			    "id", m_str(v->manifest, "id"), "verify", res));
 		else
-			rpc_pending_error(v->waiter, OPSD_ERR_FAILED,
+			rpc_pending_error(v->waiter, backup_rpc_code(-EIO),
 			    json_pack("{s:O}", "verify", res),
 			    "verification of %s failed: %s",
 			    m_str(v->manifest, "id"), v->error);
@@ -346,8 +346,8 @@ backup_verify_abort(struct verify *v, const char *why)
 	if (v->b->verify == v)
 		v->b->verify = NULL;
 	if (v->waiter != NULL)
-		rpc_pending_error(v->waiter, OPSD_ERR_SHUTTING_DOWN, NULL,
-		    "verification stopped: %s", why);
+		rpc_pending_error(v->waiter, backup_rpc_code(-ESHUTDOWN),
+		    NULL, "verification stopped: %s", why);
 	v->waiter = NULL;
 	verify_free(v);
 }
@@ -362,12 +362,12 @@ backup_rpc_verify(struct opsd *o, const char *id, struct rpc_pending *waiter,
 	if ((m = backup_item_find(o, id, &b)) == NULL) {
 		xasprintf(msg, "no backup with id '%s' (backup list shows them)",
 		    id);
-		return (OPSD_ERR_NOT_FOUND);
+		return (-ENOENT);
 	}
 	if (b->verify != NULL) {
 		xasprintf(msg, "a verification of %s is already running",
 		    b->conf->name);
-		return (OPSD_ERR_BUSY);
+		return (-EBUSY);
 	}
 	backup_verify_start(b, m, NULL, NULL, waiter);
 	/* it may have finished at once (checksum tool missing) */

@@ -76,7 +76,11 @@ void	 backup_conf_check_refs(struct opsd_config *, struct config_errors *);
 void	 backup_apply_config(struct opsd *);
 void	 backup_stop_all(struct opsd *);
 
-/* RPC entry points; each returns 0 or an OPSD_ERR_* code with msg. */
+/*
+ * RPC entry points; each returns 0, or -errno with a message in *msg:
+ * -ENOENT no such backup, -EBUSY already running, -EINVAL a bad argument,
+ * -EIO it ran and failed. rpc-backup.c turns that into the wire code.
+ */
 int	 backup_rpc_run(struct opsd *, const char *name,
 	    struct rpc_pending *follower, char **run_id, char **msg);
 int	 backup_rpc_verify(struct opsd *, const char *id,

@@ -60,7 +60,8 @@ int		 db_passfile_create(const struct db_conf *,
 		    char **path, char **err);
 void		 db_passfile_remove(char **path);
 /* After a crash: removes every pgpass-PREFIX* left in STATE_DIR/run. */
-void		 db_passfile_clean(const char *state_dir, const char *prefix);
+void		 db_passfile_clean(const char *state_dir,
+		    const char *prefix);
 
 /*
  * A session (pg_open) or a one-shot query (pg_query) as the ordinary or

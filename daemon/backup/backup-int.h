@@ -31,7 +31,6 @@
 struct brun;
 struct verify;
 struct recover_drop;
-struct child;
 struct evt_type;
 struct job;
 struct pgq;
@@ -147,6 +146,7 @@ extern const struct evt_type EVT_BACKUP_INTERRUPTED;
 extern const struct evt_type EVT_BACKUP_RESTORED;
 
 struct backup	*backup_find(struct opsd *, const char *name);
+/* UTC, 2026-01-31T02:00:00Z: the room's one copy until util has it */
 void		 backup_iso_time(int64_t, char *, size_t);
 char		*backup_passfile_create(struct backup *, const char *tag,
 		    int admin, char **err);

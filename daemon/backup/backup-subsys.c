@@ -8,7 +8,7 @@
 #include "subsys.h"
 
 static const struct ini_section *const backup_sections[] = {
-	&database_section, &backup_section, NULL
+	&backup_section, NULL
 };
 
 static const struct evt_type *const backup_events[] = {

@@ -12,23 +12,13 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "db.h"		/* a [backup] names a [database] */
 #include "schedule.h"
 
 struct opsd;
 struct rpc_pending;
 struct json_t;
 struct evbuffer;
-
-struct database_conf {
-	char		*name;
-	int		 line;
-	char		*conninfo;
-	char		*password_file;
-	char		*sslmode;
-	char		*sslrootcert;
-	char		*admin_conninfo;
-	char		*admin_password_file;
-};
 
 enum backup_verify {
 	BACKUP_VERIFY_EACH,
@@ -79,16 +69,18 @@ struct backup_conf {
 	int		 database_line;
 };
 
-extern const struct ini_section database_section;
 extern const struct ini_section backup_section;
-void	 database_conf_free(struct database_conf *);
 void	 backup_conf_free(struct backup_conf *);
 void	 backup_conf_check_refs(struct opsd_config *, struct config_errors *);
 
 void	 backup_apply_config(struct opsd *);
 void	 backup_stop_all(struct opsd *);
 
-/* RPC entry points; each returns 0 or an OPSD_ERR_* code with msg. */
+/*
+ * RPC entry points; each returns 0, or -errno with a message in *msg:
+ * -ENOENT no such backup, -EBUSY already running, -EINVAL a bad argument,
+ * -EIO it ran and failed. rpc-backup.c turns that into the wire code.
+ */
 int	 backup_rpc_run(struct opsd *, const char *name,
 	    struct rpc_pending *follower, char **run_id, char **msg);
 int	 backup_rpc_verify(struct opsd *, const char *id,

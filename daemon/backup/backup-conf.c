@@ -1,0 +1,341 @@
+/*
+ * The [backup NAME] schema: keys, defaults and the checks that need more
+ * than one key (schedules, check/expect pairs, S3 settings, pg_dump
+ * arguments opsd must own), references to [database] and [alert], and
+ * the pure expectations a verification check is compared with.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alert.h"
+#include "backup-int.h"
+#include "ini.h"
+#include "s3.h"
+#include "schedule.h"
+#include "util.h"
+
+static const char *const verify_names[] = { "each", "never", NULL };
+static const char *const lock_names[] = { "none", "advisory", NULL };
+
+static const char *
+validate_file(const char *value, char *buf, size_t len)
+{
+	if (value[0] != '/' || access(value, R_OK) != 0) {
+		snprintf(buf, len, "cannot read %s: %s", value,
+		    value[0] != '/' ? "must be an absolute path" :
+		    strerror(errno));
+		return (buf);
+	}
+	return (NULL);
+}
+
+static const char *
+validate_expect(const char *value, char *buf, size_t len)
+{
+	if (!backup_expect_valid(value)) {
+		snprintf(buf, len, "'%s' is not a comparison such as '> 0', "
+		    "'= 5', '!= 0' or 'any'", value);
+		return (buf);
+	}
+	return (NULL);
+}
+
+static const char *
+validate_upload(const char *value, char *buf, size_t len)
+{
+	char	*b, *p;
+
+	if (s3_parse_url(value, &b, &p) != 0) {
+		snprintf(buf, len, "'%s' is not s3://BUCKET/PREFIX", value);
+		return (buf);
+	}
+	free(b);
+	free(p);
+	return (NULL);
+}
+
+static const char *
+validate_tz(const char *value, char *buf, size_t len)
+{
+	if (!sched_tz_valid(value)) {
+		snprintf(buf, len, "unknown time zone '%s' (e.g. Europe/Berlin,"
+		    " UTC or local)", value);
+		return (buf);
+	}
+	return (NULL);
+}
+
+#define O(f)	offsetof(struct backup_conf, f)
+static const struct ini_key backup_keys[] = {	/* sorted */
+	{ .name = "alert", .kind = INI_LIST, .off = O(alert),
+	  .off2 = O(nalert) },
+	{ .name = "check", .kind = INI_LIST, .off = O(check),
+	  .off2 = O(ncheck) },
+	{ .name = "database", .kind = INI_STRING, .off = O(database),
+	  .flags = INI_REQUIRED },
+	{ .name = "dir", .kind = INI_PATH, .off = O(dir),
+	  .flags = INI_REQUIRED },
+	{ .name = "expect", .kind = INI_LIST, .off = O(expect),
+	  .off2 = O(nexpect), .validate = validate_expect },
+	{ .name = "keep_daily", .kind = INI_UINT, .off = O(keep_daily),
+	  .dflt = "7", .max = 100000 },
+	{ .name = "keep_last", .kind = INI_UINT, .off = O(keep_last),
+	  .dflt = "0", .max = 100000 },
+	{ .name = "keep_monthly", .kind = INI_UINT, .off = O(keep_monthly),
+	  .dflt = "6", .max = 100000 },
+	{ .name = "keep_weekly", .kind = INI_UINT, .off = O(keep_weekly),
+	  .dflt = "4", .max = 100000 },
+	{ .name = "lock", .kind = INI_ENUM, .off = O(lock),
+	  .choices = lock_names, .dflt = "none" },
+	{ .name = "max_age", .kind = INI_DURATION, .off = O(max_age),
+	  .dflt = "0" },
+	{ .name = "persistent", .kind = INI_BOOL, .off = O(persistent),
+	  .dflt = "yes" },
+	{ .name = "pg_bin_dir", .kind = INI_PATH, .off = O(pg_bin_dir) },
+	{ .name = "pg_dump_args", .kind = INI_STRING, .off = O(pg_dump_args),
+	  .dflt = "-Fc" },
+	{ .name = "random_delay", .kind = INI_DURATION,
+	  .off = O(random_delay), .dflt = "0", .max = 86400 * 1000 },
+	{ .name = "remote_retention", .kind = INI_BOOL,
+	  .off = O(remote_retention), .dflt = "no" },
+	{ .name = "s3_access_key_file", .kind = INI_PATH,
+	  .off = O(s3_access_key_file), .validate = validate_file },
+	{ .name = "s3_endpoint", .kind = INI_STRING, .off = O(s3_endpoint) },
+	{ .name = "s3_region", .kind = INI_STRING, .off = O(s3_region),
+	  .dflt = "us-east-1" },
+	{ .name = "s3_secret_key_file", .kind = INI_PATH,
+	  .off = O(s3_secret_key_file), .validate = validate_file },
+	{ .name = "schedule", .kind = INI_STRING, .off = O(schedule),
+	  .flags = INI_REQUIRED },
+	{ .name = "timeout", .kind = INI_DURATION, .off = O(timeout),
+	  .dflt = "6h", .min = 1000 },
+	{ .name = "timezone", .kind = INI_STRING, .off = O(timezone),
+	  .validate = validate_tz },
+	{ .name = "upload", .kind = INI_STRING, .off = O(upload),
+	  .validate = validate_upload },
+	{ .name = "verify", .kind = INI_ENUM, .off = O(verify),
+	  .choices = verify_names, .dflt = "each" },
+	{ .name = "verify_schedule", .kind = INI_STRING,
+	  .off = O(verify_schedule) },
+	{ .name = "verify_timeout", .kind = INI_DURATION,
+	  .off = O(verify_timeout), .dflt = "2h", .min = 1000 },
+};
+#undef O
+
+static void *
+backup_open(void *ctx, const char *name)
+{
+	struct opsd_config	*conf = ctx;
+	struct backup_conf	*b;
+
+	b = xcalloc(1, sizeof *b);
+	b->name = xstrdup(name);
+	if (ini_defaults(&backup_section, b) != 0)
+		fatalx("backup: a built-in default does not parse");
+	config_add(conf, &backup_section, b);
+	return (b);
+}
+
+static void
+backup_check(void *ctx, void *obj, const char *file, int line,
+    const int *keylines, struct config_errors *errs)
+{
+	struct backup_conf	*b = obj;
+	char			 err[256], *args, *tok, *save = NULL;
+	int			 kl;
+
+	(void)ctx;
+	b->line = line;
+	b->alert_line = ini_keyline(&backup_section, keylines, "alert");
+	b->database_line = ini_keyline(&backup_section, keylines, "database");
+	if (b->schedule != NULL && sched_parse(b->schedule, b->timezone,
+	    &b->spec, err, sizeof err) != 0)
+		ini_error(errs, file, ini_keyline(&backup_section, keylines,
+		    "schedule"), "schedule: %s", err);
+	if (b->verify_schedule != NULL && sched_parse(b->verify_schedule,
+	    b->timezone, &b->verify_spec, err, sizeof err) != 0)
+		ini_error(errs, file, ini_keyline(&backup_section, keylines,
+		    "verify_schedule"), "verify_schedule: %s", err);
+	if (b->ncheck != b->nexpect) {
+		kl = ini_keyline(&backup_section, keylines, "check");
+		if (kl == 0)
+			kl = ini_keyline(&backup_section, keylines, "expect");
+		ini_error(errs, file, kl, "every 'check' needs an 'expect' "
+		    "(%u checks, %u expects)", b->ncheck, b->nexpect);
+	}
+	if (b->upload != NULL && (b->s3_endpoint == NULL ||
+	    b->s3_access_key_file == NULL || b->s3_secret_key_file == NULL))
+		ini_error(errs, file, ini_keyline(&backup_section, keylines,
+		    "upload"), "upload needs s3_endpoint, s3_access_key_file "
+		    "and s3_secret_key_file");
+	if (b->s3_endpoint != NULL && strncmp(b->s3_endpoint, "http://", 7) !=
+	    0 && strncmp(b->s3_endpoint, "https://", 8) != 0)
+		ini_error(errs, file, ini_keyline(&backup_section, keylines,
+		    "s3_endpoint"), "s3_endpoint must be an http:// or https:// "
+		    "URL");
+	/*
+	 * opsd writes the output itself and restores it with pg_restore: no
+	 * output file, no database argument, custom format only.
+	 */
+	args = xstrdup(b->pg_dump_args);
+	kl = ini_keyline(&backup_section, keylines, "pg_dump_args");
+	for (tok = strtok_r(args, " \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, " \t", &save)) {
+		const char *fmt = NULL;
+
+		if (strncmp(tok, "-f", 2) == 0 || strcmp(tok, "--file") == 0 ||
+		    strncmp(tok, "--file=", 7) == 0 || strncmp(tok, "-d", 2) == 0 ||
+		    strncmp(tok, "--dbname", 8) == 0)
+			ini_error(errs, file, kl ? kl : line, "pg_dump_args: "
+			    "'%s' is set by opsd (output file and database "
+			    "come from the backup's settings)", tok);
+		else if (strncmp(tok, "-F", 2) == 0)
+			fmt = tok[2] ? tok + 2 : strtok_r(NULL, " \t", &save);
+		else if (strncmp(tok, "--format", 8) == 0)
+			fmt = tok[8] == '=' ? tok + 9 :
+			    strtok_r(NULL, " \t", &save);
+		if ((strncmp(tok, "-F", 2) == 0 ||
+		    strncmp(tok, "--format", 8) == 0) && (fmt == NULL ||
+		    (strcmp(fmt, "c") != 0 && strcmp(fmt, "custom") != 0)))
+			ini_error(errs, file, kl ? kl : line, "pg_dump_args: "
+			    "only the custom format (-Fc) can be verified and "
+			    "restored by opsd");
+	}
+	free(args);
+}
+
+static void
+backup_conf_free_obj(void *b)
+{
+	backup_conf_free(b);
+}
+
+const struct ini_section backup_section = {
+	"backup", 1, backup_keys, nitems(backup_keys), backup_open,
+	backup_check, backup_conf_free_obj, "backups"
+};
+
+void
+backup_conf_free(struct backup_conf *b)
+{
+	if (b == NULL)
+		return;
+	ini_free(&backup_section, b);
+	sched_free(&b->spec);
+	sched_free(&b->verify_spec);
+	free(b->name);
+	free(b);
+}
+
+void
+backup_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
+{
+	struct backup_conf	*b;
+	unsigned int		 i, j;
+
+	for (i = 0; (b = config_at(conf, &backup_section, i)) != NULL; i++) {
+		if (b->database != NULL && db_conf_find(conf, b->database) ==
+		    NULL)
+			ini_error(errs, conf->path, b->database_line,
+			    "database: no [database %s] section",
+			    b->database);
+		for (j = 0; j < b->nalert; j++) {
+			if (alert_conf_find(conf, b->alert[j]) == NULL)
+				ini_error(errs, conf->path, b->alert_line,
+				    "alert: no [alert %s] section",
+				    b->alert[j]);
+		}
+	}
+}
+
+static int
+expect_split(const char *e, char op[3], const char **rhs)
+{
+	while (isspace((unsigned char)*e))
+		e++;
+	if (strcmp(e, "any") == 0) {
+		strcpy(op, "*");
+		return (0);
+	}
+	if (strncmp(e, ">=", 2) == 0 || strncmp(e, "<=", 2) == 0 ||
+	    strncmp(e, "!=", 2) == 0 || strncmp(e, "==", 2) == 0) {
+		memcpy(op, e, 2);
+		op[2] = '\0';
+		e += 2;
+	} else if (*e == '>' || *e == '<' || *e == '=') {
+		op[0] = *e++;
+		op[1] = '\0';
+	} else
+		return (-EINVAL);
+	while (isspace((unsigned char)*e))
+		e++;
+	/* one operator: "> > 3" or ">> 3" is a typo, not a comparison */
+	if (*e == '\0' || strchr("<>=!", *e) != NULL)
+		return (-EINVAL);
+	*rhs = e;
+	return (0);
+}
+
+int
+backup_expect_valid(const char *expect)
+{
+	char		 op[3];
+	const char	*rhs = NULL;
+
+	return (expect_split(expect, op, &rhs) == 0);
+}
+
+int
+backup_expect_match(const char *expect, const char *value)
+{
+	char		 op[3], *end1, *end2;
+	const char	*rhs = NULL;
+	double		 a, b;
+	int		 c;
+
+	if (expect_split(expect, op, &rhs) != 0)
+		return (0);
+	if (op[0] == '*')
+		return (value != NULL);
+	if (value == NULL)
+		return (0);
+	a = strtod(value, &end1);
+	b = strtod(rhs, &end2);
+	if (*end2 == '\0' && !isnan(b)) {
+		/* a number expected: text, "" or NaN never satisfies it */
+		if (*value == '\0' || *end1 != '\0' || isnan(a))
+			return (strcmp(op, "!=") == 0);
+		c = (a > b) - (a < b);
+	} else
+		c = strcmp(value, rhs);	/* text, e.g. ISO dates */
+	if (strcmp(op, ">") == 0)
+		return (c > 0);
+	if (strcmp(op, ">=") == 0)
+		return (c >= 0);
+	if (strcmp(op, "<") == 0)
+		return (c < 0);
+	if (strcmp(op, "<=") == 0)
+		return (c <= 0);
+	if (strcmp(op, "!=") == 0)
+		return (c != 0);
+	return (c == 0);
+}
+
+struct backup_conf *
+backup_conf_copy(const struct backup_conf *src)
+{
+	struct backup_conf	*c;
+
+	c = ini_copy(&backup_section, src, sizeof *src);
+	c->name = xstrdup(src->name);
+	c->spec.tz = src->spec.tz != NULL ? xstrdup(src->spec.tz) : NULL;
+	c->verify_spec.tz = src->verify_spec.tz != NULL ?
+	    xstrdup(src->verify_spec.tz) : NULL;
+	return (c);
+}

@@ -1,0 +1,226 @@
+/*
+ * What the files of the backup room share and nothing outside it sees:
+ * the running state of one [backup], of a run, of a verification, and
+ * the helpers each file lends the others. backup.h is the room's face.
+ *
+ *   backup.c           the set, reload and stop, jobs, events, staleness
+ *   backup-conf.c      the [backup] schema and its checks
+ *   backup-run.c       the run state machine and its persisted step
+ *   backup-verify.c    checksum, restore into a scratch database, checks
+ *   backup-restore.c   restore into a named database; pg_restore
+ *   backup-upload.c    the off-site copy and its removal
+ *   backup-retention.c what stays, and pruning the rest
+ *   backup-manifest.c  manifests on disk and the list/show views
+ *   backup-recover.c   start-up clean-up after a crash
+ *   backup-metrics.c   the /metrics collector
+ */
+#ifndef OPSD_BACKUP_INT_H
+#define OPSD_BACKUP_INT_H
+
+#include <stdint.h>
+
+#include <event2/util.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "backup.h"
+#include "child.h"
+#include "db.h"
+#include "pg.h"
+
+struct brun;
+struct verify;
+struct recover_drop;
+struct evt_type;
+struct job;
+struct pgq;
+struct rpc_pending;
+struct s3_op;
+
+struct backup {
+	struct opsd		*opsd;
+	struct backup_conf	*conf;		/* owned copy */
+	struct db_conf		*db;		/* owned copy */
+	struct job		*job;
+	struct job		*verify_job;	/* verify_schedule */
+	struct brun		*run;
+	struct verify		*verify;	/* a standalone verify */
+	json_t			*items;		/* manifests, oldest first */
+	struct event		*stale_timer;
+	int			 stale_firing;
+	int			 failed_firing;
+	int			 verify_firing;
+	int			 upload_firing;
+	int64_t			 last_success;
+	int64_t			 last_verified;
+	uint64_t		 last_size;
+	double			 last_duration;
+	uint64_t		 runs_ok;
+	uint64_t		 runs_failed;
+	uint64_t		 runs_skipped;
+	uint64_t		 upload_ok;
+	uint64_t		 upload_failed;
+	char			*pg_dump_version;
+	struct child		*version_child;
+	struct pgq		*recover_q;	/* start-up clean-up */
+	struct recover_drop	**drops;	/* its DROP DATABASEs */
+	unsigned int		 ndrops;
+};
+
+struct backup_set {
+	struct backup	**v;
+	unsigned int	  n;
+	int		  recovered;
+};
+
+/* The backup set in the daemon context (subsys.h). */
+#define BACKUPS(o)	((struct backup_set *)(o)->sub[SUBSYS_BACKUP])
+
+typedef void (*verify_done_cb)(struct verify *, int ok, void *arg);
+
+struct verify {
+	struct backup	*b;
+	json_t		*manifest;
+	char		*file;
+	char		*scratch;
+	char		*passfile;
+	struct pgq	*admin;
+	struct pgq	*sess;
+	struct child	*child;
+	unsigned int	 check;
+	json_t		*checks;
+	char		*error;
+	int		 created;
+	verify_done_cb	 done;
+	void		*arg;
+	struct rpc_pending *waiter;
+};
+
+enum brun_step {
+	RUN_CONNECT,
+	RUN_LOCK,
+	RUN_DUMP,
+	RUN_SYNC,
+	RUN_VERIFY,
+	RUN_UPLOAD,
+	RUN_DONE,
+};
+
+struct brun {
+	struct backup		*b;
+	char			 id[128];
+	enum brun_step		 step;
+	int64_t			 start;		/* wall clock */
+	uint64_t		 start_usec;
+	char			*partial;
+	char			*final;
+	char			*passfile;
+	int			 fd;
+	EVP_MD_CTX		*sha;
+	uint64_t		 bytes;
+	uint64_t		 synced;
+	char			*error;
+	char			 server_version[32];
+	struct pgq		*sess;
+	struct child		*child;
+	json_t			*manifest;
+	struct s3_op		*s3;
+	int			 interrupted;
+	unsigned int		 lock_tries;
+	struct event		*lock_retry;
+	unsigned int		 upload_try;
+	unsigned int		 dump_tries;
+	int			 upload_manifest;
+	struct event		*timer;		/* progress, retries */
+	struct rpc_pending	**followers;
+	unsigned int		 nfollowers;
+	struct job		*job;
+};
+
+/* backup.c: the room's events, each with its journald MESSAGE_ID */
+extern const struct evt_type EVT_BACKUP_OK;
+extern const struct evt_type EVT_BACKUP_FAILED;
+extern const struct evt_type EVT_BACKUP_VERIFIED;
+extern const struct evt_type EVT_BACKUP_VERIFY_FAILED;
+extern const struct evt_type EVT_BACKUP_UPLOAD_FAILED;
+extern const struct evt_type EVT_BACKUP_SKIPPED;
+extern const struct evt_type EVT_BACKUP_STALE;
+extern const struct evt_type EVT_BACKUP_INTERRUPTED;
+extern const struct evt_type EVT_BACKUP_RESTORED;
+
+struct backup	*backup_find(struct opsd *, const char *name);
+/* UTC, 2026-01-31T02:00:00Z: the room's one copy until util has it */
+void		 backup_iso_time(int64_t, char *, size_t);
+char		*backup_passfile_create(struct backup *, const char *tag,
+		    int admin, char **err);
+struct pgq	*backup_session_open(struct backup *, int admin,
+		    const char *dbname, uint64_t timeout_ms, pg_done_cb,
+		    void *arg);
+char		*backup_pg_bin(struct backup *, const char *tool);
+void		 backup_event(struct backup *, const struct evt_type *,
+		    const char *id, const char *alert_object, int firing,
+		    const char *fmt, ...)
+		    __attribute__((format(printf, 6, 7)));
+int64_t		 backup_max_age(struct backup *);
+int64_t		 backup_newest_good(struct backup *);
+
+/* backup-conf.c */
+struct backup_conf *backup_conf_copy(const struct backup_conf *);
+
+/* backup-manifest.c: b->items holds the manifests, oldest first */
+void		 backup_items_load(struct backup *);
+void		 backup_items_sort(struct backup *);
+void		 backup_items_stats(struct backup *);
+int		 backup_item_held(struct backup *, json_t *);
+json_t		*backup_item_find(struct opsd *, const char *id,
+		    struct backup **owner);
+int		 backup_manifest_save(struct backup *, json_t *);
+int		 backup_own_file(struct backup *, const char *fname,
+		    const char *suffix);
+
+static inline const char *
+m_str(json_t *m, const char *key)
+{
+	const char	*s = json_string_value(json_object_get(m, key));
+
+	return (s != NULL ? s : "");
+}
+
+static inline int
+m_verified(json_t *m)
+{
+	return (json_is_true(json_object_get(json_object_get(m, "verify"),
+	    "ok")));
+}
+
+/* backup-run.c */
+struct brun	*backup_run_start(struct backup *, struct job *);
+void		 backup_run_finish(struct brun *, int ok, int skipped);
+void		 backup_run_pruned(struct brun *);
+void		 backup_run_tick(evutil_socket_t, short, void *);
+void		 backup_run_save_state(struct brun *);
+json_t		*backup_run_load_state(struct backup *);
+void		 backup_run_clear_state(struct backup *);
+
+/* backup-verify.c */
+void		 backup_verify_start(struct backup *, json_t *manifest,
+		    verify_done_cb, void *arg, struct rpc_pending *);
+void		 backup_verify_abort(struct verify *, const char *why);
+
+/* backup-restore.c */
+struct child	*backup_pg_restore_spawn(struct backup *, const char *tag,
+		    const char *dbname, const char *file, int clean,
+		    child_done_cb, void *arg, char **passfile, char **err);
+
+/* backup-upload.c */
+void		 backup_run_upload(struct brun *);
+void		 backup_remote_delete(struct backup *, const char *file);
+
+/* rpc-backup.c: the JSON-RPC error code for a -errno from this room */
+int		 backup_rpc_code(int err);
+
+/* backup-recover.c */
+void		 backup_recover(struct backup *);
+void		 backup_recover_stop(struct backup *);
+
+#endif

@@ -1,0 +1,670 @@
+/*
+ * A backup run: connect -> lock (optional advisory lock for fleets) ->
+ * dump (pg_dump streamed through SHA-256 into a .partial file) -> sync
+ * -> rename + manifest -> verify -> upload -> prune. The step is written
+ * to state_dir before each side effect (run_save_state and friends, kept
+ * together at the top) so start-up recovery knows what to undo.
+ *
+ * Nothing here blocks the loop on something slow: pg_dump and the final
+ * fsync (`sync FILE`) are children, queries go through pg.c. What stays
+ * inline is writing dump chunks to the local file as they arrive (page
+ * cache) and small state files.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "backup-int.h"
+#include "child.h"
+#include "daemon.h"
+#include "evt.h"
+#include "jobs.h"
+#include "rpc.h"
+#include "s3.h"
+#include "state.h"
+#include "util.h"
+
+#define SYNC_EVERY	(16 * 1024 * 1024)
+
+static const char *const step_names[] = {
+	"connecting", "locking", "dumping", "syncing", "verifying",
+	"uploading", "done"
+};
+
+static char *
+run_state_name(struct backup *b)
+{
+	char	*n;
+
+	xasprintf(&n, "backup-%s.run.json", b->conf->name);
+	return (n);
+}
+
+/* Persisted before each side effect, so a restart knows what to undo. */
+void
+backup_run_save_state(struct brun *r)
+{
+	json_t	*st;
+	char	*name = run_state_name(r->b);
+	int	 e;
+
+	st = json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "id", r->id, "step",
+	    step_names[r->step], "partial", r->partial, "final", r->final,
+	    "pid", (json_int_t)getpid());
+	if ((e = state_write_json(r->b->opsd->conf->state_dir, name, st)) != 0)
+		log_warn("backup.state", "cannot write %s: %s", name,
+		    strerror(-e));
+	json_decref(st);
+	free(name);
+}
+
+/* What a run that did not end left behind, or NULL. */
+json_t *
+backup_run_load_state(struct backup *b)
+{
+	json_t	*st;
+	char	*name = run_state_name(b);
+	int	 err;
+
+	st = state_read_json(b->opsd->conf->state_dir, name, &err);
+	free(name);
+	return (st);
+}
+
+void
+backup_run_clear_state(struct backup *b)
+{
+	char	*name = run_state_name(b), *path;
+
+	xasprintf(&path, "%s/%s", b->opsd->conf->state_dir, name);
+	unlink(path);
+	free(path);
+	free(name);
+}
+
+static json_t *
+run_progress(struct brun *r)
+{
+	double	el = (double)(now_usec() - r->start_usec) / 1e6;
+
+	return (json_pack("{s:s, s:s, s:s, s:I, s:f, s:f}", "run", r->id,
+	    "backup", r->b->conf->name, "step", step_names[r->step],
+	    "bytes", (json_int_t)r->bytes, "elapsed_seconds", el,
+	    "rate_bytes_per_second", el > 0 ? (double)r->bytes / el : 0.0));
+}
+
+void
+backup_run_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct brun	*r = arg;
+	struct timeval	 tv = { 1, 0 };
+	unsigned int	 i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < r->nfollowers; i++)
+		rpc_pending_notify(r->followers[i], "backup.progress",
+		    run_progress(r));
+	evtimer_add(r->timer, &tv);
+}
+
+static void
+run_free(struct brun *r)
+{
+	unsigned int	i;
+
+	if (r->b->verify != NULL && r->b->verify->arg == r)
+		backup_verify_abort(r->b->verify, "the run ended");
+	for (i = 0; i < r->nfollowers; i++)
+		rpc_pending_release(r->followers[i]);
+	free(r->followers);
+	if (r->timer != NULL)
+		event_free(r->timer);
+	if (r->lock_retry != NULL)
+		event_free(r->lock_retry);
+	if (r->sess != NULL)
+		pg_cancel(r->sess);
+	if (r->child != NULL)
+		child_abandon(r->child);
+	if (r->s3 != NULL)
+		s3_cancel(r->s3);
+	if (r->fd != -1)
+		close(r->fd);
+	if (r->sha != NULL)
+		EVP_MD_CTX_free(r->sha);
+	db_passfile_remove(&r->passfile);
+	json_decref(r->manifest);
+	free(r->partial);
+	free(r->final);
+	free(r->error);
+	free(r);
+}
+
+static void
+run_fail(struct brun *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+run_fail(struct brun *r, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (r->error == NULL) {
+		va_start(ap, fmt);
+		xvasprintf(&r->error, fmt, ap);
+		va_end(ap);
+	}
+	backup_run_finish(r, 0, 0);
+}
+
+/* Ends the run: no partial file stays, the job and followers learn. */
+void
+backup_run_finish(struct brun *r, int ok, int skipped)
+{
+	struct backup	*b = r->b;
+	json_t		*fin;
+	unsigned int	 i;
+	double		 dur = (double)(now_usec() - r->start_usec) / 1e6;
+
+	if (r->fd != -1) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	if (r->partial != NULL)
+		unlink(r->partial);
+	db_passfile_remove(&r->passfile);
+	backup_run_clear_state(b);
+	if (r->interrupted) {
+		backup_event(b, &EVT_BACKUP_INTERRUPTED, r->id, NULL, 0,
+		    "backup run %s stopped while %s: %s", r->id,
+		    step_names[r->step], r->error);
+		if (r->job != NULL)
+			job_interrupted(r->job);
+	} else if (skipped) {
+		b->runs_skipped++;
+		backup_event(b, &EVT_BACKUP_SKIPPED, r->id, NULL, 0, "backup "
+		    "%s skipped: %s", b->conf->name, r->error);
+		if (r->job != NULL)
+			job_finished(r->job, -1, "skipped: %s", r->error);
+	} else if (ok) {
+		b->runs_ok++;
+		b->last_duration = dur;
+		if (r->job != NULL)
+			job_finished(r->job, 1, "%s, %llu bytes in %.1fs", r->id,
+			    (unsigned long long)r->bytes, dur);
+		if (b->failed_firing) {
+			b->failed_firing = 0;
+			backup_event(b, &EVT_BACKUP_OK, r->id, "backup.run", 0,
+			    "backup "
+			    "%s works again: %s", b->conf->name, r->id);
+		}
+	} else {
+		b->runs_failed++;
+		b->failed_firing = 1;
+		backup_event(b, &EVT_BACKUP_FAILED, r->id, "backup.run", 1,
+		    "backup %s "
+		    "FAILED (%s): %s", b->conf->name, step_names[r->step],
+		    r->error);
+		if (r->job != NULL)
+			job_finished(r->job, 0, "%s", r->error);
+	}
+	fin = run_progress(r);
+	json_object_set_new(fin, "result", json_string(r->interrupted ?
+	    "interrupted" : skipped ? "skipped" : ok ? "ok" : "failed"));
+	if (r->error != NULL)
+		json_object_set_new(fin, "error", json_string(r->error));
+	for (i = 0; i < r->nfollowers; i++)
+		rpc_pending_notify(r->followers[i], "backup.finished",
+		    json_incref(fin));
+	json_decref(fin);
+	b->run = NULL;
+	run_free(r);
+}
+
+void
+backup_run_pruned(struct brun *r)
+{
+	json_t	*res = NULL;
+	char	*msg = NULL;
+
+	if (backup_prune(r->b->opsd, r->b->conf->name, 0, &res, &msg) != 0) {
+		log_warn("backup.prune", "pruning %s: %s", r->b->conf->name,
+		    msg);
+		free(msg);
+	}
+	json_decref(res);
+	backup_run_finish(r, 1, 0);
+}
+
+static void
+run_after_verify(struct brun *r)
+{
+	if (r->b->conf->upload != NULL)
+		backup_run_upload(r);
+	else
+		backup_run_pruned(r);
+}
+
+static void
+run_verified(struct verify *v, int ok, void *arg)
+{
+	struct brun	*r = arg;
+
+	(void)v;
+	(void)ok;
+	/* a failed verify is reported on its own; the dump itself is good */
+	run_after_verify(r);
+}
+
+static void
+run_synced(struct child *c, const struct child_result *res, void *arg)
+{
+	struct brun	*r = arg;
+	struct backup	*b = r->b;
+	char		 name[192], *final_name, s_at[32], e_at[32];
+	unsigned char	 md[32];
+	unsigned int	 mdlen, i;
+	char		 hex[65];
+	int		 e;
+
+	(void)c;
+	r->child = NULL;
+	if (!WIFEXITED(res->status) || WEXITSTATUS(res->status) != 0) {
+		run_fail(r, "cannot sync %s to disk: %.*s", r->partial,
+		    (int)strcspn(res->err, "\n"), res->err);
+		return;
+	}
+	EVP_DigestFinal_ex(r->sha, md, &mdlen);
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(name, sizeof name, "%s.dump", r->id);
+	if (rename(r->partial, r->final) == -1) {
+		run_fail(r, "cannot rename %s: %s", r->partial,
+		    strerror(errno));
+		return;
+	}
+	free(r->partial);
+	r->partial = NULL;
+	backup_iso_time(r->start, s_at, sizeof s_at);
+	backup_iso_time(time(NULL), e_at, sizeof e_at);
+	r->manifest = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:s, "
+	    "s:I, s:s, s:I, s:s, s:s, s:n, s:n}", "backup", b->conf->name,
+	    "id", r->id, "database", b->conf->database, "file", name,
+	    "server_version", r->server_version,
+	    "pg_dump_version", b->pg_dump_version,
+	    "start", (json_int_t)r->start, "start_iso", s_at,
+	    "end", (json_int_t)time(NULL), "end_iso", e_at,
+	    "bytes", (json_int_t)r->bytes, "sha256", hex, "status", "ok",
+	    "verify", "upload");
+	/* the manifest's directory fsync also makes the rename durable */
+	if ((e = backup_manifest_save(b, r->manifest)) != 0) {
+		final_name = r->final;
+		unlink(final_name);
+		run_fail(r, "cannot write the manifest in %s: %s", b->conf->dir,
+		    strerror(-e));
+		return;
+	}
+	json_array_append(b->items, r->manifest);
+	backup_items_sort(b);
+	b->last_success = r->start;
+	b->last_size = r->bytes;
+	backup_event(b, &EVT_BACKUP_OK, r->id, NULL, 0, "backup %s written: "
+	    "%llu bytes, sha256 %.12s", r->id, (unsigned long long)r->bytes,
+	    hex);
+	if (b->conf->verify == BACKUP_VERIFY_EACH) {
+		r->step = RUN_VERIFY;
+		backup_run_save_state(r);
+		backup_verify_start(b, r->manifest, run_verified, r, NULL);
+	} else
+		run_after_verify(r);
+}
+
+static int
+run_data(struct child *c, const char *data, size_t len, void *arg)
+{
+	struct brun	*r = arg;
+	ssize_t		 n;
+	size_t		 off = 0;
+
+	(void)c;
+	while (off < len) {
+		n = write(r->fd, data + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			if (r->error == NULL)
+				xasprintf(&r->error, "%s writing %s%s",
+				    strerror(errno), r->partial, errno ==
+				    ENOSPC ? " (disk full)" : "");
+			return (1);	/* kills pg_dump */
+		}
+		off += (size_t)n;
+	}
+	EVP_DigestUpdate(r->sha, data, len);
+	r->bytes += len;
+	/* start writeback early so the final sync has little left to do */
+	if (r->bytes - r->synced >= SYNC_EVERY) {
+		sync_file_range(r->fd, (off_t)r->synced,
+		    (off_t)(r->bytes - r->synced), SYNC_FILE_RANGE_WRITE);
+		r->synced = r->bytes;
+	}
+	return (0);
+}
+
+static void
+run_dumped(struct child *c, const struct child_result *res, void *arg)
+{
+	struct brun		*r = arg;
+	struct child_spec	 spec;
+	char			 why[640];
+	int			 e = 0;
+
+	(void)c;
+	r->child = NULL;
+	db_passfile_remove(&r->passfile);
+	if (r->error != NULL) {
+		run_fail(r, "%s", r->error);
+		return;
+	}
+	if (child_failed(res, why, sizeof why)) {
+		run_fail(r, "pg_dump %s", why);
+		return;
+	}
+	if (close(r->fd) == -1) {
+		r->fd = -1;
+		run_fail(r, "closing %s: %s", r->partial, strerror(errno));
+		return;
+	}
+	r->fd = -1;
+	r->step = RUN_SYNC;
+	/* the final name is recorded before the rename can happen */
+	xasprintf(&r->final, "%s/%s.dump", r->b->conf->dir, r->id);
+	backup_run_save_state(r);
+	{
+		/* fsync in a child: a large file can take seconds */
+		const char *argv[] = { "sync", "--data", r->partial, NULL };
+
+		memset(&spec, 0, sizeof spec);
+		spec.argv = argv;
+		spec.timeout_ms = r->b->conf->timeout;
+		r->child = child_spawn(&spec, run_synced, r, &e);
+	}
+	if (r->child == NULL)
+		run_fail(r, "cannot run sync: %s", strerror(-e));
+}
+
+static void
+run_dump(struct brun *r)
+{
+	struct backup		*b = r->b;
+	struct child_spec	 spec;
+	char			*bin, *ci, *dbarg, *args, *tok, *save = NULL;
+	char			*env[2] = { NULL, NULL }, *perr = NULL;
+	const char		**argv;
+	unsigned int		 n = 0;
+	int			 e = 0;
+
+	r->step = RUN_DUMP;
+	if ((e = state_mkdir(b->conf->dir, 0750)) != 0) {
+		run_fail(r, "cannot create %s: %s", b->conf->dir, strerror(-e));
+		return;
+	}
+	xasprintf(&r->partial, "%s/%s.dump.partial", b->conf->dir, r->id);
+	backup_run_save_state(r);
+	r->fd = open(r->partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (r->fd == -1) {
+		e = errno;
+		free(r->partial);
+		r->partial = NULL;
+		run_fail(r, "cannot create %s/%s.dump.partial: %s",
+		    b->conf->dir, r->id, strerror(e));
+		return;
+	}
+	r->sha = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL);
+	r->passfile = backup_passfile_create(b, "dump", 0, &perr);
+	if (perr != NULL) {
+		run_fail(r, "%s", perr);
+		free(perr);
+		return;
+	}
+	bin = backup_pg_bin(b, "pg_dump");
+	ci = db_conninfo(b->db, 0, NULL);
+	xasprintf(&dbarg, "--dbname=%s", ci);
+	args = xstrdup(b->conf->pg_dump_args);
+	argv = xcalloc(strlen(args) + 8, sizeof *argv);
+	argv[n++] = bin;
+	for (tok = strtok_r(args, " \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, " \t", &save))
+		argv[n++] = tok;
+	argv[n++] = "--format=custom";	/* what verify and restore read */
+	argv[n++] = "--no-password";
+	argv[n++] = dbarg;
+	argv[n] = NULL;
+	memset(&spec, 0, sizeof spec);
+	if (r->passfile != NULL) {
+		xasprintf(&env[0], "PGPASSFILE=%s", r->passfile);
+		spec.env = (const char *const *)env;
+	}
+	spec.argv = argv;
+	spec.timeout_ms = b->conf->timeout;
+	spec.on_stdout = run_data;
+	r->child = child_spawn(&spec, run_dumped, r, &e);
+	free(env[0]);
+	free(argv);
+	free(args);
+	free(bin);
+	free(ci);
+	free(dbarg);
+	if (r->child == NULL)
+		run_fail(r, "cannot run pg_dump: %s", strerror(-e));
+}
+
+static void	run_lock_retry(evutil_socket_t, short, void *);
+static void	run_locked(struct pgq *, const PGresult *, const char *,
+		    void *);
+
+static void
+run_try_lock(struct brun *r)
+{
+	if (db_try_lock(r->sess, db_lock_key("backup", r->b->conf->name),
+	    30000, run_locked, r) != 0)
+		run_fail(r, "cannot ask for the advisory lock");
+}
+
+static void
+run_locked(struct pgq *q, const PGresult *res, const char *err, void *arg)
+{
+	struct brun	*r = arg;
+
+	(void)q;
+	if (err != NULL) {
+		run_fail(r, "advisory lock: %s", err);
+		return;
+	}
+	if (!db_lock_held(res)) {
+		/*
+		 * Our own start-up clean-up holds it for a moment (the time to
+		 * list stale scratch databases): wait for that instead of
+		 * calling ourselves "another host". Any other holder means
+		 * another host runs this backup now.
+		 */
+		if (r->b->recover_q != NULL && r->lock_tries < 300) {
+			struct timeval tv = { 0, 100 * 1000 };
+
+			r->lock_tries++;
+			if (r->lock_retry == NULL)
+				r->lock_retry = evtimer_new(r->b->opsd->base,
+				    run_lock_retry, r);
+			evtimer_add(r->lock_retry, &tv);
+			return;
+		}
+		r->error = xstrdup("held by another host");
+		backup_run_finish(r, 0, 1);
+		return;
+	}
+	run_dump(r);
+}
+
+static void
+run_lock_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct brun	*r = arg;
+
+	(void)fd;
+	(void)what;
+	run_try_lock(r);
+}
+
+static void
+run_version(struct pgq *q, const PGresult *res, const char *err, void *arg)
+{
+	struct brun	*r = arg;
+
+	if (err != NULL) {
+		run_fail(r, "%s", err);
+		return;
+	}
+	if (PQntuples(res) > 0)
+		snprintf(r->server_version, sizeof r->server_version, "%s",
+		    PQgetvalue(res, 0, 0));
+	if (r->b->conf->lock == BACKUP_LOCK_ADVISORY) {
+		r->step = RUN_LOCK;
+		run_try_lock(r);
+		return;
+	}
+	run_dump(r);
+}
+
+static void
+run_connected(struct pgq *q, const PGresult *res, const char *err, void *arg)
+{
+	struct brun	*r = arg;
+
+	(void)res;
+	if (err != NULL) {
+		run_fail(r, "cannot connect to database %s: %s",
+		    r->b->conf->database, err);
+		return;
+	}
+	if (pg_exec(q, "SELECT current_setting('server_version')", 30000,
+	    run_version, r) != 0)
+		run_fail(r, "cannot query the server version");
+}
+
+static void
+pg_dump_version_cb(struct child *c, const struct child_result *res,
+    void *arg)
+{
+	struct backup	*b = arg;
+	const char	*p;
+
+	(void)c;
+	b->version_child = NULL;
+	/* "pg_dump (PostgreSQL) 15.10 (Debian 15.10-0+deb12u1)" */
+	if (WIFEXITED(res->status) && WEXITSTATUS(res->status) == 0 &&
+	    (p = strstr(res->out, ") ")) != NULL) {
+		free(b->pg_dump_version);
+		b->pg_dump_version = xstrndup(p + 2, strcspn(p + 2, " \n"));
+	}
+}
+
+struct brun *
+backup_run_start(struct backup *b, struct job *job)
+{
+	struct brun	*r;
+	struct tm	 tm;
+	time_t		 t = time(NULL);
+	struct timeval	 tv = { 1, 0 };
+	char		 ts[32];
+
+	r = xcalloc(1, sizeof *r);
+	r->b = b;
+	r->fd = -1;
+	r->job = job;
+	r->start = (int64_t)t;
+	r->start_usec = now_usec();
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(r->id, sizeof r->id, "%s-%s", b->conf->name, ts);
+	b->run = r;
+	r->timer = evtimer_new(b->opsd->base, backup_run_tick, r);
+	evtimer_add(r->timer, &tv);
+	if (b->pg_dump_version == NULL && b->version_child == NULL) {
+		char *bin = backup_pg_bin(b, "pg_dump");
+		const char *argv[] = { bin, "--version", NULL };
+		struct child_spec spec;
+		int e;
+
+		memset(&spec, 0, sizeof spec);
+		spec.argv = argv;
+		spec.timeout_ms = 10000;
+		spec.max_output = 256;
+		b->version_child = child_spawn(&spec, pg_dump_version_cb, b,
+		    &e);
+		free(bin);
+	}
+	log_info("backup.start", "backup %s started (%s)", b->conf->name,
+	    r->id);
+	r->sess = backup_session_open(b, 0, NULL, 30000, run_connected, r);
+	return (r);
+}
+
+int
+backup_rpc_run(struct opsd *o, const char *name, struct rpc_pending *follower,
+    char **run_id, char **msg)
+{
+	struct backup	*b;
+	struct brun	*r;
+
+	if ((b = backup_find(o, name)) == NULL) {
+		xasprintf(msg, "no backup named '%s' (backup list shows them)",
+		    name);
+		return (-ENOENT);
+	}
+	if (b->run != NULL) {
+		xasprintf(msg, "backup %s is already running (run %s)", name,
+		    b->run->id);
+		return (-EBUSY);
+	}
+	{
+		char	id[160], ts[32];
+		time_t	t = time(NULL);
+		struct tm tm;
+		json_t	*x;
+		size_t	i;
+
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+		snprintf(id, sizeof id, "%s-%s", name, ts);
+		json_array_foreach(b->items, i, x) {
+			if (strcmp(m_str(x, "id"), id) == 0) {
+				xasprintf(msg, "backup %s was taken this very "
+				    "second; try again in a second", id);
+				return (-EBUSY);
+			}
+		}
+	}
+	if (b->job != NULL)
+		job_started(b->job);
+	r = backup_run_start(b, b->job);
+	*run_id = xstrdup(r->id);
+	if (follower != NULL) {
+		r->followers = xreallocarray(r->followers, r->nfollowers + 1,
+		    sizeof *r->followers);
+		r->followers[r->nfollowers++] = follower;
+	}
+	return (0);
+}

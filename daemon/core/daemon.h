@@ -16,6 +16,7 @@ struct probe_set;
 struct alert_set;
 struct backup_set;
 struct metrics;
+struct op_journal;
 struct config_errors;
 struct opsd_config;
 
@@ -39,6 +40,7 @@ struct opsd {
 	struct alert_set	*alerts;	/* alert.c */
 	struct backup_set	*backups;	/* backup.c */
 	struct metrics		*metrics;	/* metrics.c */
+	struct op_journal	*ops;		/* op.c */
 
 	uint64_t		 start_usec;	/* monotonic */
 	time_t			 start_time;

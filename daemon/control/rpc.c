@@ -26,6 +26,7 @@ static const struct {
 	{ rpc_probe_methods, &rpc_probe_nmethods },
 	{ rpc_alert_methods, &rpc_alert_nmethods },
 	{ rpc_backup_methods, &rpc_backup_nmethods },
+	{ rpc_op_methods, &rpc_op_nmethods },
 };
 
 static const struct rpc_method	**table;

@@ -30,6 +30,7 @@
 #include "evt.h"
 #include "http.h"
 #include "metrics.h"
+#include "op.h"
 #include "probe.h"
 #include "opsd-proto.h"
 #include "rpc.h"
@@ -323,11 +324,13 @@ main(int argc, char **argv)
 	}
 	/* only now: a second opsd that failed to bind must not say this */
 	check_previous_run(&o);
+	op_journal_open(&o);
 	alert_init(&o);
 	alert_apply_config(&o);
 	metrics_start(&o);
 	probe_apply_config(&o);
 	backup_apply_config(&o);
+	op_recover_all(&o);
 
 	for (i = 0; i < nitems(sigs); i++) {
 		o.ev_signals[i] = evsignal_new(o.base, sigs[i], signal_cb, &o);
@@ -369,6 +372,7 @@ main(int argc, char **argv)
 	alert_stop_all(&o);
 	metrics_stop(&o);
 	child_shutdown();
+	op_journal_close(&o);
 	write_run_state(&o, 1);
 	ev = evt_new(&EVT_STOPPED);
 	evt_add(ev, "uptime_seconds", "%llu", (unsigned long long)

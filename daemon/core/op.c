@@ -137,19 +137,21 @@ key_ok(const char *s)
 	return (charset_ok(s, OP_KEY_MAX, "_", 0));
 }
 
-/* Printable, at most OP_NAME_MAX bytes: details end up in logs. */
+static char	*clean_text(const char *, size_t);
+
+/* Printable UTF-8, at most OP_NAME_MAX bytes: details end up in logs. */
 static int
 value_ok(const char *s)
 {
-	size_t	n = strlen(s), i;
+	char	*c;
+	int	 ok;
 
-	if (n > OP_NAME_MAX)
+	if (strlen(s) > OP_NAME_MAX)
 		return (0);
-	for (i = 0; i < n; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return (0);
-	}
-	return (1);
+	c = clean_text(s, OP_NAME_MAX);
+	ok = strcmp(c, s) == 0;
+	free(c);
+	return (ok);
 }
 
 static int
@@ -271,6 +273,9 @@ clean_text(const char *s, size_t max)
 		n = 0;
 		if (*p >= 0x20 && *p < 0x7f)
 			n = 1;
+		/* C1 controls (U+0080..U+009F) are left out too */
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			n = 0;
 		else if (*p >= 0xc2 && *p <= 0xdf)
 			n = 2;
 		else if (*p >= 0xe0 && *p <= 0xef)
@@ -796,7 +801,12 @@ read_small(int dfd, const char *name, size_t max, char **buf, size_t *len)
 
 	*buf = NULL;
 	*len = 0;
-	/* O_NONBLOCK: a FIFO planted here must not stall the loop */
+	/* never open a device or a FIFO planted here: opening has effects */
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return (-errno);
+	if (!S_ISREG(st.st_mode))
+		return (-EINVAL);
+	/* O_NONBLOCK: one swapped in since must not stall the loop either */
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1)
 		return (errno == ELOOP ? -EINVAL : -errno);
@@ -1076,7 +1086,7 @@ op_recover_all(struct opsd *o)
 	struct op_journal	*j = journal(o);
 	struct op		*op, **v = NULL;
 	struct evt		*ev;
-	const char		*action;
+	const char		*action, *what;
 	size_t			 n = 0, i;
 
 	if (j == NULL)
@@ -1095,18 +1105,20 @@ op_recover_all(struct opsd *o)
 		if (op->kind != NULL)
 			op->step = step_find(op->kind, op->step_name);
 		if (op->kind == NULL || op->step == OP_NO_STEP ||
-		    (op->kind->resume == NULL && op->kind->rollback == NULL))
+		    (op->kind->resume == NULL && op->kind->rollback == NULL)) {
 			action = "abandon";
-		else if (op->kind->resume != NULL)
+			what = "leaving it as it is";
+		} else if (op->kind->resume != NULL) {
 			action = "resume";
-		else
+			what = "resuming it";
+		} else {
 			action = "rollback";
+			what = "rolling it back";
+		}
 		ev = op_evt(&EVT_OP_INTERRUPTED, op);
 		evt_add(ev, "action", "%s", action);
 		evt_emit(ev, "%s %s: op %s was interrupted at step %s; %s",
-		    op->kind_name, op->object, op->id, op->step_name,
-		    *action == 'a' ? "abandoning it" : *action == 'r' &&
-		    action[1] == 'e' ? "resuming it" : "rolling it back");
+		    op->kind_name, op->object, op->id, op->step_name, what);
 		if (op->kind == NULL)
 			op_finish(op, OP_ABANDONED, "no op kind %s in this "
 			    "opsd", op->kind_name);

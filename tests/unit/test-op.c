@@ -585,6 +585,7 @@ test_parser(void)
 		{ "\"run\": \"x\"", "\"run\": \"a\\nb\"" },
 		{ "\"run\": \"x\"", "\"run\": \"x\", \"run\": \"y\"" },
 		{ "\"run\": \"x\"", "\"run\": \"x\\u0000\"" },
+		{ "\"run\": \"x\"", "\"run\": \"x\\u0085\"" },
 	};
 	char		*s, big[300];
 	size_t		 i, n, nbad;
@@ -646,7 +647,6 @@ static void
 test_hostile_dir(void)
 {
 	char		 outside[512], link[512], path[512], *s, *huge;
-	const char	*id = "20261201T123456Z-3f2a9c1b";
 	struct stat	 st;
 	FILE		*f;
 	size_t		 i;
@@ -742,7 +742,6 @@ test_hostile_dir(void)
 		}
 	}
 	CHECK_INT(count_ops(NULL, NULL), 2);
-	(void)id;
 	op_journal_close(&o);
 }
 

@@ -16,7 +16,7 @@
  * it acts on again from its configuration and op_id()/op_object(); it
  * never unlinks, opens or runs anything it read from op_get().
  *
- * Files in state_dir (see docs/runbook-recovery.md):
+ * Files in state_dir (formats in opsd(8), FILES):
  *	op-<id>.json		one per unfinished op, rewritten at each step
  *	ops-history.json	the finished ops, bounded
  */

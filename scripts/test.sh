@@ -2,7 +2,8 @@
 # opsd's test command. As root on a fresh Debian 12:
 #
 #   1. installs what the build and the tests need (scripts/deps.sh);
-#   2. builds two trees, each with --werror:
+#   2. builds two trees, each with --werror and the op journal's fault
+#      injection points (-Dfault_injection=true: test trees only):
 #        build       a normal build
 #        build-asan  with AddressSanitizer and UndefinedBehaviorSanitizer
 #      and in each runs the C unit tests (meson test) and the pytest
@@ -333,13 +334,14 @@ else
 fi
 
 if build_tree build "gcc, --werror" -Dwerror=true -Db_sanitize=none \
-    -Db_lundef=true -Dfuzz=false; then
+    -Db_lundef=true -Dfuzz=false -Dfault_injection=true; then
 	unit_tests build
 	integration_tests build
 fi
 
 if build_tree build-asan "gcc, --werror, ASan+UBSan" -Dwerror=true \
-    -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=false; then
+    -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=false \
+    -Dfault_injection=true; then
 	unit_tests build-asan "${asan_env[@]}"
 	integration_tests build-asan "${asan_env[@]}"
 fi

@@ -25,6 +25,7 @@ static const struct {
 	const size_t		*n;
 } core_families[] = {
 	{ rpc_opsd_methods, &rpc_opsd_nmethods },
+	{ rpc_op_methods, &rpc_op_nmethods },
 };
 
 /* One sorted table of every method, and its counters. */

@@ -115,6 +115,8 @@ extern const struct rpc_method	rpc_alert_methods[];
 extern const size_t		rpc_alert_nmethods;
 extern const struct rpc_method	rpc_backup_methods[];
 extern const size_t		rpc_backup_nmethods;
+extern const struct rpc_method	rpc_op_methods[];
+extern const size_t		rpc_op_nmethods;
 
 /* Releases opsd.status's cache (rpc-opsd.c). */
 void	 rpc_opsd_free(struct opsd *);

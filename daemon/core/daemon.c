@@ -21,6 +21,7 @@
 #include "http.h"
 #include "jobs.h"
 #include "metrics.h"
+#include "op.h"
 #include "rpc.h"
 #include "subsys.h"
 #include "util.h"
@@ -47,6 +48,11 @@ opsd_start(struct opsd *o)
 	size_t			 i;
 	int			 r;
 
+	/* unreadable state: logged, and opsd runs without its history */
+	op_journal_open(o);
+	for (i = 0; i < SUBSYS_N; i++)
+		if (subsys_table[i]->op_kinds != NULL)
+			op_kind_register_all(o, subsys_table[i]->op_kinds);
 	metrics_start(o);
 	for (i = 0; i < SUBSYS_N; i++) {
 		s = subsys_table[i];
@@ -55,6 +61,8 @@ opsd_start(struct opsd *o)
 		if (s->apply != NULL)
 			s->apply(o);
 	}
+	/* what a kill -9 left half done: resumed or rolled back */
+	op_recover_all(o);
 }
 
 void
@@ -68,6 +76,7 @@ opsd_free(struct opsd *o)
 	jobs_stop_all(o);
 	metrics_stop(o);
 	child_shutdown();
+	op_journal_close(o);
 	for (i = 0; i < nitems(o->ev_signals); i++) {
 		if (o->ev_signals[i] != NULL)
 			event_free(o->ev_signals[i]);

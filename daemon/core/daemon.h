@@ -17,6 +17,7 @@ struct control;
 struct metrics;
 struct rpc_table;
 struct status_cache;
+struct op_journal;
 struct config_errors;
 struct opsd_config;
 
@@ -41,6 +42,7 @@ struct opsd {
 	struct metrics		*metrics;	/* core/metrics.c */
 	/* each subsystem's own state, by its registry id (subsys.h) */
 	void			*sub[SUBSYS_N];
+	struct op_journal	*ops;		/* core/op.c */
 
 	uint64_t		 start_usec;	/* monotonic */
 	time_t			 start_time;

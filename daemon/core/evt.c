@@ -23,6 +23,7 @@
 #include <systemd/sd-journal.h>
 
 #include "evt.h"
+#include "op.h"
 #include "util.h"
 
 const struct evt_type EVT_STARTED = {
@@ -46,6 +47,7 @@ const struct evt_type EVT_LOG_LEVEL = {
 const struct evt_type *const evt_core_types[] = {
 	&EVT_STARTED, &EVT_STOPPED, &EVT_RELOADED, &EVT_RELOAD_FAILED,
 	&EVT_UNCLEAN_SHUTDOWN, &EVT_RPC_AUDIT, &EVT_RPC_DENIED, &EVT_LOG_LEVEL,
+	&EVT_OP_STEP, &EVT_OP_FINISHED, &EVT_OP_INTERRUPTED,
 	NULL
 };
 

@@ -26,6 +26,7 @@ struct ini_section;
 struct rpc_method;
 struct evt_type;
 struct evbuffer;
+struct op_kind;
 
 struct subsys {
 	const char			*name;
@@ -54,6 +55,13 @@ struct subsys {
 
 	/* Event types with a MESSAGE_ID (docs/opsd.catalog), NULL-ended. */
 	const struct evt_type *const	*events;
+
+	/*
+	 * Kinds of multi-step operation it runs through the op journal
+	 * (op.h), NULL-ended: registered before init, so that start-up
+	 * recovery, after every subsystem's first apply, finds them.
+	 */
+	const struct op_kind *const	*op_kinds;
 };
 
 /* In start order; SUBSYS_N entries. */

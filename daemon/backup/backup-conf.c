@@ -24,18 +24,6 @@ static const char *const verify_names[] = { "each", "never", NULL };
 static const char *const lock_names[] = { "none", "advisory", NULL };
 
 static const char *
-validate_file(const char *value, char *buf, size_t len)
-{
-	if (value[0] != '/' || access(value, R_OK) != 0) {
-		snprintf(buf, len, "cannot read %s: %s", value,
-		    value[0] != '/' ? "must be an absolute path" :
-		    strerror(errno));
-		return (buf);
-	}
-	return (NULL);
-}
-
-static const char *
 validate_expect(const char *value, char *buf, size_t len)
 {
 	if (!backup_expect_valid(value)) {
@@ -105,12 +93,12 @@ static const struct ini_key backup_keys[] = {	/* sorted */
 	{ .name = "remote_retention", .kind = INI_BOOL,
 	  .off = O(remote_retention), .dflt = "no" },
 	{ .name = "s3_access_key_file", .kind = INI_PATH,
-	  .off = O(s3_access_key_file), .validate = validate_file },
+	  .off = O(s3_access_key_file), .validate = ini_validate_readable },
 	{ .name = "s3_endpoint", .kind = INI_STRING, .off = O(s3_endpoint) },
 	{ .name = "s3_region", .kind = INI_STRING, .off = O(s3_region),
 	  .dflt = "us-east-1" },
 	{ .name = "s3_secret_key_file", .kind = INI_PATH,
-	  .off = O(s3_secret_key_file), .validate = validate_file },
+	  .off = O(s3_secret_key_file), .validate = ini_validate_readable },
 	{ .name = "schedule", .kind = INI_STRING, .off = O(schedule),
 	  .flags = INI_REQUIRED },
 	{ .name = "timeout", .kind = INI_DURATION, .off = O(timeout),

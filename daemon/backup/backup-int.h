@@ -150,7 +150,6 @@ extern const struct evt_type EVT_BACKUP_RESTORED;
 
 struct backup	*backup_find(struct opsd *, const char *name);
 /* UTC, 2026-01-31T02:00:00Z: the room's one copy until util has it */
-void		 backup_iso_time(int64_t, char *, size_t);
 char		*backup_passfile_create(struct backup *, const char *tag,
 		    int admin, char **err);
 struct pgq	*backup_session_open(struct backup *, int admin,

@@ -197,10 +197,10 @@ backup_list_json(struct opsd *o, const char *name)
 		strcpy(next, "-");
 		strcpy(newest, "-");
 		if (job_next(b->job) > 0)
-			backup_iso_time(job_next(b->job), next, sizeof next);
+			util_iso_time(job_next(b->job), next, sizeof next);
 		good = backup_newest_good(b);
 		if (good > 0)
-			backup_iso_time(good, newest, sizeof newest);
+			util_iso_time(good, newest, sizeof newest);
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, "
 		    "s:s, s:I, s:b, s:I, s:s?, s:o}", "name", b->conf->name,
 		    "database", b->conf->database, "schedule",

@@ -297,8 +297,8 @@ run_synced(struct child *c, const struct child_result *res, void *arg)
 	}
 	free(r->partial);
 	r->partial = NULL;
-	backup_iso_time(r->start, s_at, sizeof s_at);
-	backup_iso_time(time(NULL), e_at, sizeof e_at);
+	util_iso_time(r->start, s_at, sizeof s_at);
+	util_iso_time(time(NULL), e_at, sizeof e_at);
 	r->manifest = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:s, "
 	    "s:I, s:s, s:I, s:s, s:s, s:n, s:n}", "backup", b->conf->name,
 	    "id", r->id, "database", b->conf->database, "file", name,

@@ -19,6 +19,7 @@
 #include "evt.h"
 #include "probe.h"
 #include "s3.h"
+#include "secretfile.h"
 #include "util.h"
 
 #define UPLOAD_TRIES	4
@@ -26,7 +27,7 @@
 static int
 read_key(const char *path, char *buf, size_t len)
 {
-	return (probe_read_secret(path, buf, len));
+	return (secretfile_read(path, buf, len, SECRETFILE_ONE_LINE, NULL));
 }
 
 static void	run_upload_retry(evutil_socket_t, short, void *);
@@ -61,7 +62,7 @@ run_uploaded(struct s3_op *op, int ok, const char *error, void *arg)
 		evtimer_add(r->timer, &tv);
 		return;
 	}
-	backup_iso_time(time(NULL), at, sizeof at);
+	util_iso_time(time(NULL), at, sizeof at);
 	up = json_pack("{s:b, s:I, s:s, s:s, s:s?, s:i}", "ok", ok, "at",
 	    (json_int_t)time(NULL), "at_iso", at, "url", b->conf->upload,
 	    "error", ok ? NULL : error, "tries", r->upload_manifest ?

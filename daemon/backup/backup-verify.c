@@ -50,7 +50,7 @@ verify_end(struct verify *v)
 	char		 at[32];
 	int		 ok = v->error == NULL;
 
-	backup_iso_time(time(NULL), at, sizeof at);
+	util_iso_time(time(NULL), at, sizeof at);
 	res = json_pack("{s:b, s:I, s:s, s:s?, s:O}", "ok", ok, "at",
 	    (json_int_t)time(NULL), "at_iso", at, "error", v->error,
 	    "checks", v->checks);

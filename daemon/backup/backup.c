@@ -68,16 +68,6 @@ backup_find(struct opsd *o, const char *name)
 	return (NULL);
 }
 
-void
-backup_iso_time(int64_t t, char *buf, size_t len)
-{
-	struct tm	tm;
-	time_t		tt = (time_t)t;
-
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* pgpass-BACKUP-TAG: start-up recovery removes what a kill left behind */
 char *
 backup_passfile_create(struct backup *b, const char *tag, int admin, char **err)

@@ -20,6 +20,7 @@
 #include "pg.h"
 #include "probe.h"
 #include "state.h"
+#include "secretfile.h"
 #include "subsys.h"
 #include "util.h"
 
@@ -29,31 +30,19 @@ validate_conninfo(const char *value, char *buf, size_t len)
 	return (pg_conninfo_check(value, buf, len));
 }
 
-static const char *
-validate_file(const char *value, char *buf, size_t len)
-{
-	if (value[0] != '/' || access(value, R_OK) != 0) {
-		snprintf(buf, len, "cannot read %s: %s", value,
-		    value[0] != '/' ? "must be an absolute path" :
-		    strerror(errno));
-		return (buf);
-	}
-	return (NULL);
-}
-
 #define O(f)	offsetof(struct db_conf, f)
 static const struct ini_key db_keys[] = {	/* sorted */
 	{ .name = "admin_conninfo", .kind = INI_STRING,
 	  .off = O(admin_conninfo), .validate = validate_conninfo },
 	{ .name = "admin_password_file", .kind = INI_PATH,
-	  .off = O(admin_password_file), .validate = validate_file },
+	  .off = O(admin_password_file), .validate = ini_validate_readable },
 	{ .name = "conninfo", .kind = INI_STRING, .off = O(conninfo),
 	  .validate = validate_conninfo, .flags = INI_REQUIRED },
 	{ .name = "password_file", .kind = INI_PATH, .off = O(password_file),
-	  .validate = validate_file },
+	  .validate = ini_validate_readable },
 	{ .name = "sslmode", .kind = INI_STRING, .off = O(sslmode) },
 	{ .name = "sslrootcert", .kind = INI_PATH, .off = O(sslrootcert),
-	  .validate = validate_file },
+	  .validate = ini_validate_readable },
 };
 #undef O
 
@@ -163,7 +152,8 @@ db_password(const struct db_conf *d, int admin, char *buf, size_t len)
 
 	if (f == NULL)
 		return (1);
-	return (probe_read_secret(f, buf, len) == 0 ? 0 : -1);
+	return (secretfile_read(f, buf, len, SECRETFILE_ONE_LINE, NULL) == 0 ?
+	    0 : -1);
 }
 
 int
@@ -177,7 +167,8 @@ db_passfile_create(const struct db_conf *d, const char *state_dir,
 	*path = NULL;
 	if (pwfile == NULL)
 		return (0);
-	if ((r = probe_read_secret(pwfile, pw, sizeof pw)) != 0) {
+	if ((r = secretfile_read(pwfile, pw, sizeof pw, SECRETFILE_ONE_LINE,
+	    NULL)) != 0) {
 		xasprintf(err, "cannot read %s: %s", pwfile, strerror(-r));
 		return (r);
 	}

@@ -13,6 +13,7 @@
 #include "evt.h"
 #include "pg.h"
 #include "probe.h"
+#include "secretfile.h"
 #include "util.h"
 
 static void

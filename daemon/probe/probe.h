@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "config.h"
-#include "secretfile.h"
 
 struct opsd;
 struct evt_type;
@@ -207,12 +206,5 @@ const struct probe_lateness *probe_lateness(struct opsd *);
 /* Small helpers shared by the kinds. */
 void	 probe_fail(struct probe_result *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
-
-/* until backup/ moves to secretfile_read */
-static inline int
-probe_read_secret(const char *path, char *buf, size_t len)
-{
-	return (secretfile_read(path, buf, len, SECRETFILE_ONE_LINE, NULL));
-}
 
 #endif

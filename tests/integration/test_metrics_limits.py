@@ -212,11 +212,11 @@ def test_wide_listener_without_auth_warns(opsd_launcher):
         "metrics_listen = 127.0.0.1:", "metrics_listen = 0.0.0.0:", 1))
     d.start()
     warn = [e for e in d.events("metrics.listen")
-            if "authentication" in e.get("message", "")]
+            if "authentication" in e.get("msg", "")]
     assert warn, f"no warning for 0.0.0.0 without auth:\n{d.log()[-2000:]}"
     loopback = opsd_launcher(name="lo")
     assert not [e for e in loopback.events("metrics.listen")
-                if "authentication" in e.get("message", "")]
+                if "authentication" in e.get("msg", "")]
 
 
 # --- TLS -------------------------------------------------------------------

@@ -35,6 +35,10 @@ struct opsd_config {
 	uint64_t	 client_buffer;		/* bytes of unsent output */
 	uint64_t	 shutdown_timeout;	/* msec */
 	char		*metrics_listen;	/* host:port, NULL if off */
+	uint64_t	 metrics_max_connections;
+	char		*metrics_auth_file;	/* "user:password"; NULL: none */
+	char		*metrics_tls_cert;	/* PEM; NULL: plain http */
+	char		*metrics_tls_key;
 
 	/*
 	 * The objects of every section type the registered subsystems

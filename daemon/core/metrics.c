@@ -1,4 +1,7 @@
 #include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -8,23 +11,71 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 #include "daemon.h"
 #include "evt.h"
 #include "metrics.h"
 #include "rpc.h"
+#include "secretfile.h"
 #include "subsys.h"
 #include "util.h"
 
 #define ADDLIT(b, s)	evbuffer_add((b), (s), sizeof (s) - 1)
 
+/*
+ * Limits of the listener. Nothing here takes a body; a header block of
+ * 8 KB is generous for a scraper. The timeout is per read and write, so
+ * a request that never completes and an idle keep-alive connection both
+ * go after IDLE_SECS.
+ */
+#define MAX_BODY	4096
+#define MAX_HEADERS	8192
+#define IDLE_SECS	10
+
 struct metrics {
+	struct opsd	*opsd;
 	struct evhttp	*http;
+	struct evhttp_bound_socket *bound;	/* NULL while being freed */
 	char		*listen;
+	char		*tls_cert;		/* what the listener was built */
+	char		*tls_key;		/* with, to see a change */
+	SSL_CTX		*ssl;			/* NULL: plain http */
+
+	/*
+	 * evhttp 2.1 has no connection cap and tells nobody when a server
+	 * connection is made. The bufferevent callback (called as a client
+	 * is accepted) counts it in and keeps a reference; once evhttp has
+	 * wrapped it, ev_adopt sets the connection's close callback, which
+	 * counts it out. At the cap the evhttp listener is paused and
+	 * ev_reject accepts and closes what arrives, so a client over the
+	 * cap is told at once instead of hanging in the accept queue.
+	 */
+	unsigned int	 nconn;
+	int		 paused;
+	struct bufferevent **fresh;		/* counted in, not adopted yet */
+	unsigned int	 nfresh;
+	struct event	*ev_adopt;
+	struct event	*ev_reject;
+
+	int		 have_auth;
+	unsigned char	 auth[SHA256_DIGEST_LENGTH];	/* of "user:password" */
+
 	uint64_t	 scrapes;
+	uint64_t	 rejected;		/* over the connection cap */
+	uint64_t	 unauthorized;
 };
 
 void
@@ -129,12 +180,99 @@ metrics_render(struct opsd *o, struct evbuffer *b)
 		    (unsigned long long)st->denied);
 	}
 
+	if (o->metrics != NULL && o->metrics->http != NULL) {
+		metrics_head(b, "opsd_metrics_connections", "gauge", "Open "
+		    "connections to the metrics listener.");
+		evbuffer_add_printf(b, "opsd_metrics_connections %u\n",
+		    o->metrics->nconn);
+		metrics_head(b, "opsd_metrics_rejected_total", "counter",
+		    "Metrics requests refused: over metrics_max_connections, "
+		    "or without valid credentials.");
+		evbuffer_add_printf(b, "opsd_metrics_rejected_total"
+		    "{reason=\"connections\"} %llu\n",
+		    (unsigned long long)o->metrics->rejected);
+		evbuffer_add_printf(b, "opsd_metrics_rejected_total"
+		    "{reason=\"auth\"} %llu\n",
+		    (unsigned long long)o->metrics->unauthorized);
+	}
+
 	/* each subsystem renders its own families, in registry order */
 	for (i = 0; i < SUBSYS_N; i++)
 		if (subsys_table[i]->metrics != NULL)
 			subsys_table[i]->metrics(o, b);
 
 	process_metrics(o, b);
+}
+
+/*
+ * Basic auth: the decoded "user:password" is hashed and the digests
+ * compared in constant time, so neither the content nor the length of
+ * the secret shows in the timing; the plaintext is kept nowhere.
+ */
+static int
+metrics_authorized(struct metrics *m, struct evhttp_request *req)
+{
+	const char	*h;
+	unsigned char	 dec[MAX_HEADERS], md[SHA256_DIGEST_LENGTH];
+	size_t		 len;
+	int		 n, ok;
+
+	if (!m->have_auth)
+		return (1);
+	h = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Authorization");
+	if (h == NULL || strncasecmp(h, "Basic ", 6) != 0)
+		return (0);
+	h += 6;
+	h += strspn(h, " ");
+	len = strcspn(h, " \t");
+	if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof dec ||
+	    (n = EVP_DecodeBlock(dec, (const unsigned char *)h,
+	    (int)len)) < 0)
+		return (0);
+	/* EVP_DecodeBlock counts the bytes padding stands for */
+	if (h[len - 1] == '=')
+		n -= h[len - 2] == '=' ? 2 : 1;
+	SHA256(dec, (size_t)n, md);
+	secretfile_cleanse(dec, sizeof dec);
+	ok = CRYPTO_memcmp(md, m->auth, sizeof md) == 0;
+	secretfile_cleanse(md, sizeof md);
+	return (ok);
+}
+
+/* Reads metrics_auth_file; keeps the old credential if it cannot. */
+static int
+metrics_load_auth(struct metrics *m, const char *path)
+{
+	char	buf[1024];
+	int	r, loose;
+
+	if (path == NULL) {
+		m->have_auth = 0;
+		secretfile_cleanse(m->auth, sizeof m->auth);
+		return (0);
+	}
+	if ((r = secretfile_read(path, buf, sizeof buf, SECRETFILE_ONE_LINE,
+	    &loose)) != 0) {
+		log_err("metrics.auth", "cannot read metrics_auth_file %s: %s%s",
+		    path, strerror(-r), m->have_auth ? " (keeping the "
+		    "credential read before)" : "");
+		return (r);
+	}
+	if (strchr(buf, ':') == NULL) {
+		secretfile_cleanse(buf, sizeof buf);
+		log_err("metrics.auth", "metrics_auth_file %s is not one line "
+		    "of user:password%s", path, m->have_auth ? " (keeping "
+		    "the credential read before)" : "");
+		return (-EINVAL);
+	}
+	if (loose)
+		log_warn("metrics.auth", "%s is readable or writable by group "
+		    "or other", path);
+	SHA256((const unsigned char *)buf, strlen(buf), m->auth);
+	secretfile_cleanse(buf, sizeof buf);
+	m->have_auth = 1;
+	return (0);
 }
 
 static void
@@ -146,6 +284,19 @@ metrics_cb(struct evhttp_request *req, void *arg)
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
 	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
 		evhttp_send_error(req, 405, "use GET");
+		return;
+	}
+	if (!metrics_authorized(o->metrics, req)) {
+		/* not evhttp_send_error(): it drops the headers set here */
+		o->metrics->unauthorized++;
+		b = evbuffer_new();
+		ADDLIT(b, "credentials required\n");
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "WWW-Authenticate", "Basic realm=\"opsd\"");
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Type", "text/plain");
+		evhttp_send_reply(req, 401, "Unauthorized", b);
+		evbuffer_free(b);
 		return;
 	}
 	o->metrics->scrapes++;
@@ -184,14 +335,223 @@ notfound_cb(struct evhttp_request *req, void *arg)
 	evhttp_send_error(req, 404, "try /metrics or /healthz");
 }
 
-static int
-metrics_bind(struct opsd *o, const char *listen)
-{
-	struct metrics	*m = o->metrics;
-	char		*host = NULL;
-	const char	*colon;
-	int		 port;
+/* --- connections ---------------------------------------------------- */
 
+static void
+metrics_pause(struct metrics *m)
+{
+	if (m->paused || m->bound == NULL)
+		return;
+	evconnlistener_disable(evhttp_bound_socket_get_listener(m->bound));
+	event_add(m->ev_reject, NULL);
+	m->paused = 1;
+}
+
+static void
+metrics_resume(struct metrics *m)
+{
+	if (!m->paused || m->bound == NULL)
+		return;
+	event_del(m->ev_reject);
+	evconnlistener_enable(evhttp_bound_socket_get_listener(m->bound));
+	m->paused = 0;
+}
+
+static void
+metrics_count_out(struct metrics *m)
+{
+	if (m->nconn > 0)
+		m->nconn--;
+	if (m->nconn < m->opsd->conf->metrics_max_connections)
+		metrics_resume(m);
+}
+
+static void
+conn_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	metrics_count_out(arg);
+}
+
+/* Called by evhttp as a client is accepted: a bufferevent without fd. */
+static struct bufferevent *
+metrics_bev_cb(struct event_base *base, void *arg)
+{
+	struct metrics		*m = arg;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	if (m->ssl != NULL) {
+		if ((ssl = SSL_new(m->ssl)) == NULL)
+			fatalx("metrics: SSL_new failed");
+		bev = bufferevent_openssl_socket_new(base, -1, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		if (bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	/* NULL would make evhttp serve plain http on its own bufferevent */
+	if (bev == NULL)
+		fatalx("metrics: cannot make a bufferevent");
+	bufferevent_incref(bev);
+	m->fresh = xreallocarray(m->fresh, m->nfresh + 1, sizeof *m->fresh);
+	m->fresh[m->nfresh++] = bev;
+	event_active(m->ev_adopt, EV_TIMEOUT, 1);
+	if (++m->nconn >= m->opsd->conf->metrics_max_connections)
+		metrics_pause(m);
+	return (bev);
+}
+
+/*
+ * The connections accepted since the last run now belong to evhttp: the
+ * bufferevents' callback argument is their evhttp_connection. One that
+ * evhttp dropped already has no callbacks left.
+ */
+static void
+metrics_adopt(struct metrics *m)
+{
+	bufferevent_data_cb	 rd, wr;
+	bufferevent_event_cb	 ev;
+	void			*evcon;
+	unsigned int		 i;
+
+	for (i = 0; i < m->nfresh; i++) {
+		bufferevent_getcb(m->fresh[i], &rd, &wr, &ev, &evcon);
+		if (ev != NULL && evcon != NULL)
+			evhttp_connection_set_closecb(evcon, conn_close_cb, m);
+		else
+			metrics_count_out(m);
+		bufferevent_decref(m->fresh[i]);
+	}
+	free(m->fresh);
+	m->fresh = NULL;
+	m->nfresh = 0;
+}
+
+static void
+adopt_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	metrics_adopt(arg);
+}
+
+/* Over the cap: accept and close, with a 503 where the client speaks http. */
+static void
+reject_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const char	 busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Connection: close\r\nContent-Length: 0\r\nRetry-After: 1\r\n\r\n";
+	struct metrics		*m = arg;
+	int			 c, i;
+
+	(void)what;
+	for (i = 0; i < 64; i++) {
+		if ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
+		    SOCK_CLOEXEC)) == -1)
+			break;
+		/* best effort: the close tells the client as well */
+		if (m->ssl == NULL)
+			(void)send(c, busy, sizeof busy - 1, MSG_NOSIGNAL);
+		close(c);
+		m->rejected++;
+	}
+}
+
+/* --- the listener ----------------------------------------------------- */
+
+static SSL_CTX *
+metrics_tls_ctx(const char *cert, const char *key)
+{
+	SSL_CTX		*ctx;
+	unsigned long	 e;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		goto fail;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	/*
+	 * The key is read by OpenSSL, not secretfile_read(): certificate
+	 * tools keep keys behind symlinks (certbot's live/ directory).
+	 */
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		goto fail;
+	return (ctx);
+fail:
+	e = ERR_get_error();
+	log_err("metrics.tls", "cannot use metrics_tls_cert %s and "
+	    "metrics_tls_key %s: %s", cert, key, e != 0 ?
+	    ERR_reason_error_string(e) : "out of memory");
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return (NULL);
+}
+
+static int
+is_loopback(evutil_socket_t fd)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t		 len = sizeof ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return (0);
+	if (ss.ss_family == AF_INET)
+		return ((ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >>
+		    24) == 127);
+	if (ss.ss_family == AF_INET6)
+		return (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
+		    sin6->sin6_addr.s6_addr[12] == 127));
+	return (0);
+}
+
+static void
+metrics_unbind(struct metrics *m)
+{
+	if (m->http == NULL)
+		return;
+	/* evhttp_free() frees the listener, then closes each connection */
+	m->bound = NULL;
+	m->paused = 0;
+	evhttp_free(m->http);
+	m->http = NULL;
+	metrics_adopt(m);
+	event_free(m->ev_adopt);
+	event_free(m->ev_reject);
+	m->ev_adopt = m->ev_reject = NULL;
+	m->nconn = 0;
+	SSL_CTX_free(m->ssl);
+	m->ssl = NULL;
+	free(m->listen);
+	free(m->tls_cert);
+	free(m->tls_key);
+	m->listen = m->tls_cert = m->tls_key = NULL;
+}
+
+static int
+metrics_bind(struct opsd *o)
+{
+	struct metrics		*m = o->metrics;
+	const struct opsd_config *conf = o->conf;
+	const char		*listen = conf->metrics_listen, *colon;
+	char			*host = NULL;
+	int			 port;
+
+	if ((conf->metrics_tls_cert == NULL) !=
+	    (conf->metrics_tls_key == NULL)) {
+		log_err("metrics.tls", "metrics_tls_cert and metrics_tls_key "
+		    "go together; not serving metrics");
+		return (-EINVAL);
+	}
+	if (conf->metrics_tls_cert != NULL && (m->ssl = metrics_tls_ctx(
+	    conf->metrics_tls_cert, conf->metrics_tls_key)) == NULL) {
+		log_err("metrics.tls", "not serving metrics without TLS");
+		return (-EINVAL);
+	}
 	colon = strrchr(listen, ':');
 	host = xstrndup(listen, (size_t)(colon - listen));
 	port = atoi(colon + 1);
@@ -204,53 +564,111 @@ metrics_bind(struct opsd *o, const char *listen)
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
-	evhttp_set_timeout(m->http, 30);
+	evhttp_set_max_body_size(m->http, MAX_BODY);
+	evhttp_set_max_headers_size(m->http, MAX_HEADERS);
+	evhttp_set_timeout(m->http, IDLE_SECS);
+	evhttp_set_bevcb(m->http, metrics_bev_cb, m);
 	evhttp_set_cb(m->http, "/metrics", metrics_cb, o);
 	evhttp_set_cb(m->http, "/healthz", healthz_cb, o);
 	evhttp_set_gencb(m->http, notfound_cb, o);
-	if (evhttp_bind_socket(m->http, host, (ev_uint16_t)port) != 0) {
+	/*
+	 * A host name is resolved here, with a blocking getaddrinfo(), and
+	 * only here: at start and at a reload that changes metrics_listen.
+	 * A name that later points elsewhere is not followed.
+	 */
+	if ((m->bound = evhttp_bind_socket_with_handle(m->http, host,
+	    (ev_uint16_t)port)) == NULL) {
 		log_err("metrics.listen", "cannot listen on %s for metrics: %s "
 		    "(set metrics_listen to a free address, or off)", listen,
 		    strerror(errno));
-		evhttp_free(m->http);
-		m->http = NULL;
 		free(host);
+		metrics_unbind(m);
 		return (-EADDRINUSE);
 	}
 	free(host);
+	m->ev_adopt = event_new(o->base, -1, 0, adopt_cb, m);
+	m->ev_reject = event_new(o->base,
+	    evhttp_bound_socket_get_fd(m->bound), EV_READ | EV_PERSIST,
+	    reject_cb, m);
 	m->listen = xstrdup(listen);
-	log_info("metrics.listen", "metrics on http://%s/metrics", listen);
+	if (conf->metrics_tls_cert != NULL) {
+		m->tls_cert = xstrdup(conf->metrics_tls_cert);
+		m->tls_key = xstrdup(conf->metrics_tls_key);
+	}
+	log_info("metrics.listen", "metrics on %s://%s/metrics",
+	    m->ssl != NULL ? "https" : "http", listen);
+	if (!is_loopback(evhttp_bound_socket_get_fd(m->bound))) {
+		if (!m->have_auth)
+			log_warn("metrics.listen", "metrics on %s are reachable "
+			    "beyond this host without authentication (set "
+			    "metrics_auth_file)", listen);
+		else if (m->ssl == NULL)
+			log_warn("metrics.listen", "metrics on %s take a "
+			    "password over plain http (set metrics_tls_cert "
+			    "and metrics_tls_key)", listen);
+	}
 	return (0);
+}
+
+static int
+same(const char *a, const char *b)
+{
+	return ((a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0));
 }
 
 int
 metrics_start(struct opsd *o)
 {
 	o->metrics = xcalloc(1, sizeof *o->metrics);
+	o->metrics->opsd = o;
 	if (o->conf->metrics_listen == NULL)
 		return (0);
-	return (metrics_bind(o, o->conf->metrics_listen));
+	/* asked for a password and cannot read it: serve nothing */
+	if (metrics_load_auth(o->metrics, o->conf->metrics_auth_file) != 0) {
+		log_err("metrics.listen", "not serving metrics without the "
+		    "credential in metrics_auth_file");
+		return (-EACCES);
+	}
+	return (metrics_bind(o));
 }
 
+/*
+ * At reload: the credential is read again (a new password needs no
+ * restart); the listener is rebuilt only when its address or TLS files
+ * changed, or it is not up; a new connection cap applies at once.
+ */
 void
 metrics_reconfigure(struct opsd *o)
 {
-	struct metrics	*m = o->metrics;
-	const char	*want = o->conf->metrics_listen;
+	struct metrics			*m = o->metrics;
+	const struct opsd_config	*conf = o->conf;
 
 	if (m == NULL)
 		return;
-	if ((want == NULL && m->http == NULL) || (want != NULL &&
-	    m->listen != NULL && strcmp(want, m->listen) == 0))
+	if (conf->metrics_listen == NULL) {
+		metrics_unbind(m);
+		metrics_load_auth(m, NULL);
 		return;
-	if (m->http != NULL) {
-		evhttp_free(m->http);
-		m->http = NULL;
-		free(m->listen);
-		m->listen = NULL;
 	}
-	if (want != NULL)
-		metrics_bind(o, want);
+	if (metrics_load_auth(m, conf->metrics_auth_file) != 0 &&
+	    !m->have_auth) {
+		log_err("metrics.listen", "not serving metrics without the "
+		    "credential in metrics_auth_file");
+		metrics_unbind(m);
+		return;
+	}
+	if (m->http != NULL && same(conf->metrics_listen, m->listen) &&
+	    same(conf->metrics_tls_cert, m->tls_cert) &&
+	    same(conf->metrics_tls_key, m->tls_key)) {
+		if (m->nconn < conf->metrics_max_connections)
+			metrics_resume(m);
+		else
+			metrics_pause(m);
+		return;
+	}
+	metrics_unbind(m);
+	metrics_bind(o);
 }
 
 void
@@ -260,9 +678,7 @@ metrics_stop(struct opsd *o)
 
 	if (m == NULL)
 		return;
-	if (m->http != NULL)
-		evhttp_free(m->http);
-	free(m->listen);
+	metrics_unbind(m);
 	free(m);
 	o->metrics = NULL;
 }

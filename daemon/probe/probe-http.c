@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "daemon.h"
+#include "http-parse.h"
 #include "http.h"
 #include "opsd-parse.h"
 #include "probe.h"
@@ -65,14 +66,45 @@ http_body_cb(char *data, size_t size, size_t n, void *arg)
 	return (len);
 }
 
+/* One header of the final response against the expect_header list. */
+static void
+http_header_match(struct probe *p, const char *name, size_t nlen,
+    const char *v, size_t vlen)
+{
+	struct http_probe	*h = p->kstate;
+	size_t			 snlen, want;
+	unsigned int		 i;
+	const char		*spec, *colon;
+
+	for (i = 0; i < p->conf->nexpect_header; i++) {
+		spec = p->conf->expect_header[i];
+		colon = strchr(spec, ':');
+		snlen = colon ? (size_t)(colon - spec) : strlen(spec);
+		if (snlen != nlen || strncasecmp(name, spec, nlen) != 0)
+			continue;
+		if (colon == NULL) {
+			h->hdr_seen[i] = 1;
+			continue;
+		}
+		for (colon++; *colon == ' '; colon++)
+			;
+		want = strlen(colon);
+		if (vlen == want && strncmp(v, colon, want) == 0)
+			h->hdr_seen[i] = 1;
+		else
+			snprintf(h->hdr_bad, sizeof h->hdr_bad, "header %.*s "
+			    "is '%.*s', expected '%s'", (int)nlen, spec,
+			    (int)(vlen > 64 ? 64 : vlen), v, colon);
+	}
+}
+
 static size_t
 http_header_cb(char *data, size_t size, size_t n, void *arg)
 {
 	struct probe		*p = arg;
 	struct http_probe	*h = p->kstate;
-	size_t			 len = size * n, nlen, want;
-	unsigned int		 i;
-	const char		*spec, *colon, *v, *vend;
+	size_t			 len = size * n;
+	const char		*colon, *v, *vend;
 
 	/* a new status line: headers of a redirect or a 100 are not ours */
 	if (len > 5 && strncmp(data, "HTTP/", 5) == 0) {
@@ -80,33 +112,15 @@ http_header_cb(char *data, size_t size, size_t n, void *arg)
 		h->hdr_bad[0] = '\0';
 		return (len);
 	}
-	for (i = 0; i < p->conf->nexpect_header; i++) {
-		spec = p->conf->expect_header[i];
-		colon = strchr(spec, ':');
-		nlen = colon ? (size_t)(colon - spec) : strlen(spec);
-		if (len <= nlen || data[nlen] != ':' ||
-		    strncasecmp(data, spec, nlen) != 0)
-			continue;
-		if (colon == NULL) {
-			h->hdr_seen[i] = 1;
-			continue;
-		}
-		for (v = data + nlen + 1; v < data + len && (*v == ' ' ||
-		    *v == '\t'); v++)
-			;
-		for (vend = data + len; vend > v && (vend[-1] == '\r' ||
-		    vend[-1] == '\n' || vend[-1] == ' '); vend--)
-			;
-		for (colon++; *colon == ' '; colon++)
-			;
-		want = strlen(colon);
-		if ((size_t)(vend - v) == want && strncmp(v, colon, want) == 0)
-			h->hdr_seen[i] = 1;
-		else
-			snprintf(h->hdr_bad, sizeof h->hdr_bad, "header %.*s "
-			    "is '%.*s', expected '%s'", (int)nlen, spec,
-			    (int)(vend - v > 64 ? 64 : vend - v), v, colon);
-	}
+	if ((colon = memchr(data, ':', len)) == NULL)
+		return (len);
+	for (v = colon + 1; v < data + len && (*v == ' ' || *v == '\t'); v++)
+		;
+	for (vend = data + len; vend > v && (vend[-1] == '\r' ||
+	    vend[-1] == '\n' || vend[-1] == ' ' || vend[-1] == '\t'); vend--)
+		;
+	http_header_match(p, data, (size_t)(colon - data), v,
+	    (size_t)(vend - v));
 	return (len);
 }
 
@@ -269,21 +283,17 @@ http_done(CURL *easy, CURLcode code, void *arg)
  * checks): for a thousand probes a second that is most of opsd's CPU. A
  * plain http:// probe that does not follow redirects needs none of it: the
  * request is written once, sent on a kept-alive connection, and the
- * response is read with a small HTTP/1.1 parser (status line, headers,
- * Content-Length, chunked or close-delimited bodies). https, redirects
- * and proxies stay with libcurl.
+ * response is read with http_parse_response() (http-parse.c). https,
+ * redirects and proxies stay with libcurl.
+ *
+ * Between runs the connection is idle and belongs to nobody: a server
+ * closing it (keep-alive timeouts of 2 to 5 s are common, shorter than
+ * most intervals) or sending bytes nobody asked for only drops it. A
+ * request on a reused connection that fails before the first byte of a
+ * response is sent again once on a fresh one, as browsers and curl do:
+ * the server may have closed the connection while the request was on
+ * its way.
  */
-enum lite_state {
-	LITE_STATUS,
-	LITE_HEADERS,
-	LITE_BODY,		/* Content-Length */
-	LITE_CHUNK_SIZE,
-	LITE_CHUNK_DATA,
-	LITE_CHUNK_END,		/* the CRLF after a chunk */
-	LITE_TRAILER,
-	LITE_UNTIL_CLOSE,
-};
-
 struct lite {
 	struct bufferevent	*bev;
 	struct event		*timer;
@@ -292,15 +302,12 @@ struct lite {
 	char			*req;
 	size_t			 reqlen;
 	int			 head;		/* HEAD: no body */
+	int			 busy;		/* a run is in flight */
 	int			 reused;	/* the run went out on an old
-						   connection */
-	int			 got_bytes;
-	enum lite_state		 state;
-	long			 status;
-	int			 chunked;
-	int			 close;		/* no keep-alive after this */
-	int64_t			 length;	/* -1: unknown */
-	uint64_t		 start;
+						   connection: may be retried */
+	int			 connected;
+	struct http_resp	 resp;
+	uint64_t		 start;		/* of the run or its retry */
 };
 
 static void	lite_connect(struct probe *);
@@ -321,6 +328,7 @@ lite_finish(struct probe *p, struct probe_result *r)
 	struct lite		*l = h->lite;
 
 	evtimer_del(l->timer);
+	l->busy = 0;
 	r->latency_ms = (double)(now_usec() - l->start) / 1000.0;
 	probe_done(p, r);
 }
@@ -351,144 +359,54 @@ lite_done(struct probe *p)
 	struct lite		*l = h->lite;
 	struct probe_result	 r;
 
-	if (l->close)
+	/* bytes after the response: not ours, the connection is not sound */
+	if (!l->resp.keep_alive || (l->bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(l->bev)) > 0))
 		lite_drop_conn(l);
 	memset(&r, 0, sizeof r);
-	http_judge(p, l->status, &r);
+	http_judge(p, l->resp.status, &r);
 	lite_finish(p, &r);
 }
 
-/* Runs the parser over what has arrived; 1 when the response is whole. */
+static void
+lite_on_header(void *arg, const char *name, size_t nlen, const char *v,
+    size_t vlen)
+{
+	http_header_match(arg, name, nlen, v, vlen);
+}
+
+static void
+lite_on_body(void *arg, const char *data, size_t len)
+{
+	http_body_cb((char *)data, 1, len, arg);
+}
+
+static void
+lite_on_status(void *arg)
+{
+	struct probe		*p = arg;
+	struct http_probe	*h = p->kstate;
+
+	memset(h->hdr_seen, 0, p->conf->nexpect_header);
+	h->hdr_bad[0] = '\0';
+}
+
+/* Feeds what has arrived to the parser: an http_parse_rc. */
 static int
 lite_parse(struct probe *p)
 {
 	struct http_probe	*h = p->kstate;
 	struct lite		*l = h->lite;
 	struct evbuffer		*in = bufferevent_get_input(l->bev);
-	char			*line, *end;
-	size_t			 n, take;
-	char			 chunk[4096];
-	long			 major, minor;
+	size_t			 len = evbuffer_get_length(in), used = 0;
+	int			 rc;
 
-	for (;;) {
-		switch (l->state) {
-		case LITE_STATUS:
-		case LITE_HEADERS:
-		case LITE_CHUNK_SIZE:
-		case LITE_CHUNK_END:
-		case LITE_TRAILER:
-			line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-			if (line == NULL) {
-				if (evbuffer_get_length(in) > 65536) {
-					lite_fail(p, "malformed response: a "
-					    "header line over 64 KiB");
-					return (-1);
-				}
-				return (0);
-			}
-			break;
-		default:
-			line = NULL;
-			n = 0;
-			break;
-		}
-		switch (l->state) {
-		case LITE_STATUS:
-			if (sscanf(line, "HTTP/%ld.%ld %ld", &major, &minor,
-			    &l->status) != 3 || l->status < 100 ||
-			    l->status > 999) {
-				lite_fail(p, "malformed response: status line "
-				    "'%.64s'", line);
-				free(line);
-				return (-1);
-			}
-			l->close = major == 1 && minor == 0;
-			l->chunked = 0;
-			l->length = -1;
-			l->state = LITE_HEADERS;
-			memset(h->hdr_seen, 0, p->conf->nexpect_header);
-			h->hdr_bad[0] = '\0';
-			break;
-		case LITE_HEADERS:
-			if (n == 0) {
-				if (l->status >= 100 && l->status < 200) {
-					l->state = LITE_STATUS;	/* 100 Continue */
-					break;
-				}
-				free(line);
-				if (l->head || l->status == 204 ||
-				    l->status == 304 || l->length == 0)
-					return (1);
-				if (l->chunked)
-					l->state = LITE_CHUNK_SIZE;
-				else if (l->length > 0)
-					l->state = LITE_BODY;
-				else {
-					l->state = LITE_UNTIL_CLOSE;
-					l->close = 1;
-				}
-				continue;
-			}
-			if (strncasecmp(line, "Content-Length:", 15) == 0)
-				l->length = strtoll(line + 15, NULL, 10);
-			else if (strncasecmp(line, "Transfer-Encoding:", 18) ==
-			    0 && strcasestr(line + 18, "chunked") != NULL)
-				l->chunked = 1;
-			else if (strncasecmp(line, "Connection:", 11) == 0) {
-				if (strcasestr(line + 11, "close") != NULL)
-					l->close = 1;
-				else if (strcasestr(line + 11, "keep-alive"))
-					l->close = 0;
-			}
-			http_header_cb(line, 1, n, p);
-			break;
-		case LITE_CHUNK_SIZE:
-			l->length = (int64_t)strtoull(line, &end, 16);
-			if (end == line) {
-				lite_fail(p, "malformed response: chunk size "
-				    "'%.32s'", line);
-				free(line);
-				return (-1);
-			}
-			l->state = l->length == 0 ? LITE_TRAILER :
-			    LITE_CHUNK_DATA;
-			break;
-		case LITE_CHUNK_END:
-			l->state = LITE_CHUNK_SIZE;
-			break;
-		case LITE_TRAILER:
-			if (n == 0) {
-				free(line);
-				return (1);
-			}
-			break;
-		case LITE_BODY:
-		case LITE_CHUNK_DATA:
-		case LITE_UNTIL_CLOSE:
-			/* the body: kept for expect_body, else dropped */
-			while ((n = evbuffer_get_length(in)) > 0 &&
-			    (l->state == LITE_UNTIL_CLOSE || l->length > 0)) {
-				take = n;
-				if (l->state != LITE_UNTIL_CLOSE &&
-				    (int64_t)take > l->length)
-					take = (size_t)l->length;
-				if (take > sizeof chunk)
-					take = sizeof chunk;
-				evbuffer_remove(in, chunk, take);
-				http_body_cb(chunk, 1, take, p);
-				if (l->state != LITE_UNTIL_CLOSE)
-					l->length -= (int64_t)take;
-			}
-			if (l->state == LITE_UNTIL_CLOSE ||
-			    l->length > 0)
-				return (0);	/* more to come */
-			if (l->state == LITE_BODY)
-				return (1);
-			l->state = LITE_CHUNK_END;
-			continue;
-		}
-		free(line);
-	}
+	if (len == 0)
+		return (HTTP_PARSE_MORE);
+	rc = http_parse_response(&l->resp,
+	    (const char *)evbuffer_pullup(in, -1), len, &used);
+	evbuffer_drain(in, used);
+	return (rc);
 }
 
 static void
@@ -496,11 +414,22 @@ lite_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct probe		*p = arg;
 	struct http_probe	*h = p->kstate;
+	struct lite		*l = h->lite;
 
 	(void)bev;
-	h->lite->got_bytes = 1;
-	if (lite_parse(p) == 1)
+	if (!l->busy) {
+		/* unasked bytes on an idle connection: not a response */
+		lite_drop_conn(l);
+		return;
+	}
+	switch (lite_parse(p)) {
+	case HTTP_PARSE_DONE:
 		lite_done(p);
+		break;
+	case HTTP_PARSE_ERROR:
+		lite_fail(p, "%s", l->resp.error);
+		break;
+	}
 }
 
 static void
@@ -509,33 +438,63 @@ lite_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct probe		*p = arg;
 	struct http_probe	*h = p->kstate;
 	struct lite		*l = h->lite;
-	int			 dnserr;
+	uint64_t		 got;
+	int			 dnserr, err;
 
+	err = EVUTIL_SOCKET_ERROR();
+	if (!l->busy) {
+		/* the server closed the idle connection: the next run opens
+		   a new one */
+		lite_drop_conn(l);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
+		l->connected = 1;
 		bufferevent_write(bev, l->req, l->reqlen);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && l->state == LITE_UNTIL_CLOSE) {
-		lite_parse(p);		/* what came with the close */
-		l->close = 1;
-		lite_done(p);
-		return;
+	if (what & BEV_EVENT_EOF) {
+		/* what came with the close */
+		switch (lite_parse(p)) {
+		case HTTP_PARSE_DONE:
+			lite_done(p);
+			return;
+		case HTTP_PARSE_ERROR:
+			lite_fail(p, "%s", l->resp.error);
+			return;
+		}
 	}
-	if (l->reused && !l->got_bytes) {
-		/* the server closed the idle connection: once more, fresh */
+	got = l->resp.nread + evbuffer_get_length(bufferevent_get_input(bev));
+	if (l->reused && got == 0) {
+		/*
+		 * Closed while the request was on its way: once more on a
+		 * fresh connection, timed from now as a first run is.
+		 */
 		lite_drop_conn(l);
 		l->reused = 0;
+		l->start = now_usec();
 		lite_connect(p);
 		return;
 	}
 	if ((dnserr = bufferevent_socket_get_dns_error(bev)) != 0)
 		lite_fail(p, "DNS: could not resolve host: %s (%s)", l->host,
 		    evutil_gai_strerror(dnserr));
-	else if (what & BEV_EVENT_EOF)
-		lite_fail(p, "connection closed before the response ended");
-	else
+	else if (!l->connected)
 		lite_fail(p, "connect failed: %s:%d: %s", l->host, l->port,
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		    evutil_socket_error_to_string(err));
+	else if (what & BEV_EVENT_EOF) {
+		if (http_parse_eof(&l->resp, evbuffer_get_length(
+		    bufferevent_get_input(bev))) == HTTP_PARSE_DONE)
+			lite_done(p);
+		else
+			lite_fail(p, "%s", l->resp.error);
+	} else if (err == ECONNRESET)
+		lite_fail(p, "connection reset after %llu bytes of the "
+		    "response", (unsigned long long)got);
+	else
+		lite_fail(p, "connection error after %llu bytes of the "
+		    "response: %s", (unsigned long long)got,
+		    evutil_socket_error_to_string(err));
 }
 
 static void
@@ -556,6 +515,7 @@ lite_connect(struct probe *p)
 	struct http_probe	*h = p->kstate;
 	struct lite		*l = h->lite;
 
+	l->connected = 0;
 	/* deferred: an immediate refusal must not call back into us */
 	l->bev = bufferevent_socket_new(p->opsd->base, -1,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -628,17 +588,24 @@ lite_start(struct probe *p)
 	struct lite		*l = h->lite;
 	struct timeval		 tv;
 
-	l->state = LITE_STATUS;
-	l->got_bytes = 0;
+	http_resp_init(&l->resp);
+	l->resp.head = l->head;
+	l->resp.on_header = lite_on_header;
+	l->resp.on_body = lite_on_body;
+	l->resp.on_status = lite_on_status;
+	l->resp.arg = p;
+	l->busy = 1;
 	l->start = now_usec();
 	tv.tv_sec = (time_t)(p->conf->timeout / 1000);
 	tv.tv_usec = (suseconds_t)(p->conf->timeout % 1000) * 1000;
 	evtimer_add(l->timer, &tv);
+	/* read but not yet seen by lite_read_cb: unasked, drop them */
+	if (l->bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(l->bev)) > 0)
+		lite_drop_conn(l);
 	if (l->bev != NULL) {
-		/* leftovers of an earlier response would confuse the parser */
-		evbuffer_drain(bufferevent_get_input(l->bev),
-		    evbuffer_get_length(bufferevent_get_input(l->bev)));
 		l->reused = 1;
+		l->connected = 1;
 		bufferevent_write(l->bev, l->req, l->reqlen);
 		return;
 	}
@@ -652,6 +619,7 @@ lite_cancel(struct lite *l)
 	/* a response half read leaves the connection unusable */
 	lite_drop_conn(l);
 	evtimer_del(l->timer);
+	l->busy = 0;
 }
 
 static void

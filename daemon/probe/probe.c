@@ -408,7 +408,7 @@ probe_lateness(struct opsd *o)
 {
 	static const struct probe_lateness	none;
 
-	return (o->probes != NULL ? &o->probes->lateness : &none);
+	return (PROBES(o) != NULL ? &PROBES(o)->lateness : &none);
 }
 
 /* --- scheduling --------------------------------------------------------- */
@@ -484,7 +484,7 @@ probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 		probe_arm(p, probe_next_slot(p, now));
 		return;
 	}
-	record_lateness(&p->opsd->probes->lateness, now > p->due_usec ?
+	record_lateness(&PROBES(p->opsd)->lateness, now > p->due_usec ?
 	    now - p->due_usec : 0);
 	p->manual = 0;
 	probe_start(p);

@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "alert.h"
@@ -274,7 +275,62 @@ delivery_free(struct delivery *d)
 static const char *
 payload_text(json_t *payload)
 {
-	return (json_string_value(json_object_get(payload, "message")));
+	const char	*s;
+
+	s = json_string_value(json_object_get(payload, "message"));
+	return (s != NULL ? s : "(an alert without a message)");
+}
+
+/*
+ * A JSON string of text that may come from outside: never NULL. Events
+ * are UTF-8 already (evt.c); the host name and older paths may not be.
+ */
+static json_t *
+jtext(const char *s)
+{
+	json_t	*j;
+	char	*t;
+
+	if (s == NULL)
+		s = "";
+	if ((j = json_string(s)) != NULL)
+		return (j);
+	t = util_utf8_dup(s, strlen(s));
+	j = json_string(t);
+	free(t);
+	if (j == NULL)
+		fatalx("alert: out of memory making a JSON string");
+	return (j);
+}
+
+static json_t *
+jobject(void)
+{
+	json_t	*o;
+
+	if ((o = json_object()) == NULL)
+		fatalx("alert: out of memory making a JSON object");
+	return (o);
+}
+
+/* The fields every message carries, each set on its own so none is lost. */
+static json_t *
+payload_new(struct alert_set *set, const char *status, const char *type,
+    const char *name, const char *event, int test)
+{
+	json_t	*p = jobject();
+	char	 now[32];
+
+	util_iso_time(time(NULL), now, sizeof now);
+	json_object_set_new(p, "source", jtext("opsd"));
+	json_object_set_new(p, "host", jtext(set->host));
+	json_object_set_new(p, "status", jtext(status));
+	json_object_set_new(p, "type", jtext(type));
+	json_object_set_new(p, "name", jtext(name));
+	json_object_set_new(p, "event", jtext(event));
+	json_object_set_new(p, "time", jtext(now));
+	json_object_set_new(p, "test", json_boolean(test));
+	return (p);
 }
 
 static size_t
@@ -298,14 +354,107 @@ discard_cb(char *data, size_t size, size_t n, void *arg)
 	return (size * n);
 }
 
+/*
+ * Header text: a line break or any other control character in event text
+ * (a server's reply quoted in a probe reason) would end the header and
+ * start one of the sender's choosing, such as Bcc. Each run of them
+ * becomes one space.
+ */
+static char *
+header_text(const char *s)
+{
+	char	*t, *o;
+
+	if (s == NULL)
+		s = "";
+	o = t = xmalloc(strlen(s) + 1);
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+			if (o == t || o[-1] != ' ')
+				*o++ = ' ';
+		} else
+			*o++ = *s;
+	}
+	*o = '\0';
+	return (t);
+}
+
+/*
+ * "Subject: text" as it goes on the wire. Plain ASCII as it is; anything
+ * else as RFC 2047 base64 encoded-words of UTF-8, each at most 75
+ * characters, on lines of at most 76, never splitting a character.
+ */
+static char *
+subject_header(const char *text)
+{
+	static const char	 head[] = "Subject: ";
+	struct evbuffer		*b;
+	const char		*s;
+	unsigned char		 enc[64];
+	size_t			 len, off = 0, take, max;
+	char			*out;
+	int			 ascii = 1;
+
+	for (s = text; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			ascii = 0;
+	if (ascii) {
+		xasprintf(&out, "%s%s\r\n", head, text);
+		return (out);
+	}
+	if ((b = evbuffer_new()) == NULL)
+		fatalx("alert: out of memory");
+	evbuffer_add(b, head, sizeof head - 1);
+	len = strlen(text);
+	while (off < len) {
+		/*
+		 * "=?UTF-8?B?" and "?=" take 12; base64 makes 4 of 3. The
+		 * first line also holds "Subject: ", the others one space.
+		 */
+		max = off == 0 ? (76 - (sizeof head - 1) - 12) / 4 * 3 :
+		    (75 - 12) / 4 * 3;
+		take = util_utf8_cut(text + off, len - off, max);
+		if (take == 0)
+			take = len - off < max ? len - off : max;
+		EVP_EncodeBlock(enc, (const unsigned char *)text + off,
+		    (int)take);
+		evbuffer_add_printf(b, "%s=?UTF-8?B?%s?=", off == 0 ? "" :
+		    "\r\n ", enc);
+		off += take;
+	}
+	evbuffer_add(b, "\r\n", 3);
+	len = evbuffer_get_length(b);
+	out = xmalloc(len + 1);
+	evbuffer_remove(b, out, len);
+	out[len] = '\0';
+	evbuffer_free(b);
+	return (out);
+}
+
+/* Body text with every line break as CRLF (RFC 5322 has no other). */
+static void
+body_add(struct evbuffer *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\r' && s[1] == '\n')
+			continue;
+		if (*s == '\r' || *s == '\n')
+			evbuffer_add(b, "\r\n", 2);
+		else
+			evbuffer_add(b, s, 1);
+	}
+}
+
 /* RFC 5322 message: headers, blank line, text body with CRLF endings. */
 static char *
 email_render(struct delivery *d, size_t *len)
 {
 	struct alert_conf	*ac = d->route->conf;
 	json_t			*p = d->payload, *v;
-	char			*to = NULL, *tmp, *body = NULL, *msg, date[64];
+	char			*to = NULL, *tmp, *body, *msg, date[64];
+	char			*subject, *text, *from, *st;
 	char			 id[33];
+	struct evbuffer		*b;
 	unsigned char		 rnd[16];
 	const char		*key, *status;
 	time_t			 now = time(NULL);
@@ -323,31 +472,47 @@ email_render(struct delivery *d, size_t *len)
 	RAND_bytes(rnd, sizeof rnd);
 	for (i = 0; i < sizeof rnd; i++)
 		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
-	xasprintf(&body, "%s\r\n\r\n", payload_text(p));
+	if ((b = evbuffer_new()) == NULL)
+		fatalx("alert: out of memory");
+	body_add(b, payload_text(p));
+	evbuffer_add(b, "\r\n\r\n", 4);
 	json_object_foreach(p, key, v) {
 		if (!json_is_string(v) || strcmp(key, "message") == 0)
 			continue;
-		xasprintf(&tmp, "%s%-10s %s\r\n", body, key,
-		    json_string_value(v));
-		free(body);
-		body = tmp;
+		evbuffer_add_printf(b, "%-10s ", key);
+		body_add(b, json_string_value(v));
+		evbuffer_add(b, "\r\n", 2);
 	}
+	evbuffer_add(b, "", 1);
+	body = (char *)evbuffer_pullup(b, -1);
 	status = json_string_value(json_object_get(p, "status"));
+	xasprintf(&tmp, "%s %s", ac->subject_prefix, payload_text(p));
+	text = header_text(tmp);
+	free(tmp);
+	subject = subject_header(text);
+	free(text);
+	from = header_text(ac->from);
+	tmp = header_text(to);
+	free(to);
+	to = tmp;
+	st = header_text(status);
 	*len = (size_t)xasprintf(&msg,
 	    "Date: %s\r\n"
 	    "From: %s\r\n"
 	    "To: %s\r\n"
-	    "Subject: %s %s\r\n"
+	    "%s"
 	    "Message-ID: <%s@%s>\r\n"
 	    "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: 8bit\r\n"
 	    "X-Opsd-Status: %s\r\n"
 	    "\r\n"
-	    "%s", date, ac->from, to, ac->subject_prefix, payload_text(p), id,
-	    d->set->host, status ? status : "", body);
+	    "%s", date, from, to, subject, id, d->set->host, st, body);
+	free(from);
 	free(to);
-	free(body);
+	free(subject);
+	free(st);
+	evbuffer_free(b);
 	return (msg);
 }
 
@@ -367,6 +532,7 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	struct delivery	*d = arg;
 	struct evt	*ev;
 	struct timeval	 tv;
+	json_t		*res;
 	uint64_t	 delay;
 	long		 status = 0;
 	char		 why[CURL_ERROR_SIZE + 64];
@@ -377,10 +543,15 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 		d->route->sent_ok++;
 		log_info("alert.sent", "alert sent through %s (attempt %u): %s",
 		    d->route->conf->name, d->attempt, payload_text(d->payload));
-		if (d->waiter != NULL)
-			rpc_pending_reply(d->waiter, json_pack("{s:s, s:b, "
-			    "s:i}", "route", d->route->conf->name, "delivered",
-			    1, "attempts", d->attempt));
+		if (d->waiter != NULL) {
+			res = jobject();
+			json_object_set_new(res, "route",
+			    jtext(d->route->conf->name));
+			json_object_set_new(res, "delivered", json_true());
+			json_object_set_new(res, "attempts",
+			    json_integer(d->attempt));
+			rpc_pending_reply(d->waiter, res);
+		}
 		d->waiter = NULL;
 		delivery_free(d);
 		return;
@@ -411,11 +582,14 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	evt_add(ev, "alert", "%s", payload_text(d->payload));
 	evt_emit(ev, "alert through %s not delivered after %u attempt%s: %s",
 	    d->route->conf->name, d->attempt, d->attempt == 1 ? "" : "s", why);
-	if (d->waiter != NULL)
-		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, json_pack("{s:s, "
-		    "s:i}", "route", d->route->conf->name, "attempts",
-		    d->attempt), "delivery through %s failed: %s",
-		    d->route->conf->name, why);
+	if (d->waiter != NULL) {
+		res = jobject();
+		json_object_set_new(res, "route", jtext(d->route->conf->name));
+		json_object_set_new(res, "attempts", json_integer(d->attempt));
+		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, res,
+		    "delivery through %s failed: %s", d->route->conf->name,
+		    why);
+	}
 	d->waiter = NULL;
 	delivery_free(d);
 }
@@ -555,13 +729,28 @@ deliver(struct alert_set *set, struct route *route, json_t *payload,
 	set->ndeliveries++;
 	if (route->conf->type == ALERT_EMAIL)
 		d->body = email_render(d, &d->bodylen);
-	else if (route->conf->format == ALERT_FORMAT_SLACK) {
-		slack = json_pack("{s:s}", "text", payload_text(payload));
-		d->body = json_dumps(slack, JSON_COMPACT);
+	else {
+		if (route->conf->format == ALERT_FORMAT_SLACK) {
+			slack = jobject();
+			json_object_set_new(slack, "text",
+			    jtext(payload_text(payload)));
+		} else
+			slack = json_incref(payload);
+		if ((d->body = json_dumps(slack, JSON_COMPACT)) == NULL) {
+			/* say that there was an alert rather than nothing */
+			log_err("alert.render", "alert through %s: cannot "
+			    "render the message as JSON; sending a notice "
+			    "instead", route->conf->name);
+			d->body = xstrdup(route->conf->format ==
+			    ALERT_FORMAT_SLACK ? "{\"text\":\"opsd: an alert "
+			    "could not be rendered; see the daemon's log\"}" :
+			    "{\"source\":\"opsd\",\"status\":\"unknown\","
+			    "\"message\":\"opsd: an alert could not be "
+			    "rendered; see the daemon's log\"}");
+		}
 		json_decref(slack);
-	} else
-		d->body = json_dumps(payload, JSON_COMPACT);
-	d->bodylen = strlen(d->body);
+		d->bodylen = strlen(d->body);
+	}
 	delivery_attempt(d);
 }
 
@@ -584,23 +773,20 @@ payload_from_event(struct alert_set *set, const struct evt *ev,
     const char *status, int repeat)
 {
 	json_t		*p;
-	char		 now[32], *msg;
+	char		*msg;
 	unsigned int	 i;
 
-	util_iso_time(time(NULL), now, sizeof now);
 	xasprintf(&msg, "%s%s%s: %s", strcmp(status, "resolved") == 0 ?
 	    "RESOLVED " : repeat ? "STILL FIRING " : "", set->host,
 	    "", ev->message);
-	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}",
-	    "source", "opsd", "host", set->host, "status", status,
-	    "type", ev->alert->source, "name", ev->alert->object,
-	    "event", ev->name, "time", now, "test", 0);
-	json_object_set_new(p, "message", json_string(msg));
+	p = payload_new(set, status, ev->alert->source, ev->alert->object,
+	    ev->name, 0);
+	json_object_set_new(p, "message", jtext(msg));
 	free(msg);
 	for (i = 0; i < ev->nfields; i++) {
 		if (json_object_get(p, ev->fields[i].key) == NULL)
 			json_object_set_new(p, ev->fields[i].key,
-			    json_string(ev->fields[i].value));
+			    jtext(ev->fields[i].value));
 	}
 	return (p);
 }
@@ -644,10 +830,10 @@ repeat_cb(evutil_socket_t fd, short what, void *arg)
 		active_free(a);
 		return;
 	}
-	p = json_deep_copy(a->payload);
-	xasprintf(&msg, "STILL FIRING %s", json_string_value(
-	    json_object_get(a->payload, "message")));
-	json_object_set_new(p, "message", json_string(msg));
+	if ((p = json_deep_copy(a->payload)) == NULL)
+		fatalx("alert: out of memory copying a message");
+	xasprintf(&msg, "STILL FIRING %s", payload_text(a->payload));
+	json_object_set_new(p, "message", jtext(msg));
 	json_object_set_new(p, "repeat", json_true());
 	free(msg);
 	deliver(a->set, r, p, NULL, (unsigned int)r->conf->retries + 1);
@@ -730,6 +916,13 @@ alert_init(struct opsd *o)
 	if (gethostname(set->host, sizeof set->host) != 0)
 		strcpy(set->host, "localhost");
 	set->host[sizeof set->host - 1] = '\0';
+	if (!util_utf8_valid(set->host, strlen(set->host))) {
+		char	tmp[sizeof set->host];
+
+		util_utf8_sanitize(tmp, sizeof tmp, set->host,
+		    strlen(set->host));
+		memcpy(set->host, tmp, sizeof tmp);
+	}
 	o->sub[SUBSYS_ALERT] = set;
 	evt_subscribe(alert_sink, set);
 	return (0);
@@ -826,17 +1019,14 @@ alert_test(struct opsd *o, const char *name, struct rpc_pending *waiter)
 	struct alert_set	*set = alert_set(o);
 	struct route		*r;
 	json_t			*p;
-	char			 now[32], *msg;
+	char			*msg;
 
 	if ((r = route_find(set, name)) == NULL)
 		return (-ENOENT);
-	util_iso_time(time(NULL), now, sizeof now);
 	xasprintf(&msg, "TEST %s: a test alert from opsd through route %s; "
 	    "if you read this, the route works", set->host, name);
-	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}",
-	    "source", "opsd", "host", set->host, "status", "test",
-	    "type", "test", "name", name, "event", "alert.test", "time", now,
-	    "test", 1, "message", msg);
+	p = payload_new(set, "test", "test", name, "alert.test", 1);
+	json_object_set_new(p, "message", jtext(msg));
 	free(msg);
 	/* one attempt: the operator is waiting for the verdict */
 	deliver(set, r, p, waiter, 1);
@@ -862,14 +1052,15 @@ alert_resolve(struct opsd *o, const char *source, const char *object,
 		    strcmp(a->object, object) != 0)
 			continue;
 		if ((r = route_find(set, a->route)) != NULL) {
-			p = json_deep_copy(a->payload);
+			if ((p = json_deep_copy(a->payload)) == NULL)
+				fatalx("alert: out of memory copying a "
+				    "message");
 			util_iso_time(time(NULL), now, sizeof now);
 			xasprintf(&msg, "RESOLVED %s: %s %s %s", set->host,
 			    source, object, why);
-			json_object_set_new(p, "status", json_string(
-			    "resolved"));
-			json_object_set_new(p, "message", json_string(msg));
-			json_object_set_new(p, "time", json_string(now));
+			json_object_set_new(p, "status", jtext("resolved"));
+			json_object_set_new(p, "message", jtext(msg));
+			json_object_set_new(p, "time", jtext(now));
 			free(msg);
 			deliver(set, r, p, NULL, (unsigned int)r->conf->retries +
 			    1);

@@ -5,6 +5,15 @@
  * timer and the resolved message. Each message is one delivery: a curl
  * transfer retried with doubling delays; when the last attempt fails the
  * failure is an event of its own (alert.failed) and a counter.
+ *
+ * A receiver that hangs must not cost a socket per message: a route has
+ * at most ROUTE_INFLIGHT deliveries under way and the rest wait in a
+ * queue. One alert (route, source, object) has at most one delivery
+ * under way and one waiting; a newer message replaces the waiting one,
+ * so a flapping probe costs one slot, not one per flap. A message that
+ * waits longer than its route would take to give up on it (attempts
+ * times timeout), or finds the queue full, is dropped with an event of
+ * its own (alert.dropped).
  */
 #include <sys/queue.h>
 
@@ -36,11 +45,15 @@
 
 const struct evt_type EVT_ALERT_FAILED = {
 	"alert.failed", "d2fadc091d224d2983c0d9f83e556fcb", LOG_ERR };
+const struct evt_type EVT_ALERT_DROPPED = {
+	"alert.dropped", "b33370bea3b34463be6a85a66ea1abdf", LOG_WARNING };
 
 /* This subsystem's state in the daemon context (subsys.h). */
 #define ALERTS(o)	((struct alert_set *)(o)->sub[SUBSYS_ALERT])
 
 #define RETRY_DELAY_MAX	(5 * 60 * 1000)
+#define ROUTE_INFLIGHT	4	/* deliveries under way per route */
+#define ROUTE_QUEUED	64	/* waiting per route */
 
 struct route {
 	struct alert_conf	*conf;
@@ -48,7 +61,10 @@ struct route {
 	uint64_t		 sent_failed;
 	int			 gone;		/* removed by a reload */
 	int			 secret_warned;	/* loose mode, said once */
-	unsigned int		 refs;		/* deliveries in flight */
+	unsigned int		 refs;		/* the set's, and each delivery's */
+	unsigned int		 inflight;	/* deliveries under way */
+	unsigned int		 queued;	/* waiting for a slot */
+	uint64_t		 dropped;
 };
 
 struct active {
@@ -65,6 +81,11 @@ struct active {
 struct delivery {
 	struct alert_set	*set;
 	struct route		*route;
+	char			*source;	/* NULL: never merged (a test) */
+	char			*object;
+	int			 running;	/* 0: queued */
+	uint64_t		 queued_usec;	/* when first queued */
+	unsigned int		 merged;	/* messages it replaced */
 	json_t			*payload;
 	char			*body;		/* as sent on the wire */
 	size_t			 bodylen;
@@ -75,9 +96,9 @@ struct delivery {
 	char			 errbuf[CURL_ERROR_SIZE];
 	unsigned int		 attempt;
 	unsigned int		 max_attempts;
-	struct event		*retry;
+	struct event		*timer;		/* queue limit, then retries */
 	struct rpc_pending	*waiter;
-	LIST_ENTRY(delivery)	 entry;
+	TAILQ_ENTRY(delivery)	 entry;
 };
 
 struct alert_set {
@@ -86,8 +107,9 @@ struct alert_set {
 	unsigned int		  nroutes;
 	LIST_HEAD(, active)	  active;
 	unsigned int		  nactive;
-	LIST_HEAD(, delivery)	  deliveries;
+	TAILQ_HEAD(, delivery)	  deliveries;	/* in arrival order */
 	unsigned int		  ndeliveries;
+	struct event		 *pump;		/* starts queued deliveries */
 	char			  host[256];
 };
 
@@ -249,20 +271,36 @@ route_release(struct route *r)
 }
 
 static void
+pump_soon(struct alert_set *set)
+{
+	struct timeval	tv = { 0, 0 };
+
+	if (set->pump != NULL)
+		evtimer_add(set->pump, &tv);
+}
+
+static void
 delivery_free(struct delivery *d)
 {
 	struct opsd	*o = d->set->opsd;
 
-	LIST_REMOVE(d, entry);
+	TAILQ_REMOVE(&d->set->deliveries, d, entry);
 	d->set->ndeliveries--;
+	if (d->running) {
+		d->route->inflight--;
+		pump_soon(d->set);	/* a slot is free */
+	} else
+		d->route->queued--;
+	free(d->source);
+	free(d->object);
 	if (d->easy != NULL) {
 		http_cancel(d->easy);
 		curl_easy_cleanup(d->easy);
 	}
 	curl_slist_free_all(d->headers);
 	curl_slist_free_all(d->rcpt);
-	if (d->retry != NULL)
-		event_free(d->retry);
+	if (d->timer != NULL)
+		event_free(d->timer);
 	json_decref(d->payload);
 	if (d->body != NULL)
 		explicit_bzero(d->body, d->bodylen);
@@ -517,13 +555,25 @@ email_render(struct delivery *d, size_t *len)
 }
 
 static void	delivery_attempt(struct delivery *);
+static void	delivery_drop(struct delivery *, const char *why);
 
+/* Queued: the wait is over; under way: the next attempt. */
 static void
-delivery_retry_cb(evutil_socket_t fd, short what, void *arg)
+delivery_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct delivery	*d = arg;
+	char		 why[128];
+
 	(void)fd;
 	(void)what;
-	delivery_attempt(arg);
+	if (d->running) {
+		delivery_attempt(d);
+		return;
+	}
+	snprintf(why, sizeof why, "not sent within %llums, the time the "
+	    "route takes to give up on a message", (unsigned long long)
+	    ((now_usec() - d->queued_usec) / 1000));
+	delivery_drop(d, why);
 }
 
 static void
@@ -571,7 +621,7 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 		    (unsigned long long)delay);
 		tv.tv_sec = (time_t)(delay / 1000);
 		tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
-		evtimer_add(d->retry, &tv);
+		evtimer_add(d->timer, &tv);
 		return;
 	}
 	d->route->sent_failed++;
@@ -710,48 +760,178 @@ delivery_attempt(struct delivery *d)
 	}
 }
 
+static int
+render_body(struct delivery *d)
+{
+	struct route	*route = d->route;
+	json_t		*slack;
+
+	if (route->conf->type == ALERT_EMAIL) {
+		d->body = email_render(d, &d->bodylen);
+		return (0);
+	}
+	if (route->conf->format == ALERT_FORMAT_SLACK) {
+		slack = jobject();
+		json_object_set_new(slack, "text",
+		    jtext(payload_text(d->payload)));
+	} else
+		slack = json_incref(d->payload);
+	if ((d->body = json_dumps(slack, JSON_COMPACT)) == NULL) {
+		/* say that there was an alert rather than nothing */
+		log_err("alert.render", "alert through %s: cannot render the "
+		    "message as JSON; sending a notice instead",
+		    route->conf->name);
+		d->body = xstrdup(route->conf->format == ALERT_FORMAT_SLACK ?
+		    "{\"text\":\"opsd: an alert could not be rendered; see "
+		    "the daemon's log\"}" : "{\"source\":\"opsd\","
+		    "\"status\":\"unknown\",\"message\":\"opsd: an alert "
+		    "could not be rendered; see the daemon's log\"}");
+	}
+	json_decref(slack);
+	d->bodylen = strlen(d->body);
+	return (0);
+}
+
+/* How long a message may wait: what the route takes to give up on one. */
+static uint64_t
+route_max_wait(const struct route *r)
+{
+	return ((r->conf->retries + 1) * r->conf->timeout);
+}
+
+static void
+delivery_start(struct delivery *d)
+{
+	d->running = 1;
+	d->route->queued--;
+	d->route->inflight++;
+	evtimer_del(d->timer);
+	render_body(d);
+	delivery_attempt(d);
+}
+
+static void
+delivery_drop(struct delivery *d, const char *why)
+{
+	struct evt	*ev;
+	const char	*status;
+
+	d->route->dropped++;
+	status = json_string_value(json_object_get(d->payload, "status"));
+	ev = evt_new(&EVT_ALERT_DROPPED);
+	evt_add(ev, "route", "%s", d->route->conf->name);
+	if (d->source != NULL) {
+		evt_add(ev, "type", "%s", d->source);
+		evt_add(ev, "name", "%s", d->object);
+	}
+	evt_add(ev, "status", "%s", status != NULL ? status : "");
+	evt_add(ev, "waited_ms", "%llu", (unsigned long long)
+	    ((now_usec() - d->queued_usec) / 1000));
+	evt_add(ev, "replaced", "%u", d->merged);
+	evt_add(ev, "error", "%s", why);
+	evt_add(ev, "alert", "%s", payload_text(d->payload));
+	evt_emit(ev, "alert through %s dropped: %s", d->route->conf->name,
+	    why);
+	if (d->waiter != NULL)
+		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, NULL,
+		    "alert through %s dropped: %s", d->route->conf->name, why);
+	d->waiter = NULL;
+	delivery_free(d);
+}
+
+static int
+same_alert(const struct delivery *a, const struct delivery *b)
+{
+	return (a->route == b->route && a->source != NULL &&
+	    b->source != NULL && strcmp(a->source, b->source) == 0 &&
+	    strcmp(a->object, b->object) == 0);
+}
+
+/*
+ * Starts what the slots allow, oldest first, never two deliveries of one
+ * alert at once (they could arrive in the wrong order).
+ */
+static void
+pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct alert_set	*set = arg;
+	struct delivery		*d, *next, *o;
+	int			 busy;
+
+	(void)fd;
+	(void)what;
+	for (d = TAILQ_FIRST(&set->deliveries); d != NULL; d = next) {
+		next = TAILQ_NEXT(d, entry);
+		if (d->running || d->route->inflight >= ROUTE_INFLIGHT)
+			continue;
+		busy = 0;
+		TAILQ_FOREACH(o, &set->deliveries, entry) {
+			if (o->running && same_alert(o, d))
+				busy = 1;
+		}
+		if (busy)
+			continue;
+		delivery_start(d);
+		/* a start that failed at once freed d: read next again */
+		next = TAILQ_FIRST(&set->deliveries);
+	}
+}
+
+/*
+ * Queues a message for route. source and object name the alert, so that
+ * a newer message replaces one still waiting; NULL for one that stands
+ * alone (alert.test, whose caller waits for it).
+ */
 static void
 deliver(struct alert_set *set, struct route *route, json_t *payload,
-    struct rpc_pending *waiter, unsigned int attempts)
+    struct rpc_pending *waiter, unsigned int attempts, const char *source,
+    const char *object)
 {
-	struct delivery	*d;
-	json_t		*slack;
+	struct delivery	*d, *o;
+	struct timeval	 tv;
+	uint64_t	 wait;
 
 	d = xcalloc(1, sizeof *d);
 	d->set = set;
 	d->route = route;
+	if (source != NULL) {
+		d->source = xstrdup(source);
+		d->object = xstrdup(object);
+	}
+	TAILQ_FOREACH(o, &set->deliveries, entry) {
+		if (!o->running && same_alert(o, d)) {
+			/* the latest state is what the receiver needs */
+			json_decref(o->payload);
+			o->payload = json_incref(payload);
+			o->max_attempts = attempts;
+			o->merged++;
+			free(d->source);
+			free(d->object);
+			free(d);
+			return;
+		}
+	}
 	route->refs++;
+	route->queued++;
 	d->payload = json_incref(payload);
 	d->waiter = waiter;
 	d->max_attempts = attempts;
-	d->retry = evtimer_new(set->opsd->base, delivery_retry_cb, d);
-	LIST_INSERT_HEAD(&set->deliveries, d, entry);
+	d->queued_usec = now_usec();
+	d->timer = evtimer_new(set->opsd->base, delivery_timer_cb, d);
+	TAILQ_INSERT_TAIL(&set->deliveries, d, entry);
 	set->ndeliveries++;
-	if (route->conf->type == ALERT_EMAIL)
-		d->body = email_render(d, &d->bodylen);
-	else {
-		if (route->conf->format == ALERT_FORMAT_SLACK) {
-			slack = jobject();
-			json_object_set_new(slack, "text",
-			    jtext(payload_text(payload)));
-		} else
-			slack = json_incref(payload);
-		if ((d->body = json_dumps(slack, JSON_COMPACT)) == NULL) {
-			/* say that there was an alert rather than nothing */
-			log_err("alert.render", "alert through %s: cannot "
-			    "render the message as JSON; sending a notice "
-			    "instead", route->conf->name);
-			d->body = xstrdup(route->conf->format ==
-			    ALERT_FORMAT_SLACK ? "{\"text\":\"opsd: an alert "
-			    "could not be rendered; see the daemon's log\"}" :
-			    "{\"source\":\"opsd\",\"status\":\"unknown\","
-			    "\"message\":\"opsd: an alert could not be "
-			    "rendered; see the daemon's log\"}");
+	wait = route_max_wait(route);
+	tv.tv_sec = (time_t)(wait / 1000);
+	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+	evtimer_add(d->timer, &tv);
+	if (route->queued > ROUTE_QUEUED) {
+		TAILQ_FOREACH(o, &set->deliveries, entry) {
+			if (!o->running && o->route == route)
+				break;
 		}
-		json_decref(slack);
-		d->bodylen = strlen(d->body);
+		delivery_drop(o, "too many messages waiting for the route");
 	}
-	delivery_attempt(d);
+	pump_soon(set);
 }
 
 /* --- active alerts and the event sink ----------------------------------- */
@@ -836,7 +1016,8 @@ repeat_cb(evutil_socket_t fd, short what, void *arg)
 	json_object_set_new(p, "message", jtext(msg));
 	json_object_set_new(p, "repeat", json_true());
 	free(msg);
-	deliver(a->set, r, p, NULL, (unsigned int)r->conf->retries + 1);
+	deliver(a->set, r, p, NULL, (unsigned int)r->conf->retries + 1,
+	    a->source, a->object);
 	json_decref(p);
 	active_arm(a, r);
 }
@@ -897,7 +1078,8 @@ alert_sink(const struct evt *ev, void *arg)
 			    json_integer(time(NULL) - a->since));
 			active_free(a);
 		}
-		deliver(set, r, p, NULL, (unsigned int)r->conf->retries + 1);
+		deliver(set, r, p, NULL, (unsigned int)r->conf->retries + 1,
+		    ev->alert->source, ev->alert->object);
 		json_decref(p);
 	}
 }
@@ -912,7 +1094,8 @@ alert_init(struct opsd *o)
 	set = xcalloc(1, sizeof *set);
 	set->opsd = o;
 	LIST_INIT(&set->active);
-	LIST_INIT(&set->deliveries);
+	TAILQ_INIT(&set->deliveries);
+	set->pump = evtimer_new(o->base, pump_cb, set);
 	if (gethostname(set->host, sizeof set->host) != 0)
 		strcpy(set->host, "localhost");
 	set->host[sizeof set->host - 1] = '\0';
@@ -934,6 +1117,7 @@ alert_apply_config(struct opsd *o)
 	struct alert_set	*set = alert_set(o);
 	struct route		**fresh, *r;
 	struct active		*a, *next;
+	struct delivery		*d, *dnext;
 	unsigned int		 i, j, n;
 
 	n = config_count(o->conf, &alert_section);
@@ -960,6 +1144,25 @@ alert_apply_config(struct opsd *o)
 	free(set->routes);
 	set->routes = fresh;
 	set->nroutes = n;
+	/*
+	 * Waiting messages go out through the new settings of their route
+	 * (a fixed URL, say); those under way finish with the old ones.
+	 */
+	for (d = TAILQ_FIRST(&set->deliveries); d != NULL; d = dnext) {
+		dnext = TAILQ_NEXT(d, entry);
+		if (d->running || !d->route->gone)
+			continue;
+		if ((r = route_find(set, d->route->conf->name)) == NULL) {
+			delivery_drop(d, "the route was removed");
+			continue;
+		}
+		d->route->queued--;
+		route_release(d->route);
+		d->route = r;
+		r->refs++;
+		r->queued++;
+	}
+	pump_soon(set);
 	/* alerts of removed routes end quietly */
 	for (a = LIST_FIRST(&set->active); a != NULL; a = next) {
 		next = LIST_NEXT(a, entry);
@@ -977,7 +1180,7 @@ alert_fail_waiters(struct opsd *o)
 
 	if (set == NULL)
 		return;
-	LIST_FOREACH(d, &set->deliveries, entry) {
+	TAILQ_FOREACH(d, &set->deliveries, entry) {
 		if (d->waiter != NULL)
 			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
 			    NULL, "opsd is stopping");
@@ -995,7 +1198,9 @@ alert_stop_all(struct opsd *o)
 	if (set == NULL)
 		return;
 	evt_unsubscribe(alert_sink, set);
-	while ((d = LIST_FIRST(&set->deliveries)) != NULL) {
+	event_free(set->pump);
+	set->pump = NULL;
+	while ((d = TAILQ_FIRST(&set->deliveries)) != NULL) {
 		if (d->waiter != NULL)
 			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
 			    NULL, "opsd is stopping");
@@ -1029,7 +1234,7 @@ alert_test(struct opsd *o, const char *name, struct rpc_pending *waiter)
 	json_object_set_new(p, "message", jtext(msg));
 	free(msg);
 	/* one attempt: the operator is waiting for the verdict */
-	deliver(set, r, p, waiter, 1);
+	deliver(set, r, p, waiter, 1, NULL, NULL);
 	json_decref(p);
 	return (0);
 }
@@ -1063,7 +1268,7 @@ alert_resolve(struct opsd *o, const char *source, const char *object,
 			json_object_set_new(p, "time", jtext(now));
 			free(msg);
 			deliver(set, r, p, NULL, (unsigned int)r->conf->retries +
-			    1);
+			    1, source, object);
 			json_decref(p);
 		}
 		active_free(a);
@@ -1103,6 +1308,7 @@ alert_active_count(struct opsd *o)
 void
 alert_metrics(struct opsd *o, struct evbuffer *b)
 {
+	struct route	*r;
 	uint64_t	 ok, failed;
 	const char	*name;
 	unsigned int	 i;
@@ -1119,6 +1325,16 @@ alert_metrics(struct opsd *o, struct evbuffer *b)
 		metrics_label(b, name);
 		evbuffer_add_printf(b, "\",result=\"failed\"} %llu\n",
 		    (unsigned long long)failed);
+	}
+	metrics_head(b, "opsd_alerts_dropped_total", "counter", "Alert "
+	    "messages dropped unsent by route: they waited too long for a "
+	    "slot or found the queue full.");
+	for (i = 0; i < alert_route_count(o); i++) {
+		r = ALERTS(o)->routes[i];
+		evbuffer_add(b, "opsd_alerts_dropped_total{route=\"", 33);
+		metrics_label(b, r->conf->name);
+		evbuffer_add_printf(b, "\"} %llu\n",
+		    (unsigned long long)r->dropped);
 	}
 	metrics_head(b, "opsd_alerts_active", "gauge", "Alerts firing now, "
 	    "over all routes.");

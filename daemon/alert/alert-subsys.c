@@ -16,7 +16,7 @@ static const struct ini_section *const alert_sections[] = {
 };
 
 static const struct evt_type *const alert_events[] = {
-	&EVT_ALERT_FAILED, NULL
+	&EVT_ALERT_FAILED, &EVT_ALERT_DROPPED, NULL
 };
 
 const struct subsys alert_subsys = {

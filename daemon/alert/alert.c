@@ -5,6 +5,15 @@
  * timer and the resolved message. Each message is one delivery: a curl
  * transfer retried with doubling delays; when the last attempt fails the
  * failure is an event of its own (alert.failed) and a counter.
+ *
+ * A receiver that hangs must not cost a socket per message: a route has
+ * at most ROUTE_INFLIGHT deliveries under way and the rest wait in a
+ * queue. One alert (route, source, object) has at most one delivery
+ * under way and one waiting; a newer message replaces the waiting one,
+ * so a flapping probe costs one slot, not one per flap. A message that
+ * waits longer than its route would take to give up on it (attempts
+ * times timeout), or finds the queue full, is dropped with an event of
+ * its own (alert.dropped).
  */
 #include <sys/queue.h>
 
@@ -20,6 +29,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "alert.h"
@@ -35,11 +45,15 @@
 
 const struct evt_type EVT_ALERT_FAILED = {
 	"alert.failed", "d2fadc091d224d2983c0d9f83e556fcb", LOG_ERR };
+const struct evt_type EVT_ALERT_DROPPED = {
+	"alert.dropped", "b33370bea3b34463be6a85a66ea1abdf", LOG_WARNING };
 
 /* This subsystem's state in the daemon context (subsys.h). */
 #define ALERTS(o)	((struct alert_set *)(o)->sub[SUBSYS_ALERT])
 
 #define RETRY_DELAY_MAX	(5 * 60 * 1000)
+#define ROUTE_INFLIGHT	4	/* deliveries under way per route */
+#define ROUTE_QUEUED	64	/* waiting per route */
 
 struct route {
 	struct alert_conf	*conf;
@@ -47,7 +61,10 @@ struct route {
 	uint64_t		 sent_failed;
 	int			 gone;		/* removed by a reload */
 	int			 secret_warned;	/* loose mode, said once */
-	unsigned int		 refs;		/* deliveries in flight */
+	unsigned int		 refs;		/* the set's, and each delivery's */
+	unsigned int		 inflight;	/* deliveries under way */
+	unsigned int		 queued;	/* waiting for a slot */
+	uint64_t		 dropped;
 };
 
 struct active {
@@ -64,6 +81,11 @@ struct active {
 struct delivery {
 	struct alert_set	*set;
 	struct route		*route;
+	char			*source;	/* NULL: never merged (a test) */
+	char			*object;
+	int			 running;	/* 0: queued */
+	uint64_t		 queued_usec;	/* when first queued */
+	unsigned int		 merged;	/* messages it replaced */
 	json_t			*payload;
 	char			*body;		/* as sent on the wire */
 	size_t			 bodylen;
@@ -74,9 +96,9 @@ struct delivery {
 	char			 errbuf[CURL_ERROR_SIZE];
 	unsigned int		 attempt;
 	unsigned int		 max_attempts;
-	struct event		*retry;
+	struct event		*timer;		/* queue limit, then retries */
 	struct rpc_pending	*waiter;
-	LIST_ENTRY(delivery)	 entry;
+	TAILQ_ENTRY(delivery)	 entry;
 };
 
 struct alert_set {
@@ -85,8 +107,9 @@ struct alert_set {
 	unsigned int		  nroutes;
 	LIST_HEAD(, active)	  active;
 	unsigned int		  nactive;
-	LIST_HEAD(, delivery)	  deliveries;
+	TAILQ_HEAD(, delivery)	  deliveries;	/* in arrival order */
 	unsigned int		  ndeliveries;
+	struct event		 *pump;		/* starts queued deliveries */
 	char			  host[256];
 };
 
@@ -248,20 +271,36 @@ route_release(struct route *r)
 }
 
 static void
+pump_soon(struct alert_set *set)
+{
+	struct timeval	tv = { 0, 0 };
+
+	if (set->pump != NULL)
+		evtimer_add(set->pump, &tv);
+}
+
+static void
 delivery_free(struct delivery *d)
 {
 	struct opsd	*o = d->set->opsd;
 
-	LIST_REMOVE(d, entry);
+	TAILQ_REMOVE(&d->set->deliveries, d, entry);
 	d->set->ndeliveries--;
+	if (d->running) {
+		d->route->inflight--;
+		pump_soon(d->set);	/* a slot is free */
+	} else
+		d->route->queued--;
+	free(d->source);
+	free(d->object);
 	if (d->easy != NULL) {
 		http_cancel(d->easy);
 		curl_easy_cleanup(d->easy);
 	}
 	curl_slist_free_all(d->headers);
 	curl_slist_free_all(d->rcpt);
-	if (d->retry != NULL)
-		event_free(d->retry);
+	if (d->timer != NULL)
+		event_free(d->timer);
 	json_decref(d->payload);
 	if (d->body != NULL)
 		explicit_bzero(d->body, d->bodylen);
@@ -274,7 +313,62 @@ delivery_free(struct delivery *d)
 static const char *
 payload_text(json_t *payload)
 {
-	return (json_string_value(json_object_get(payload, "message")));
+	const char	*s;
+
+	s = json_string_value(json_object_get(payload, "message"));
+	return (s != NULL ? s : "(an alert without a message)");
+}
+
+/*
+ * A JSON string of text that may come from outside: never NULL. Events
+ * are UTF-8 already (evt.c); the host name and older paths may not be.
+ */
+static json_t *
+jtext(const char *s)
+{
+	json_t	*j;
+	char	*t;
+
+	if (s == NULL)
+		s = "";
+	if ((j = json_string(s)) != NULL)
+		return (j);
+	t = util_utf8_dup(s, strlen(s));
+	j = json_string(t);
+	free(t);
+	if (j == NULL)
+		fatalx("alert: out of memory making a JSON string");
+	return (j);
+}
+
+static json_t *
+jobject(void)
+{
+	json_t	*o;
+
+	if ((o = json_object()) == NULL)
+		fatalx("alert: out of memory making a JSON object");
+	return (o);
+}
+
+/* The fields every message carries, each set on its own so none is lost. */
+static json_t *
+payload_new(struct alert_set *set, const char *status, const char *type,
+    const char *name, const char *event, int test)
+{
+	json_t	*p = jobject();
+	char	 now[32];
+
+	util_iso_time(time(NULL), now, sizeof now);
+	json_object_set_new(p, "source", jtext("opsd"));
+	json_object_set_new(p, "host", jtext(set->host));
+	json_object_set_new(p, "status", jtext(status));
+	json_object_set_new(p, "type", jtext(type));
+	json_object_set_new(p, "name", jtext(name));
+	json_object_set_new(p, "event", jtext(event));
+	json_object_set_new(p, "time", jtext(now));
+	json_object_set_new(p, "test", json_boolean(test));
+	return (p);
 }
 
 static size_t
@@ -298,14 +392,107 @@ discard_cb(char *data, size_t size, size_t n, void *arg)
 	return (size * n);
 }
 
+/*
+ * Header text: a line break or any other control character in event text
+ * (a server's reply quoted in a probe reason) would end the header and
+ * start one of the sender's choosing, such as Bcc. Each run of them
+ * becomes one space.
+ */
+static char *
+header_text(const char *s)
+{
+	char	*t, *o;
+
+	if (s == NULL)
+		s = "";
+	o = t = xmalloc(strlen(s) + 1);
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+			if (o == t || o[-1] != ' ')
+				*o++ = ' ';
+		} else
+			*o++ = *s;
+	}
+	*o = '\0';
+	return (t);
+}
+
+/*
+ * "Subject: text" as it goes on the wire. Plain ASCII as it is; anything
+ * else as RFC 2047 base64 encoded-words of UTF-8, each at most 75
+ * characters, on lines of at most 76, never splitting a character.
+ */
+static char *
+subject_header(const char *text)
+{
+	static const char	 head[] = "Subject: ";
+	struct evbuffer		*b;
+	const char		*s;
+	unsigned char		 enc[64];
+	size_t			 len, off = 0, take, max;
+	char			*out;
+	int			 ascii = 1;
+
+	for (s = text; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			ascii = 0;
+	if (ascii) {
+		xasprintf(&out, "%s%s\r\n", head, text);
+		return (out);
+	}
+	if ((b = evbuffer_new()) == NULL)
+		fatalx("alert: out of memory");
+	evbuffer_add(b, head, sizeof head - 1);
+	len = strlen(text);
+	while (off < len) {
+		/*
+		 * "=?UTF-8?B?" and "?=" take 12; base64 makes 4 of 3. The
+		 * first line also holds "Subject: ", the others one space.
+		 */
+		max = off == 0 ? (76 - (sizeof head - 1) - 12) / 4 * 3 :
+		    (75 - 12) / 4 * 3;
+		take = util_utf8_cut(text + off, len - off, max);
+		if (take == 0)
+			take = len - off < max ? len - off : max;
+		EVP_EncodeBlock(enc, (const unsigned char *)text + off,
+		    (int)take);
+		evbuffer_add_printf(b, "%s=?UTF-8?B?%s?=", off == 0 ? "" :
+		    "\r\n ", enc);
+		off += take;
+	}
+	evbuffer_add(b, "\r\n", 3);
+	len = evbuffer_get_length(b);
+	out = xmalloc(len + 1);
+	evbuffer_remove(b, out, len);
+	out[len] = '\0';
+	evbuffer_free(b);
+	return (out);
+}
+
+/* Body text with every line break as CRLF (RFC 5322 has no other). */
+static void
+body_add(struct evbuffer *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\r' && s[1] == '\n')
+			continue;
+		if (*s == '\r' || *s == '\n')
+			evbuffer_add(b, "\r\n", 2);
+		else
+			evbuffer_add(b, s, 1);
+	}
+}
+
 /* RFC 5322 message: headers, blank line, text body with CRLF endings. */
 static char *
 email_render(struct delivery *d, size_t *len)
 {
 	struct alert_conf	*ac = d->route->conf;
 	json_t			*p = d->payload, *v;
-	char			*to = NULL, *tmp, *body = NULL, *msg, date[64];
+	char			*to = NULL, *tmp, *body, *msg, date[64];
+	char			*subject, *text, *from, *st;
 	char			 id[33];
+	struct evbuffer		*b;
 	unsigned char		 rnd[16];
 	const char		*key, *status;
 	time_t			 now = time(NULL);
@@ -323,42 +510,70 @@ email_render(struct delivery *d, size_t *len)
 	RAND_bytes(rnd, sizeof rnd);
 	for (i = 0; i < sizeof rnd; i++)
 		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
-	xasprintf(&body, "%s\r\n\r\n", payload_text(p));
+	if ((b = evbuffer_new()) == NULL)
+		fatalx("alert: out of memory");
+	body_add(b, payload_text(p));
+	evbuffer_add(b, "\r\n\r\n", 4);
 	json_object_foreach(p, key, v) {
 		if (!json_is_string(v) || strcmp(key, "message") == 0)
 			continue;
-		xasprintf(&tmp, "%s%-10s %s\r\n", body, key,
-		    json_string_value(v));
-		free(body);
-		body = tmp;
+		evbuffer_add_printf(b, "%-10s ", key);
+		body_add(b, json_string_value(v));
+		evbuffer_add(b, "\r\n", 2);
 	}
+	evbuffer_add(b, "", 1);
+	body = (char *)evbuffer_pullup(b, -1);
 	status = json_string_value(json_object_get(p, "status"));
+	xasprintf(&tmp, "%s %s", ac->subject_prefix, payload_text(p));
+	text = header_text(tmp);
+	free(tmp);
+	subject = subject_header(text);
+	free(text);
+	from = header_text(ac->from);
+	tmp = header_text(to);
+	free(to);
+	to = tmp;
+	st = header_text(status);
 	*len = (size_t)xasprintf(&msg,
 	    "Date: %s\r\n"
 	    "From: %s\r\n"
 	    "To: %s\r\n"
-	    "Subject: %s %s\r\n"
+	    "%s"
 	    "Message-ID: <%s@%s>\r\n"
 	    "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: 8bit\r\n"
 	    "X-Opsd-Status: %s\r\n"
 	    "\r\n"
-	    "%s", date, ac->from, to, ac->subject_prefix, payload_text(p), id,
-	    d->set->host, status ? status : "", body);
+	    "%s", date, from, to, subject, id, d->set->host, st, body);
+	free(from);
 	free(to);
-	free(body);
+	free(subject);
+	free(st);
+	evbuffer_free(b);
 	return (msg);
 }
 
 static void	delivery_attempt(struct delivery *);
+static void	delivery_drop(struct delivery *, const char *why);
 
+/* Queued: the wait is over; under way: the next attempt. */
 static void
-delivery_retry_cb(evutil_socket_t fd, short what, void *arg)
+delivery_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct delivery	*d = arg;
+	char		 why[128];
+
 	(void)fd;
 	(void)what;
-	delivery_attempt(arg);
+	if (d->running) {
+		delivery_attempt(d);
+		return;
+	}
+	snprintf(why, sizeof why, "not sent within %llums, the time the "
+	    "route takes to give up on a message", (unsigned long long)
+	    ((now_usec() - d->queued_usec) / 1000));
+	delivery_drop(d, why);
 }
 
 static void
@@ -367,6 +582,7 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	struct delivery	*d = arg;
 	struct evt	*ev;
 	struct timeval	 tv;
+	json_t		*res;
 	uint64_t	 delay;
 	long		 status = 0;
 	char		 why[CURL_ERROR_SIZE + 64];
@@ -377,10 +593,15 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 		d->route->sent_ok++;
 		log_info("alert.sent", "alert sent through %s (attempt %u): %s",
 		    d->route->conf->name, d->attempt, payload_text(d->payload));
-		if (d->waiter != NULL)
-			rpc_pending_reply(d->waiter, json_pack("{s:s, s:b, "
-			    "s:i}", "route", d->route->conf->name, "delivered",
-			    1, "attempts", d->attempt));
+		if (d->waiter != NULL) {
+			res = jobject();
+			json_object_set_new(res, "route",
+			    jtext(d->route->conf->name));
+			json_object_set_new(res, "delivered", json_true());
+			json_object_set_new(res, "attempts",
+			    json_integer(d->attempt));
+			rpc_pending_reply(d->waiter, res);
+		}
 		d->waiter = NULL;
 		delivery_free(d);
 		return;
@@ -400,7 +621,7 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 		    (unsigned long long)delay);
 		tv.tv_sec = (time_t)(delay / 1000);
 		tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
-		evtimer_add(d->retry, &tv);
+		evtimer_add(d->timer, &tv);
 		return;
 	}
 	d->route->sent_failed++;
@@ -411,11 +632,14 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	evt_add(ev, "alert", "%s", payload_text(d->payload));
 	evt_emit(ev, "alert through %s not delivered after %u attempt%s: %s",
 	    d->route->conf->name, d->attempt, d->attempt == 1 ? "" : "s", why);
-	if (d->waiter != NULL)
-		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, json_pack("{s:s, "
-		    "s:i}", "route", d->route->conf->name, "attempts",
-		    d->attempt), "delivery through %s failed: %s",
-		    d->route->conf->name, why);
+	if (d->waiter != NULL) {
+		res = jobject();
+		json_object_set_new(res, "route", jtext(d->route->conf->name));
+		json_object_set_new(res, "attempts", json_integer(d->attempt));
+		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, res,
+		    "delivery through %s failed: %s", d->route->conf->name,
+		    why);
+	}
 	d->waiter = NULL;
 	delivery_free(d);
 }
@@ -536,33 +760,178 @@ delivery_attempt(struct delivery *d)
 	}
 }
 
+static int
+render_body(struct delivery *d)
+{
+	struct route	*route = d->route;
+	json_t		*slack;
+
+	if (route->conf->type == ALERT_EMAIL) {
+		d->body = email_render(d, &d->bodylen);
+		return (0);
+	}
+	if (route->conf->format == ALERT_FORMAT_SLACK) {
+		slack = jobject();
+		json_object_set_new(slack, "text",
+		    jtext(payload_text(d->payload)));
+	} else
+		slack = json_incref(d->payload);
+	if ((d->body = json_dumps(slack, JSON_COMPACT)) == NULL) {
+		/* say that there was an alert rather than nothing */
+		log_err("alert.render", "alert through %s: cannot render the "
+		    "message as JSON; sending a notice instead",
+		    route->conf->name);
+		d->body = xstrdup(route->conf->format == ALERT_FORMAT_SLACK ?
+		    "{\"text\":\"opsd: an alert could not be rendered; see "
+		    "the daemon's log\"}" : "{\"source\":\"opsd\","
+		    "\"status\":\"unknown\",\"message\":\"opsd: an alert "
+		    "could not be rendered; see the daemon's log\"}");
+	}
+	json_decref(slack);
+	d->bodylen = strlen(d->body);
+	return (0);
+}
+
+/* How long a message may wait: what the route takes to give up on one. */
+static uint64_t
+route_max_wait(const struct route *r)
+{
+	return ((r->conf->retries + 1) * r->conf->timeout);
+}
+
+static void
+delivery_start(struct delivery *d)
+{
+	d->running = 1;
+	d->route->queued--;
+	d->route->inflight++;
+	evtimer_del(d->timer);
+	render_body(d);
+	delivery_attempt(d);
+}
+
+static void
+delivery_drop(struct delivery *d, const char *why)
+{
+	struct evt	*ev;
+	const char	*status;
+
+	d->route->dropped++;
+	status = json_string_value(json_object_get(d->payload, "status"));
+	ev = evt_new(&EVT_ALERT_DROPPED);
+	evt_add(ev, "route", "%s", d->route->conf->name);
+	if (d->source != NULL) {
+		evt_add(ev, "type", "%s", d->source);
+		evt_add(ev, "name", "%s", d->object);
+	}
+	evt_add(ev, "status", "%s", status != NULL ? status : "");
+	evt_add(ev, "waited_ms", "%llu", (unsigned long long)
+	    ((now_usec() - d->queued_usec) / 1000));
+	evt_add(ev, "replaced", "%u", d->merged);
+	evt_add(ev, "error", "%s", why);
+	evt_add(ev, "alert", "%s", payload_text(d->payload));
+	evt_emit(ev, "alert through %s dropped: %s", d->route->conf->name,
+	    why);
+	if (d->waiter != NULL)
+		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, NULL,
+		    "alert through %s dropped: %s", d->route->conf->name, why);
+	d->waiter = NULL;
+	delivery_free(d);
+}
+
+static int
+same_alert(const struct delivery *a, const struct delivery *b)
+{
+	return (a->route == b->route && a->source != NULL &&
+	    b->source != NULL && strcmp(a->source, b->source) == 0 &&
+	    strcmp(a->object, b->object) == 0);
+}
+
+/*
+ * Starts what the slots allow, oldest first, never two deliveries of one
+ * alert at once (they could arrive in the wrong order).
+ */
+static void
+pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct alert_set	*set = arg;
+	struct delivery		*d, *next, *o;
+	int			 busy;
+
+	(void)fd;
+	(void)what;
+	for (d = TAILQ_FIRST(&set->deliveries); d != NULL; d = next) {
+		next = TAILQ_NEXT(d, entry);
+		if (d->running || d->route->inflight >= ROUTE_INFLIGHT)
+			continue;
+		busy = 0;
+		TAILQ_FOREACH(o, &set->deliveries, entry) {
+			if (o->running && same_alert(o, d))
+				busy = 1;
+		}
+		if (busy)
+			continue;
+		delivery_start(d);
+		/* a start that failed at once freed d: read next again */
+		next = TAILQ_FIRST(&set->deliveries);
+	}
+}
+
+/*
+ * Queues a message for route. source and object name the alert, so that
+ * a newer message replaces one still waiting; NULL for one that stands
+ * alone (alert.test, whose caller waits for it).
+ */
 static void
 deliver(struct alert_set *set, struct route *route, json_t *payload,
-    struct rpc_pending *waiter, unsigned int attempts)
+    struct rpc_pending *waiter, unsigned int attempts, const char *source,
+    const char *object)
 {
-	struct delivery	*d;
-	json_t		*slack;
+	struct delivery	*d, *o;
+	struct timeval	 tv;
+	uint64_t	 wait;
 
 	d = xcalloc(1, sizeof *d);
 	d->set = set;
 	d->route = route;
+	if (source != NULL) {
+		d->source = xstrdup(source);
+		d->object = xstrdup(object);
+	}
+	TAILQ_FOREACH(o, &set->deliveries, entry) {
+		if (!o->running && same_alert(o, d)) {
+			/* the latest state is what the receiver needs */
+			json_decref(o->payload);
+			o->payload = json_incref(payload);
+			o->max_attempts = attempts;
+			o->merged++;
+			free(d->source);
+			free(d->object);
+			free(d);
+			return;
+		}
+	}
 	route->refs++;
+	route->queued++;
 	d->payload = json_incref(payload);
 	d->waiter = waiter;
 	d->max_attempts = attempts;
-	d->retry = evtimer_new(set->opsd->base, delivery_retry_cb, d);
-	LIST_INSERT_HEAD(&set->deliveries, d, entry);
+	d->queued_usec = now_usec();
+	d->timer = evtimer_new(set->opsd->base, delivery_timer_cb, d);
+	TAILQ_INSERT_TAIL(&set->deliveries, d, entry);
 	set->ndeliveries++;
-	if (route->conf->type == ALERT_EMAIL)
-		d->body = email_render(d, &d->bodylen);
-	else if (route->conf->format == ALERT_FORMAT_SLACK) {
-		slack = json_pack("{s:s}", "text", payload_text(payload));
-		d->body = json_dumps(slack, JSON_COMPACT);
-		json_decref(slack);
-	} else
-		d->body = json_dumps(payload, JSON_COMPACT);
-	d->bodylen = strlen(d->body);
-	delivery_attempt(d);
+	wait = route_max_wait(route);
+	tv.tv_sec = (time_t)(wait / 1000);
+	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+	evtimer_add(d->timer, &tv);
+	if (route->queued > ROUTE_QUEUED) {
+		TAILQ_FOREACH(o, &set->deliveries, entry) {
+			if (!o->running && o->route == route)
+				break;
+		}
+		delivery_drop(o, "too many messages waiting for the route");
+	}
+	pump_soon(set);
 }
 
 /* --- active alerts and the event sink ----------------------------------- */
@@ -584,23 +953,20 @@ payload_from_event(struct alert_set *set, const struct evt *ev,
     const char *status, int repeat)
 {
 	json_t		*p;
-	char		 now[32], *msg;
+	char		*msg;
 	unsigned int	 i;
 
-	util_iso_time(time(NULL), now, sizeof now);
 	xasprintf(&msg, "%s%s%s: %s", strcmp(status, "resolved") == 0 ?
 	    "RESOLVED " : repeat ? "STILL FIRING " : "", set->host,
 	    "", ev->message);
-	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}",
-	    "source", "opsd", "host", set->host, "status", status,
-	    "type", ev->alert->source, "name", ev->alert->object,
-	    "event", ev->name, "time", now, "test", 0);
-	json_object_set_new(p, "message", json_string(msg));
+	p = payload_new(set, status, ev->alert->source, ev->alert->object,
+	    ev->name, 0);
+	json_object_set_new(p, "message", jtext(msg));
 	free(msg);
 	for (i = 0; i < ev->nfields; i++) {
 		if (json_object_get(p, ev->fields[i].key) == NULL)
 			json_object_set_new(p, ev->fields[i].key,
-			    json_string(ev->fields[i].value));
+			    jtext(ev->fields[i].value));
 	}
 	return (p);
 }
@@ -644,13 +1010,14 @@ repeat_cb(evutil_socket_t fd, short what, void *arg)
 		active_free(a);
 		return;
 	}
-	p = json_deep_copy(a->payload);
-	xasprintf(&msg, "STILL FIRING %s", json_string_value(
-	    json_object_get(a->payload, "message")));
-	json_object_set_new(p, "message", json_string(msg));
+	if ((p = json_deep_copy(a->payload)) == NULL)
+		fatalx("alert: out of memory copying a message");
+	xasprintf(&msg, "STILL FIRING %s", payload_text(a->payload));
+	json_object_set_new(p, "message", jtext(msg));
 	json_object_set_new(p, "repeat", json_true());
 	free(msg);
-	deliver(a->set, r, p, NULL, (unsigned int)r->conf->retries + 1);
+	deliver(a->set, r, p, NULL, (unsigned int)r->conf->retries + 1,
+	    a->source, a->object);
 	json_decref(p);
 	active_arm(a, r);
 }
@@ -711,7 +1078,8 @@ alert_sink(const struct evt *ev, void *arg)
 			    json_integer(time(NULL) - a->since));
 			active_free(a);
 		}
-		deliver(set, r, p, NULL, (unsigned int)r->conf->retries + 1);
+		deliver(set, r, p, NULL, (unsigned int)r->conf->retries + 1,
+		    ev->alert->source, ev->alert->object);
 		json_decref(p);
 	}
 }
@@ -726,10 +1094,18 @@ alert_init(struct opsd *o)
 	set = xcalloc(1, sizeof *set);
 	set->opsd = o;
 	LIST_INIT(&set->active);
-	LIST_INIT(&set->deliveries);
+	TAILQ_INIT(&set->deliveries);
+	set->pump = evtimer_new(o->base, pump_cb, set);
 	if (gethostname(set->host, sizeof set->host) != 0)
 		strcpy(set->host, "localhost");
 	set->host[sizeof set->host - 1] = '\0';
+	if (!util_utf8_valid(set->host, strlen(set->host))) {
+		char	tmp[sizeof set->host];
+
+		util_utf8_sanitize(tmp, sizeof tmp, set->host,
+		    strlen(set->host));
+		memcpy(set->host, tmp, sizeof tmp);
+	}
 	o->sub[SUBSYS_ALERT] = set;
 	evt_subscribe(alert_sink, set);
 	return (0);
@@ -741,6 +1117,7 @@ alert_apply_config(struct opsd *o)
 	struct alert_set	*set = alert_set(o);
 	struct route		**fresh, *r;
 	struct active		*a, *next;
+	struct delivery		*d, *dnext;
 	unsigned int		 i, j, n;
 
 	n = config_count(o->conf, &alert_section);
@@ -767,6 +1144,25 @@ alert_apply_config(struct opsd *o)
 	free(set->routes);
 	set->routes = fresh;
 	set->nroutes = n;
+	/*
+	 * Waiting messages go out through the new settings of their route
+	 * (a fixed URL, say); those under way finish with the old ones.
+	 */
+	for (d = TAILQ_FIRST(&set->deliveries); d != NULL; d = dnext) {
+		dnext = TAILQ_NEXT(d, entry);
+		if (d->running || !d->route->gone)
+			continue;
+		if ((r = route_find(set, d->route->conf->name)) == NULL) {
+			delivery_drop(d, "the route was removed");
+			continue;
+		}
+		d->route->queued--;
+		route_release(d->route);
+		d->route = r;
+		r->refs++;
+		r->queued++;
+	}
+	pump_soon(set);
 	/* alerts of removed routes end quietly */
 	for (a = LIST_FIRST(&set->active); a != NULL; a = next) {
 		next = LIST_NEXT(a, entry);
@@ -784,7 +1180,7 @@ alert_fail_waiters(struct opsd *o)
 
 	if (set == NULL)
 		return;
-	LIST_FOREACH(d, &set->deliveries, entry) {
+	TAILQ_FOREACH(d, &set->deliveries, entry) {
 		if (d->waiter != NULL)
 			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
 			    NULL, "opsd is stopping");
@@ -802,7 +1198,9 @@ alert_stop_all(struct opsd *o)
 	if (set == NULL)
 		return;
 	evt_unsubscribe(alert_sink, set);
-	while ((d = LIST_FIRST(&set->deliveries)) != NULL) {
+	event_free(set->pump);
+	set->pump = NULL;
+	while ((d = TAILQ_FIRST(&set->deliveries)) != NULL) {
 		if (d->waiter != NULL)
 			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
 			    NULL, "opsd is stopping");
@@ -826,20 +1224,17 @@ alert_test(struct opsd *o, const char *name, struct rpc_pending *waiter)
 	struct alert_set	*set = alert_set(o);
 	struct route		*r;
 	json_t			*p;
-	char			 now[32], *msg;
+	char			*msg;
 
 	if ((r = route_find(set, name)) == NULL)
 		return (-ENOENT);
-	util_iso_time(time(NULL), now, sizeof now);
 	xasprintf(&msg, "TEST %s: a test alert from opsd through route %s; "
 	    "if you read this, the route works", set->host, name);
-	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}",
-	    "source", "opsd", "host", set->host, "status", "test",
-	    "type", "test", "name", name, "event", "alert.test", "time", now,
-	    "test", 1, "message", msg);
+	p = payload_new(set, "test", "test", name, "alert.test", 1);
+	json_object_set_new(p, "message", jtext(msg));
 	free(msg);
 	/* one attempt: the operator is waiting for the verdict */
-	deliver(set, r, p, waiter, 1);
+	deliver(set, r, p, waiter, 1, NULL, NULL);
 	json_decref(p);
 	return (0);
 }
@@ -862,17 +1257,18 @@ alert_resolve(struct opsd *o, const char *source, const char *object,
 		    strcmp(a->object, object) != 0)
 			continue;
 		if ((r = route_find(set, a->route)) != NULL) {
-			p = json_deep_copy(a->payload);
+			if ((p = json_deep_copy(a->payload)) == NULL)
+				fatalx("alert: out of memory copying a "
+				    "message");
 			util_iso_time(time(NULL), now, sizeof now);
 			xasprintf(&msg, "RESOLVED %s: %s %s %s", set->host,
 			    source, object, why);
-			json_object_set_new(p, "status", json_string(
-			    "resolved"));
-			json_object_set_new(p, "message", json_string(msg));
-			json_object_set_new(p, "time", json_string(now));
+			json_object_set_new(p, "status", jtext("resolved"));
+			json_object_set_new(p, "message", jtext(msg));
+			json_object_set_new(p, "time", jtext(now));
 			free(msg);
 			deliver(set, r, p, NULL, (unsigned int)r->conf->retries +
-			    1);
+			    1, source, object);
 			json_decref(p);
 		}
 		active_free(a);
@@ -912,6 +1308,7 @@ alert_active_count(struct opsd *o)
 void
 alert_metrics(struct opsd *o, struct evbuffer *b)
 {
+	struct route	*r;
 	uint64_t	 ok, failed;
 	const char	*name;
 	unsigned int	 i;
@@ -928,6 +1325,16 @@ alert_metrics(struct opsd *o, struct evbuffer *b)
 		metrics_label(b, name);
 		evbuffer_add_printf(b, "\",result=\"failed\"} %llu\n",
 		    (unsigned long long)failed);
+	}
+	metrics_head(b, "opsd_alerts_dropped_total", "counter", "Alert "
+	    "messages dropped unsent by route: they waited too long for a "
+	    "slot or found the queue full.");
+	for (i = 0; i < alert_route_count(o); i++) {
+		r = ALERTS(o)->routes[i];
+		evbuffer_add(b, "opsd_alerts_dropped_total{route=\"", 33);
+		metrics_label(b, r->conf->name);
+		evbuffer_add_printf(b, "\"} %llu\n",
+		    (unsigned long long)r->dropped);
 	}
 	metrics_head(b, "opsd_alerts_active", "gauge", "Alerts firing now, "
 	    "over all routes.");

@@ -4,7 +4,9 @@
  * at once and again every `repeat` while it lasts; a resolved message
  * follows when it ends. Delivery runs on the curl multi handle with
  * retries and backoff; a delivery that finally fails is logged, counted
- * and never blocks anything.
+ * and never blocks anything. Each route has a few deliveries under way at
+ * most; the others wait, newer messages of one alert replacing older
+ * ones, and what waits too long is dropped, logged and counted.
  */
 #ifndef OPSD_ALERT_H
 #define OPSD_ALERT_H
@@ -20,6 +22,8 @@ struct rpc_pending;
 
 /* A delivery that failed for good. */
 extern const struct evt_type EVT_ALERT_FAILED;
+/* A message not sent: it waited too long for its route, or found no room. */
+extern const struct evt_type EVT_ALERT_DROPPED;
 
 enum alert_type {
 	ALERT_WEBHOOK,
@@ -70,7 +74,7 @@ unsigned int alert_route_count(struct opsd *);
 const char *alert_route_stats(struct opsd *, unsigned int i, uint64_t *ok,
 	    uint64_t *failed);
 unsigned int alert_active_count(struct opsd *);
-unsigned int alert_deliveries(struct opsd *);	/* in flight */
+unsigned int alert_deliveries(struct opsd *);	/* under way or queued */
 void	 alert_metrics(struct opsd *, struct evbuffer *);
 
 #endif

@@ -146,19 +146,39 @@ evt_set_priority(struct evt *ev, int priority)
 	ev->priority = priority;
 }
 
+/*
+ * Values and messages often carry text from outside (a command's output,
+ * a server's reply): every sink needs UTF-8 (jansson refuses anything
+ * else, a journal reader shows it as a blob), so this is where it is made
+ * so, once, for all of them.
+ */
+static void
+evt_utf8(char **s, size_t len)
+{
+	char	*t;
+
+	if (util_utf8_valid(*s, len))
+		return;
+	t = util_utf8_dup(*s, len);
+	free(*s);
+	*s = t;
+}
+
 void
 evt_add(struct evt *ev, const char *key, const char *fmt, ...)
 {
 	struct evt_field	*f;
 	va_list			 ap;
+	int			 n;
 
 	ev->fields = xreallocarray(ev->fields, ev->nfields + 1,
 	    sizeof *ev->fields);
 	f = &ev->fields[ev->nfields++];
 	f->key = xstrdup(key);
 	va_start(ap, fmt);
-	xvasprintf(&f->value, fmt, ap);
+	n = xvasprintf(&f->value, fmt, ap);
 	va_end(ap);
+	evt_utf8(&f->value, (size_t)n);
 }
 
 void
@@ -291,10 +311,12 @@ void
 evt_emit(struct evt *ev, const char *fmt, ...)
 {
 	va_list	ap;
+	int	n;
 
 	va_start(ap, fmt);
-	xvasprintf(&ev->message, fmt, ap);
+	n = xvasprintf(&ev->message, fmt, ap);
 	va_end(ap);
+	evt_utf8(&ev->message, (size_t)n);
 	evt_dispatch(ev);
 }
 
@@ -303,6 +325,7 @@ evt_log(int priority, const char *name, const char *fmt, ...)
 {
 	struct evt	*ev;
 	va_list		 ap;
+	int		 n;
 
 	/*
 	 * Skip the formatting for records nobody will read. Subscribers
@@ -315,8 +338,9 @@ evt_log(int priority, const char *name, const char *fmt, ...)
 	ev->name = name;
 	ev->priority = priority;
 	va_start(ap, fmt);
-	xvasprintf(&ev->message, fmt, ap);
+	n = xvasprintf(&ev->message, fmt, ap);
 	va_end(ap);
+	evt_utf8(&ev->message, (size_t)n);
 	evt_dispatch(ev);
 }
 

@@ -131,3 +131,120 @@ util_iso_time(int64_t t, char *buf, size_t len)
 	gmtime_r(&tt, &tm);
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+/*
+ * The length of the character at s (1 to 4) if it is valid, else minus
+ * the length of the longest start of one (at least 1): Unicode's "maximal
+ * subpart", which becomes one U+FFFD. A NUL is invalid too: it cannot
+ * travel in a C string or a journal field.
+ */
+static int
+utf8_char(const unsigned char *s, size_t len)
+{
+	unsigned char	lo = 0x80, hi = 0xbf;
+	size_t		n, i;
+
+	if (s[0] == 0)
+		return (-1);
+	if (s[0] < 0x80)
+		return (1);
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		if (s[0] == 0xe0)
+			lo = 0xa0;		/* overlong */
+		else if (s[0] == 0xed)
+			hi = 0x9f;		/* surrogates */
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		if (s[0] == 0xf0)
+			lo = 0x90;		/* overlong */
+		else if (s[0] == 0xf4)
+			hi = 0x8f;		/* past U+10FFFF */
+	} else
+		return (-1);	/* continuation, C0, C1, F5-FF */
+	for (i = 1; i < n; i++) {
+		if (i >= len || s[i] < lo || s[i] > hi)
+			return (-(int)i);
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return ((int)n);
+}
+
+int
+util_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 i = 0;
+	int			 n;
+
+	while (i < len) {
+		if ((n = utf8_char(u + i, len - i)) < 0)
+			return (0);
+		i += (size_t)n;
+	}
+	return (1);
+}
+
+size_t
+util_utf8_cut(const char *s, size_t len, size_t max)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 i;
+	int			 n;
+
+	if (len <= max)
+		return (len);
+	/* back to the lead byte of the character that max falls in */
+	for (i = max; i > 0 && max - i < 3 && (u[i] & 0xc0) == 0x80; i--)
+		;
+	if ((u[i] & 0xc0) == 0x80)
+		return (max);		/* not in a character: bytes alone */
+	n = utf8_char(u + i, len - i);
+	if (n > 0 && i + (size_t)n > max)
+		return (i);
+	return (max);
+}
+
+size_t
+util_utf8_sanitize(char *dst, size_t size, const char *s, size_t len)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 i = 0, o = 0, w;
+	int			 n;
+
+	if (size == 0)
+		return (0);
+	while (i < len) {
+		n = utf8_char(u + i, len - i);
+		w = n > 0 ? (size_t)n : 3;
+		if (o + w > size - 1)
+			break;
+		if (n > 0) {
+			memcpy(dst + o, s + i, w);
+			i += w;
+		} else {
+			memcpy(dst + o, "\xef\xbf\xbd", 3);	/* U+FFFD */
+			i += (size_t)-n;
+		}
+		o += w;
+	}
+	dst[o] = '\0';
+	return (o);
+}
+
+char *
+util_utf8_dup(const char *s, size_t len)
+{
+	char	*d;
+	size_t	 size;
+
+	if (len > (SIZE_MAX - 1) / 3)
+		fatalx("util_utf8_dup: %zu bytes", len);
+	size = 3 * len + 1;	/* each byte may become U+FFFD */
+	d = xmalloc(size);
+	util_utf8_sanitize(d, size, s, len);
+	return (d);
+}

@@ -29,4 +29,27 @@ uint64_t now_realtime_usec(void);
 /* UTC "2026-01-02T03:04:05Z" of t (seconds); "-" for t <= 0 (never). */
 void	 util_iso_time(int64_t t, char *buf, size_t len);
 
+/*
+ * UTF-8 for text from outside (command output, server replies, banners):
+ * RFC 3629 only, so no overlong forms, no surrogates, nothing past
+ * U+10FFFF. jansson refuses anything else, and a cut in the middle of a
+ * character makes an otherwise good string invalid.
+ */
+/* Whether s[0..len) is valid UTF-8 with no NUL byte. */
+int	 util_utf8_valid(const char *s, size_t len);
+/*
+ * How many bytes of s[0..len) to keep for at most max bytes without
+ * ending inside a character.
+ */
+size_t	 util_utf8_cut(const char *s, size_t len, size_t max);
+/*
+ * Copies s[0..len) into dst (size bytes, always NUL-terminated when size
+ * > 0), each invalid sequence and each NUL byte as U+FFFD, cut at a
+ * character boundary when it does not fit. Returns the length written.
+ */
+size_t	 util_utf8_sanitize(char *dst, size_t size, const char *s,
+	    size_t len);
+/* The same into a new string (xmalloc). */
+char	*util_utf8_dup(const char *s, size_t len);
+
 #endif

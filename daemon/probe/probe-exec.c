@@ -24,9 +24,10 @@ exec_done(struct child *c, const struct child_result *res, void *arg)
 	(void)c;
 	p->kstate = NULL;
 	memset(&r, 0, sizeof r);
+	/* the first line, cut at a character and made UTF-8 */
 	n = strcspn(res->out, "\n");
-	snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n :
-	    sizeof line - 1), res->out);
+	util_utf8_sanitize(line, sizeof line, res->out,
+	    util_utf8_cut(res->out, n, sizeof line - 1));
 	if (res->timed_out) {
 		format_duration(p->conf->timeout, t, sizeof t);
 		probe_fail(&r, "timeout after %s (killed)%s%s", t,

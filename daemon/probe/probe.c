@@ -375,12 +375,20 @@ probe_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 void
 probe_fail(struct probe_result *r, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list	 ap;
+	char	*s;
+	int	 n;
 
+	/*
+	 * The reason often quotes a server or a command: cut it at a
+	 * character, not a byte, and make it UTF-8 for every reader.
+	 */
 	r->ok = 0;
 	va_start(ap, fmt);
-	vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+	n = xvasprintf(&s, fmt, ap);
 	va_end(ap);
+	util_utf8_sanitize(r->reason, sizeof r->reason, s, (size_t)n);
+	free(s);
 }
 
 const char *

@@ -251,6 +251,70 @@ ini_copy(const struct ini_section *sec, const void *src, size_t size)
 	return (base);
 }
 
+static int
+str_eq(const char *a, const char *b)
+{
+	return ((a == NULL && b == NULL) || (a != NULL && b != NULL &&
+	    strcmp(a, b) == 0));
+}
+
+int
+ini_equal(const struct ini_section *sec, const void *a, const void *b)
+{
+	const char	*pa = a, *pb = b;
+	size_t		 i;
+	unsigned int	 j, n;
+
+	for (i = 0; i < sec->nkeys; i++) {
+		const struct ini_key *k = &sec->keys[i];
+
+		switch (k->kind) {
+		case INI_STRING:
+		case INI_PATH:
+			if (!str_eq(*(char *const *)(pa + k->off),
+			    *(char *const *)(pb + k->off)))
+				return (0);
+			break;
+		case INI_GROUP:
+			if (!str_eq(*(char *const *)(pa + k->off),
+			    *(char *const *)(pb + k->off)) ||
+			    *(const gid_t *)(pa + k->off2) !=
+			    *(const gid_t *)(pb + k->off2))
+				return (0);
+			break;
+		case INI_LIST:
+			n = *(const unsigned int *)(pa + k->off2);
+			if (n != *(const unsigned int *)(pb + k->off2))
+				return (0);
+			for (j = 0; j < n; j++)
+				if (strcmp((*(char **const *)(pa + k->off))[j],
+				    (*(char **const *)(pb + k->off))[j]) != 0)
+					return (0);
+			break;
+		case INI_DURATION:
+		case INI_SIZE:
+		case INI_UINT:
+			if (*(const uint64_t *)(pa + k->off) !=
+			    *(const uint64_t *)(pb + k->off))
+				return (0);
+			break;
+		case INI_MODE:
+			if (*(const mode_t *)(pa + k->off) !=
+			    *(const mode_t *)(pb + k->off))
+				return (0);
+			break;
+		case INI_BOOL:
+		case INI_LOGLEVEL:
+		case INI_ENUM:
+			if (*(const int *)(pa + k->off) !=
+			    *(const int *)(pb + k->off))
+				return (0);
+			break;
+		}
+	}
+	return (1);
+}
+
 void
 ini_free(const struct ini_section *sec, void *obj)
 {

@@ -83,6 +83,8 @@ void	 ini_free(const struct ini_section *, void *obj);
  * and list the key table names is duplicated (other pointers are not).
  */
 void	*ini_copy(const struct ini_section *, const void *src, size_t size);
+/* 1 if every key the table names has the same value in a and b. */
+int	 ini_equal(const struct ini_section *, const void *a, const void *b);
 /* The line that set key, or 0 (for check callbacks). */
 int	 ini_keyline(const struct ini_section *, const int *keylines,
 	    const char *key);

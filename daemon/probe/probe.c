@@ -837,6 +837,11 @@ probe_apply_config(struct opsd *o)
 				break;
 			}
 		}
+		if (old != NULL && ini_equal(&probe_section, old->conf, pc)) {
+			/* unchanged: a run in flight goes on undisturbed */
+			fresh.v[fresh.n++] = old;
+			continue;
+		}
 		if (old != NULL && probe_conf_same(old->conf, pc)) {
 			/*
 			 * Same check: keep state and history, take the new

@@ -97,3 +97,30 @@ def test_tcp_send_without_expect_against_a_server_that_talks_first(
     time.sleep(1)
     assert d2.proc.poll() is None, f"opsd died:\n{d2.log()}"
     assert json.loads(json.dumps(d2.probe("bare")))["runs_failed"] == 0
+
+
+def test_reload_keeps_the_run_of_an_unchanged_probe(opsd_launcher, tmp_path):
+    # a reload used to cancel every run in flight, so probe.run callers
+    # got "was reconfigured" and the run was lost even when nothing about
+    # the probe changed
+    slow = probe("slow", "exec", command="sleep 1.5", timeout="10s",
+                 interval="1h")
+    d = opsd_launcher(slow)
+    result = {}
+
+    def run():
+        result["rc"], result["r"] = d.run_probe("slow")
+    t = threading.Thread(target=run)
+    t.start()
+    wait_for(lambda: d.probe("slow").get("running") or
+             any(e.get("event") == "rpc.audit" for e in d.events()), 5,
+             "probe.run to be under way")
+    time.sleep(0.3)
+    d.write(slow + probe("other", "tcp", address="127.0.0.1:9",
+                         interval="1h"))
+    rc, out, err = d.cli("reload")
+    assert rc == 0, err
+    t.join(10)
+    assert result.get("rc") == 0, result
+    assert result["r"]["ok"] is True, result
+    assert d.probe("slow")["runs_ok"] >= 1

@@ -165,18 +165,45 @@ out_rpc_error(struct cli *cli, json_t *reply, const char *method, int code,
 	return (EXIT_RPC);
 }
 
+/*
+ * Text from the daemon (a reason, a pg_dump error) may hold line breaks
+ * and other control characters: on one line of a table or a key/value
+ * block, each run of them becomes one space, so a message never breaks
+ * the layout or moves the terminal's cursor.
+ */
+static void
+out_flatten(char *s)
+{
+	char	*start = s, *w = s;
+	int	 ctl = 0;
+
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+			if (!ctl && w != start)
+				*w++ = ' ';
+			ctl = 1;
+			continue;
+		}
+		ctl = 0;
+		*w++ = *s;
+	}
+	*w = '\0';
+}
+
 /* --- key/value blocks ---------------------------------------------------- */
 
 void
 out_kv(const char *key, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list	 ap;
+	char	*v;
 
-	printf("%-*s", OUT_KEY_WIDTH, key);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	v = xvasprintf(fmt, ap);
 	va_end(ap);
-	putchar('\n');
+	out_flatten(v);
+	printf("%-*s%s\n", OUT_KEY_WIDTH, key, v);
+	free(v);
 }
 
 /* --- tables -------------------------------------------------------------- */
@@ -242,6 +269,7 @@ out_table_cell(struct out_table *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	r->cells[t->ncell] = xvasprintf(fmt, ap);
 	va_end(ap);
+	out_flatten(r->cells[t->ncell]);
 	n = (int)strlen(r->cells[t->ncell]);
 	if ((t->cols[t->ncell].flags & OUT_GROW) && n > t->width[t->ncell])
 		t->width[t->ncell] = n;
@@ -264,6 +292,7 @@ out_table_note(struct out_table *t, size_t col, const char *fmt, ...)
 	va_start(ap, fmt);
 	r->notes[r->nnotes] = xvasprintf(fmt, ap);
 	va_end(ap);
+	out_flatten(r->notes[r->nnotes]);
 	r->note_col[r->nnotes++] = col;
 }
 

@@ -173,3 +173,32 @@ def test_op_list_without_the_journal(opsd, cli):
     assert len(err.splitlines()) == 1, err
     rc, out, err = cli("--json", "op", "list")
     assert rc == 1 and json.loads(out)["code"] == -32601, (rc, out, err)
+
+
+def test_multi_line_text_never_breaks_a_table_or_a_block(rundir):
+    # a reason or error from outside (pg_dump's stderr, a server's reply)
+    # can hold line breaks, tabs and escape sequences
+    class Srv(OpServer):
+        def answer(self, req):
+            op = dict(OP_RECOVERED, error="pg_dump: error: query failed\n"
+                      "server closed the connection\r\n\tunexpectedly"
+                      "\x1b[2J", step="dump\ning")
+            if req["method"] == "op.list":
+                return {"result": {"ops": [op]}}
+            return {"result": dict(op, steps=STEPS)}
+    s = Srv(rundir / "ml.sock")
+    try:
+        rc, out, err = op_cli(s, "op", "list")
+        assert rc == 0, err
+        lines = out.splitlines()
+        assert len(lines) == 3, out     # titles, the row, the note
+        assert "\x1b" not in out and "\t" not in out, repr(out)
+        assert "dump ing" in lines[1], out
+        rc, out, err = op_cli(s, "op", "show", "op-2")
+        assert rc == 0, err
+        err_lines = [ln for ln in out.splitlines() if "pg_dump" in ln]
+        assert len(err_lines) == 1, out
+        assert "query failed server closed the connection unexpectedly" \
+            in err_lines[0], out
+    finally:
+        s.close()

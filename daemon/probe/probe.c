@@ -40,6 +40,9 @@
 const struct evt_type EVT_PROBE_STATE = {
 	"probe.state", "d8c4acb8c2584cdba1fe1095eddbdd19", LOG_WARNING };
 
+/* First runs of new probes spread over this long (usec), at most. */
+#define FIRST_RUN_SPREAD	(1000 * 1000)
+
 /* This subsystem's state in the daemon context (subsys.h). */
 #define PROBES(o)	((struct probe_set *)(o)->sub[SUBSYS_PROBE])
 
@@ -436,13 +439,22 @@ probe_arm(struct probe *p, uint64_t due)
 	evtimer_add(p->timer, &tv);
 }
 
-/* The next slot on the fixed grid, skipping slots a run overran. */
+/*
+ * The next slot on the fixed grid, skipping slots a run overran. The
+ * first run comes right after the probe appears; the grid then starts
+ * one interval and a random part of another later: probes spread over
+ * their interval, and none runs twice within one.
+ */
 static uint64_t
 probe_next_slot(struct probe *p, uint64_t now)
 {
 	uint64_t	iv = p->conf->interval * 1000;
 	uint64_t	next = p->due_usec + iv;
 
+	if (p->jitter_usec != 0) {
+		next = p->due_usec + p->jitter_usec;
+		p->jitter_usec = 0;
+	}
 	if (next <= now)
 		next = now + (iv - (now - p->due_usec) % iv);
 	return (next);
@@ -864,10 +876,19 @@ probe_apply_config(struct opsd *o)
 		p->conf = probe_conf_copy(pc);
 		p->ops = kind_ops[p->conf->kind];
 		p->timer = evtimer_new(o->base, probe_timer_cb, p);
-		/* first run somewhere in the first interval */
+		/*
+		 * The first run at once (a bad certificate on an hourly
+		 * probe alerts in seconds, not hours), spread over at most a
+		 * second so that a thousand probes do not start together;
+		 * later runs somewhere on the interval's grid.
+		 */
 		RAND_bytes((unsigned char *)&rnd, sizeof rnd);
-		probe_arm(p, now_usec() + (uint64_t)rnd %
-		    (p->conf->interval * 1000));
+		p->jitter_usec = p->conf->interval * 1000 + (uint64_t)rnd %
+		    (p->conf->interval * 1000);
+		RAND_bytes((unsigned char *)&rnd, sizeof rnd);
+		probe_arm(p, now_usec() + (uint64_t)rnd % (p->conf->interval *
+		    1000 < FIRST_RUN_SPREAD ? p->conf->interval * 1000 :
+		    FIRST_RUN_SPREAD));
 		fresh.v[fresh.n++] = p;
 	}
 	for (j = 0; j < set->n; j++) {

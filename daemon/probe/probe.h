@@ -143,6 +143,7 @@ struct probe {
 
 	struct event		*timer;
 	uint64_t		 due_usec;	/* monotonic */
+	uint64_t		 jitter_usec;	/* grid offset after the 1st run */
 	int			 running;
 	int			 manual;	/* started by probe.run */
 	uint64_t		 run_start;	/* monotonic */

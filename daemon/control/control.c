@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ struct control {
 	int			 created;	/* we made the path: unlink it */
 	unsigned int		 nconns;
 	struct event		*ev_resume;	/* after EMFILE */
+	struct event		*ev_reap;	/* frees drained connections */
 	TAILQ_HEAD(, ctl_conn)	 conns;
 };
 
@@ -228,6 +230,12 @@ control_track(struct ctl_conn *c, struct rpc_pending *p)
 		conn_set_timeouts(c->opsd, c);
 }
 
+/*
+ * The last call a draining connection waited for is done. Its reply, if it
+ * has one, is queued right after this returns (so the connection cannot be
+ * freed here); a notification has none, and then nothing would ever wake
+ * the connection up again: the reaper frees it from the loop.
+ */
 void
 control_untrack(struct rpc_pending *p)
 {
@@ -235,8 +243,44 @@ control_untrack(struct rpc_pending *p)
 
 	LIST_REMOVE(p, entry);
 	p->conn = NULL;
-	if (c != NULL && LIST_EMPTY(&c->pending))
+	if (c == NULL || !LIST_EMPTY(&c->pending))
+		return;
+	if (c->draining)
+		event_active(c->opsd->control->ev_reap, EV_TIMEOUT, 1);
+	else
 		conn_set_timeouts(c->opsd, c);
+}
+
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct opsd	*o = arg;
+	struct ctl_conn	*c, *next;
+
+	(void)fd;
+	(void)what;
+	for (c = TAILQ_FIRST(&o->control->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->draining && LIST_EMPTY(&c->pending) &&
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_free(c);
+	}
+}
+
+/*
+ * Whether the client closed its socket, not only its sending side: then
+ * nothing sent can reach it. A nonblocking poll; Linux reports POLLHUP on
+ * an AF_UNIX stream once the peer shut down both directions.
+ */
+static int
+conn_peer_gone(struct ctl_conn *c)
+{
+	struct pollfd	pfd;
+
+	pfd.fd = bufferevent_getfd(c->bev);
+	pfd.events = 0;
+	pfd.revents = 0;
+	return (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)));
 }
 
 int
@@ -358,8 +402,14 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		    (int)c->peer.pid);
 	else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
 	    (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
-	    !LIST_EMPTY(&c->pending)) && !c->opsd->stopping) {
-		/* client shut down its side: send what it asked for */
+	    !LIST_EMPTY(&c->pending)) && !c->opsd->stopping &&
+	    !conn_peer_gone(c)) {
+		/*
+		 * Client shut down its side: send what it asked for, then
+		 * close (conn_write_cb, or the reaper once the last call it
+		 * waits for is done). A client that closed altogether gets
+		 * nothing: its pending calls lose their connection.
+		 */
 		c->draining = 1;
 		bufferevent_disable(bev, EV_READ);
 		return;
@@ -633,6 +683,7 @@ control_init(struct opsd *o)
 		fatalx("control: evconnlistener_new failed");
 	evconnlistener_set_error_cb(ctl->listener, accept_error_cb);
 	ctl->ev_resume = evtimer_new(o->base, resume_cb, o);
+	ctl->ev_reap = event_new(o->base, -1, 0, reap_cb, o);
 	control_apply_mode(o);
 	return (0);
 }
@@ -697,6 +748,8 @@ control_free(struct opsd *o)
 		conn_free(c);
 	if (ctl->ev_resume != NULL)
 		event_free(ctl->ev_resume);
+	if (ctl->ev_reap != NULL)
+		event_free(ctl->ev_reap);
 	free(ctl->path);
 	free(ctl);
 	o->control = NULL;

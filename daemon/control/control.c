@@ -1,10 +1,12 @@
 /*
  * The control socket. Every connection is a bufferevent; requests are read
- * with the line framer and answered in order. Two limits keep one client
- * from hurting the others: a connection whose unsent output passes
+ * with the line framer and answered in order. Limits keep clients from
+ * hurting each other: a connection whose unsent output passes
  * client_buffer is not read again until it drains (so a client that sends
- * but never reads holds at most that much memory), and a connection with
- * no traffic for idle_timeout, in either direction, is closed.
+ * but never reads holds at most that much memory), nor is one that is
+ * behind at all while the output of all connections passes
+ * output_buffer_total (so 4,096 of them do not hold 4 GiB); a connection
+ * with no traffic for idle_timeout, in either direction, is closed.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -41,10 +43,13 @@
 struct ctl_conn {
 	struct opsd		*opsd;
 	struct bufferevent	*bev;
+	struct evbuffer_cb_entry *out_cb;	/* counts into out_total */
 	struct frame_reader	 fr;
 	struct peer		 peer;
 	int			 comm_read;
 	int			 throttled;	/* output over the limit */
+	size_t			 turn;		/* output of this turn */
+	struct event		*ev_turn;	/* the next turn */
 	int			 draining;	/* close once output is sent */
 	LIST_HEAD(, rpc_pending) pending;	/* deferred calls */
 	TAILQ_ENTRY(ctl_conn)	 entry;
@@ -56,12 +61,21 @@ struct control {
 	int			 activated;	/* fd from systemd */
 	int			 created;	/* we made the path: unlink it */
 	unsigned int		 nconns;
+	uint64_t		 out_total;	/* unsent bytes, all conns */
 	struct event		*ev_resume;	/* after EMFILE */
 	struct event		*ev_reap;	/* frees drained connections */
 	TAILQ_HEAD(, ctl_conn)	 conns;
 };
 
 static void	conn_process(struct ctl_conn *);
+
+/*
+ * Reply bytes one connection may render before the others get a turn: a
+ * few replies. 200 clients with a backlog of requests each would
+ * otherwise render megabytes each in one loop iteration, and a new
+ * client waits for all of it.
+ */
+#define CONN_TURN	(16 * 1024)
 
 const struct peer *
 control_peer(struct ctl_conn *c)
@@ -137,6 +151,9 @@ conn_free(struct ctl_conn *c)
 	}
 	TAILQ_REMOVE(&ctl->conns, c, entry);
 	ctl->nconns--;
+	event_free(c->ev_turn);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+	ctl->out_total -= evbuffer_get_length(bufferevent_get_output(c->bev));
 	bufferevent_free(c->bev);
 	frame_free(&c->fr);
 	free(c->peer.groups);
@@ -166,6 +183,7 @@ conn_send_line(struct ctl_conn *c, const char *s, size_t len)
 	struct iovec	 iov[2];
 	ssize_t		 n = 0;
 
+	c->turn += len + 1;
 	if (!c->draining && evbuffer_get_length(out) == 0) {
 		iov[0].iov_base = (void *)s;
 		iov[0].iov_len = len;
@@ -300,6 +318,40 @@ conn_reply_error(struct ctl_conn *c, int code, const char *message)
 	json_decref(e);
 }
 
+/*
+ * Every byte added to or sent from a connection's output buffer, so that
+ * the total is known without walking the connections.
+ */
+static void
+conn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	(void)buf;
+	c->opsd->control->out_total += info->n_added;
+	c->opsd->control->out_total -= info->n_deleted;
+}
+
+/*
+ * Whether to stop reading c until its output drains (conn_write_cb). One
+ * connection may hold client_buffer; all of them together
+ * output_buffer_total, past which any connection that is behind at all
+ * waits for its client. A connection with nothing queued is never held
+ * back: its replies go straight to the socket, so a client that reads is
+ * served however many others do not.
+ */
+static int
+conn_over_limit(struct ctl_conn *c)
+{
+	struct opsd	*o = c->opsd;
+	size_t		 len;
+
+	len = evbuffer_get_length(bufferevent_get_output(c->bev));
+	return (len > o->conf->client_buffer || (len > 0 &&
+	    o->control->out_total > o->conf->output_buffer_total));
+}
+
 static int
 conn_line(void *arg, enum frame_kind kind, const char *line, size_t len)
 {
@@ -336,10 +388,9 @@ conn_line(void *arg, enum frame_kind kind, const char *line, size_t len)
 	}
 out:
 	/* Pause reading while the client is behind on its replies. */
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
-	    c->opsd->conf->client_buffer)
+	if (conn_over_limit(c))
 		return (1);
-	return (0);
+	return (c->turn >= CONN_TURN ? 2 : 0);
 }
 
 static void
@@ -350,6 +401,7 @@ conn_process(struct ctl_conn *c)
 	size_t			 used;
 	int			 i, n, r = 0;
 
+	c->turn = 0;
 	while (r == 0 && evbuffer_get_length(in) > 0) {
 		n = evbuffer_peek(in, -1, NULL, v, nitems(v));
 		if (n > (int)nitems(v))
@@ -360,10 +412,34 @@ conn_process(struct ctl_conn *c)
 			evbuffer_drain(in, used);
 		}
 	}
-	if (r != 0 && !c->throttled) {
+	if (r == 1 && !c->throttled) {
 		c->throttled = 1;
 		bufferevent_disable(c->bev, EV_READ);
+	} else if (r == 2 && evbuffer_get_length(in) > 0) {
+		/*
+		 * Requests are left: the rest after the other connections'
+		 * turns. Not read meanwhile, so the input stays bounded and
+		 * an EOF does not overtake the requests before it.
+		 */
+		static const struct timeval	now = { 0, 0 };
+
+		bufferevent_disable(c->bev, EV_READ);
+		evtimer_add(c->ev_turn, &now);
 	}
+}
+
+static void
+conn_turn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	(void)fd;
+	(void)what;
+	/* throttled: conn_write_cb resumes it; draining: stopping */
+	if (c->throttled || c->draining)
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+	conn_process(c);
 }
 
 static void
@@ -509,6 +585,17 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->bev = bufferevent_socket_new(o->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		close(fd);
+		free(c->peer.groups);
+		free(c);
+		return;
+	}
+	c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
+	    conn_out_cb, c);
+	c->ev_turn = evtimer_new(o->base, conn_turn_cb, c);
+	if (c->out_cb == NULL || c->ev_turn == NULL) {
+		if (c->ev_turn != NULL)
+			event_free(c->ev_turn);
+		bufferevent_free(c->bev);	/* closes fd, drops out_cb */
 		free(c->peer.groups);
 		free(c);
 		return;

@@ -109,3 +109,91 @@ def test_half_closed_client_is_closed_when_its_notification_is_done(
         f"after the run, got {data!r} after {took:.1f}s"
     assert took < 5, took
     assert connections(d) == 1
+
+
+# --- 2. clients that never read ---------------------------------------------
+
+def test_many_clients_that_never_read_cost_bounded_memory(opsd_launcher):
+    """200 clients that ask for big results and read none of them: the
+    output held for all of them together is bounded, and a fresh client is
+    still answered at once."""
+    d = opsd_launcher("".join(probe(f"p{i}", "exec", command="true",
+                                    interval="1h") for i in range(20)),
+                      metrics=False)
+    rss_before = vm_rss_kb(d.pid)
+    reqs = b"".join(
+        json.dumps({"jsonrpc": "2.0", "id": i,
+                    "method": ("opsd.methods", "probe.list")[i % 2]}
+                   ).encode() + b"\n" for i in range(1000))
+    socks = []
+    try:
+        for _ in range(200):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(str(d.socket))
+            s.setblocking(False)
+            socks.append([s, 0])
+        # push requests until the daemon stops reading every one of them
+        deadline = time.monotonic() + 30
+        active = list(socks)
+        while active and time.monotonic() < deadline:
+            still = []
+            for entry in active:
+                s, off = entry
+                try:
+                    n = s.send(reqs[off:])
+                except BlockingIOError:
+                    continue
+                entry[1] = off + n
+                if entry[1] < len(reqs):
+                    still.append(entry)
+            if len(still) == len(active):
+                time.sleep(0.05)
+            active = still
+            # stop once nobody made progress for a while
+            if active and all(e[1] == 0 for e in active):
+                break
+        # let the daemon take what it will
+        time.sleep(1.0)
+        worst = 0.0
+        for _ in range(5):
+            reply, took = timed_status(d)
+            assert "result" in reply, reply
+            worst = max(worst, took)
+            time.sleep(0.1)
+        rss = vm_rss_kb(d.pid)
+        assert rss - rss_before < 100 * 1024, \
+            f"RSS grew by {(rss - rss_before) >> 10} MiB with 200 " \
+            f"clients that never read"
+        assert worst < PROMPT, f"opsd.status took {worst:.2f}s while 200 " \
+            f"clients were not reading"
+        assert reply["result"]["loop"]["connections"] >= 200
+    finally:
+        for s, _ in socks:
+            s.close()
+    wait_for(lambda: connections(d) == 1, 10,
+             "the non-reading clients' connections to be freed")
+
+
+def test_reading_resumes_once_the_client_reads(opsd_launcher):
+    """A client paused because its replies piled up gets all of them
+    once it reads: nothing is lost or answered out of order."""
+    d = opsd_launcher(metrics=False)
+    n = 400
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(str(d.socket))
+    s.sendall(b"".join(json.dumps({"jsonrpc": "2.0", "id": i,
+                                   "method": "opsd.methods"}).encode() +
+                       b"\n" for i in range(n)))
+    time.sleep(0.5)
+    buf, ids = b"", []
+    while len(ids) < n:
+        chunk = s.recv(1 << 20)
+        assert chunk, f"connection closed after {len(ids)} replies"
+        buf += chunk
+        while b"\n" in buf:
+            line, _, buf = buf.partition(b"\n")
+            ids.append(json.loads(line)["id"])
+    s.close()
+    assert ids == list(range(n))

@@ -62,7 +62,11 @@ struct control {
 	int			 created;	/* we made the path: unlink it */
 	unsigned int		 nconns;
 	uint64_t		 out_total;	/* unsent bytes, all conns */
-	struct event		*ev_resume;	/* after EMFILE */
+	struct event		*ev_resume;	/* after an accept error */
+	int			 reserve_fd;	/* /dev/null, for EMFILE */
+	int			 refuse_fd;	/* accepted with the reserve */
+	struct event		*ev_refuse;
+	int			 fd_short;	/* out of fds, logged */
 	struct event		*ev_reap;	/* frees drained connections */
 	TAILQ_HEAD(, ctl_conn)	 conns;
 };
@@ -607,6 +611,14 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&ctl->conns, c, entry);
 	ctl->nconns++;
+	ctl->fd_short = 0;
+}
+
+static void
+reserve_open(struct control *ctl)
+{
+	if (ctl->reserve_fd == -1)
+		ctl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static void
@@ -616,8 +628,89 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	reserve_open(o->control);
 	if (o->control->listener != NULL && !o->stopping)
 		evconnlistener_enable(o->control->listener);
+}
+
+/*
+ * The client refused for want of fds has sent its request (or had 50ms
+ * to): read it, so that the close does not reset the connection before
+ * the client has read the error line, then close, take the reserve back
+ * and accept again.
+ */
+static void
+refuse_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct opsd	*o = arg;
+	struct control	*ctl = o->control;
+	char		 drain[4096];
+
+	(void)what;
+	while (recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0)
+		;
+	event_free(ctl->ev_refuse);
+	ctl->ev_refuse = NULL;
+	close(ctl->refuse_fd);
+	ctl->refuse_fd = -1;
+	reserve_open(ctl);
+	if (ctl->listener != NULL && !o->stopping &&
+	    ctl->nconns < o->conf->max_connections)
+		evconnlistener_enable(ctl->listener);
+}
+
+/*
+ * Out of file descriptors, the listener stays readable: accept would fail
+ * at once, again and again, and the client would wait in the backlog with
+ * no answer. Give up the reserve fd for one accept instead, tell that
+ * client why, and close it; one at a time.
+ */
+static int
+accept_with_reserve(struct opsd *o, struct evconnlistener *l)
+{
+	struct control	*ctl = o->control;
+	struct timeval	 tv = { 0, 50 * 1000 };
+	static const char nofd[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":"
+	    "-32003,\"message\":\"opsd is out of file descriptors; try "
+	    "again\"},\"id\":null}\n";
+	char		 drain[4096];
+	ssize_t		 n;
+	int		 fd;
+
+	if (ctl->reserve_fd == -1)
+		return (-EMFILE);
+	close(ctl->reserve_fd);
+	ctl->reserve_fd = -1;
+	fd = accept4(evconnlistener_get_fd(l), NULL, NULL,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1) {
+		n = -errno;
+		reserve_open(ctl);
+		return (n == -EAGAIN || n == -EWOULDBLOCK ? 0 : (int)n);
+	}
+	if (!ctl->fd_short) {
+		ctl->fd_short = 1;
+		log_warn("control.accept", "out of file descriptors (%u "
+		    "control connections open): new connections are told so "
+		    "and closed until some close; raise LimitNOFILE= or lower "
+		    "max_connections", ctl->nconns);
+	}
+	n = write(fd, nofd, sizeof nofd - 1);
+	(void)n;
+	/* sent already (it waited in the backlog): close now */
+	if (recv(fd, drain, sizeof drain, MSG_DONTWAIT | MSG_PEEK) > 0 ||
+	    (ctl->ev_refuse = event_new(o->base, fd, EV_READ, refuse_cb,
+	    o)) == NULL) {
+		while (recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0)
+			;
+		close(fd);
+		reserve_open(ctl);
+		return (0);
+	}
+	ctl->refuse_fd = fd;
+	evconnlistener_disable(l);
+	event_add(ctl->ev_refuse, &tv);
+	return (0);
 }
 
 static void
@@ -627,7 +720,9 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 	struct timeval	 tv = { 0, 100 * 1000 };
 	int		 e = EVUTIL_SOCKET_ERROR();
 
-	/* Out of fds: back off briefly instead of spinning on accept. */
+	if ((e == EMFILE || e == ENFILE) && accept_with_reserve(o, l) == 0)
+		return;
+	/* No reserve either: back off briefly instead of spinning. */
 	log_warn("control.accept", "accept failed: %s; pausing 100ms",
 	    evutil_socket_error_to_string(e));
 	evconnlistener_disable(l);
@@ -730,6 +825,7 @@ control_init(struct opsd *o)
 
 	ctl = xcalloc(1, sizeof *ctl);
 	TAILQ_INIT(&ctl->conns);
+	ctl->reserve_fd = ctl->refuse_fd = -1;
 	o->control = ctl;
 
 	n = sd_listen_fds_with_names(1, &names);
@@ -771,6 +867,8 @@ control_init(struct opsd *o)
 	evconnlistener_set_error_cb(ctl->listener, accept_error_cb);
 	ctl->ev_resume = evtimer_new(o->base, resume_cb, o);
 	ctl->ev_reap = event_new(o->base, -1, 0, reap_cb, o);
+	/* one fd kept in reserve: the socket can always say it is full */
+	reserve_open(ctl);
 	control_apply_mode(o);
 	return (0);
 }
@@ -810,6 +908,12 @@ control_stop(struct opsd *o)
 		if (ctl->created)
 			unlink(ctl->path);
 	}
+	if (ctl->ev_refuse != NULL) {
+		event_free(ctl->ev_refuse);
+		ctl->ev_refuse = NULL;
+		close(ctl->refuse_fd);
+		ctl->refuse_fd = -1;
+	}
 	/* Replies already queued are still delivered, then the close. */
 	for (c = TAILQ_FIRST(&ctl->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
@@ -837,6 +941,8 @@ control_free(struct opsd *o)
 		event_free(ctl->ev_resume);
 	if (ctl->ev_reap != NULL)
 		event_free(ctl->ev_reap);
+	if (ctl->reserve_fd != -1)
+		close(ctl->reserve_fd);
 	free(ctl->path);
 	free(ctl);
 	o->control = NULL;

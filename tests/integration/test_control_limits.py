@@ -197,3 +197,88 @@ def test_reading_resumes_once_the_client_reads(opsd_launcher):
             ids.append(json.loads(line)["id"])
     s.close()
     assert ids == list(range(n))
+
+
+# --- 3. out of file descriptors ---------------------------------------------
+
+def test_out_of_file_descriptors_the_socket_still_answers(tmp_path):
+    """With its file descriptors used up by idle clients, the daemon
+    answers a new client with a clear error (instead of leaving it in the
+    backlog), does not spin on the listening socket, and serves again
+    once descriptors are free."""
+    sock = f"/tmp/opsd-fd.{os.getpid()}.sock"
+    conf = tmp_path / "fd.conf"
+    conf.write_text("[opsd]\n"
+                    f"socket = {sock}\n"
+                    f"state_dir = {tmp_path / 'state'}\n"
+                    "socket_mode = 0666\nlog_level = info\n"
+                    "metrics_listen = off\n")
+    err = open(tmp_path / "fd.stderr", "ab")
+    # soft = hard: the daemon's own raise to the hard limit changes nothing
+    proc = subprocess.Popen(["prlimit", "--nofile=64:64", str(OPSD), "-c",
+                             str(conf), "--log-target=stderr"],
+                            stdin=subprocess.DEVNULL, stdout=err,
+                            stderr=err, env=env())
+    idle = []
+    try:
+        def ready():
+            assert proc.poll() is None, (tmp_path / "fd.stderr").read_text()
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(2)
+                    s.connect(sock)
+                    s.sendall(b'{"jsonrpc":"2.0","method":"opsd.status",'
+                              b'"id":1}\n')
+                    return b"result" in s.recv(65536)
+            except OSError:
+                return False
+        wait_for(ready, 10, "opsd to answer")
+        # use up every descriptor the daemon has, and some backlog
+        for _ in range(70):
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(2)
+            s.connect(sock)
+            idle.append(s)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        p = subprocess.run([str(CLI), "-s", sock, "--timeout", "5s",
+                            "status"], capture_output=True, text=True,
+                           timeout=20, env=env())
+        took = time.monotonic() - t0
+        assert took < 3, f"opsd-cli status took {took:.1f}s with the " \
+            f"daemon out of descriptors: {p.stdout}{p.stderr}"
+        assert p.returncode == 0 or "descriptor" in p.stderr, \
+            f"opsd-cli status: rc {p.returncode}: {p.stdout}{p.stderr}"
+        # not spinning on a readable listener meanwhile
+        c0 = cpu_seconds(proc.pid)
+        time.sleep(2)
+        used = cpu_seconds(proc.pid) - c0
+        assert used < 0.5, f"opsd used {used:.2f}s of CPU in 2s while " \
+            f"out of descriptors"
+        assert proc.poll() is None
+        # descriptors free again: normal service
+        for s in idle:
+            s.close()
+        idle = []
+        wait_for(ready, 5, "opsd to answer once descriptors are free")
+        p = subprocess.run([str(CLI), "-s", sock, "status"],
+                           capture_output=True, text=True, timeout=20,
+                           env=env())
+        assert p.returncode == 0, p.stderr
+    finally:
+        for s in idle:
+            s.close()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        err.close()
+    log = (tmp_path / "fd.stderr").read_text()
+    assert "out of file descriptors" in log, \
+        f"the daemon never ran out of descriptors: the test proves " \
+        f"nothing\n{log}"
+    for m in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer"):
+        assert m not in log, log

@@ -282,3 +282,31 @@ def test_out_of_file_descriptors_the_socket_still_answers(tmp_path):
         f"nothing\n{log}"
     for m in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer"):
         assert m not in log, log
+
+
+# --- 4. libevent's own messages ---------------------------------------------
+
+def test_libevent_messages_go_through_the_json_log(opsd_launcher, tmp_path):
+    """libevent prints its own messages on stderr unless told otherwise;
+    EVENT_SHOW_METHOD makes it print one at start-up. It must arrive as
+    one of opsd's JSON records, like every other line of the log."""
+    d = opsd_launcher(metrics=False, start=False)
+    err = open(d.stderr_path, "ab")
+    d._err = err
+    d.proc = subprocess.Popen(
+        [str(OPSD), "-c", str(d.conf_path), "--log-target=stderr"],
+        stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+        env=env(EVENT_SHOW_METHOD="1"))
+    wait_for(d._ready, 10, "opsd to answer", detail=d.log)
+    lines = [line for line in d.log().splitlines() if line.strip()]
+    not_json = []
+    for line in lines:
+        try:
+            assert isinstance(json.loads(line), dict)
+        except (ValueError, AssertionError):
+            not_json.append(line)
+    assert not not_json, f"lines of opsd's log that are not JSON: {not_json}"
+    ev = [e for e in d.events("libevent") if "using" in e.get("msg", "")]
+    assert ev, f"no 'libevent' record saying which backend it uses:\n" \
+        f"{d.log()}"
+    assert ev[0]["level"] == "info", ev[0]

@@ -38,14 +38,30 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def call(path, method, timeout=10.0):
+    """One call on a fresh connection to the socket at path; the reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1,
+                              "method": method}).encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise OSError(f"opsd closed the connection during {method}")
+            buf += chunk
+    return json.loads(buf.split(b"\n")[0])
+
+
 def timed_status(d, timeout=10.0):
     t0 = time.monotonic()
-    reply = d.rpc_raw("opsd.status", timeout=timeout)
+    reply = call(d.socket, "opsd.status", timeout=timeout)
     return reply, time.monotonic() - t0
 
 
 def connections(d):
-    return d.rpc("opsd.status")["loop"]["connections"]
+    return call(d.socket, "opsd.status")["result"]["loop"]["connections"]
 
 
 # --- 1. async calls of clients that went away ------------------------------
@@ -75,10 +91,9 @@ def test_async_notifications_of_closed_clients_free_their_slots(
     assert took < PROMPT, f"opsd.status took {took:.2f}s after 60 " \
         f"clients sent probe.run and closed"
     # the probe (sleep 2) is still running: the slots are free already
-    n = wait_for(lambda: connections(d) <= 2 and connections(d), 1.5,
-                 "the closed clients' connections to be freed",
-                 detail=lambda: d.rpc("opsd.status")["loop"])
-    assert n <= 2
+    wait_for(lambda: connections(d) <= 2, 1.5,
+             "the closed clients' connections to be freed",
+             detail=lambda: d.rpc("opsd.status")["loop"])
     # and once the run ends its dropped answers harm nothing
     time.sleep(2.5)
     assert d.proc.poll() is None
@@ -113,13 +128,17 @@ def test_half_closed_client_is_closed_when_its_notification_is_done(
 
 # --- 2. clients that never read ---------------------------------------------
 
-def test_many_clients_that_never_read_cost_bounded_memory(opsd_launcher):
+def test_many_clients_that_never_read_cost_bounded_memory(opsd_factory):
     """200 clients that ask for big results and read none of them: the
     output held for all of them together is bounded, and a fresh client is
     still answered at once."""
-    d = opsd_launcher("".join(probe(f"p{i}", "exec", command="true",
-                                    interval="1h") for i in range(20)),
-                      metrics=False)
+    # conftest's daemon: on sanitizer builds it runs with a small
+    # quarantine, so that RSS measures the daemon
+    d = opsd_factory(start=False)
+    d.write_config(d.config_text() + "\n" + "".join(
+        probe(f"p{i}", "exec", command="true", interval="1h")
+        for i in range(20)))
+    d.start()
     rss_before = vm_rss_kb(d.pid)
     reqs = b"".join(
         json.dumps({"jsonrpc": "2.0", "id": i,
@@ -153,16 +172,29 @@ def test_many_clients_that_never_read_cost_bounded_memory(opsd_launcher):
             # stop once nobody made progress for a while
             if active and all(e[1] == 0 for e in active):
                 break
-        # let the daemon take what it will
-        time.sleep(1.0)
-        worst = 0.0
-        for _ in range(5):
+        # while the daemon renders what they asked for, and once it has
+        # stopped (it uses no more CPU), a fresh client is answered at once
+        worst, idle_since = 0.0, None
+        deadline = time.monotonic() + (60 if SANITIZED else 30)
+        while time.monotonic() < deadline:
+            c0 = cpu_seconds(d.pid)
             reply, took = timed_status(d)
             assert "result" in reply, reply
             worst = max(worst, took)
-            time.sleep(0.1)
+            time.sleep(0.2)
+            if cpu_seconds(d.pid) - c0 > 0.05:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > 1.0:
+                break
+        assert idle_since is not None, "the daemon never went idle"
         rss = vm_rss_kb(d.pid)
-        assert rss - rss_before < 100 * 1024, \
+        # 64M of replies held; AddressSanitizer's size classes, redzones
+        # and quarantine add about as much again (without the limit: 200M
+        # plain, twice that sanitized)
+        limit = (200 if SANITIZED else 100) * 1024
+        assert rss - rss_before < limit, \
             f"RSS grew by {(rss - rss_before) >> 10} MiB with 200 " \
             f"clients that never read"
         assert worst < PROMPT, f"opsd.status took {worst:.2f}s while 200 " \

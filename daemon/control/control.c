@@ -1,10 +1,12 @@
 /*
  * The control socket. Every connection is a bufferevent; requests are read
- * with the line framer and answered in order. Two limits keep one client
- * from hurting the others: a connection whose unsent output passes
+ * with the line framer and answered in order. Limits keep clients from
+ * hurting each other: a connection whose unsent output passes
  * client_buffer is not read again until it drains (so a client that sends
- * but never reads holds at most that much memory), and a connection with
- * no traffic for idle_timeout, in either direction, is closed.
+ * but never reads holds at most that much memory), nor is one that is
+ * behind at all while the output of all connections passes
+ * output_buffer_total (so 4,096 of them do not hold 4 GiB); a connection
+ * with no traffic for idle_timeout, in either direction, is closed.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -16,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +43,13 @@
 struct ctl_conn {
 	struct opsd		*opsd;
 	struct bufferevent	*bev;
+	struct evbuffer_cb_entry *out_cb;	/* counts into out_total */
 	struct frame_reader	 fr;
 	struct peer		 peer;
 	int			 comm_read;
 	int			 throttled;	/* output over the limit */
+	size_t			 turn;		/* output of this turn */
+	struct event		*ev_turn;	/* the next turn */
 	int			 draining;	/* close once output is sent */
 	LIST_HEAD(, rpc_pending) pending;	/* deferred calls */
 	TAILQ_ENTRY(ctl_conn)	 entry;
@@ -55,11 +61,25 @@ struct control {
 	int			 activated;	/* fd from systemd */
 	int			 created;	/* we made the path: unlink it */
 	unsigned int		 nconns;
-	struct event		*ev_resume;	/* after EMFILE */
+	uint64_t		 out_total;	/* unsent bytes, all conns */
+	struct event		*ev_resume;	/* after an accept error */
+	int			 reserve_fd;	/* /dev/null, for EMFILE */
+	int			 refuse_fd;	/* accepted with the reserve */
+	struct event		*ev_refuse;
+	int			 fd_short;	/* out of fds, logged */
+	struct event		*ev_reap;	/* frees drained connections */
 	TAILQ_HEAD(, ctl_conn)	 conns;
 };
 
 static void	conn_process(struct ctl_conn *);
+
+/*
+ * Reply bytes one connection may render before the others get a turn: a
+ * few replies. 200 clients with a backlog of requests each would
+ * otherwise render megabytes each in one loop iteration, and a new
+ * client waits for all of it.
+ */
+#define CONN_TURN	(16 * 1024)
 
 const struct peer *
 control_peer(struct ctl_conn *c)
@@ -135,6 +155,9 @@ conn_free(struct ctl_conn *c)
 	}
 	TAILQ_REMOVE(&ctl->conns, c, entry);
 	ctl->nconns--;
+	event_free(c->ev_turn);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+	ctl->out_total -= evbuffer_get_length(bufferevent_get_output(c->bev));
 	bufferevent_free(c->bev);
 	frame_free(&c->fr);
 	free(c->peer.groups);
@@ -164,6 +187,7 @@ conn_send_line(struct ctl_conn *c, const char *s, size_t len)
 	struct iovec	 iov[2];
 	ssize_t		 n = 0;
 
+	c->turn += len + 1;
 	if (!c->draining && evbuffer_get_length(out) == 0) {
 		iov[0].iov_base = (void *)s;
 		iov[0].iov_len = len;
@@ -228,6 +252,12 @@ control_track(struct ctl_conn *c, struct rpc_pending *p)
 		conn_set_timeouts(c->opsd, c);
 }
 
+/*
+ * The last call a draining connection waited for is done. Its reply, if it
+ * has one, is queued right after this returns (so the connection cannot be
+ * freed here); a notification has none, and then nothing would ever wake
+ * the connection up again: the reaper frees it from the loop.
+ */
 void
 control_untrack(struct rpc_pending *p)
 {
@@ -235,8 +265,44 @@ control_untrack(struct rpc_pending *p)
 
 	LIST_REMOVE(p, entry);
 	p->conn = NULL;
-	if (c != NULL && LIST_EMPTY(&c->pending))
+	if (c == NULL || !LIST_EMPTY(&c->pending))
+		return;
+	if (c->draining)
+		event_active(c->opsd->control->ev_reap, EV_TIMEOUT, 1);
+	else
 		conn_set_timeouts(c->opsd, c);
+}
+
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct opsd	*o = arg;
+	struct ctl_conn	*c, *next;
+
+	(void)fd;
+	(void)what;
+	for (c = TAILQ_FIRST(&o->control->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->draining && LIST_EMPTY(&c->pending) &&
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_free(c);
+	}
+}
+
+/*
+ * Whether the client closed its socket, not only its sending side: then
+ * nothing sent can reach it. A nonblocking poll; Linux reports POLLHUP on
+ * an AF_UNIX stream once the peer shut down both directions.
+ */
+static int
+conn_peer_gone(struct ctl_conn *c)
+{
+	struct pollfd	pfd;
+
+	pfd.fd = bufferevent_getfd(c->bev);
+	pfd.events = 0;
+	pfd.revents = 0;
+	return (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)));
 }
 
 int
@@ -254,6 +320,40 @@ conn_reply_error(struct ctl_conn *c, int code, const char *message)
 	e = jsonrpc_error(NULL, code, message, NULL);
 	conn_write(c, e);
 	json_decref(e);
+}
+
+/*
+ * Every byte added to or sent from a connection's output buffer, so that
+ * the total is known without walking the connections.
+ */
+static void
+conn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	(void)buf;
+	c->opsd->control->out_total += info->n_added;
+	c->opsd->control->out_total -= info->n_deleted;
+}
+
+/*
+ * Whether to stop reading c until its output drains (conn_write_cb). One
+ * connection may hold client_buffer; all of them together
+ * output_buffer_total, past which any connection that is behind at all
+ * waits for its client. A connection with nothing queued is never held
+ * back: its replies go straight to the socket, so a client that reads is
+ * served however many others do not.
+ */
+static int
+conn_over_limit(struct ctl_conn *c)
+{
+	struct opsd	*o = c->opsd;
+	size_t		 len;
+
+	len = evbuffer_get_length(bufferevent_get_output(c->bev));
+	return (len > o->conf->client_buffer || (len > 0 &&
+	    o->control->out_total > o->conf->output_buffer_total));
 }
 
 static int
@@ -292,10 +392,9 @@ conn_line(void *arg, enum frame_kind kind, const char *line, size_t len)
 	}
 out:
 	/* Pause reading while the client is behind on its replies. */
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
-	    c->opsd->conf->client_buffer)
+	if (conn_over_limit(c))
 		return (1);
-	return (0);
+	return (c->turn >= CONN_TURN ? 2 : 0);
 }
 
 static void
@@ -306,6 +405,7 @@ conn_process(struct ctl_conn *c)
 	size_t			 used;
 	int			 i, n, r = 0;
 
+	c->turn = 0;
 	while (r == 0 && evbuffer_get_length(in) > 0) {
 		n = evbuffer_peek(in, -1, NULL, v, nitems(v));
 		if (n > (int)nitems(v))
@@ -316,10 +416,34 @@ conn_process(struct ctl_conn *c)
 			evbuffer_drain(in, used);
 		}
 	}
-	if (r != 0 && !c->throttled) {
+	if (r == 1 && !c->throttled) {
 		c->throttled = 1;
 		bufferevent_disable(c->bev, EV_READ);
+	} else if (r == 2 && evbuffer_get_length(in) > 0) {
+		/*
+		 * Requests are left: the rest after the other connections'
+		 * turns. Not read meanwhile, so the input stays bounded and
+		 * an EOF does not overtake the requests before it.
+		 */
+		static const struct timeval	now = { 0, 0 };
+
+		bufferevent_disable(c->bev, EV_READ);
+		evtimer_add(c->ev_turn, &now);
 	}
+}
+
+static void
+conn_turn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	(void)fd;
+	(void)what;
+	/* throttled: conn_write_cb resumes it; draining: stopping */
+	if (c->throttled || c->draining)
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+	conn_process(c);
 }
 
 static void
@@ -358,8 +482,14 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		    (int)c->peer.pid);
 	else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
 	    (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
-	    !LIST_EMPTY(&c->pending)) && !c->opsd->stopping) {
-		/* client shut down its side: send what it asked for */
+	    !LIST_EMPTY(&c->pending)) && !c->opsd->stopping &&
+	    !conn_peer_gone(c)) {
+		/*
+		 * Client shut down its side: send what it asked for, then
+		 * close (conn_write_cb, or the reaper once the last call it
+		 * waits for is done). A client that closed altogether gets
+		 * nothing: its pending calls lose their connection.
+		 */
 		c->draining = 1;
 		bufferevent_disable(bev, EV_READ);
 		return;
@@ -463,6 +593,17 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		free(c);
 		return;
 	}
+	c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
+	    conn_out_cb, c);
+	c->ev_turn = evtimer_new(o->base, conn_turn_cb, c);
+	if (c->out_cb == NULL || c->ev_turn == NULL) {
+		if (c->ev_turn != NULL)
+			event_free(c->ev_turn);
+		bufferevent_free(c->bev);	/* closes fd, drops out_cb */
+		free(c->peer.groups);
+		free(c);
+		return;
+	}
 	frame_init(&c->fr, OPSD_MAX_MESSAGE);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 	    c);
@@ -470,6 +611,14 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	TAILQ_INSERT_TAIL(&ctl->conns, c, entry);
 	ctl->nconns++;
+	ctl->fd_short = 0;
+}
+
+static void
+reserve_open(struct control *ctl)
+{
+	if (ctl->reserve_fd == -1)
+		ctl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static void
@@ -479,8 +628,89 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	reserve_open(o->control);
 	if (o->control->listener != NULL && !o->stopping)
 		evconnlistener_enable(o->control->listener);
+}
+
+/*
+ * The client refused for want of fds has sent its request (or had 50ms
+ * to): read it, so that the close does not reset the connection before
+ * the client has read the error line, then close, take the reserve back
+ * and accept again.
+ */
+static void
+refuse_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct opsd	*o = arg;
+	struct control	*ctl = o->control;
+	char		 drain[4096];
+
+	(void)what;
+	while (recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0)
+		;
+	event_free(ctl->ev_refuse);
+	ctl->ev_refuse = NULL;
+	close(ctl->refuse_fd);
+	ctl->refuse_fd = -1;
+	reserve_open(ctl);
+	if (ctl->listener != NULL && !o->stopping &&
+	    ctl->nconns < o->conf->max_connections)
+		evconnlistener_enable(ctl->listener);
+}
+
+/*
+ * Out of file descriptors, the listener stays readable: accept would fail
+ * at once, again and again, and the client would wait in the backlog with
+ * no answer. Give up the reserve fd for one accept instead, tell that
+ * client why, and close it; one at a time.
+ */
+static int
+accept_with_reserve(struct opsd *o, struct evconnlistener *l)
+{
+	struct control	*ctl = o->control;
+	struct timeval	 tv = { 0, 50 * 1000 };
+	static const char nofd[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":"
+	    "-32003,\"message\":\"opsd is out of file descriptors; try "
+	    "again\"},\"id\":null}\n";
+	char		 drain[4096];
+	ssize_t		 n;
+	int		 fd;
+
+	if (ctl->reserve_fd == -1)
+		return (-EMFILE);
+	close(ctl->reserve_fd);
+	ctl->reserve_fd = -1;
+	fd = accept4(evconnlistener_get_fd(l), NULL, NULL,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1) {
+		n = -errno;
+		reserve_open(ctl);
+		return (n == -EAGAIN || n == -EWOULDBLOCK ? 0 : (int)n);
+	}
+	if (!ctl->fd_short) {
+		ctl->fd_short = 1;
+		log_warn("control.accept", "out of file descriptors (%u "
+		    "control connections open): new connections are told so "
+		    "and closed until some close; raise LimitNOFILE= or lower "
+		    "max_connections", ctl->nconns);
+	}
+	n = write(fd, nofd, sizeof nofd - 1);
+	(void)n;
+	/* sent already (it waited in the backlog): close now */
+	if (recv(fd, drain, sizeof drain, MSG_DONTWAIT | MSG_PEEK) > 0 ||
+	    (ctl->ev_refuse = event_new(o->base, fd, EV_READ, refuse_cb,
+	    o)) == NULL) {
+		while (recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0)
+			;
+		close(fd);
+		reserve_open(ctl);
+		return (0);
+	}
+	ctl->refuse_fd = fd;
+	evconnlistener_disable(l);
+	event_add(ctl->ev_refuse, &tv);
+	return (0);
 }
 
 static void
@@ -490,7 +720,9 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 	struct timeval	 tv = { 0, 100 * 1000 };
 	int		 e = EVUTIL_SOCKET_ERROR();
 
-	/* Out of fds: back off briefly instead of spinning on accept. */
+	if ((e == EMFILE || e == ENFILE) && accept_with_reserve(o, l) == 0)
+		return;
+	/* No reserve either: back off briefly instead of spinning. */
 	log_warn("control.accept", "accept failed: %s; pausing 100ms",
 	    evutil_socket_error_to_string(e));
 	evconnlistener_disable(l);
@@ -593,6 +825,7 @@ control_init(struct opsd *o)
 
 	ctl = xcalloc(1, sizeof *ctl);
 	TAILQ_INIT(&ctl->conns);
+	ctl->reserve_fd = ctl->refuse_fd = -1;
 	o->control = ctl;
 
 	n = sd_listen_fds_with_names(1, &names);
@@ -633,6 +866,9 @@ control_init(struct opsd *o)
 		fatalx("control: evconnlistener_new failed");
 	evconnlistener_set_error_cb(ctl->listener, accept_error_cb);
 	ctl->ev_resume = evtimer_new(o->base, resume_cb, o);
+	ctl->ev_reap = event_new(o->base, -1, 0, reap_cb, o);
+	/* one fd kept in reserve: the socket can always say it is full */
+	reserve_open(ctl);
 	control_apply_mode(o);
 	return (0);
 }
@@ -672,6 +908,12 @@ control_stop(struct opsd *o)
 		if (ctl->created)
 			unlink(ctl->path);
 	}
+	if (ctl->ev_refuse != NULL) {
+		event_free(ctl->ev_refuse);
+		ctl->ev_refuse = NULL;
+		close(ctl->refuse_fd);
+		ctl->refuse_fd = -1;
+	}
 	/* Replies already queued are still delivered, then the close. */
 	for (c = TAILQ_FIRST(&ctl->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
@@ -697,6 +939,10 @@ control_free(struct opsd *o)
 		conn_free(c);
 	if (ctl->ev_resume != NULL)
 		event_free(ctl->ev_resume);
+	if (ctl->ev_reap != NULL)
+		event_free(ctl->ev_reap);
+	if (ctl->reserve_fd != -1)
+		close(ctl->reserve_fd);
 	free(ctl->path);
 	free(ctl);
 	o->control = NULL;

@@ -33,6 +33,7 @@ struct opsd_config {
 	uint64_t	 idle_timeout;		/* msec, 0 = never */
 	uint64_t	 max_connections;
 	uint64_t	 client_buffer;		/* bytes of unsent output */
+	uint64_t	 output_buffer_total;	/* the same, all connections */
 	uint64_t	 shutdown_timeout;	/* msec */
 	char		*metrics_listen;	/* host:port, NULL if off */
 	uint64_t	 metrics_max_connections;

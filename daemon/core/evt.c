@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 /* CODE_FILE/LINE would always name log_journal(): leave them out */
 #define SD_JOURNAL_SUPPRESS_LOCATION
@@ -67,6 +68,8 @@ static struct {
 	unsigned int		 nsubs;
 } logstate = { LOG_TARGET_STDERR, LOG_INFO, NULL, 0 };
 
+static void	log_libevent(int, const char *);
+
 void
 log_init(enum log_target target)
 {
@@ -84,6 +87,8 @@ log_init(enum log_target target)
 			target = LOG_TARGET_STDERR;
 	}
 	logstate.target = target;
+	/* before the event base exists: it may already have things to say */
+	event_set_log_callback(log_libevent);
 }
 
 enum log_target
@@ -294,14 +299,55 @@ log_stderr(const struct evt *ev)
 }
 
 static void
+log_write(const struct evt *ev)
+{
+	if (logstate.target == LOG_TARGET_STDERR || log_journal(ev) < 0)
+		log_stderr(ev);
+}
+
+/*
+ * libevent's own messages (and evdns's, which go the same way), that it
+ * would print on stderr as "[warn] ..." and break the one-JSON-object-
+ * per-line log. libevent must not be re-entered from here, and a
+ * subscriber might (a follower's notification is a bufferevent write):
+ * straight to the log sink, as event "libevent".
+ */
+static void
+log_libevent(int severity, const char *msg)
+{
+	struct evt	ev;
+	int		priority;
+
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		priority = LOG_DEBUG;
+		break;
+	case EVENT_LOG_MSG:
+		priority = LOG_INFO;
+		break;
+	case EVENT_LOG_WARN:
+		priority = LOG_WARNING;
+		break;
+	default:
+		priority = LOG_ERR;
+		break;
+	}
+	if (priority > logstate.level)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.name = "libevent";
+	ev.priority = priority;
+	ev.message = (char *)msg;	/* only read */
+	log_write(&ev);
+}
+
+static void
 evt_dispatch(struct evt *ev)
 {
 	unsigned int	i;
 
-	if (ev->priority <= logstate.level || ev->force) {
-		if (logstate.target == LOG_TARGET_STDERR || log_journal(ev) < 0)
-			log_stderr(ev);
-	}
+	if (ev->priority <= logstate.level || ev->force)
+		log_write(ev);
 	for (i = 0; i < logstate.nsubs; i++)
 		logstate.subs[i].fn(ev, logstate.subs[i].arg);
 	evt_free(ev);

@@ -48,6 +48,10 @@ opsd_start(struct opsd *o)
 	size_t			 i;
 	int			 r;
 
+	/* the config loaded at start is the first successful load */
+	o->last_reload_ok = 1;
+	o->last_reload_success = o->start_time != 0 ? o->start_time :
+	    time(NULL);
 	/* unreadable state: logged, and opsd runs without its history */
 	op_journal_open(o);
 	for (i = 0; i < SUBSYS_N; i++)
@@ -134,6 +138,7 @@ opsd_reload(struct opsd *o, struct config_errors *errs)
 			evt_emit(ev, "reload rejected, keeping the running "
 			    "configuration: %s", errs->v[i]);
 		}
+		o->last_reload_ok = 0;
 		sd_notify(0, "READY=1");
 		opsd_notify_status(o);
 		return (-1);
@@ -148,6 +153,8 @@ opsd_reload(struct opsd *o, struct config_errors *errs)
 	config_free(o->conf);
 	o->conf = conf;
 	o->reloads++;
+	o->last_reload_ok = 1;
+	o->last_reload_success = time(NULL);
 	log_set_level(conf->log_level);
 	control_reconfigure(o);
 	for (i = 0; i < SUBSYS_N; i++)

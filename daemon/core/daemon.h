@@ -48,6 +48,8 @@ struct opsd {
 	time_t			 start_time;
 	int			 stopping;
 	unsigned int		 reloads;
+	int			 last_reload_ok;	/* 1 until one fails */
+	time_t			 last_reload_success;	/* or the start */
 	struct loop_stats	 loop;
 
 	uint64_t		 watchdog_usec;	/* 0: no watchdog */

@@ -159,6 +159,14 @@ metrics_render(struct opsd *o, struct evbuffer *b)
 	metrics_head(b, "opsd_config_reloads_total", "counter", "Successful "
 	    "configuration reloads.");
 	evbuffer_add_printf(b, "opsd_config_reloads_total %u\n", o->reloads);
+	metrics_head(b, "opsd_config_last_reload_successful", "gauge", "1 if "
+	    "the last configuration load (start or reload) succeeded.");
+	evbuffer_add_printf(b, "opsd_config_last_reload_successful %d\n",
+	    o->last_reload_ok);
+	metrics_head(b, "opsd_config_last_reload_success_timestamp_seconds",
+	    "gauge", "When the configuration was last loaded successfully.");
+	evbuffer_add_printf(b, "opsd_config_last_reload_success_timestamp_"
+	    "seconds %lld\n", (long long)o->last_reload_success);
 	metrics_head(b, "opsd_loop_lag_seconds", "gauge", "How late the event loop's "
 	    "once-a-second timer fired last time.");
 	evbuffer_add_printf(b, "opsd_loop_lag_seconds %.6f\n",

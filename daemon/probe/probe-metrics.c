@@ -16,15 +16,26 @@ probe_metrics(struct opsd *o, struct evbuffer *b)
 	unsigned int			 i, n = probe_count(o);
 	uint64_t			 cum = 0;
 
-	metrics_head(b, "opsd_probe_up", "gauge", "1 if the probe is up, 0 if down, "
-	    "-1 while unknown.");
+	/*
+	 * Prometheus wants 0/1 here; "not known yet" is its own gauge, so
+	 * that `opsd_probe_up == 0 and opsd_probe_known == 1` means down.
+	 */
+	metrics_head(b, "opsd_probe_up", "gauge", "1 if the probe is up, 0 if "
+	    "it is down or not known yet (see opsd_probe_known).");
 	for (i = 0; i < n; i++) {
 		p = probe_at(o, i);
 		evbuffer_add(b, "opsd_probe_up{probe=\"", 21);
 		metrics_label(b, p->conf->name);
 		evbuffer_add_printf(b, "\",kind=\"%s\"} %d\n",
-		    probe_kind_name(p->conf->kind), p->state == PROBE_UP ? 1 :
-		    p->state == PROBE_DOWN ? 0 : -1);
+		    probe_kind_name(p->conf->kind), p->state == PROBE_UP);
+	}
+	metrics_head(b, "opsd_probe_known", "gauge", "1 once the probe's state "
+	    "is known (rise or fall reached), 0 before.");
+	for (i = 0; i < n; i++) {
+		p = probe_at(o, i);
+		evbuffer_add(b, "opsd_probe_known{probe=\"", 24);
+		metrics_label(b, p->conf->name);
+		evbuffer_add_printf(b, "\"} %d\n", p->state != PROBE_UNKNOWN);
 	}
 	metrics_head(b, "opsd_probe_duration_seconds", "gauge", "Duration of the "
 	    "probe's last run.");

@@ -87,9 +87,13 @@ def test_probe_values(stack, tls_certs):
     assert metric_value(s, "opsd_probe_up", probe="web", kind="http") == 1
     assert metric_value(s, "opsd_probe_up", probe="gone", kind="tcp") == 0
     assert metric_value(s, "opsd_probe_up", probe="cert", kind="tls") == 1
+    for name in ("web", "gone", "cert"):
+        assert metric_value(s, "opsd_probe_known", probe=name) == 1, name
     if probes["idle"]["state"] == "unknown":
+        # 0/1 as Prometheus wants, and "not known yet" said apart
         assert metric_value(s, "opsd_probe_up", probe="idle",
-                            kind="exec") == -1
+                            kind="exec") == 0
+        assert metric_value(s, "opsd_probe_known", probe="idle") == 0
     for name, p in probes.items():
         assert metric_value(s, "opsd_probe_state_changes_total",
                             probe=name) == p["state_changes"], name

@@ -39,3 +39,36 @@ def test_hourly_probe_runs_right_after_start_and_after_reload(
     d.wait_state("added", "down", timeout=5)
     # the unchanged probe was not run again by the reload
     assert d.probe("hourly")["runs_failed"] == 1, d.probe("hourly")
+
+
+def test_reload_metrics_follow_the_prometheus_convention(opsd_launcher):
+    import urllib.request
+    from svc import metric_value, parse_metrics
+    d = opsd_launcher("")
+    url = f"http://127.0.0.1:{d.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        assert r.headers["Content-Type"].startswith(
+            "text/plain; version=0.0.4"), r.headers["Content-Type"]
+    s = parse_metrics(d.http_get()[1])
+    started = metric_value(s, "opsd_config_last_reload_success_timestamp_"
+                              "seconds")
+    assert metric_value(s, "opsd_config_last_reload_successful") == 1
+    assert abs(started - time.time()) < 30, started
+
+    good = d.conf_path.read_text()
+    d.conf_path.write_text(good + "[probe broken]\nkind = nope\n")
+    rc, out, err = d.cli("reload")
+    assert rc != 0
+    s = parse_metrics(d.http_get()[1])
+    assert metric_value(s, "opsd_config_last_reload_successful") == 0
+    assert metric_value(s, "opsd_config_last_reload_success_timestamp_"
+                           "seconds") == started
+
+    time.sleep(1.1)
+    d.conf_path.write_text(good)
+    rc, out, err = d.cli("reload")
+    assert rc == 0, err
+    s = parse_metrics(d.http_get()[1])
+    assert metric_value(s, "opsd_config_last_reload_successful") == 1
+    assert metric_value(s, "opsd_config_last_reload_success_timestamp_"
+                           "seconds") > started

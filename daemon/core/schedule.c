@@ -83,12 +83,13 @@ static int
 field_parse(const struct field *f, const char *s, uint64_t *set, int *star,
     char *err, size_t errlen)
 {
-	int	lo, hi, step, v, r;
+	int	lo, hi, step, v, r, range;
 
 	*set = 0;
 	*star = strcmp(s, "*") == 0;
 	for (;;) {
 		step = 1;
+		range = 0;
 		if (*s == '*') {
 			lo = f->lo;
 			hi = f->hi;
@@ -98,6 +99,7 @@ field_parse(const struct field *f, const char *s, uint64_t *set, int *star,
 				goto bad;
 			hi = lo;
 			if (*s == '-') {
+				range = 1;
 				s++;
 				if ((r = field_value(f, &s, &hi)) != 0)
 					goto bad;
@@ -119,7 +121,8 @@ field_parse(const struct field *f, const char *s, uint64_t *set, int *star,
 			}
 			if (step == 0)
 				goto bad;
-			if (hi == lo)	/* "5/15" means 5-max/15 */
+			/* "5/15" means 5-max/15; "3-3/2" is just 3 */
+			if (!range)
 				hi = f->hi;
 		}
 		for (v = lo; v <= hi; v += step)
@@ -730,7 +733,8 @@ sched_parse(const char *expr, const char *tz, struct sched_spec *sp,
 			break;
 		case 2:
 			sp->mdays = (uint32_t)set;
-			sp->mday_star = star;
+			/* crontab(5): restricted means not starting with '*' */
+			sp->mday_star = tok[i][0] == '*';
 			break;
 		case 3:
 			sp->months = (uint16_t)set;
@@ -739,7 +743,7 @@ sched_parse(const char *expr, const char *tz, struct sched_spec *sp,
 			if (set & (1ULL << 7))	/* 7 is Sunday too */
 				set |= 1;
 			sp->wdays = (uint8_t)(set & 0x7f);
-			sp->wday_star = star;
+			sp->wday_star = tok[i][0] == '*';
 			break;
 		}
 	}

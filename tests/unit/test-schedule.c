@@ -259,6 +259,31 @@ test_parse_steps(void)
 	CHECK_UINT(sp.minutes, BITS(7));
 	sched_free(&sp);
 
+	/* a one-value range with a step is that value, not value-max */
+	PARSE_OK("55 15 * 3-3/2 4", "UTC", &sp);
+	CHECK_UINT(sp.months, BITS(3));
+	/* after the last Thursday of March 2026: March 2027, not July */
+	CHECK_TIME(sched_next(&sp, utc(2026, 3, 26, 15, 55)),
+	    utc(2027, 3, 4, 15, 55));
+	sched_free(&sp);
+	PARSE_OK("10-10/5 3-3/1 * * *", "UTC", &sp);
+	CHECK_UINT(sp.minutes, BITS(10));
+	CHECK_UINT(sp.hours, BITS(3));
+	sched_free(&sp);
+
+	/*
+	 * crontab(5): a day field is restricted when it does not start with
+	 * '*'; a stepped star is not, so the day of week alone decides here.
+	 */
+	PARSE_OK("0 0 */2 * 1", "UTC", &sp);
+	CHECK_INT(sp.mday_star, 1);
+	/* Monday 2026-01-05 is odd: it runs; Monday the 12th is even */
+	CHECK_TIME(sched_next(&sp, utc(2026, 1, 1, 0, 0)),
+	    utc(2026, 1, 5, 0, 0));
+	CHECK_TIME(sched_next(&sp, utc(2026, 1, 5, 0, 0)),
+	    utc(2026, 1, 19, 0, 0));
+	sched_free(&sp);
+
 	parse_fails("*/0 * * * *", "UTC", "minute", NULL);
 	parse_fails("*/ * * * *", "UTC", "minute", NULL);
 	parse_fails("*/x * * * *", "UTC", "minute", NULL);

@@ -79,6 +79,156 @@ jobs_save(struct opsd *o)
 	json_decref(all);
 }
 
+#define STATE_MIN_TIME	INT64_C(946684800)	/* 2000-01-01 */
+#define STATE_MAX_SIZE	(4 << 20)
+
+static void
+note_add(char *note, size_t notelen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+note_add(char *note, size_t notelen, const char *fmt, ...)
+{
+	va_list	ap;
+	size_t	n = strlen(note);
+
+	if (n + 3 >= notelen)
+		return;
+	if (n > 0) {
+		memcpy(note + n, "; ", 3);
+		n += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(note + n, notelen - n, fmt, ap);
+	va_end(ap);
+}
+
+/* A time field: 0 when absent, wrong or before 2000; clamped to now. */
+static int64_t
+state_time(const json_t *e, const char *key, int64_t now, char *note,
+    size_t notelen)
+{
+	const json_t	*v = json_object_get(e, key);
+	json_int_t	 t;
+
+	if (v == NULL)
+		return (0);
+	if (!json_is_integer(v)) {
+		note_add(note, notelen, "%s is not an integer; ignored", key);
+		return (0);
+	}
+	t = json_integer_value(v);
+	if (t < STATE_MIN_TIME) {
+		note_add(note, notelen, "%s %lld is before 2000; ignored", key,
+		    (long long)t);
+		return (0);
+	}
+	if (t > now) {
+		note_add(note, notelen, "%s %lld is in the future; clamped to "
+		    "now (%lld)", key, (long long)t, (long long)now);
+		return (now);
+	}
+	return ((int64_t)t);
+}
+
+int
+jobs_state_parse(const char *text, size_t len, const char *name,
+    int64_t now, struct job_state *st, char *note, size_t notelen)
+{
+	json_error_t	 jerr;
+	json_t		*all, *e, *v;
+	json_int_t	 ok;
+
+	memset(st, 0, sizeof *st);
+	if (notelen > 0)
+		note[0] = '\0';
+	all = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (all == NULL || !json_is_object(all)) {
+		note_add(note, notelen, "not a JSON object (%s at line %d); "
+		    "all of it ignored", all == NULL ? jerr.text : "another "
+		    "type", all == NULL ? jerr.line : 1);
+		json_decref(all);
+		return (-EBADMSG);
+	}
+	if ((e = json_object_get(all, name)) == NULL) {
+		json_decref(all);
+		return (0);
+	}
+	if (!json_is_object(e)) {
+		note_add(note, notelen, "the entry is not an object; ignored");
+		json_decref(all);
+		return (1);
+	}
+	st->last_run = state_time(e, "last_run", now, note, notelen);
+	st->last_slot = state_time(e, "last_slot", now, note, notelen);
+	if ((v = json_object_get(e, "last_ok")) != NULL) {
+		ok = json_is_integer(v) ? json_integer_value(v) : 99;
+		if (ok >= -1 && ok <= 1)
+			st->last_ok = (int)ok;
+		else
+			note_add(note, notelen, "last_ok is not -1, 0 or 1; "
+			    "ignored");
+	}
+	if ((v = json_object_get(e, "last_result")) != NULL) {
+		if (json_is_string(v))
+			snprintf(st->last_result, sizeof st->last_result, "%s",
+			    json_string_value(v));
+		else
+			note_add(note, notelen, "last_result is not a string; "
+			    "ignored");
+	}
+	json_decref(all);
+	return (1);
+}
+
+/* jobs.json's entry for j, checked; what was wrong with it is logged. */
+static void
+job_restore(struct job *j, int64_t now)
+{
+	struct job_state st;
+	FILE		*f;
+	char		*path, *text, note[512];
+	size_t		 len;
+	int		 r;
+
+	xasprintf(&path, "%s/%s", j->opsd->conf->state_dir, JOBS_STATE);
+	f = fopen(path, "re");
+	free(path);
+	if (f == NULL)
+		return;		/* none yet */
+	text = xmalloc(STATE_MAX_SIZE + 1);
+	len = fread(text, 1, STATE_MAX_SIZE + 1, f);
+	fclose(f);
+	if (len > STATE_MAX_SIZE) {
+		log_warn("jobs.state", "%s is larger than %d bytes; ignored",
+		    JOBS_STATE, STATE_MAX_SIZE);
+		free(text);
+		return;
+	}
+	r = jobs_state_parse(text, len, j->name, now, &st, note, sizeof note);
+	free(text);
+	if (note[0] != '\0')
+		log_warn("jobs.state", "%s, job %s: %s", JOBS_STATE, j->name,
+		    note);
+	if (r != 1)
+		return;
+	j->last_run = st.last_run;
+	j->last_slot = st.last_slot;
+	j->last_ok = st.last_ok;
+	memcpy(j->last_result, st.last_result, sizeof j->last_result);
+}
+
+static int64_t
+job_random_delay(const struct job *j)
+{
+	uint32_t	rnd = 0;
+
+	if (j->random_delay_ms == 0)
+		return (0);
+	RAND_bytes((unsigned char *)&rnd, sizeof rnd);
+	return ((int64_t)(rnd % (j->random_delay_ms / 1000 + 1)));
+}
+
 static void
 job_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -107,14 +257,10 @@ job_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 job_plan(struct job *j, int64_t from)
 {
-	uint32_t	rnd = 0;
-
 	j->slot = sched_next(&j->spec, from);
 	j->next = j->slot;
-	if (j->slot > 0 && j->random_delay_ms > 0) {
-		RAND_bytes((unsigned char *)&rnd, sizeof rnd);
-		j->next += (int64_t)(rnd % (j->random_delay_ms / 1000 + 1));
-	}
+	if (j->slot > 0)
+		j->next += job_random_delay(j);
 }
 
 static void
@@ -174,9 +320,7 @@ job_add(struct opsd *o, const char *name, const struct sched_spec *spec,
     uint64_t random_delay_ms, int persistent, job_run_cb run, void *arg)
 {
 	struct job	*j;
-	json_t		*st, *e;
 	int64_t		 now = (int64_t)time(NULL), missed;
-	int		 err;
 
 	j = xcalloc(1, sizeof *j);
 	j->opsd = o;
@@ -190,30 +334,22 @@ job_add(struct opsd *o, const char *name, const struct sched_spec *spec,
 	j->timer = evtimer_new(o->base, job_timer_cb, j);
 	LIST_INSERT_HEAD(&jobs, j, entry);
 
-	st = state_read_json(o->conf->state_dir, JOBS_STATE, &err);
-	if ((e = json_object_get(st, name)) != NULL) {
-		j->last_run = json_integer_value(json_object_get(e,
-		    "last_run"));
-		j->last_slot = json_integer_value(json_object_get(e,
-		    "last_slot"));
-		j->last_ok = (int)json_integer_value(json_object_get(e,
-		    "last_ok"));
-		snprintf(j->last_result, sizeof j->last_result, "%s",
-		    json_string_value(json_object_get(e, "last_result")) ?
-		    json_string_value(json_object_get(e, "last_result")) : "");
-	}
-	json_decref(st);
+	job_restore(j, now);
 
 	job_plan(j, now);
 	if (spec->interval && j->last_run > 0) {
-		/* "every" counts from the last run, across restarts too */
-		j->slot = j->next = j->last_run + (int64_t)(spec->every_ms /
-		    1000);
+		/*
+		 * "every" counts from the last run, across restarts too
+		 * (a last run in the future was clamped to now), and waits
+		 * its random delay like any other slot.
+		 */
+		j->slot = j->last_run + (int64_t)(spec->every_ms / 1000);
 		if (j->slot <= now) {
 			j->slot = now;
-			j->next = persistent ? now : now +
-			    (int64_t)(spec->every_ms / 1000);
+			if (!persistent)
+				j->slot += (int64_t)(spec->every_ms / 1000);
 		}
+		j->next = j->slot + job_random_delay(j);
 	} else if (persistent && j->last_run > 0) {
 		missed = sched_next(&j->spec, j->last_run);
 		if (missed > 0 && missed <= now) {

@@ -8,6 +8,7 @@
 #ifndef OPSD_JOBS_H
 #define OPSD_JOBS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "schedule.h"
@@ -28,6 +29,25 @@ void	 job_finished(struct job *, int ok, const char *fmt, ...)
 void	 job_started(struct job *);
 void	 job_interrupted(struct job *);
 int64_t	 job_next(const struct job *);
+
+/*
+ * What jobs.json says about one job. The file is read as outside input:
+ * jobs_state_parse() takes its text, the job's name and the time now,
+ * and fills st with what is usable (zeros otherwise): last_run and
+ * last_slot are times after 2000 and not after now (a later one is
+ * clamped to now), last_ok is -1, 0 or 1, last_result a string. It
+ * returns 1 if the job has an entry, 0 if not, -EBADMSG if the text is
+ * not a JSON object; what it ignored or changed is described in note
+ * ("" if nothing), for the caller to log. No other effect.
+ */
+struct job_state {
+	int64_t		 last_run;
+	int64_t		 last_slot;
+	int		 last_ok;
+	char		 last_result[256];
+};
+int	 jobs_state_parse(const char *text, size_t len, const char *name,
+	    int64_t now, struct job_state *st, char *note, size_t notelen);
 
 struct json_t *jobs_json(struct opsd *);
 void	 jobs_stop_all(struct opsd *);

@@ -12,8 +12,11 @@
 #ifndef OPSD_SCHED_H
 #define OPSD_SCHED_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+struct sched_zone;
 
 struct sched_spec {
 	int		 interval;	/* "every DURATION" */
@@ -28,14 +31,29 @@ struct sched_spec {
 	int		 wday_star;
 	int		 hour_star;
 	char		*tz;		/* NULL: local time */
+	const struct sched_zone *zone;	/* tz loaded; shared, never freed */
 };
 
 /* 0, or -EINVAL with a message in err. tz may be NULL. */
 int	 sched_parse(const char *expr, const char *tz, struct sched_spec *,
 	    char *err, size_t errlen);
 void	 sched_free(struct sched_spec *);
-/* Checks that a zone name is known (a file under /usr/share/zoneinfo). */
+/*
+ * Checks that a zone name is known: a TZif file under /usr/share/zoneinfo
+ * that reads (no "..", no leading '/'), or UTC or local.
+ */
 int	 sched_tz_valid(const char *tz);
+
+/*
+ * A zone from the bytes of a TZif file (RFC 8536, versions 1-4), or NULL
+ * with a message in err; for tests and the fuzzer (schedules load theirs
+ * through sched_parse). The caller frees it with sched_zone_free().
+ */
+struct sched_zone *sched_zone_parse(const void *, size_t, char *err,
+	    size_t errlen);
+void	 sched_zone_free(struct sched_zone *);
+/* The zone's UTC offset at t, in seconds east of Greenwich. */
+int32_t	 sched_zone_offset(const struct sched_zone *, int64_t t);
 
 /*
  * The first fire time strictly after `after` (unix seconds), or -1 if

@@ -259,6 +259,31 @@ test_parse_steps(void)
 	CHECK_UINT(sp.minutes, BITS(7));
 	sched_free(&sp);
 
+	/* a one-value range with a step is that value, not value-max */
+	PARSE_OK("55 15 * 3-3/2 4", "UTC", &sp);
+	CHECK_UINT(sp.months, BITS(3));
+	/* after the last Thursday of March 2026: March 2027, not July */
+	CHECK_TIME(sched_next(&sp, utc(2026, 3, 26, 15, 55)),
+	    utc(2027, 3, 4, 15, 55));
+	sched_free(&sp);
+	PARSE_OK("10-10/5 3-3/1 * * *", "UTC", &sp);
+	CHECK_UINT(sp.minutes, BITS(10));
+	CHECK_UINT(sp.hours, BITS(3));
+	sched_free(&sp);
+
+	/*
+	 * crontab(5): a day field is restricted when it does not start with
+	 * '*'; a stepped star is not, so the day of week alone decides here.
+	 */
+	PARSE_OK("0 0 */2 * 1", "UTC", &sp);
+	CHECK_INT(sp.mday_star, 1);
+	/* Monday 2026-01-05 is odd: it runs; Monday the 12th is even */
+	CHECK_TIME(sched_next(&sp, utc(2026, 1, 1, 0, 0)),
+	    utc(2026, 1, 5, 0, 0));
+	CHECK_TIME(sched_next(&sp, utc(2026, 1, 5, 0, 0)),
+	    utc(2026, 1, 19, 0, 0));
+	sched_free(&sp);
+
 	parse_fails("*/0 * * * *", "UTC", "minute", NULL);
 	parse_fails("*/ * * * *", "UTC", "minute", NULL);
 	parse_fails("*/x * * * *", "UTC", "minute", NULL);
@@ -935,6 +960,363 @@ test_period(void)
 	check_process_tz();
 }
 
+/* --- zones without the process's TZ ------------------------------------------ */
+
+/*
+ * The computation as it was before schedules read TZif files themselves:
+ * TZ switched for each call and the C library asked. It is the reference
+ * the zone table is checked against; only this test process's TZ moves.
+ */
+static void
+ref_tz_set(const char *tz)
+{
+	setenv("TZ", tz, 1);
+	tzset();
+}
+
+static int
+ref_day_matches(const struct sched_spec *sp, const struct tm *tm)
+{
+	int	dom = (sp->mdays >> tm->tm_mday) & 1;
+	int	dow = (sp->wdays >> tm->tm_wday) & 1;
+
+	if (!((sp->months >> (tm->tm_mon + 1)) & 1))
+		return (0);
+	if (!sp->mday_star && !sp->wday_star)
+		return (dom || dow);
+	return (dom && dow);
+}
+
+static int
+ref_same_wall(const struct tm *a, const struct tm *b)
+{
+	return (a->tm_year == b->tm_year && a->tm_mon == b->tm_mon &&
+	    a->tm_mday == b->tm_mday && a->tm_hour == b->tm_hour &&
+	    a->tm_min == b->tm_min);
+}
+
+static int
+ref_wall_instants(const struct tm *w, time_t t[2])
+{
+	struct tm	copy = *w, lt;
+	time_t		g, cand[2], x;
+	long		off[2];
+	int		n = 0, i;
+
+	copy.tm_sec = 0;
+	copy.tm_isdst = 0;
+	g = timegm(&copy);
+	localtime_r(&(time_t){ g - 86400 }, &lt);
+	off[0] = lt.tm_gmtoff;
+	localtime_r(&(time_t){ g + 86400 }, &lt);
+	off[1] = lt.tm_gmtoff;
+	cand[0] = g - off[0];
+	cand[1] = g - off[1];
+	if (cand[1] < cand[0]) {
+		x = cand[0];
+		cand[0] = cand[1];
+		cand[1] = x;
+	}
+	for (i = 0; i < 2; i++) {
+		if (i == 1 && cand[1] == cand[0])
+			break;
+		localtime_r(&cand[i], &lt);
+		if (ref_same_wall(&lt, w))
+			t[n++] = cand[i];
+	}
+	if (n == 0)
+		t[n++] = g - off[0];
+	return (n);
+}
+
+/* The old sched_next(), in the zone ref_tz_set() chose. */
+static int64_t
+ref_next(const struct sched_spec *sp, int64_t after)
+{
+	struct tm	start, day;
+	time_t		a = (time_t)after, t[2], base;
+	int64_t		found = -1;
+	int		d, h, m, n, i;
+
+	localtime_r(&a, &start);
+	for (d = -1; d < 9 * 366 && found < 0; d++) {
+		memset(&day, 0, sizeof day);
+		day.tm_year = start.tm_year;
+		day.tm_mon = start.tm_mon;
+		day.tm_mday = start.tm_mday + d;
+		day.tm_hour = 12;
+		base = timegm(&day);
+		gmtime_r(&base, &day);
+		if (!ref_day_matches(sp, &day))
+			continue;
+		for (h = 0; h < 24 && found < 0; h++) {
+			if (!((sp->hours >> h) & 1))
+				continue;
+			for (m = 0; m < 60; m++) {
+				if (!((sp->minutes >> m) & 1))
+					continue;
+				day.tm_hour = h;
+				day.tm_min = m;
+				n = ref_wall_instants(&day, t);
+				if (!sp->hour_star)
+					n = 1;
+				for (i = 0; i < n; i++)
+					if (t[i] > a && (found < 0 ||
+					    (int64_t)t[i] < found))
+						found = (int64_t)t[i];
+			}
+		}
+	}
+	return (found);
+}
+
+static long
+ref_gmtoff(int64_t t)
+{
+	struct tm	lt;
+	time_t		tt = (time_t)t;
+
+	localtime_r(&tt, &lt);
+	return (lt.tm_gmtoff);
+}
+
+/*
+ * Europe/Berlin, America/New_York, Australia/Lord_Howe (DST of 30
+ * minutes), Asia/Kathmandu (+5:45 since 1986), UTC and Pacific/Apia
+ * (no 30 December 2011): every offset change from 1980 to 2045 (after
+ * 2037 the files' POSIX rule decides), and for each, runs of a few
+ * schedules walked from a day before it and started just around it, the
+ * same as the old computation. The zone offsets themselves too.
+ */
+static void
+test_zone_table_matches_libc(void)
+{
+	static const char *const zones[] = { "Europe/Berlin",
+	    "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu",
+	    "UTC", "Pacific/Apia" };
+	static const char *const exprs[] = { "30 2 * * *", "0 * * * *",
+	    "*/15 * * * *", "0,30 1-3 * * *", "45 0 * * *", "0 12 * * *",
+	    "15 3 * * 0", "59 23 * * *", "0 0 29-31 12 *" };
+	static const int	probes[] = { -3601, -1801, -1, 0, 1, 1799, 3600 };
+	struct sched_spec	sp[sizeof exprs / sizeof exprs[0]];
+	int64_t			t, lo, hi, mid, a, b, changes[400];
+	size_t			z, e, nchg, c, k;
+	int			bad = 0, compared = 0;
+	char			b1[40], b2[40];
+
+	for (z = 0; z < sizeof zones / sizeof zones[0] && bad < 10; z++) {
+		for (e = 0; e < sizeof exprs / sizeof exprs[0]; e++)
+			if (parse(exprs[e], zones[z], &sp[e]) != 0)
+				return;
+		ref_tz_set(zones[z]);
+		/* the offset changes, found every 6 hours and narrowed */
+		nchg = 0;
+		for (t = utc(1980, 1, 1, 0, 0); t < utc(2045, 1, 1, 0, 0) &&
+		    nchg < 398; t += 6 * 3600) {
+			if (ref_gmtoff(t) == ref_gmtoff(t + 6 * 3600))
+				continue;
+			for (lo = t, hi = t + 6 * 3600; hi - lo > 1;) {
+				mid = lo + (hi - lo) / 2;
+				if (ref_gmtoff(mid) == ref_gmtoff(lo))
+					lo = mid;
+				else
+					hi = mid;
+			}
+			changes[nchg++] = hi;
+		}
+		/* zones without changes: a few ordinary days */
+		changes[nchg++] = utc(2026, 1, 15, 0, 0);
+		changes[nchg++] = utc(2040, 7, 15, 0, 0);
+		for (c = 0; c < nchg && bad < 10; c++) {
+			if (ref_gmtoff(changes[c]) != sched_zone_offset(
+			    sp[0].zone, changes[c]) || ref_gmtoff(changes[c] -
+			    1) != sched_zone_offset(sp[0].zone, changes[c] -
+			    1)) {
+				tap_diag("%s: offset at %s is %ld, expected "
+				    "%ld", zones[z], fmt_utc(changes[c], b1,
+				    sizeof b1), (long)sched_zone_offset(
+				    sp[0].zone, changes[c]),
+				    ref_gmtoff(changes[c]));
+				tap_case_failed = 1;
+				bad++;
+			}
+			for (e = 0; e < sizeof exprs / sizeof exprs[0]; e++) {
+				/* a walk from a day before */
+				t = changes[c] - 30 * 3600;
+				for (k = 0; k < 12 + 20 * (e == 2) && bad < 10;
+				    k++) {
+					a = ref_next(&sp[e], t);
+					b = sched_next(&sp[e], t);
+					compared++;
+					if (a != b) {
+						tap_diag("'%s' in %s after %s: "
+						    "%s, expected %s",
+						    exprs[e], zones[z],
+						    fmt_utc(t, b1, sizeof b1),
+						    fmt_utc(b, b2, sizeof b2),
+						    fmt_utc(a, b1, sizeof b1));
+						tap_case_failed = 1;
+						bad++;
+					}
+					if (a < 0)
+						break;
+					t = a;
+				}
+				for (k = 0; k < sizeof probes / sizeof
+				    probes[0] && bad < 10; k++) {
+					t = changes[c] + probes[k];
+					a = ref_next(&sp[e], t);
+					b = sched_next(&sp[e], t);
+					compared++;
+					if (a != b) {
+						tap_diag("'%s' in %s after %s: "
+						    "%s, expected %s",
+						    exprs[e], zones[z],
+						    fmt_utc(t, b1, sizeof b1),
+						    fmt_utc(b, b2, sizeof b2),
+						    fmt_utc(a, b1, sizeof b1));
+						tap_case_failed = 1;
+						bad++;
+					}
+				}
+			}
+		}
+		for (e = 0; e < sizeof exprs / sizeof exprs[0]; e++)
+			sched_free(&sp[e]);
+	}
+	ref_tz_set(PROCESS_TZ);
+	CHECK(compared > 10000);
+}
+
+/* Pacific/Apia went from Thursday 29 to Saturday 31 December 2011. */
+static void
+test_zone_apia_skipped_day(void)
+{
+	struct sched_spec	sp;
+
+	PARSE_OK("0 12 * * *", "Pacific/Apia", &sp);
+	/* noon on the 29th was UTC-10 (DST), on the 31st UTC+14 */
+	CHECK_TIME(sched_next(&sp, utc(2011, 12, 29, 12, 0)),
+	    utc(2011, 12, 29, 22, 0));
+	CHECK_TIME(sched_next(&sp, utc(2011, 12, 29, 22, 0)),
+	    utc(2011, 12, 30, 22, 0));
+	sched_free(&sp);
+	/* a run on the missing day comes after the jump, like 02:30 in March */
+	PARSE_OK("0 12 30 12 *", "Pacific/Apia", &sp);
+	CHECK_TIME(sched_next(&sp, utc(2011, 12, 1, 0, 0)),
+	    utc(2011, 12, 30, 22, 0));
+	CHECK_TIME(sched_next(&sp, utc(2011, 12, 30, 22, 0)),
+	    utc(2012, 12, 29, 22, 0));
+	sched_free(&sp);
+}
+
+/*
+ * Schedule computations leave the process's zone alone: the TZ variable
+ * is the very same string (setenv() would have replaced it), and the
+ * C library's timezone, daylight and tzname are what tzset() made of it.
+ */
+static void
+test_zone_process_state_untouched(void)
+{
+	static const char *const zones[] = { "Europe/Berlin",
+	    "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu",
+	    "UTC", "Pacific/Apia" };
+	struct sched_spec	sp;
+	const char		*tz_before;
+	char			n0[32], n1[32];
+	long			tzone;
+	int			dl;
+	size_t			z;
+
+	ref_tz_set(PROCESS_TZ);
+	tz_before = getenv("TZ");
+	tzone = timezone;
+	dl = daylight;
+	snprintf(n0, sizeof n0, "%s", tzname[0]);
+	snprintf(n1, sizeof n1, "%s", tzname[1]);
+	for (z = 0; z < sizeof zones / sizeof zones[0]; z++) {
+		PARSE_OK("30 2 * * *", zones[z], &sp);
+		CHECK(sched_next(&sp, utc(2026, 3, 1, 0, 0)) > 0);
+		CHECK(sched_period(&sp) > 0);
+		sched_free(&sp);
+	}
+	CHECK(getenv("TZ") == tz_before);
+	CHECK_STR(getenv("TZ"), PROCESS_TZ);
+	CHECK_INT(timezone, tzone);
+	CHECK_INT(timezone, -(12 * 3600 + 45 * 60));	/* Chatham */
+	CHECK_INT(daylight, dl);
+	CHECK_STR(tzname[0], n0);
+	CHECK_STR(tzname[1], n1);
+}
+
+/* --- TZif files from outside ----------------------------------------------- */
+
+static size_t
+read_all(const char *path, unsigned char *buf, size_t max)
+{
+	FILE	*f = fopen(path, "rb");
+	size_t	 n;
+
+	if (f == NULL)
+		return (0);
+	n = fread(buf, 1, max, f);
+	fclose(f);
+	return (n);
+}
+
+static void
+test_tzif_hostile(void)
+{
+	static unsigned char	buf[65536], bad[65536];
+	struct sched_zone	*z;
+	char			 err[256];
+	size_t			 n, cut;
+
+	n = read_all("/usr/share/zoneinfo/Europe/Berlin", buf, sizeof buf);
+	CHECK(n > 44);
+	z = sched_zone_parse(buf, n, err, sizeof err);
+	CHECK(z != NULL);
+	if (z != NULL) {
+		CHECK_INT(sched_zone_offset(z, utc(2026, 1, 1, 0, 0)), 3600);
+		CHECK_INT(sched_zone_offset(z, utc(2026, 7, 1, 0, 0)), 7200);
+		/* past 2037: the footer's rule */
+		CHECK_INT(sched_zone_offset(z, utc(2100, 7, 1, 0, 0)), 7200);
+		CHECK_INT(sched_zone_offset(z, INT64_MAX), 3600);
+		CHECK_INT(sched_zone_offset(z, INT64_MIN),
+		    sched_zone_offset(z, utc(1800, 1, 1, 0, 0)));
+		sched_zone_free(z);
+	}
+	/* every truncation fails cleanly or parses (a v1 prefix) */
+	for (cut = 0; cut < n; cut++) {
+		z = sched_zone_parse(buf, cut, err, sizeof err);
+		if (z == NULL)
+			CHECK(err[0] != '\0');
+		sched_zone_free(z);
+	}
+	z = sched_zone_parse("TZif", 4, err, sizeof err);
+	CHECK(z == NULL);
+	CHECK_CONTAINS(err, "TZif");
+	memcpy(bad, buf, n);
+	bad[0] = 'X';
+	CHECK(sched_zone_parse(bad, n, err, sizeof err) == NULL);
+	/* a footer that is not a TZ rule */
+	memcpy(bad, buf, n);
+	memcpy(bad + n - 5, "X,Y\n", 4);
+	CHECK(sched_zone_parse(bad, n - 1, err, sizeof err) == NULL);
+	/* huge counts */
+	memcpy(bad, buf, n);
+	memset(bad + 32, 0xff, 4);
+	CHECK(sched_zone_parse(bad, n, err, sizeof err) == NULL);
+
+	/* names that are not zones, and what is not a zone file */
+	CHECK(!sched_tz_valid("../etc/passwd"));
+	CHECK(!sched_tz_valid("Europe/../../etc/passwd"));
+	CHECK(!sched_tz_valid("/etc/localtime"));
+	CHECK(!sched_tz_valid("zone.tab"));
+	CHECK(!sched_tz_valid("Europe/Berlin "));
+	parse_fails("0 3 * * *", "zone.tab", "unknown time zone", NULL);
+}
+
 int
 main(void)
 {
@@ -961,5 +1343,9 @@ main(void)
 	RUN(test_dst_60_day_walks);
 	RUN(test_zone_isolation);
 	RUN(test_period);
+	RUN(test_zone_process_state_untouched);
+	RUN(test_zone_table_matches_libc);
+	RUN(test_zone_apia_skipped_day);
+	RUN(test_tzif_hostile);
 	return (tap_done());
 }

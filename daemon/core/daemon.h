@@ -18,6 +18,7 @@ struct metrics;
 struct rpc_table;
 struct status_cache;
 struct op_journal;
+struct job_set;
 struct config_errors;
 struct opsd_config;
 
@@ -43,6 +44,7 @@ struct opsd {
 	/* each subsystem's own state, by its registry id (subsys.h) */
 	void			*sub[SUBSYS_N];
 	struct op_journal	*ops;		/* core/op.c */
+	struct job_set		*jobs;		/* core/jobs.c */
 
 	uint64_t		 start_usec;	/* monotonic */
 	time_t			 start_time;

@@ -46,7 +46,20 @@ struct job {
 	LIST_ENTRY(job)		 entry;
 };
 
-static LIST_HEAD(, job) jobs = LIST_HEAD_INITIALIZER(jobs);
+/* Every job of the daemon (o->jobs). */
+struct job_set {
+	LIST_HEAD(, job)	 all;
+};
+
+static struct job_set *
+job_set(struct opsd *o)
+{
+	if (o->jobs == NULL) {
+		o->jobs = xcalloc(1, sizeof *o->jobs);
+		LIST_INIT(&o->jobs->all);
+	}
+	return (o->jobs);
+}
 
 static void	job_arm(struct job *);
 static void	job_plan(struct job *, int64_t);
@@ -65,7 +78,7 @@ jobs_save(struct opsd *o)
 	int		 r;
 
 	all = json_object();
-	LIST_FOREACH(j, &jobs, entry) {
+	LIST_FOREACH(j, &job_set(o)->all, entry) {
 		if (j->last_run == 0)
 			continue;
 		json_object_set_new(all, j->name, json_pack("{s:I, s:I, s:i, "
@@ -332,7 +345,7 @@ job_add(struct opsd *o, const char *name, const struct sched_spec *spec,
 	j->run = run;
 	j->arg = arg;
 	j->timer = evtimer_new(o->base, job_timer_cb, j);
-	LIST_INSERT_HEAD(&jobs, j, entry);
+	LIST_INSERT_HEAD(&job_set(o)->all, j, entry);
 
 	job_restore(j, now);
 
@@ -381,9 +394,8 @@ jobs_json(struct opsd *o)
 	json_t		*list;
 	char		 next[32], last[32];
 
-	(void)o;
 	list = json_array();
-	LIST_FOREACH(j, &jobs, entry) {
+	LIST_FOREACH(j, &job_set(o)->all, entry) {
 		util_iso_time(j->next, next, sizeof next);
 		util_iso_time(j->last_run, last, sizeof last);
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s?, s:s?, "
@@ -400,7 +412,10 @@ jobs_json(struct opsd *o)
 void
 jobs_stop_all(struct opsd *o)
 {
-	(void)o;
-	while (!LIST_EMPTY(&jobs))
-		job_remove(LIST_FIRST(&jobs));
+	if (o->jobs == NULL)
+		return;
+	while (!LIST_EMPTY(&o->jobs->all))
+		job_remove(LIST_FIRST(&o->jobs->all));
+	free(o->jobs);
+	o->jobs = NULL;
 }

@@ -686,6 +686,17 @@ pg_quote_ident(const char *s)
 	return (out);
 }
 
+char *
+pg_scram_verifier(PGconn *conn, const char *user, const char *password)
+{
+	/*
+	 * Always name the algorithm: with NULL, libpq asks the server for
+	 * password_encryption with a synchronous query, which would block
+	 * the loop (and the answer could make it md5).
+	 */
+	return (PQencryptPasswordConn(conn, password, user, "scram-sha-256"));
+}
+
 const char *
 pg_conninfo_check(const char *value, char *buf, size_t len)
 {

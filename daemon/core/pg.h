@@ -60,5 +60,12 @@ int	 pg_exec(struct pgq *, const char *sql, uint64_t timeout_ms,
 const char *pg_conninfo_check(const char *s, char *buf, size_t len);
 /* Quotes an identifier for SQL ("name"); free() the result. */
 char	*pg_quote_ident(const char *);
+/*
+ * The SCRAM-SHA-256 verifier of password for user, computed client-side
+ * (for ALTER ROLE ... PASSWORD 'verifier', so the plaintext never reaches
+ * the server's statement log). conn only carries libpq's settings and
+ * error message: nothing is sent. PQfreemem() the result; NULL on error.
+ */
+char	*pg_scram_verifier(PGconn *, const char *user, const char *password);
 
 #endif

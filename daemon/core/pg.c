@@ -549,6 +549,7 @@ static void
 pg_connect_start(struct pgq *q, const char *conninfo)
 {
 	struct evutil_addrinfo	 hints;
+	struct evdns_getaddrinfo_request *req;
 	struct pg_name		*n;
 	const char		*hosts;
 	char			*err = NULL;
@@ -590,12 +591,16 @@ pg_connect_start(struct pgq *q, const char *conninfo)
 	 * /etc/hosts), and only the last answer goes on to connect.
 	 */
 	q->pending = nres;
-	/* the last answer empties q->names (nnames 0): the loop ends */
+	/*
+	 * An answer given at once has already been called back, and the last
+	 * one frees q->names (nnames 0, which ends the loop): n is only
+	 * touched again when the request is still in flight.
+	 */
 	for (i = 0; i < q->nnames; i++) {
 		n = q->names[i];
-		if (n->resolve)
-			n->req = evdns_getaddrinfo(q->dns, n->host, NULL, &hints,
-			    pg_resolve_cb, n);
+		if (n->resolve && (req = evdns_getaddrinfo(q->dns, n->host,
+		    NULL, &hints, pg_resolve_cb, n)) != NULL)
+			n->req = req;
 	}
 }
 

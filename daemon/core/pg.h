@@ -6,8 +6,12 @@
  * connection parameter, never put in a conninfo string that could be
  * logged.
  *
- * Host names are resolved by libpq itself, synchronously; give hostaddr=
- * (or an IP address, or a Unix socket directory) to keep that off the loop.
+ * Host names in host= are resolved with evdns before libpq sees them
+ * (libpq's own lookup is a blocking getaddrinfo()), and libpq is given
+ * hostaddr= beside host=, which it still uses for the password file and
+ * sslmode=verify-full. A conninfo with hostaddr= is passed as it is. A name
+ * that does not resolve fails with "cannot resolve NAME: why"; in a host
+ * list it is skipped like libpq skips it, unless no host is left.
  */
 #ifndef OPSD_PG_H
 #define OPSD_PG_H
@@ -18,6 +22,7 @@
 #include <libpq-fe.h>
 
 struct event_base;
+struct evdns_base;
 struct pgq;
 
 struct pg_spec {
@@ -25,6 +30,8 @@ struct pg_spec {
 	const char	*password;	/* NULL: none or from ~/.pgpass */
 	const char	*query;
 	uint64_t	 timeout_ms;
+	/* NULL: libpq resolves host names itself, blocking (tools, tests) */
+	struct evdns_base *dns;
 };
 
 /*
@@ -53,5 +60,12 @@ int	 pg_exec(struct pgq *, const char *sql, uint64_t timeout_ms,
 const char *pg_conninfo_check(const char *s, char *buf, size_t len);
 /* Quotes an identifier for SQL ("name"); free() the result. */
 char	*pg_quote_ident(const char *);
+/*
+ * The SCRAM-SHA-256 verifier of password for user, computed client-side
+ * (for ALTER ROLE ... PASSWORD 'verifier', so the plaintext never reaches
+ * the server's statement log). conn only carries libpq's settings and
+ * error message: nothing is sent. PQfreemem() the result; NULL on error.
+ */
+char	*pg_scram_verifier(PGconn *, const char *user, const char *password);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "db.h"
 #include "ini.h"
 #include "pg.h"
@@ -228,6 +229,33 @@ db_passfile_clean(const char *state_dir, const char *prefix)
 	free(path);
 }
 
+/*
+ * The daemon's resolver, so that sessions resolve host names with evdns
+ * (pg.h). db_session_open and db_query are handed the event base only,
+ * so the resolver of that base is remembered when the room starts.
+ */
+static struct {
+	struct event_base	*base;
+	struct evdns_base	*dns;
+} db_resolver;
+
+static int
+db_init(struct opsd *o)
+{
+	db_resolver.base = o->base;
+	db_resolver.dns = o->dns;
+	return (0);
+}
+
+static void
+db_free(struct opsd *o)
+{
+	if (db_resolver.base == o->base) {
+		db_resolver.base = NULL;
+		db_resolver.dns = NULL;
+	}
+}
+
 static struct pgq *
 db_connect(struct event_base *base, const struct db_conf *d, int admin,
     const char *dbname, const char *sql, uint64_t timeout_ms, pg_done_cb cb,
@@ -243,6 +271,7 @@ db_connect(struct event_base *base, const struct db_conf *d, int admin,
 	spec.conninfo = ci;
 	spec.query = sql;
 	spec.timeout_ms = timeout_ms;
+	spec.dns = base == db_resolver.base ? db_resolver.dns : NULL;
 	if (db_password(d, admin, pw, sizeof pw) == 0)
 		spec.password = pw;
 	if (sql != NULL)
@@ -360,7 +389,8 @@ db_scratch_list_sql(const char *kind, const char *owner)
 /*
  * The registry entry: the [database] sections only. Sessions, password
  * files and locks are used by the subsystems that connect (backups now;
- * rotation and the audit later); the room itself runs nothing.
+ * rotation and the audit later); the room itself runs nothing, it only
+ * remembers the daemon's resolver for their sessions.
  */
 static const struct ini_section *const db_sections[] = {
 	&db_section, NULL
@@ -369,4 +399,6 @@ static const struct ini_section *const db_sections[] = {
 const struct subsys db_subsys = {
 	.name = "db",
 	.sections = db_sections,
+	.init = db_init,
+	.free = db_free,
 };

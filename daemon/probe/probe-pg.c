@@ -51,6 +51,7 @@ pg_start(struct probe *p)
 	spec.conninfo = p->conf->conninfo;
 	spec.query = p->conf->query;
 	spec.timeout_ms = p->conf->timeout;
+	spec.dns = p->opsd->dns;	/* host names off the loop */
 	if (p->conf->password_file != NULL) {
 		/* read at each run, so a rotated password is picked up */
 		if ((r = secretfile_read(p->conf->password_file, password,

@@ -30,6 +30,7 @@
 
 struct brun;
 struct verify;
+struct restore;
 struct recover_drop;
 struct run_recovery;
 struct op;
@@ -71,6 +72,9 @@ struct backup {
 	/* backup.run ops of a previous opsd being rolled back */
 	struct run_recovery	**recoveries;
 	unsigned int		 nrecoveries;
+	/* restores in flight: aborted, not left dangling, when b goes */
+	struct restore		**restores;
+	unsigned int		 nrestores;
 };
 
 struct backup_set {
@@ -247,6 +251,9 @@ void		 backup_remote_delete(struct backup *, const char *file);
 
 /* rpc-backup.c: the JSON-RPC error code for a -errno from this room */
 int		 backup_rpc_code(int err);
+
+/* backup-restore.c: ends every restore of b (b goes away) */
+void		 backup_restore_abort_all(struct backup *, const char *why);
 
 /* backup-recover.c */
 void		 backup_recover(struct backup *);

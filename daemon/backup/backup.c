@@ -287,6 +287,8 @@ backup_free(struct backup *b, int removed)
 	if (b->verify != NULL)
 		backup_verify_abort(b->verify, "opsd is stopping or the "
 		    "backup was reconfigured");
+	backup_restore_abort_all(b, removed ? "the backup was removed from "
+	    "the configuration" : "opsd is stopping");
 	if (b->run != NULL) {
 		/* the partial file goes; the state says nothing is left */
 		struct brun *r = b->run;

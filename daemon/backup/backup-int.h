@@ -5,13 +5,13 @@
  *
  *   backup.c           the set, reload and stop, jobs, events, staleness
  *   backup-conf.c      the [backup] schema and its checks
- *   backup-run.c       the run state machine and its persisted step
+ *   backup-run.c       the run state machine, an op of kind backup.run
  *   backup-verify.c    checksum, restore into a scratch database, checks
  *   backup-restore.c   restore into a named database; pg_restore
  *   backup-upload.c    the off-site copy and its removal
  *   backup-retention.c what stays, and pruning the rest
  *   backup-manifest.c  manifests on disk and the list/show views
- *   backup-recover.c   start-up clean-up after a crash
+ *   backup-recover.c   backup.run's roll-back and the start-up sweep
  *   backup-metrics.c   the /metrics collector
  */
 #ifndef OPSD_BACKUP_INT_H
@@ -30,7 +30,11 @@
 
 struct brun;
 struct verify;
+struct restore;
 struct recover_drop;
+struct run_recovery;
+struct op;
+struct op_kind;
 struct evt_type;
 struct job;
 struct pgq;
@@ -65,6 +69,12 @@ struct backup {
 	struct pgq		*recover_q;	/* start-up clean-up */
 	struct recover_drop	**drops;	/* its DROP DATABASEs */
 	unsigned int		 ndrops;
+	/* backup.run ops of a previous opsd being rolled back */
+	struct run_recovery	**recoveries;
+	unsigned int		 nrecoveries;
+	/* restores in flight: aborted, not left dangling, when b goes */
+	struct restore		**restores;
+	unsigned int		 nrestores;
 };
 
 struct backup_set {
@@ -96,18 +106,23 @@ struct verify {
 	struct rpc_pending *waiter;
 };
 
+/* The steps of the backup.run op kind, in order (backup-run.c names them). */
 enum brun_step {
-	RUN_CONNECT,
-	RUN_LOCK,
-	RUN_DUMP,
-	RUN_SYNC,
-	RUN_VERIFY,
-	RUN_UPLOAD,
-	RUN_DONE,
+	RUN_CONNECT,		/* session for the server version */
+	RUN_LOCK,		/* the fleet's advisory lock (lock = advisory) */
+	RUN_DUMP,		/* pg_dump into NAME-TS.dump.partial */
+	RUN_SYNC,		/* fsync of the partial file */
+	RUN_RENAME,		/* rename to NAME-TS.dump, write NAME-TS.json */
+	RUN_VERIFY,		/* verify = each: restore into a scratch db */
+	RUN_UPLOAD,		/* upload = s3://...: the off-site copy */
+	RUN_PRUNE,		/* retention */
+	RUN_NSTEPS,
 };
 
 struct brun {
 	struct backup		*b;
+	struct op		*op;		/* backup.run; NULL once finished */
+	char			 op_id[64];
 	char			 id[128];
 	enum brun_step		 step;
 	int64_t			 start;		/* wall clock */
@@ -193,13 +208,32 @@ m_verified(json_t *m)
 }
 
 /* backup-run.c */
-struct brun	*backup_run_start(struct backup *, struct job *);
+extern const struct op_kind backup_run_kind;
+extern const char *const backup_run_steps[RUN_NSTEPS];
+/*
+ * Starts a run (an op of kind backup.run on the backup's name), follower
+ * (may be NULL) attached. NULL with *err set (free() it) and *code
+ * -EBUSY when a backup.run op of this backup is unfinished, else -errno.
+ */
+struct brun	*backup_run_start(struct backup *, struct job *,
+		    struct rpc_pending *follower, char **err, int *code);
 void		 backup_run_finish(struct brun *, int ok, int skipped);
+/* The upload is over (or there is none): prune, then finish. */
 void		 backup_run_pruned(struct brun *);
 void		 backup_run_tick(evutil_socket_t, short, void *);
-void		 backup_run_save_state(struct brun *);
-json_t		*backup_run_load_state(struct backup *);
-void		 backup_run_clear_state(struct backup *);
+/*
+ * The step of a run is in the op journal since op_step(): backup-run.c
+ * takes the uploading step before backup_run_upload(), so this old call
+ * in backup-upload.c is never reached; kept only until that file stops
+ * making it.
+ */
+static inline void
+backup_run_save_state(struct brun *r)
+{
+	(void)r;
+}
+/* NAME-YYYYMMDDTHHMMSSZ of this backup: its start time, or -1. */
+int64_t		 backup_run_id_time(struct backup *, const char *id);
 
 /* backup-verify.c */
 void		 backup_verify_start(struct backup *, json_t *manifest,
@@ -218,8 +252,17 @@ void		 backup_remote_delete(struct backup *, const char *file);
 /* rpc-backup.c: the JSON-RPC error code for a -errno from this room */
 int		 backup_rpc_code(int err);
 
+/* backup-restore.c: ends every restore of b (b goes away) */
+void		 backup_restore_abort_all(struct backup *, const char *why);
+
 /* backup-recover.c */
 void		 backup_recover(struct backup *);
-void		 backup_recover_stop(struct backup *);
+/* removed: the backup left the configuration (else opsd stops) */
+void		 backup_recover_stop(struct backup *, int removed);
+/* backup.run's rollback callback (op.h) */
+void		 backup_run_recover(struct opsd *, struct op *);
+/* STATE_DIR/run/pgpass-NAME-TAG: the name db_passfile_create gives */
+char		*backup_passfile_path(struct backup *, const char *tag);
+void		 backup_passfiles_remove(struct backup *);
 
 #endif

@@ -1,9 +1,22 @@
 /*
- * Start-up recovery after a crash or kill -9: the run state file says
- * which partial or unmanifested dump to remove; leftover .partial and
- * password files go; scratch databases of this backup (db_scratch_list_sql)
- * are dropped, in a fleet only while holding the backup's lock so another
- * host's verification is left alone.
+ * Start-up recovery after a crash or kill -9, in two parts.
+ *
+ * backup_run_recover() is backup.run's rollback (core/op.h): for a run the
+ * journal found unfinished it derives the run's names again from the
+ * configured dir and the run id (checked against NAME-YYYYMMDDTHHMMSSZ;
+ * nothing read from the op file is used as a path) and removes what the
+ * run left half done: its .partial, its dump if it has no manifest, its
+ * password files and, from the verifying step on, its scratch database.
+ * A run whose manifest was written is a backup: it stays, and the op is
+ * recorded as ok; its verification is left to the verify schedule or
+ * `backup verify`, its upload to the next run. Anything before that is
+ * rolled back.
+ *
+ * backup_recover() is the sweep that stays as a safety net: leftover
+ * .partial files of this backup's run names, its password files by their
+ * exact names, and its scratch databases (db_scratch_list_sql), in a fleet
+ * only while holding the backup's lock so another host's verification is
+ * left alone.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -19,6 +32,7 @@
 #include "backup-int.h"
 #include "daemon.h"
 #include "evt.h"
+#include "op.h"
 #include "util.h"
 
 static void
@@ -153,46 +167,19 @@ recover_lock_open(struct pgq *q, const PGresult *res, const char *err,
 		recover_close(b, q);
 }
 
-/* After a crash: no partial file, no run state, no scratch database. */
+/* After a crash: no partial file, no password file, no scratch database. */
 void
 backup_recover(struct backup *b)
 {
-	json_t		*st;
 	DIR		*d;
 	struct dirent	*de;
 	char		*path;
 
-	if ((st = backup_run_load_state(b)) != NULL) {
-		const char *id = json_string_value(json_object_get(st, "id"));
-		const char *partial = json_string_value(json_object_get(st,
-		    "partial"));
-
-		const char *final = json_string_value(json_object_get(st,
-		    "final"));
-		const char *step = json_string_value(json_object_get(st,
-		    "step"));
-		char *mpath = NULL;
-		struct stat sb;
-		int complete;
-
-		if (partial != NULL)
-			unlink(partial);
-		/* renamed but no manifest yet: no checksum, not a backup */
-		if (id != NULL)
-			xasprintf(&mpath, "%s/%s.json", b->conf->dir, id);
-		complete = mpath != NULL && stat(mpath, &sb) == 0;
-		if (!complete && final != NULL)
-			unlink(final);
-		free(mpath);
-		backup_event(b, &EVT_BACKUP_INTERRUPTED, id, NULL, 0, "backup "
-		    "run %s was interrupted while %s (opsd stopped or "
-		    "crashed); %s", id ? id : "?", step ? step : "?",
-		    complete ? "the backup itself is complete and kept; its "
-		    "verification or upload did not finish" : "its partial "
-		    "file was removed");
-		json_decref(st);
-		backup_run_clear_state(b);
-	}
+	/* the run state file of an opsd before the op journal: by its name */
+	xasprintf(&path, "%s/backup-%s.run.json", b->opsd->conf->state_dir,
+	    b->conf->name);
+	unlink(path);
+	free(path);
 	if ((d = opendir(b->conf->dir)) != NULL) {
 		while ((de = readdir(d)) != NULL) {
 			if (!backup_own_file(b, de->d_name, ".dump.partial"))
@@ -205,9 +192,7 @@ backup_recover(struct backup *b)
 		}
 		closedir(d);
 	}
-	xasprintf(&path, "%s-", b->conf->name);
-	db_passfile_clean(b->opsd->conf->state_dir, path);
-	free(path);
+	backup_passfiles_remove(b);
 	/*
 	 * Stale scratch databases go; in a fleet only while holding the
 	 * backup's lock, so another host's verification is left alone.
@@ -220,10 +205,179 @@ backup_recover(struct backup *b)
 		    recover_admin_open, b);
 }
 
-/* Stops the clean-up: the backup goes away or opsd stops. */
-void
-backup_recover_stop(struct backup *b)
+/* --- backup.run's rollback ------------------------------------------------ */
+
+struct run_recovery {
+	struct backup	*b;
+	struct op	*op;
+	struct pgq	*q;
+	char		*scratch;
+	int		 complete;
+};
+
+static void
+recovery_free(struct run_recovery *rr)
 {
+	struct backup	*b = rr->b;
+	unsigned int	 i;
+
+	for (i = 0; i < b->nrecoveries; i++) {
+		if (b->recoveries[i] == rr) {
+			b->recoveries[i] = b->recoveries[--b->nrecoveries];
+			break;
+		}
+	}
+	if (rr->q != NULL)
+		pg_cancel(rr->q);
+	free(rr->scratch);
+	free(rr);
+}
+
+static void
+recovery_finish(struct run_recovery *rr, const char *drop_err)
+{
+	const char	*id = op_get(rr->op, "run");
+
+	if (rr->complete)
+		op_finish(rr->op, OP_OK, NULL);
+	else
+		op_finish(rr->op, OP_ROLLED_BACK, "opsd stopped or crashed "
+		    "while %s; the unfinished run %s was removed%s%s",
+		    op_step_name(rr->op), id, drop_err != NULL ? "; " : "",
+		    drop_err != NULL ? drop_err : "");
+	rr->op = NULL;
+	recovery_free(rr);
+}
+
+static void
+recovery_dropped(struct pgq *q, const PGresult *res, const char *err,
+    void *arg)
+{
+	struct run_recovery	*rr = arg;
+	char			*msg = NULL;
+
+	(void)q;
+	(void)res;
+	rr->q = NULL;		/* a one-shot query: it ends by itself */
+	if (err != NULL) {
+		xasprintf(&msg, "cannot drop its scratch database %s (the "
+		    "next start tries again): %s", rr->scratch, err);
+		log_warn("backup.recover", "%s", msg);
+	} else
+		log_notice("backup.recover", "dropped scratch database %s of "
+		    "interrupted run %s", rr->scratch, op_get(rr->op, "run"));
+	recovery_finish(rr, msg);
+	free(msg);
+}
+
+static void
+unlink_derived(const char *dir, const char *id, const char *suffix,
+    const char *what)
+{
+	char	*path;
+
+	xasprintf(&path, "%s/%s%s", dir, id, suffix);
+	if (unlink(path) == 0)
+		log_notice("backup.recover", "removed %s %s", what, path);
+	free(path);
+}
+
+void
+backup_run_recover(struct opsd *o, struct op *op)
+{
+	struct backup		*b;
+	struct run_recovery	*rr;
+	struct stat		 sb;
+	const char		*id = op_get(op, "run");
+	unsigned int		 step = op_step_index(op);
+	char			*mpath, *sql, *qi;
+	int64_t			 start;
+
+	if ((b = backup_find(o, op_object(op))) == NULL) {
+		op_finish(op, OP_ABANDONED, "backup %s is no longer in the "
+		    "configuration; its files were left as they are",
+		    op_object(op));
+		return;
+	}
+	/* the run id names every file: it must be one of this backup's */
+	if ((start = backup_run_id_time(b, id)) < 0) {
+		log_warn("backup.recover", "op %s: '%s' is not a run of backup "
+		    "%s; nothing removed", op_id(op), id != NULL ? id : "",
+		    b->conf->name);
+		op_finish(op, OP_ABANDONED, "the op's run '%s' is not a run of "
+		    "backup %s (%s-YYYYMMDDTHHMMSSZ); nothing was removed by "
+		    "it (the start-up sweep removes %s's leftovers)",
+		    id != NULL ? id : "", b->conf->name, b->conf->name,
+		    b->conf->name);
+		return;
+	}
+	rr = xcalloc(1, sizeof *rr);
+	rr->b = b;
+	rr->op = op;
+	b->recoveries = xreallocarray(b->recoveries, b->nrecoveries + 1,
+	    sizeof *b->recoveries);
+	b->recoveries[b->nrecoveries++] = rr;
+
+	unlink_derived(b->conf->dir, id, ".dump.partial", "partial dump");
+	/* renamed but no manifest yet: no checksum, not a backup */
+	xasprintf(&mpath, "%s/%s.json", b->conf->dir, id);
+	rr->complete = stat(mpath, &sb) == 0 && S_ISREG(sb.st_mode);
+	free(mpath);
+	if (!rr->complete)
+		unlink_derived(b->conf->dir, id, ".dump", "unmanifested dump");
+	backup_passfiles_remove(b);
+	backup_event(b, &EVT_BACKUP_INTERRUPTED, id, NULL, 0, "backup run %s "
+	    "was interrupted while %s (opsd stopped or crashed; op %s); %s",
+	    id, op_step_name(op), op_id(op), rr->complete ? "the backup "
+	    "itself is complete and kept; its verification or upload did not "
+	    "finish" : "its partial file was removed");
+	if (step == OP_NO_STEP || step < RUN_VERIFY) {
+		recovery_finish(rr, NULL);
+		return;
+	}
+	/* the helper names it: the same name the verification used */
+	rr->scratch = db_scratch_name("verify", b->conf->name, start);
+	qi = pg_quote_ident(rr->scratch);
+	xasprintf(&sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", qi);
+	free(qi);
+	rr->q = db_query(o->base, b->db, 1, NULL, sql, 60000,
+	    recovery_dropped, rr);
+	free(sql);
+	if (rr->q == NULL) {
+		char *msg;
+
+		xasprintf(&msg, "cannot drop its scratch database %s (the "
+		    "next start tries again)", rr->scratch);
+		recovery_finish(rr, msg);
+		free(msg);
+	}
+}
+
+/*
+ * Stops the clean-up: the backup goes away (removed) or opsd stops. A
+ * roll-back still dropping its scratch database is abandoned when the
+ * backup left the configuration; when opsd stops it stays unfinished in
+ * the journal, and the next start rolls it back again.
+ */
+void
+backup_recover_stop(struct backup *b, int removed)
+{
+	while (b->nrecoveries > 0) {
+		struct run_recovery *rr = b->recoveries[0];
+
+		if (rr->q != NULL)
+			pg_cancel(rr->q);
+		rr->q = NULL;
+		if (removed)
+			op_finish(rr->op, OP_ABANDONED, "backup %s was removed "
+			    "from the configuration before its scratch "
+			    "database %s was dropped", b->conf->name,
+			    rr->scratch);
+		rr->op = NULL;
+		recovery_free(rr);
+	}
+	free(b->recoveries);
+	b->recoveries = NULL;
 	if (b->recover_q != NULL)
 		pg_cancel(b->recover_q);
 	b->recover_q = NULL;

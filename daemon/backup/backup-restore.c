@@ -76,6 +76,7 @@ struct restore {
 	int			 create;
 	int			 force;
 	int			 created;
+	int			 restoring;	/* pg_restore runs */
 	struct pgq		*admin;
 	struct pgq		*target;
 	struct child		*child;
@@ -84,9 +85,23 @@ struct restore {
 	struct rpc_pending	*waiter;
 };
 
+/* Every restore in flight is on its backup's list: see restore_abort. */
 static void
 restore_free(struct restore *rs)
 {
+	struct backup	*b = rs->b;
+	unsigned int	 i;
+
+	for (i = 0; i < b->nrestores; i++) {
+		if (b->restores[i] == rs) {
+			b->restores[i] = b->restores[--b->nrestores];
+			break;
+		}
+	}
+	if (b->nrestores == 0) {
+		free(b->restores);
+		b->restores = NULL;
+	}
 	if (rs->admin != NULL)
 		pg_cancel(rs->admin);
 	if (rs->target != NULL)
@@ -161,6 +176,7 @@ restore_run(struct restore *rs)
 		pg_cancel(rs->admin);
 		rs->admin = NULL;
 	}
+	rs->restoring = 1;
 	rs->child = backup_pg_restore_spawn(rs->b, "restore", rs->into,
 	    rs->file, rs->force, restore_done, rs, &rs->passfile, &msg);
 	if (rs->child == NULL) {
@@ -316,6 +332,35 @@ restore_summed(struct child *c, const struct child_result *r, void *arg)
 	    restore_admin_open, rs);
 }
 
+/*
+ * The backup goes away (a reload removed its section, or opsd stops)
+ * while a restore runs: pg_restore is killed, the waiter hears why, and
+ * nothing is left pointing at the backup. A database the restore created
+ * is left as it is, partly restored: the error says so.
+ */
+void
+backup_restore_abort_all(struct backup *b, const char *why)
+{
+	struct restore	*rs;
+
+	while (b->nrestores > 0) {
+		rs = b->restores[b->nrestores - 1];
+		log_warn("backup.restore", "restore of %s into %s stopped: %s",
+		    m_str(rs->manifest, "id"), rs->into, why);
+		if (rs->waiter != NULL)
+			rpc_pending_error(rs->waiter,
+			    backup_rpc_code(-ESHUTDOWN), NULL, "restore of %s "
+			    "into %s stopped: %s%s%s%s",
+			    m_str(rs->manifest, "id"), rs->into, why,
+			    rs->restoring ? "; database " : "",
+			    rs->restoring ? rs->into : "", rs->restoring ?
+			    " may be partly restored: drop it, or "
+			    "restore again with --force" : "");
+		rs->waiter = NULL;
+		restore_free(rs);
+	}
+}
+
 int
 backup_rpc_restore(struct opsd *o, const char *id, const char *into,
     int create, int force, struct rpc_pending *waiter, char **msg)
@@ -343,6 +388,9 @@ backup_rpc_restore(struct opsd *o, const char *id, const char *into,
 	rs->force = force;
 	rs->waiter = waiter;
 	rs->start_usec = now_usec();
+	b->restores = xreallocarray(b->restores, b->nrestores + 1,
+	    sizeof *b->restores);
+	b->restores[b->nrestores++] = rs;
 	xasprintf(&rs->file, "%s/%s", b->conf->dir, m_str(m, "file"));
 	{
 		const char *argv[] = { "sha256sum", "--", rs->file, NULL };

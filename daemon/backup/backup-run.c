@@ -1,9 +1,12 @@
 /*
  * A backup run: connect -> lock (optional advisory lock for fleets) ->
  * dump (pg_dump streamed through SHA-256 into a .partial file) -> sync
- * -> rename + manifest -> verify -> upload -> prune. The step is written
- * to state_dir before each side effect (run_save_state and friends, kept
- * together at the top) so start-up recovery knows what to undo.
+ * -> rename + manifest -> verify -> upload -> prune. A run is an op of
+ * kind backup.run (core/op.h) on the backup's name, its run id saved as
+ * "run": run_step() puts each step in the journal before the step's side
+ * effect, so that start-up recovery (backup_run_recover) knows what to
+ * undo, and the same steps reach the run's --follow clients through the
+ * op's listener.
  *
  * Nothing here blocks the loop on something slow: pg_dump and the final
  * fsync (`sync FILE`) are children, queries go through pg.c. What stays
@@ -31,6 +34,7 @@
 #include "daemon.h"
 #include "evt.h"
 #include "jobs.h"
+#include "op.h"
 #include "rpc.h"
 #include "s3.h"
 #include "state.h"
@@ -38,60 +42,73 @@
 
 #define SYNC_EVERY	(16 * 1024 * 1024)
 
-static const char *const step_names[] = {
-	"connecting", "locking", "dumping", "syncing", "verifying",
-	"uploading", "done"
+/* The steps of backup.run: docs/hacking.md, "The op journal". */
+const char *const backup_run_steps[RUN_NSTEPS] = {
+	[RUN_CONNECT] = "connecting",
+	[RUN_LOCK] = "locking",
+	[RUN_DUMP] = "dumping",
+	[RUN_SYNC] = "syncing",
+	[RUN_RENAME] = "renaming",
+	[RUN_VERIFY] = "verifying",
+	[RUN_UPLOAD] = "uploading",
+	[RUN_PRUNE] = "pruning",
+};
+#define step_names	backup_run_steps
+
+const struct op_kind backup_run_kind = {
+	.name = "backup.run",
+	.steps = backup_run_steps,
+	.nsteps = RUN_NSTEPS,
+	.rollback = backup_run_recover,
 };
 
-static char *
-run_state_name(struct backup *b)
+/* NAME-YYYYMMDDTHHMMSSZ of this backup (and a real time), else -1. */
+int64_t
+backup_run_id_time(struct backup *b, const char *id)
 {
-	char	*n;
+	struct tm	 tm;
+	time_t		 t;
+	char		 back[32];
+	const char	*ts;
 
-	xasprintf(&n, "backup-%s.run.json", b->conf->name);
-	return (n);
+	if (id == NULL || !backup_own_file(b, id, ""))
+		return (-1);
+	ts = id + strlen(b->conf->name) + 1;
+	memset(&tm, 0, sizeof tm);
+	if (sscanf(ts, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon,
+	    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+		return (-1);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	t = timegm(&tm);
+	/* no 20261399T...: the time must print back to the same text */
+	gmtime_r(&t, &tm);
+	strftime(back, sizeof back, "%Y%m%dT%H%M%SZ", &tm);
+	if (strcmp(back, ts) != 0)
+		return (-1);
+	return ((int64_t)t);
 }
 
-/* Persisted before each side effect, so a restart knows what to undo. */
-void
-backup_run_save_state(struct brun *r)
+static void	run_fail(struct brun *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Makes step the run's current one, in the journal before its side
+ * effect. -1 when it could not be recorded: the run has then failed (and
+ * is gone), and the caller must not do the step.
+ */
+static int
+run_step(struct brun *r, enum brun_step step)
 {
-	json_t	*st;
-	char	*name = run_state_name(r->b);
-	int	 e;
+	int	e;
 
-	st = json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "id", r->id, "step",
-	    step_names[r->step], "partial", r->partial, "final", r->final,
-	    "pid", (json_int_t)getpid());
-	if ((e = state_write_json(r->b->opsd->conf->state_dir, name, st)) != 0)
-		log_warn("backup.state", "cannot write %s: %s", name,
-		    strerror(-e));
-	json_decref(st);
-	free(name);
-}
-
-/* What a run that did not end left behind, or NULL. */
-json_t *
-backup_run_load_state(struct backup *b)
-{
-	json_t	*st;
-	char	*name = run_state_name(b);
-	int	 err;
-
-	st = state_read_json(b->opsd->conf->state_dir, name, &err);
-	free(name);
-	return (st);
-}
-
-void
-backup_run_clear_state(struct backup *b)
-{
-	char	*name = run_state_name(b), *path;
-
-	xasprintf(&path, "%s/%s", b->opsd->conf->state_dir, name);
-	unlink(path);
-	free(path);
-	free(name);
+	r->step = step;
+	if ((e = op_step(r->op, step)) != 0) {
+		run_fail(r, "cannot record step %s in the op journal: %s",
+		    step_names[step], strerror(-e));
+		return (-1);
+	}
+	return (0);
 }
 
 static json_t *
@@ -99,10 +116,29 @@ run_progress(struct brun *r)
 {
 	double	el = (double)(now_usec() - r->start_usec) / 1e6;
 
-	return (json_pack("{s:s, s:s, s:s, s:I, s:f, s:f}", "run", r->id,
-	    "backup", r->b->conf->name, "step", step_names[r->step],
-	    "bytes", (json_int_t)r->bytes, "elapsed_seconds", el,
-	    "rate_bytes_per_second", el > 0 ? (double)r->bytes / el : 0.0));
+	return (json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:f}", "run", r->id,
+	    "op", r->op_id, "backup", r->b->conf->name, "step",
+	    step_names[r->step], "bytes", (json_int_t)r->bytes,
+	    "elapsed_seconds", el, "rate_bytes_per_second", el > 0 ?
+	    (double)r->bytes / el : 0.0));
+}
+
+static void
+run_notify(struct brun *r)
+{
+	unsigned int	i;
+
+	for (i = 0; i < r->nfollowers; i++)
+		rpc_pending_notify(r->followers[i], "backup.progress",
+		    run_progress(r));
+}
+
+/* The op's listener: every step the journal records reaches --follow. */
+static void
+run_op_step(struct op *op, void *arg)
+{
+	if (op_state(op) == OP_RUNNING)
+		run_notify(arg);
 }
 
 void
@@ -110,13 +146,10 @@ backup_run_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct brun	*r = arg;
 	struct timeval	 tv = { 1, 0 };
-	unsigned int	 i;
 
 	(void)fd;
 	(void)what;
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_notify(r->followers[i], "backup.progress",
-		    run_progress(r));
+	run_notify(r);
 	evtimer_add(r->timer, &tv);
 }
 
@@ -154,10 +187,6 @@ run_free(struct brun *r)
 
 static void
 run_fail(struct brun *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-run_fail(struct brun *r, const char *fmt, ...)
 {
 	va_list	ap;
 
@@ -185,7 +214,26 @@ backup_run_finish(struct brun *r, int ok, int skipped)
 	if (r->partial != NULL)
 		unlink(r->partial);
 	db_passfile_remove(&r->passfile);
-	backup_run_clear_state(b);
+	if (r->op != NULL) {
+		/*
+		 * A dump with its manifest is a backup, whatever came after;
+		 * before that, nothing of the run is left: rolled back.
+		 */
+		if (r->interrupted && r->manifest != NULL)
+			op_finish(r->op, OP_OK, NULL);
+		else if (r->interrupted)
+			op_finish(r->op, OP_ROLLED_BACK, "interrupted while %s: "
+			    "%s; the partial dump was removed",
+			    step_names[r->step], r->error);
+		else if (skipped)
+			op_finish(r->op, OP_ROLLED_BACK, "skipped: %s",
+			    r->error);
+		else if (ok)
+			op_finish(r->op, OP_OK, NULL);
+		else
+			op_finish(r->op, OP_FAILED, "%s", r->error);
+		r->op = NULL;
+	}
 	if (r->interrupted) {
 		backup_event(b, &EVT_BACKUP_INTERRUPTED, r->id, NULL, 0,
 		    "backup run %s stopped while %s: %s", r->id,
@@ -239,6 +287,8 @@ backup_run_pruned(struct brun *r)
 	json_t	*res = NULL;
 	char	*msg = NULL;
 
+	if (run_step(r, RUN_PRUNE) != 0)
+		return;
 	if (backup_prune(r->b->opsd, r->b->conf->name, 0, &res, &msg) != 0) {
 		log_warn("backup.prune", "pruning %s: %s", r->b->conf->name,
 		    msg);
@@ -251,9 +301,11 @@ backup_run_pruned(struct brun *r)
 static void
 run_after_verify(struct brun *r)
 {
-	if (r->b->conf->upload != NULL)
+	if (r->b->conf->upload != NULL) {
+		if (run_step(r, RUN_UPLOAD) != 0)
+			return;
 		backup_run_upload(r);
-	else
+	} else
 		backup_run_pruned(r);
 }
 
@@ -286,6 +338,9 @@ run_synced(struct child *c, const struct child_result *res, void *arg)
 		    (int)strcspn(res->err, "\n"), res->err);
 		return;
 	}
+	/* the rename and the manifest: after this the backup exists */
+	if (run_step(r, RUN_RENAME) != 0)
+		return;
 	EVP_DigestFinal_ex(r->sha, md, &mdlen);
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
@@ -324,8 +379,8 @@ run_synced(struct child *c, const struct child_result *res, void *arg)
 	    "%llu bytes, sha256 %.12s", r->id, (unsigned long long)r->bytes,
 	    hex);
 	if (b->conf->verify == BACKUP_VERIFY_EACH) {
-		r->step = RUN_VERIFY;
-		backup_run_save_state(r);
+		if (run_step(r, RUN_VERIFY) != 0)
+			return;
 		backup_verify_start(b, r->manifest, run_verified, r, NULL);
 	} else
 		run_after_verify(r);
@@ -388,10 +443,9 @@ run_dumped(struct child *c, const struct child_result *res, void *arg)
 		return;
 	}
 	r->fd = -1;
-	r->step = RUN_SYNC;
-	/* the final name is recorded before the rename can happen */
 	xasprintf(&r->final, "%s/%s.dump", r->b->conf->dir, r->id);
-	backup_run_save_state(r);
+	if (run_step(r, RUN_SYNC) != 0)
+		return;
 	{
 		/* fsync in a child: a large file can take seconds */
 		const char *argv[] = { "sync", "--data", r->partial, NULL };
@@ -416,13 +470,13 @@ run_dump(struct brun *r)
 	unsigned int		 n = 0;
 	int			 e = 0;
 
-	r->step = RUN_DUMP;
+	if (run_step(r, RUN_DUMP) != 0)
+		return;
 	if ((e = state_mkdir(b->conf->dir, 0750)) != 0) {
 		run_fail(r, "cannot create %s: %s", b->conf->dir, strerror(-e));
 		return;
 	}
 	xasprintf(&r->partial, "%s/%s.dump.partial", b->conf->dir, r->id);
-	backup_run_save_state(r);
 	r->fd = open(r->partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (r->fd == -1) {
 		e = errno;
@@ -541,7 +595,8 @@ run_version(struct pgq *q, const PGresult *res, const char *err, void *arg)
 		snprintf(r->server_version, sizeof r->server_version, "%s",
 		    PQgetvalue(res, 0, 0));
 	if (r->b->conf->lock == BACKUP_LOCK_ADVISORY) {
-		r->step = RUN_LOCK;
+		if (run_step(r, RUN_LOCK) != 0)
+			return;
 		run_try_lock(r);
 		return;
 	}
@@ -582,14 +637,17 @@ pg_dump_version_cb(struct child *c, const struct child_result *res,
 }
 
 struct brun *
-backup_run_start(struct backup *b, struct job *job)
+backup_run_start(struct backup *b, struct job *job,
+    struct rpc_pending *follower, char **err, int *code)
 {
 	struct brun	*r;
 	struct tm	 tm;
 	time_t		 t = time(NULL);
-	struct timeval	 tv = { 1, 0 };
+	struct timeval	 tv = { 0, 0 };
 	char		 ts[32];
+	int		 e;
 
+	*err = NULL;
 	r = xcalloc(1, sizeof *r);
 	r->b = b;
 	r->fd = -1;
@@ -599,14 +657,42 @@ backup_run_start(struct backup *b, struct job *job)
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
 	snprintf(r->id, sizeof r->id, "%s-%s", b->conf->name, ts);
+	if ((e = op_begin(b->opsd, &backup_run_kind, b->conf->name, &r->op,
+	    err)) != 0) {
+		*code = e;
+		free(r);
+		return (NULL);
+	}
+	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(r->op));
+	/* the first step: nothing has happened yet if it cannot be saved */
+	if ((e = op_set(r->op, "run", r->id)) != 0 ||
+	    (e = op_step(r->op, RUN_CONNECT)) != 0) {
+		xasprintf(err, "cannot record backup run %s in the op journal: "
+		    "%s", r->id, strerror(-e));
+		op_finish(r->op, OP_FAILED, "%s", *err);
+		*code = e;
+		free(r);
+		return (NULL);
+	}
+	r->step = RUN_CONNECT;
+	op_listen(r->op, run_op_step, r);
+	if (follower != NULL) {
+		r->followers = xreallocarray(r->followers, r->nfollowers + 1,
+		    sizeof *r->followers);
+		r->followers[r->nfollowers++] = follower;
+	}
 	b->run = r;
+	/*
+	 * The first tick at once, from the loop: a follower hears the
+	 * connecting step after the reply that names the run; the later
+	 * steps come from the op's listener as the journal records them.
+	 */
 	r->timer = evtimer_new(b->opsd->base, backup_run_tick, r);
 	evtimer_add(r->timer, &tv);
 	if (b->pg_dump_version == NULL && b->version_child == NULL) {
 		char *bin = backup_pg_bin(b, "pg_dump");
 		const char *argv[] = { bin, "--version", NULL };
 		struct child_spec spec;
-		int e;
 
 		memset(&spec, 0, sizeof spec);
 		spec.argv = argv;
@@ -616,8 +702,8 @@ backup_run_start(struct backup *b, struct job *job)
 		    &e);
 		free(bin);
 	}
-	log_info("backup.start", "backup %s started (%s)", b->conf->name,
-	    r->id);
+	log_info("backup.start", "backup %s started (%s, op %s)",
+	    b->conf->name, r->id, r->op_id);
 	r->sess = backup_session_open(b, 0, NULL, 30000, run_connected, r);
 	return (r);
 }
@@ -628,6 +714,8 @@ backup_rpc_run(struct opsd *o, const char *name, struct rpc_pending *follower,
 {
 	struct backup	*b;
 	struct brun	*r;
+	char		*err = NULL;
+	int		 e = 0;
 
 	if ((b = backup_find(o, name)) == NULL) {
 		xasprintf(msg, "no backup named '%s' (backup list shows them)",
@@ -657,14 +745,21 @@ backup_rpc_run(struct opsd *o, const char *name, struct rpc_pending *follower,
 			}
 		}
 	}
-	if (b->job != NULL)
-		job_started(b->job);
-	r = backup_run_start(b, b->job);
-	*run_id = xstrdup(r->id);
-	if (follower != NULL) {
-		r->followers = xreallocarray(r->followers, r->nfollowers + 1,
-		    sizeof *r->followers);
-		r->followers[r->nfollowers++] = follower;
+	if ((r = backup_run_start(b, NULL, follower, &err, &e)) == NULL) {
+		/* -EBUSY: a run, or the roll-back of one, is unfinished */
+		if (e == -EBUSY)
+			xasprintf(msg, "backup %s is already running: %s", name,
+			    err);
+		else
+			xasprintf(msg, "cannot start backup %s: %s", name, err);
+		free(err);
+		return (e == -EBUSY ? -EBUSY : -EIO);
 	}
+	/* the job learns once the run is under way (job_started) */
+	if (b->job != NULL) {
+		job_started(b->job);
+		r->job = b->job;
+	}
+	*run_id = xstrdup(r->id);
 	return (0);
 }

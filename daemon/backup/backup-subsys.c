@@ -1,7 +1,7 @@
 /* The backups' entry in the subsystem registry (core/subsys.h). */
 #include <stddef.h>
 
-#include "backup.h"
+#include "backup-int.h"
 #include "evt.h"
 #include "ini.h"
 #include "rpc.h"
@@ -18,6 +18,10 @@ static const struct evt_type *const backup_events[] = {
 	&EVT_BACKUP_RESTORED, NULL
 };
 
+static const struct op_kind *const backup_op_kinds[] = {
+	&backup_run_kind, NULL
+};
+
 const struct subsys backup_subsys = {
 	.name = "backup",
 	.sections = backup_sections,
@@ -29,4 +33,5 @@ const struct subsys backup_subsys = {
 	.methods = rpc_backup_methods,
 	.nmethods = &rpc_backup_nmethods,
 	.events = backup_events,
+	.op_kinds = backup_op_kinds,
 };

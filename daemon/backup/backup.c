@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -68,7 +69,37 @@ backup_find(struct opsd *o, const char *name)
 	return (NULL);
 }
 
-/* pgpass-BACKUP-TAG: start-up recovery removes what a kill left behind */
+/*
+ * pgpass-BACKUP-TAG (tags dump, verify, restore): start-up recovery
+ * removes what a kill left behind by these exact names.
+ */
+static const char *const passfile_tags[] = { "dump", "verify", "restore" };
+
+char *
+backup_passfile_path(struct backup *b, const char *tag)
+{
+	char	*p;
+
+	xasprintf(&p, "%s/run/pgpass-%s-%s", b->opsd->conf->state_dir,
+	    b->conf->name, tag);
+	return (p);
+}
+
+void
+backup_passfiles_remove(struct backup *b)
+{
+	size_t	 i;
+	char	*p;
+
+	for (i = 0; i < nitems(passfile_tags); i++) {
+		p = backup_passfile_path(b, passfile_tags[i]);
+		if (unlink(p) == 0)
+			log_notice("backup.recover", "removed leftover password "
+			    "file %s", p);
+		free(p);
+	}
+}
+
 char *
 backup_passfile_create(struct backup *b, const char *tag, int admin, char **err)
 {
@@ -160,11 +191,19 @@ backup_job_cb(struct job *j, void *arg)
 {
 	struct backup	*b = arg;
 
+	char		*err = NULL;
+	int		 e = 0;
+
 	if (b->run != NULL) {
 		job_finished(j, -1, "skipped: %s still running", b->run->id);
 		return;
 	}
-	backup_run_start(b, j);
+	if (backup_run_start(b, j, NULL, &err, &e) == NULL) {
+		/* -EBUSY: the roll-back of an interrupted run is not over */
+		job_finished(j, e == -EBUSY ? -1 : 0, "%s%s", e == -EBUSY ?
+		    "skipped: " : "", err);
+		free(err);
+	}
 }
 
 int64_t
@@ -248,6 +287,8 @@ backup_free(struct backup *b, int removed)
 	if (b->verify != NULL)
 		backup_verify_abort(b->verify, "opsd is stopping or the "
 		    "backup was reconfigured");
+	backup_restore_abort_all(b, removed ? "the backup was removed from "
+	    "the configuration" : "opsd is stopping");
 	if (b->run != NULL) {
 		/* the partial file goes; the state says nothing is left */
 		struct brun *r = b->run;
@@ -264,7 +305,7 @@ backup_free(struct backup *b, int removed)
 	}
 	if (b->version_child != NULL)
 		child_abandon(b->version_child);
-	backup_recover_stop(b);
+	backup_recover_stop(b, removed);
 	if (b->job != NULL)
 		job_remove(b->job);
 	if (b->verify_job != NULL)

@@ -414,7 +414,12 @@ def test_opsd_killed_during_dump(bk_pg, bk_daemons, tmp_path):
         partial = [f for f in files_in(bdir) if f.endswith(".partial")]
         assert len(partial) == 1, files_in(bdir)
         run_id = partial[0][:-len(".dump.partial")]
-        assert (d.state_dir / "backup-crash.run.json").exists()
+        # the run is an unfinished op in the journal, at its dumping step
+        ops = [json.loads(p.read_text())
+               for p in d.state_dir.glob("op-*.json")]
+        assert [(o["kind"], o["object"], o["step"], o["data"]["run"])
+                for o in ops] == [("backup.run", "crash", "dumping",
+                                   run_id)], ops
         d.kill9()
     finally:
         lock.release()

@@ -80,7 +80,12 @@ cmd_backup_list_show(json_t *r)
 			out_table_cell(t, "%s", sz);
 			out_table_cell(t, "%s", out_str(it, "verified"));
 			out_table_cell(t, "%s", out_str(it, "uploaded"));
-			out_table_cell(t, "%.12s", out_str(it, "sha256"));
+			/* an own file that is not a good manifest: why */
+			if (json_is_string(json_object_get(it, "error")))
+				out_table_cell(t, "%s", out_str(it, "error"));
+			else
+				out_table_cell(t, "%.12s", out_str(it,
+				    "sha256"));
 		}
 		out_table_print(t, 1);
 	}

@@ -191,6 +191,22 @@ json_t		*backup_item_find(struct opsd *, const char *id,
 int		 backup_manifest_save(struct backup *, json_t *);
 int		 backup_own_file(struct backup *, const char *fname,
 		    const char *suffix);
+/* The own NAME-TS.json files that are not good manifests, oldest first. */
+json_t		*backup_items_invalid(struct backup *);
+
+/*
+ * The pure part (tests/unit/test-manifest.c, fuzz/fuzz-manifest.c).
+ * backup_own_name: is fname NAME-YYYYMMDDTHHMMSSZ + suffix exactly?
+ * backup_id_time: the time such an id names, or -1.
+ * backup_manifest_parse: bytes -> a good manifest of backup name (new
+ * reference), or NULL with a printable reason in err.
+ */
+#define BACKUP_MANIFEST_MAX	(1 << 20)
+int		 backup_own_name(const char *name, const char *fname,
+		    const char *suffix);
+int64_t		 backup_id_time(const char *name, const char *id);
+json_t		*backup_manifest_parse(const char *name, const char *id,
+		    const void *buf, size_t len, char *err, size_t errlen);
 
 static inline const char *
 m_str(json_t *m, const char *key)
@@ -221,17 +237,6 @@ void		 backup_run_finish(struct brun *, int ok, int skipped);
 /* The upload is over (or there is none): prune, then finish. */
 void		 backup_run_pruned(struct brun *);
 void		 backup_run_tick(evutil_socket_t, short, void *);
-/*
- * The step of a run is in the op journal since op_step(): backup-run.c
- * takes the uploading step before backup_run_upload(), so this old call
- * in backup-upload.c is never reached; kept only until that file stops
- * making it.
- */
-static inline void
-backup_run_save_state(struct brun *r)
-{
-	(void)r;
-}
 /* NAME-YYYYMMDDTHHMMSSZ of this backup: its start time, or -1. */
 int64_t		 backup_run_id_time(struct backup *, const char *id);
 

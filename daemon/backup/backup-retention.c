@@ -4,6 +4,7 @@
  * with remote_retention, from the bucket.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,23 +91,61 @@ backup_retention(const struct retention *r, const int64_t *ts,
 	free(order);
 }
 
+/*
+ * Removes one backup's own files: ID.dump and ID.json, names derived
+ * from an id that is NAME-YYYYMMDDTHHMMSSZ for this backup and nothing a
+ * manifest says, relative to the directory's fd (unlinkat removes a
+ * symlink itself, never what it points to), and with remote_retention
+ * the same two keys under the bucket's prefix.
+ */
+static void
+remove_own(struct backup *b, int dfd, const char *id, const char *why)
+{
+	static const char *const sfx[] = { ".dump", ".json" };
+	char	 name[200];
+	size_t	 i;
+
+	if (!backup_own_name(b->conf->name, id, "")) {
+		log_warn("backup.prune", "not removing '%s': not a backup id "
+		    "of %s", id, b->conf->name);
+		return;
+	}
+	for (i = 0; i < 2; i++) {
+		snprintf(name, sizeof name, "%s%s", id, sfx[i]);
+		if (dfd != -1 && unlinkat(dfd, name, 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("backup.prune", "cannot remove %s/%s: %s",
+			    b->conf->dir, name, strerror(errno));
+		if (b->conf->remote_retention && b->conf->upload != NULL)
+			backup_remote_delete(b, name);
+	}
+	log_info("backup.prune", "removed %s (%s)", id, why);
+}
+
 int
 backup_prune(struct opsd *o, const char *name, int dry_run, json_t **result,
     char **msg)
 {
 	struct backup		*b;
 	struct retention	 pol;
-	json_t			*m, *gone, *kept, *keepers;
+	json_t			*m, *gone, *kept, *keepers, *bad;
 	int64_t			*ts;
-	int			*ver, *keep;
-	size_t			 i, n;
-	char			*path;
+	int			*ver, *keep, dfd = -1;
+	size_t			 i, n, ngood;
 
 	if ((b = backup_find(o, name)) == NULL) {
 		xasprintf(msg, "no backup named '%s'", name);
 		return (-ENOENT);
 	}
-	n = json_array_size(b->items);
+	/*
+	 * The own files whose manifest is unreadable or invalid take part
+	 * as unverified backups of the time their name says: kept while
+	 * the policy keeps that time, removed (their derived names only)
+	 * once it does not.
+	 */
+	bad = backup_items_invalid(b);
+	ngood = json_array_size(b->items);
+	n = ngood + json_array_size(bad);
 	ts = xcalloc(n + 1, sizeof *ts);
 	ver = xcalloc(n + 1, sizeof *ver);
 	keep = xcalloc(n + 1, sizeof *keep);
@@ -116,11 +155,18 @@ backup_prune(struct opsd *o, const char *name, int dry_run, json_t **result,
 		ver[i] = b->conf->verify == BACKUP_VERIFY_NEVER ? 1 :
 		    m_verified(m);
 	}
+	json_array_foreach(bad, i, m)
+		ts[ngood + i] = json_integer_value(json_object_get(m,
+		    "start"));
 	pol.keep_last = b->conf->keep_last;
 	pol.keep_daily = b->conf->keep_daily;
 	pol.keep_weekly = b->conf->keep_weekly;
 	pol.keep_monthly = b->conf->keep_monthly;
 	backup_retention(&pol, ts, ver, (unsigned int)n, keep);
+	if (!dry_run && (dfd = open(b->conf->dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 && errno != ENOENT)
+		log_warn("backup.prune", "cannot open %s: %s", b->conf->dir,
+		    strerror(errno));
 	gone = json_array();
 	kept = json_array();
 	keepers = json_array();
@@ -141,23 +187,20 @@ backup_prune(struct opsd *o, const char *name, int dry_run, json_t **result,
 			json_array_append(keepers, m);
 			continue;
 		}
-		xasprintf(&path, "%s/%s", b->conf->dir, m_str(m, "file"));
-		if (unlink(path) == -1 && errno != ENOENT)
-			log_warn("backup.prune", "cannot remove %s: %s", path,
-			    strerror(errno));
-		free(path);
-		xasprintf(&path, "%s/%s.json", b->conf->dir, m_str(m, "id"));
-		unlink(path);
-		free(path);
-		if (b->conf->remote_retention && b->conf->upload != NULL) {
-			backup_remote_delete(b, m_str(m, "file"));
-			xasprintf(&path, "%s.json", m_str(m, "id"));
-			backup_remote_delete(b, path);
-			free(path);
-		}
-		log_info("backup.prune", "removed %s (retention)",
-		    m_str(m, "id"));
+		remove_own(b, dfd, m_str(m, "id"), "retention");
 	}
+	json_array_foreach(bad, i, m) {
+		if (keep[ngood + i]) {
+			json_array_append_new(kept, json_string(m_str(m, "id")));
+			continue;
+		}
+		json_array_append_new(gone, json_string(m_str(m, "id")));
+		if (!dry_run)
+			remove_own(b, dfd, m_str(m, "id"), m_str(m, "error"));
+	}
+	if (dfd != -1)
+		close(dfd);
+	json_decref(bad);
 	json_decref(b->items);
 	b->items = keepers;
 	backup_items_stats(b);

@@ -5,10 +5,12 @@
  */
 #include <sys/stat.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -113,10 +115,8 @@ backup_run_upload(struct brun *r)
 	const char		*file;
 	struct stat		 st;
 
-	if (r->step != RUN_UPLOAD) {
-		r->step = RUN_UPLOAD;
-		backup_run_save_state(r);
-	}
+	/* the uploading step is in the op journal already (backup-run.c) */
+	r->step = RUN_UPLOAD;
 	r->upload_try++;
 	if (read_key(b->conf->s3_access_key_file, ak, sizeof ak) != 0 ||
 	    read_key(b->conf->s3_secret_key_file, sk, sizeof sk) != 0) {
@@ -133,32 +133,34 @@ backup_run_upload(struct brun *r)
 	t.access_key = ak;
 	t.secret_key = sk;
 	t.timeout_ms = b->conf->timeout;
-	if (r->upload_manifest) {
-		xasprintf(&path, "%s/%s.json", b->conf->dir, r->id);
-		file = strrchr(path, '/') + 1;
-	} else {
-		path = xstrdup(r->final);
-		file = m_str(r->manifest, "file");
-	}
+	t.connect_timeout_ms = b->conf->upload_connect_timeout;
+	t.stall_timeout_ms = b->conf->upload_stall_timeout;
+	/* both names derive from the run's id, not from the manifest */
+	xasprintf(&path, "%s/%s.%s", b->conf->dir, r->id, r->upload_manifest ?
+	    "json" : "dump");
+	file = strrchr(path, '/') + 1;
 	xasprintf(&key, "%s%s%s", prefix, *prefix ? "/" : "", file);
 	if (r->upload_manifest) {
 		/* small: hash it here */
 		unsigned char	 md[32];
 		char		 hex[65], *buf = NULL;
 		size_t		 n = 0;
-		FILE		*f = fopen(path, "re");
+		int		 fd = open(path, O_RDONLY | O_NOFOLLOW |
+				    O_CLOEXEC);
+		ssize_t		 got;
 
-		if (f != NULL) {
-			buf = xmalloc(1 << 20);
-			n = fread(buf, 1, 1 << 20, f);
-			fclose(f);
-		}
+		buf = xmalloc(BACKUP_MANIFEST_MAX);
+		while (fd != -1 && n < BACKUP_MANIFEST_MAX && (got = read(fd,
+		    buf + n, BACKUP_MANIFEST_MAX - n)) > 0)
+			n += (size_t)got;
+		if (fd != -1)
+			close(fd);
 		EVP_Digest(buf, n, md, NULL, EVP_sha256(), NULL);
 		for (int i = 0; i < 32; i++)
 			snprintf(hex + 2 * i, 3, "%02x", md[i]);
 		free(buf);
 		r->s3 = s3_upload(&t, key, path, n, hex, run_uploaded, r);
-	} else if (stat(path, &st) == 0)
+	} else if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
 		r->s3 = s3_upload(&t, key, path, (uint64_t)st.st_size,
 		    m_str(r->manifest, "sha256"), run_uploaded, r);
 	explicit_bzero(ak, sizeof ak);
@@ -199,6 +201,8 @@ backup_remote_delete(struct backup *b, const char *file)
 	t.access_key = ak;
 	t.secret_key = sk;
 	t.timeout_ms = 60000;
+	t.connect_timeout_ms = b->conf->upload_connect_timeout;
+	t.stall_timeout_ms = b->conf->upload_stall_timeout;
 	xasprintf(&key, "%s%s%s", prefix, *prefix ? "/" : "", file);
 	s3_delete(&t, key, remote_deleted, NULL);
 	explicit_bzero(ak, sizeof ak);

@@ -67,6 +67,8 @@ struct backup_conf {
 	unsigned int	 nalert;
 	int		 alert_line;
 	int		 database_line;
+	uint64_t	 upload_connect_timeout;	/* msec */
+	uint64_t	 upload_stall_timeout;		/* msec */
 };
 
 extern const struct ini_section backup_section;

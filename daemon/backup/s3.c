@@ -1,3 +1,5 @@
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -26,6 +28,8 @@ struct s3_op {
 	char			*sigv4;
 	uint64_t		 size;
 	uint64_t		 timeout_ms;
+	uint64_t		 connect_timeout_ms;
+	uint64_t		 stall_timeout_ms;
 	int			 fd;
 	char			 errbuf[CURL_ERROR_SIZE];
 	s3_done_cb		 done;
@@ -110,6 +114,20 @@ s3_easy(struct s3_op *op)
 	curl_easy_setopt(e, CURLOPT_AWS_SIGV4, op->sigv4);
 	curl_easy_setopt(e, CURLOPT_USERPWD, op->userpwd);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)op->timeout_ms);
+	/*
+	 * A blackholed or silent endpoint must fail an attempt in seconds,
+	 * not after the whole timeout: the connect has its own bound, and
+	 * a transfer that moves less than a byte a second for the stall
+	 * time is given up.
+	 */
+	if (op->connect_timeout_ms > 0)
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+		    (long)op->connect_timeout_ms);
+	if (op->stall_timeout_ms > 0) {
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+		    (long)((op->stall_timeout_ms + 999) / 1000));
+	}
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s3_discard);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, op->headers);
 	op->errbuf[0] = '\0';
@@ -140,10 +158,21 @@ s3_done(CURL *easy, CURLcode code, void *arg)
 
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 	if (code != CURLE_OK) {
-		snprintf(msg, sizeof msg, "%s %s: %s", op->step == S3_PUT ?
+		curl_off_t	 conn = 0;
+		const char	*hint = "";
+
+		if (code == CURLE_OPERATION_TIMEDOUT) {
+			curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &conn);
+			hint = conn == 0 && op->connect_timeout_ms > 0 ?
+			    " (no connection within upload_connect_timeout)" :
+			    strstr(op->errbuf, "too slow") != NULL ?
+			    " (stalled for upload_stall_timeout)" :
+			    " (the backup's timeout)";
+		}
+		snprintf(msg, sizeof msg, "%s %s: %s%s", op->step == S3_PUT ?
 		    "upload to" : op->step == S3_HEAD ? "checking" : "deleting",
 		    op->url, op->errbuf[0] ? op->errbuf :
-		    curl_easy_strerror(code));
+		    curl_easy_strerror(code), hint);
 		s3_finish(op, 0, msg);
 		return;
 	}
@@ -210,6 +239,8 @@ s3_new(const struct s3_target *t, const char *key, s3_done_cb done, void *arg)
 	op->done = done;
 	op->arg = arg;
 	op->timeout_ms = t->timeout_ms;
+	op->connect_timeout_ms = t->connect_timeout_ms;
+	op->stall_timeout_ms = t->stall_timeout_ms;
 	/* keep '/' in keys, escape the rest of each segment */
 	tmp = curl_easy_init();
 	ekey = curl_easy_escape(tmp, key, 0);
@@ -230,12 +261,15 @@ s3_upload(const struct s3_target *t, const char *key, const char *path,
     uint64_t size, const char *sha256_hex, s3_done_cb done, void *arg)
 {
 	struct s3_op	*op;
+	struct stat	 st;
 	char		*hdr;
 
 	op = s3_new(t, key, done, arg);
 	op->step = S3_PUT;
 	op->size = size;
-	if ((op->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	/* never through a symlink: what goes off-site is the file here */
+	if ((op->fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    fstat(op->fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		s3_free(op);
 		return (NULL);
 	}

@@ -16,7 +16,9 @@ struct s3_target {
 	const char	*bucket;
 	const char	*access_key;
 	const char	*secret_key;
-	uint64_t	 timeout_ms;
+	uint64_t	 timeout_ms;		/* a whole request */
+	uint64_t	 connect_timeout_ms;	/* 0: curl's default */
+	uint64_t	 stall_timeout_ms;	/* nothing moved for so long */
 };
 
 struct s3_op;
@@ -24,7 +26,10 @@ struct s3_op;
 typedef void (*s3_done_cb)(struct s3_op *, int ok, const char *error,
     void *arg);
 
-/* PUT then HEAD: done when the object is there with the right size. */
+/*
+ * PUT then HEAD: done when the object is there with the right size.
+ * path is opened with O_NOFOLLOW and must be a regular file.
+ */
 struct s3_op *s3_upload(const struct s3_target *, const char *key,
 	    const char *path, uint64_t size, const char *sha256_hex,
 	    s3_done_cb, void *arg);

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
@@ -344,17 +346,48 @@ db_lock_held(const PGresult *res)
 	    strcmp(PQgetvalue(res, 0, 0), "t") == 0);
 }
 
-/* opsd_KIND_OWNER_: OWNER cut so that 14 digits still fit in 63 bytes */
+/* [a-z0-9_] only: what is not a letter or a digit becomes '_' */
+static void
+scratch_fold(char *s)
+{
+	for (; *s != '\0'; s++)
+		*s = isalnum((unsigned char)*s) ? (char)tolower(
+		    (unsigned char)*s) : '_';
+}
+
+/*
+ * opsd_KIND_OWNER_HHHHHHHH_: OWNER folded to [a-z0-9_] and cut so that
+ * 14 digits still fit in 63 bytes, HHHHHHHH the first 32 bits of the
+ * SHA-256 of the whole owner name as it is. The fold and the cut alone
+ * made "app.x" and "app_x", "App" and "app", or two long names with the
+ * same first 27 bytes share one scratch database; the hash keeps them
+ * apart.
+ */
 static char *
 scratch_prefix(const char *kind, const char *owner)
 {
-	char	*s, *p;
+	unsigned char	 md[32];
+	char		*s, *folded;
+	int		 room = 63 - 14 - 5 - 1 - 1 - 8 - 1 - (int)strlen(kind);
+
+	SHA256((const unsigned char *)owner, strlen(owner), md);
+	xasprintf(&folded, "%s_%.*s", kind, room > 0 ? room : 0, owner);
+	scratch_fold(folded);
+	xasprintf(&s, "opsd_%s_%02x%02x%02x%02x_", folded, md[0], md[1],
+	    md[2], md[3]);
+	free(folded);
+	return (s);
+}
+
+/* Before the hash (one release: recovery still finds what it left). */
+static char *
+scratch_prefix_old(const char *kind, const char *owner)
+{
+	char	*s;
 	int	 room = 63 - 14 - 7 - (int)strlen(kind);
 
 	xasprintf(&s, "opsd_%s_%.*s_", kind, room > 0 ? room : 0, owner);
-	for (p = s; *p != '\0'; p++)
-		*p = isalnum((unsigned char)*p) ? (char)tolower(
-		    (unsigned char)*p) : '_';
+	scratch_fold(s);
 	return (s);
 }
 
@@ -376,13 +409,21 @@ db_scratch_name(const char *kind, const char *owner, int64_t start)
 char *
 db_scratch_list_sql(const char *kind, const char *owner)
 {
-	char	*pfx, *sql;
+	char	*pfx, *old, *sql;
 
-	/* exactly PREFIX + 14 digits; the prefix is [a-z0-9_] only */
+	/*
+	 * exactly PREFIX + 14 digits; the prefixes are [a-z0-9_] only. The
+	 * old, hash-less form is still matched so that an upgrade cleans up
+	 * what the previous version left; it can name another owner's
+	 * database only when that one too was made by the previous version.
+	 */
 	pfx = scratch_prefix(kind, owner);
+	old = scratch_prefix_old(kind, owner);
 	xasprintf(&sql, "SELECT datname FROM pg_database WHERE "
-	    "datname ~ '^%s[0-9]{14}$'", pfx);
+	    "datname ~ '^%s[0-9]{14}$' OR datname ~ '^%s[0-9]{14}$'", pfx,
+	    old);
 	free(pfx);
+	free(old);
 	return (sql);
 }
 

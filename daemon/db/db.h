@@ -89,11 +89,15 @@ int		 db_unlock(struct pgq *, int64_t key, uint64_t timeout_ms,
 int		 db_lock_held(const PGresult *);
 
 /*
- * Scratch databases: opsd_KIND_OWNER_YYYYMMDDHHMMSS, lower case, at most
- * 63 bytes (PostgreSQL's limit) and derived from the owner and a start
- * time, so a restart finds what a killed run left behind.
- * db_scratch_list_sql selects exactly those of one owner, not those of an
- * owner whose name merely starts the same. free() both results.
+ * Scratch databases: opsd_KIND_OWNER_HHHHHHHH_YYYYMMDDHHMMSS, lower case,
+ * at most 63 bytes (PostgreSQL's limit) and derived from the owner and a
+ * start time, so a restart finds what a killed run left behind. OWNER is
+ * folded to [a-z0-9_] and cut; HHHHHHHH (a hash of the whole owner name)
+ * keeps owners apart that differ only in case, punctuation or past the
+ * cut. db_scratch_list_sql selects exactly those of one owner, not those
+ * of an owner whose name merely starts the same, and (for one release)
+ * the hash-less opsd_KIND_OWNER_YYYYMMDDHHMMSS of the previous version.
+ * free() both results.
  */
 char		*db_scratch_name(const char *kind, const char *owner,
 		    int64_t start);

@@ -97,7 +97,7 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 		qi = pg_quote_ident(name);
 		xasprintf(&sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", qi);
 		free(qi);
-		d->q = db_query(b->opsd->base, b->db, 1, NULL, sql, 60000,
+		d->q = db_query(b->opsd, b->db, 1, NULL, sql, 60000,
 		    recover_dropped_once, d);
 		b->drops = xreallocarray(b->drops, b->ndrops + 1,
 		    sizeof *b->drops);
@@ -340,7 +340,7 @@ backup_run_recover(struct opsd *o, struct op *op)
 	qi = pg_quote_ident(rr->scratch);
 	xasprintf(&sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", qi);
 	free(qi);
-	rr->q = db_query(o->base, b->db, 1, NULL, sql, 60000,
+	rr->q = db_query(o, b->db, 1, NULL, sql, 60000,
 	    recovery_dropped, rr);
 	free(sql);
 	if (rr->q == NULL) {

@@ -117,7 +117,7 @@ struct pgq *
 backup_session_open(struct backup *b, int admin, const char *dbname,
     uint64_t timeout_ms, pg_done_cb cb, void *arg)
 {
-	return (db_session_open(b->opsd->base, b->db, admin, dbname,
+	return (db_session_open(b->opsd, b->db, admin, dbname,
 	    timeout_ms, cb, arg));
 }
 

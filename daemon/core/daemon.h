@@ -39,7 +39,7 @@ struct opsd {
 	struct control		*control;	/* control/control.c */
 	struct rpc_table	*rpc;		/* control/rpc.c */
 	struct status_cache	*status;	/* control/rpc-opsd.c */
-	struct evdns_base	*dns;		/* names for tcp/tls probes */
+	struct evdns_base	*dns;		/* names: probes and sessions */
 	struct metrics		*metrics;	/* core/metrics.c */
 	/* each subsystem's own state, by its registry id (subsys.h) */
 	void			*sub[SUBSYS_N];

@@ -231,35 +231,9 @@ db_passfile_clean(const char *state_dir, const char *prefix)
 	free(path);
 }
 
-/*
- * The daemon's resolver, so that sessions resolve host names with evdns
- * (pg.h). db_session_open and db_query are handed the event base only,
- * so the resolver of that base is remembered when the room starts.
- */
-static struct {
-	struct event_base	*base;
-	struct evdns_base	*dns;
-} db_resolver;
-
-static int
-db_init(struct opsd *o)
-{
-	db_resolver.base = o->base;
-	db_resolver.dns = o->dns;
-	return (0);
-}
-
-static void
-db_free(struct opsd *o)
-{
-	if (db_resolver.base == o->base) {
-		db_resolver.base = NULL;
-		db_resolver.dns = NULL;
-	}
-}
-
+/* Host names are resolved with the daemon's evdns first (pg.h). */
 static struct pgq *
-db_connect(struct event_base *base, const struct db_conf *d, int admin,
+db_connect(struct opsd *o, const struct db_conf *d, int admin,
     const char *dbname, const char *sql, uint64_t timeout_ms, pg_done_cb cb,
     void *arg)
 {
@@ -273,31 +247,31 @@ db_connect(struct event_base *base, const struct db_conf *d, int admin,
 	spec.conninfo = ci;
 	spec.query = sql;
 	spec.timeout_ms = timeout_ms;
-	spec.dns = base == db_resolver.base ? db_resolver.dns : NULL;
+	spec.dns = o->dns;
 	if (db_password(d, admin, pw, sizeof pw) == 0)
 		spec.password = pw;
 	if (sql != NULL)
-		q = pg_query(base, &spec, cb, arg);
+		q = pg_query(o->base, &spec, cb, arg);
 	else
-		q = pg_open(base, &spec, cb, arg);
+		q = pg_open(o->base, &spec, cb, arg);
 	explicit_bzero(pw, sizeof pw);
 	free(ci);
 	return (q);
 }
 
 struct pgq *
-db_session_open(struct event_base *base, const struct db_conf *d, int admin,
+db_session_open(struct opsd *o, const struct db_conf *d, int admin,
     const char *dbname, uint64_t timeout_ms, pg_done_cb cb, void *arg)
 {
-	return (db_connect(base, d, admin, dbname, NULL, timeout_ms, cb, arg));
+	return (db_connect(o, d, admin, dbname, NULL, timeout_ms, cb, arg));
 }
 
 struct pgq *
-db_query(struct event_base *base, const struct db_conf *d, int admin,
+db_query(struct opsd *o, const struct db_conf *d, int admin,
     const char *dbname, const char *sql, uint64_t timeout_ms, pg_done_cb cb,
     void *arg)
 {
-	return (db_connect(base, d, admin, dbname, sql, timeout_ms, cb, arg));
+	return (db_connect(o, d, admin, dbname, sql, timeout_ms, cb, arg));
 }
 
 /* FNV-1a: the same kind and name give the same key on every host */
@@ -440,6 +414,4 @@ static const struct ini_section *const db_sections[] = {
 const struct subsys db_subsys = {
 	.name = "db",
 	.sections = db_sections,
-	.init = db_init,
-	.free = db_free,
 };

@@ -14,7 +14,7 @@
 
 #include "pg.h"
 
-struct event_base;
+struct opsd;
 struct opsd_config;
 
 struct db_conf {
@@ -68,10 +68,10 @@ void		 db_passfile_clean(const char *state_dir,
  * the admin role on dbname (NULL: the configured one), the password read
  * from its file and wiped after the hand-over to libpq.
  */
-struct pgq	*db_session_open(struct event_base *, const struct db_conf *,
+struct pgq	*db_session_open(struct opsd *, const struct db_conf *,
 		    int admin, const char *dbname, uint64_t timeout_ms,
 		    pg_done_cb, void *arg);
-struct pgq	*db_query(struct event_base *, const struct db_conf *,
+struct pgq	*db_query(struct opsd *, const struct db_conf *,
 		    int admin, const char *dbname, const char *sql,
 		    uint64_t timeout_ms, pg_done_cb, void *arg);
 

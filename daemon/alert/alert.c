@@ -742,7 +742,7 @@ delivery_attempt(struct delivery *d)
 	}
 	if ((d->easy = curl_easy_init()) == NULL ||
 	    (r = delivery_setup(d)) != 0 ||
-	    (r = http_start(d->easy, delivery_done, d)) != 0) {
+	    (r = http_start(d->set->opsd, d->easy, delivery_done, d)) != 0) {
 		d->route->sent_failed++;
 		ev = evt_new(&EVT_ALERT_FAILED);
 		evt_add(ev, "route", "%s", d->route->conf->name);

@@ -57,7 +57,7 @@ backup_pg_restore_spawn(struct backup *b, const char *tag, const char *dbname,
 		}
 		spec.argv = argv;
 		spec.timeout_ms = b->conf->verify_timeout;
-		c = child_spawn(&spec, done, arg, &e);
+		c = child_spawn(b->opsd, &spec, done, arg, &e);
 	}
 	free(env[0]);
 	free(bin);
@@ -399,7 +399,7 @@ backup_rpc_restore(struct opsd *o, const char *id, const char *into,
 		spec.argv = argv;
 		spec.max_output = 256;
 		spec.timeout_ms = b->conf->verify_timeout;
-		rs->child = child_spawn(&spec, restore_summed, rs, &e);
+		rs->child = child_spawn(rs->b->opsd, &spec, restore_summed, rs, &e);
 	}
 	if (rs->child == NULL) {
 		rs->waiter = NULL;

@@ -453,7 +453,7 @@ run_dumped(struct child *c, const struct child_result *res, void *arg)
 		memset(&spec, 0, sizeof spec);
 		spec.argv = argv;
 		spec.timeout_ms = r->b->conf->timeout;
-		r->child = child_spawn(&spec, run_synced, r, &e);
+		r->child = child_spawn(r->b->opsd, &spec, run_synced, r, &e);
 	}
 	if (r->child == NULL)
 		run_fail(r, "cannot run sync: %s", strerror(-e));
@@ -515,7 +515,7 @@ run_dump(struct brun *r)
 	spec.argv = argv;
 	spec.timeout_ms = b->conf->timeout;
 	spec.on_stdout = run_data;
-	r->child = child_spawn(&spec, run_dumped, r, &e);
+	r->child = child_spawn(r->b->opsd, &spec, run_dumped, r, &e);
 	free(env[0]);
 	free(argv);
 	free(args);
@@ -698,8 +698,8 @@ backup_run_start(struct backup *b, struct job *job,
 		spec.argv = argv;
 		spec.timeout_ms = 10000;
 		spec.max_output = 256;
-		b->version_child = child_spawn(&spec, pg_dump_version_cb, b,
-		    &e);
+		b->version_child = child_spawn(b->opsd, &spec,
+		    pg_dump_version_cb, b, &e);
 		free(bin);
 	}
 	log_info("backup.start", "backup %s started (%s, op %s)",

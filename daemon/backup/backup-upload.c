@@ -127,6 +127,7 @@ backup_run_upload(struct brun *r)
 	}
 	s3_parse_url(b->conf->upload, &bucket, &prefix);
 	memset(&t, 0, sizeof t);
+	t.opsd = b->opsd;
 	t.endpoint = b->conf->s3_endpoint;
 	t.region = b->conf->s3_region;
 	t.bucket = bucket;
@@ -195,6 +196,7 @@ backup_remote_delete(struct backup *b, const char *file)
 	    s3_parse_url(b->conf->upload, &bucket, &prefix) != 0)
 		return;
 	memset(&t, 0, sizeof t);
+	t.opsd = b->opsd;
 	t.endpoint = b->conf->s3_endpoint;
 	t.region = b->conf->s3_region;
 	t.bucket = bucket;

@@ -332,7 +332,7 @@ backup_verify_start(struct backup *b, json_t *manifest, verify_done_cb done,
 		spec.argv = argv;
 		spec.timeout_ms = b->conf->verify_timeout;
 		spec.max_output = 256;
-		v->child = child_spawn(&spec, verify_summed, v, &e);
+		v->child = child_spawn(v->b->opsd, &spec, verify_summed, v, &e);
 	}
 	if (v->child == NULL)
 		verify_fail(v, "cannot run sha256sum: %s", strerror(-e));

@@ -20,6 +20,7 @@ enum s3_step {
 };
 
 struct s3_op {
+	struct opsd		*opsd;
 	enum s3_step		 step;
 	CURL			*easy;
 	struct curl_slist	*headers;
@@ -199,7 +200,7 @@ s3_done(CURL *easy, CURLcode code, void *arg)
 			return;
 		}
 		curl_easy_setopt(op->easy, CURLOPT_NOBODY, 1L);
-		if (http_start(op->easy, s3_done, op) != 0)
+		if (http_start(op->opsd, op->easy, s3_done, op) != 0)
 			s3_finish(op, 0, "cannot start the HEAD request");
 		return;
 	case S3_HEAD:
@@ -238,6 +239,7 @@ s3_new(const struct s3_target *t, const char *key, s3_done_cb done, void *arg)
 	op->fd = -1;
 	op->done = done;
 	op->arg = arg;
+	op->opsd = t->opsd;
 	op->timeout_ms = t->timeout_ms;
 	op->connect_timeout_ms = t->connect_timeout_ms;
 	op->stall_timeout_ms = t->stall_timeout_ms;
@@ -287,7 +289,7 @@ s3_upload(const struct s3_target *t, const char *key, const char *path,
 	curl_easy_setopt(op->easy, CURLOPT_READDATA, op);
 	curl_easy_setopt(op->easy, CURLOPT_INFILESIZE_LARGE,
 	    (curl_off_t)size);
-	if (http_start(op->easy, s3_done, op) != 0) {
+	if (http_start(op->opsd, op->easy, s3_done, op) != 0) {
 		s3_free(op);
 		return (NULL);
 	}
@@ -310,7 +312,7 @@ s3_delete(const struct s3_target *t, const char *key, s3_done_cb done,
 		return (NULL);
 	}
 	curl_easy_setopt(op->easy, CURLOPT_CUSTOMREQUEST, "DELETE");
-	if (http_start(op->easy, s3_done, op) != 0) {
+	if (http_start(op->opsd, op->easy, s3_done, op) != 0) {
 		s3_free(op);
 		return (NULL);
 	}

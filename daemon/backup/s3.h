@@ -10,7 +10,10 @@
 
 #include <stdint.h>
 
+struct opsd;
+
 struct s3_target {
+	struct opsd	*opsd;		/* whose transfers (its multi handle) */
 	const char	*endpoint;	/* http(s)://host:port */
 	const char	*region;
 	const char	*bucket;

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "child.h"
+#include "daemon.h"
 #include "evt.h"
 #include "util.h"
 
@@ -51,11 +52,12 @@ struct child {
 	LIST_ENTRY(child)	 entry;
 };
 
-static struct {
+/* The daemon's children (o->children). */
+struct child_set {
 	struct event_base	*base;
 	struct event		*ev_sigchld;
 	LIST_HEAD(, child)	 children;
-} cs;
+};
 
 static void
 child_free(struct child *c)
@@ -212,6 +214,7 @@ child_abandon(struct child *c)
 static void
 sigchld_cb(evutil_socket_t sig, short what, void *arg)
 {
+	struct child_set	*cs = arg;
 	struct child	*c, *next;
 	struct timeval	 tv = { 0, 200 * 1000 };
 	pid_t		 pid;
@@ -219,9 +222,8 @@ sigchld_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
-	(void)arg;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (c = LIST_FIRST(&cs.children); c != NULL; c = next) {
+		for (c = LIST_FIRST(&cs->children); c != NULL; c = next) {
 			next = LIST_NEXT(c, entry);
 			if (c->pid != pid)
 				continue;
@@ -240,38 +242,46 @@ sigchld_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 int
-child_init(struct event_base *base)
+child_init(struct opsd *o)
 {
-	cs.base = base;
-	LIST_INIT(&cs.children);
-	cs.ev_sigchld = evsignal_new(base, SIGCHLD, sigchld_cb, NULL);
-	if (cs.ev_sigchld == NULL || evsignal_add(cs.ev_sigchld, NULL) != 0)
+	struct child_set	*cs;
+
+	cs = o->children = xcalloc(1, sizeof *cs);
+	cs->base = o->base;
+	LIST_INIT(&cs->children);
+	/* SIGCHLD is the process's: one set of children per process */
+	cs->ev_sigchld = evsignal_new(o->base, SIGCHLD, sigchld_cb, cs);
+	if (cs->ev_sigchld == NULL || evsignal_add(cs->ev_sigchld, NULL) != 0)
 		return (-1);
 	return (0);
 }
 
 void
-child_shutdown(void)
+child_shutdown(struct opsd *o)
 {
-	struct child	*c;
+	struct child_set	*cs = o->children;
+	struct child		*c;
 
-	while ((c = LIST_FIRST(&cs.children)) != NULL) {
+	if (cs == NULL)
+		return;
+	while ((c = LIST_FIRST(&cs->children)) != NULL) {
 		kill(-c->pid, SIGKILL);
 		if (!c->reaped)
 			waitpid(c->pid, NULL, 0);
 		c->done = NULL;
 		child_free(c);
 	}
-	if (cs.ev_sigchld != NULL) {
-		event_free(cs.ev_sigchld);
-		cs.ev_sigchld = NULL;
-	}
+	if (cs->ev_sigchld != NULL)
+		event_free(cs->ev_sigchld);
+	free(cs);
+	o->children = NULL;
 }
 
 struct child *
-child_spawn(const struct child_spec *spec, child_done_cb done, void *arg,
-    int *err)
+child_spawn(struct opsd *o, const struct child_spec *spec, child_done_cb done,
+    void *arg, int *err)
 {
+	struct child_set		*cs = o->children;
 	posix_spawn_file_actions_t	 fa;
 	posix_spawnattr_t		 attr;
 	struct child			*c;
@@ -355,21 +365,21 @@ child_spawn(const struct child_spec *spec, child_done_cb done, void *arg,
 	c->outmax = spec->max_output;
 	c->out = xmalloc(c->outmax + 1);
 	c->out[0] = '\0';
-	c->ev_out = event_new(cs.base, c->out_fd, EV_READ | EV_PERSIST,
+	c->ev_out = event_new(cs->base, c->out_fd, EV_READ | EV_PERSIST,
 	    child_read_cb, c);
 	event_add(c->ev_out, NULL);
 	if (c->err_fd != -1) {
-		c->ev_err = event_new(cs.base, c->err_fd, EV_READ | EV_PERSIST,
+		c->ev_err = event_new(cs->base, c->err_fd, EV_READ | EV_PERSIST,
 		    child_read_cb, c);
 		event_add(c->ev_err, NULL);
 	}
-	c->ev_timer = evtimer_new(cs.base, child_timer_cb, c);
+	c->ev_timer = evtimer_new(cs->base, child_timer_cb, c);
 	if (spec->timeout_ms > 0) {
 		tv.tv_sec = (time_t)(spec->timeout_ms / 1000);
 		tv.tv_usec = (suseconds_t)(spec->timeout_ms % 1000) * 1000;
 		evtimer_add(c->ev_timer, &tv);
 	}
-	LIST_INSERT_HEAD(&cs.children, c, entry);
+	LIST_INSERT_HEAD(&cs->children, c, entry);
 	return (c);
 }
 

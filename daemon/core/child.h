@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct event_base;
 struct child;
+struct opsd;
 
 struct child_result {
 	int		 status;	/* from waitpid */
@@ -42,11 +42,12 @@ struct child_spec {
 	child_data_cb		 on_stdout;	/* stream instead of keeping */
 };
 
-int	 child_init(struct event_base *);
-void	 child_shutdown(void);		/* kill all, for exit */
+/* The daemon's set of children (o->children). */
+int	 child_init(struct opsd *);
+void	 child_shutdown(struct opsd *);	/* kill all, for exit */
 /* Returns the child or NULL with *err = -errno (nothing started). */
-struct child *child_spawn(const struct child_spec *, child_done_cb,
-	    void *arg, int *err);
+struct child *child_spawn(struct opsd *, const struct child_spec *,
+	    child_done_cb, void *arg, int *err);
 /* Kills the child's process group; done_cb still runs once it is reaped. */
 void	 child_kill(struct child *);
 /* Kills it and forgets the callback: for owners that go away. */

@@ -32,7 +32,7 @@ opsd_init(struct opsd *o)
 	if ((o->base = event_base_new()) == NULL)
 		return (-1);
 	rpc_init(o);
-	if (child_init(o->base) != 0 || http_init(o->base) != 0)
+	if (child_init(o) != 0 || http_init(o) != 0)
 		return (-1);
 	o->dns = evdns_base_new(o->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -79,7 +79,7 @@ opsd_free(struct opsd *o)
 			subsys_table[i]->free(o);
 	jobs_stop_all(o);
 	metrics_stop(o);
-	child_shutdown();
+	child_shutdown(o);
 	op_journal_close(o);
 	for (i = 0; i < nitems(o->ev_signals); i++) {
 		if (o->ev_signals[i] != NULL)
@@ -95,7 +95,7 @@ opsd_free(struct opsd *o)
 	o->ev_watchdog = o->ev_tick = o->ev_deadline = NULL;
 	rpc_opsd_free(o);
 	rpc_free(o);
-	http_shutdown();
+	http_shutdown(o);
 	if (o->dns != NULL)
 		evdns_base_free(o->dns, 0);
 	o->dns = NULL;

@@ -19,6 +19,8 @@ struct rpc_table;
 struct status_cache;
 struct op_journal;
 struct job_set;
+struct http_multi;
+struct child_set;
 struct config_errors;
 struct opsd_config;
 
@@ -41,6 +43,8 @@ struct opsd {
 	struct status_cache	*status;	/* control/rpc-opsd.c */
 	struct evdns_base	*dns;		/* names: probes and sessions */
 	struct metrics		*metrics;	/* core/metrics.c */
+	struct http_multi	*http;		/* core/http.c */
+	struct child_set	*children;	/* core/child.c */
 	/* each subsystem's own state, by its registry id (subsys.h) */
 	void			*sub[SUBSYS_N];
 	struct op_journal	*ops;		/* core/op.c */

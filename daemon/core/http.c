@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "daemon.h"
 #include "evt.h"
 #include "http.h"
 #include "util.h"
@@ -18,19 +19,21 @@ struct http_sock {
 	curl_socket_t	 fd;
 };
 
-struct http_xfer {
-	http_done_cb	 done;
-	void		*arg;
-};
-
-static struct {
+/* The daemon's multi handle (o->http). */
+struct http_multi {
 	struct event_base	*base;
 	CURLM			*multi;
 	struct event		*timer;
-} hs;
+};
+
+struct http_xfer {
+	struct http_multi	*hm;
+	http_done_cb		 done;
+	void			*arg;
+};
 
 static void
-http_check_done(void)
+http_check_done(struct http_multi *hm)
 {
 	struct http_xfer	*x;
 	CURLMsg			*msg;
@@ -38,14 +41,14 @@ http_check_done(void)
 	CURLcode		 code;
 	int			 left;
 
-	while ((msg = curl_multi_info_read(hs.multi, &left)) != NULL) {
+	while ((msg = curl_multi_info_read(hm->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		easy = msg->easy_handle;
 		code = msg->data.result;
 		x = NULL;
 		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
-		curl_multi_remove_handle(hs.multi, easy);
+		curl_multi_remove_handle(hm->multi, easy);
 		if (x != NULL) {
 			curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 			if (x->done != NULL)
@@ -58,44 +61,44 @@ http_check_done(void)
 static void
 http_event_cb(evutil_socket_t fd, short what, void *arg)
 {
-	int	flags = 0, running;
+	struct http_multi	*hm = arg;
+	int			 flags = 0, running;
 
-	(void)arg;
 	if (what & EV_READ)
 		flags |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
 		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(hs.multi, fd, flags, &running);
-	http_check_done();
+	curl_multi_socket_action(hm->multi, fd, flags, &running);
+	http_check_done(hm);
 }
 
 static void
 http_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	int	running;
+	struct http_multi	*hm = arg;
+	int			 running;
 
 	(void)fd;
 	(void)what;
-	(void)arg;
-	curl_multi_socket_action(hs.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_check_done();
+	curl_multi_socket_action(hm->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	http_check_done(hm);
 }
 
 static int
 http_timer_fn(CURLM *multi, long timeout_ms, void *arg)
 {
-	struct timeval	tv;
+	struct http_multi	*hm = arg;
+	struct timeval		 tv;
 
 	(void)multi;
-	(void)arg;
 	if (timeout_ms < 0) {
-		evtimer_del(hs.timer);
+		evtimer_del(hm->timer);
 		return (0);
 	}
 	/* 0 means "now": still go through the loop, never recurse */
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evtimer_add(hs.timer, &tv);
+	evtimer_add(hm->timer, &tv);
 	return (0);
 }
 
@@ -103,16 +106,16 @@ static int
 http_socket_fn(CURL *easy, curl_socket_t fd, int what, void *arg,
     void *sockp)
 {
+	struct http_multi	*hm = arg;
 	struct http_sock	*s = sockp;
 	short			 kind;
 
 	(void)easy;
-	(void)arg;
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL) {
 			event_free(s->ev);
 			free(s);
-			curl_multi_assign(hs.multi, fd, NULL);
+			curl_multi_assign(hm->multi, fd, NULL);
 		}
 		return (0);
 	}
@@ -124,38 +127,49 @@ http_socket_fn(CURL *easy, curl_socket_t fd, int what, void *arg,
 	if (s == NULL) {
 		s = xcalloc(1, sizeof *s);
 		s->fd = fd;
-		curl_multi_assign(hs.multi, fd, s);
+		curl_multi_assign(hm->multi, fd, s);
 	} else
 		event_free(s->ev);
-	s->ev = event_new(hs.base, fd, kind, http_event_cb, NULL);
+	s->ev = event_new(hm->base, fd, kind, http_event_cb, hm);
 	event_add(s->ev, NULL);
 	return (0);
 }
 
 int
-http_init(struct event_base *base)
+http_init(struct opsd *o)
 {
+	struct http_multi	*hm;
+
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return (-1);
-	hs.base = base;
-	if ((hs.multi = curl_multi_init()) == NULL)
+	hm = xcalloc(1, sizeof *hm);
+	hm->base = o->base;
+	o->http = hm;
+	if ((hm->multi = curl_multi_init()) == NULL)
 		return (-1);
-	hs.timer = evtimer_new(base, http_timer_cb, NULL);
-	curl_multi_setopt(hs.multi, CURLMOPT_SOCKETFUNCTION, http_socket_fn);
-	curl_multi_setopt(hs.multi, CURLMOPT_TIMERFUNCTION, http_timer_fn);
+	hm->timer = evtimer_new(o->base, http_timer_cb, hm);
+	curl_multi_setopt(hm->multi, CURLMOPT_SOCKETFUNCTION, http_socket_fn);
+	curl_multi_setopt(hm->multi, CURLMOPT_SOCKETDATA, hm);
+	curl_multi_setopt(hm->multi, CURLMOPT_TIMERFUNCTION, http_timer_fn);
+	curl_multi_setopt(hm->multi, CURLMOPT_TIMERDATA, hm);
 	/* keep connections to probed hosts open between runs */
-	curl_multi_setopt(hs.multi, CURLMOPT_MAXCONNECTS, 2048L);
+	curl_multi_setopt(hm->multi, CURLMOPT_MAXCONNECTS, 2048L);
 	return (0);
 }
 
 void
-http_shutdown(void)
+http_shutdown(struct opsd *o)
 {
-	if (hs.multi == NULL)
+	struct http_multi	*hm = o->http;
+
+	if (hm == NULL)
 		return;
-	curl_multi_cleanup(hs.multi);
-	hs.multi = NULL;
-	event_free(hs.timer);
+	if (hm->multi != NULL)
+		curl_multi_cleanup(hm->multi);
+	if (hm->timer != NULL)
+		event_free(hm->timer);
+	free(hm);
+	o->http = NULL;
 	curl_global_cleanup();
 }
 
@@ -168,15 +182,16 @@ http_easy_defaults(CURL *easy)
 }
 
 int
-http_start(CURL *easy, http_done_cb done, void *arg)
+http_start(struct opsd *o, CURL *easy, http_done_cb done, void *arg)
 {
 	struct http_xfer	*x;
 
 	x = xcalloc(1, sizeof *x);
+	x->hm = o->http;
 	x->done = done;
 	x->arg = arg;
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
-	if (curl_multi_add_handle(hs.multi, easy) != CURLM_OK) {
+	if (curl_multi_add_handle(x->hm->multi, easy) != CURLM_OK) {
 		curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 		free(x);
 		return (-1);
@@ -192,7 +207,7 @@ http_cancel(CURL *easy)
 	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
 	if (x == NULL)
 		return;
-	curl_multi_remove_handle(hs.multi, easy);
+	curl_multi_remove_handle(x->hm->multi, easy);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 	free(x);
 }

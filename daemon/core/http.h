@@ -9,18 +9,19 @@
 
 #include <curl/curl.h>
 
-struct event_base;
+struct opsd;
 
 /* Called once per transfer, after it was removed from the multi handle. */
 typedef void (*http_done_cb)(CURL *, CURLcode, void *arg);
 
-int	 http_init(struct event_base *);
-void	 http_shutdown(void);
+/* The daemon's multi handle (o->http). */
+int	 http_init(struct opsd *);
+void	 http_shutdown(struct opsd *);
 /*
  * Starts a transfer on an easy handle the caller configured and still
  * owns. 0 or -1.
  */
-int	 http_start(CURL *, http_done_cb, void *arg);
+int	 http_start(struct opsd *, CURL *, http_done_cb, void *arg);
 /* Stops a running transfer; its callback is not called. */
 void	 http_cancel(CURL *);
 /* The multi handle's share of DNS and connections, for new easy handles. */

@@ -58,7 +58,7 @@ exec_start(struct probe *p)
 	spec.timeout_ms = p->conf->timeout;
 	spec.max_output = 4096;
 	spec.merge_stderr = 1;
-	if ((p->kstate = child_spawn(&spec, exec_done, p, &err)) == NULL)
+	if ((p->kstate = child_spawn(p->opsd, &spec, exec_done, p, &err)) == NULL)
 		return (err);
 	return (0);
 }

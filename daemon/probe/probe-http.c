@@ -702,7 +702,7 @@ http_start_probe(struct probe *p)
 		lite_start(p);
 		return (0);
 	}
-	return (http_start(h->easy, http_done, p) == 0 ? 0 : -EIO);
+	return (http_start(p->opsd, h->easy, http_done, p) == 0 ? 0 : -EIO);
 }
 
 static void

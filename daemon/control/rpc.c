@@ -430,6 +430,40 @@ rpc_pending_reply(struct rpc_pending *p, json_t *result)
 	pending_finish(p, jsonrpc_result(p->id, result));
 }
 
+int
+rpc_errno_code(int err)
+{
+	switch (err) {
+	case -ENOENT:
+		return (OPSD_ERR_NOT_FOUND);
+	case -EBUSY:
+		return (OPSD_ERR_BUSY);
+	case -ESHUTDOWN:
+		return (OPSD_ERR_SHUTTING_DOWN);
+	case -EINVAL:
+		return (RPC_INVALID_PARAMS);
+	case -EPERM:
+	case -EACCES:
+		return (OPSD_ERR_DENIED);
+	default:
+		return (OPSD_ERR_FAILED);
+	}
+}
+
+void
+rpc_pending_fail(struct rpc_pending *p, int err, json_t *data,
+    const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	rpc_pending_error(p, rpc_errno_code(err), data, "%s", msg);
+	free(msg);
+}
+
 void
 rpc_pending_error(struct rpc_pending *p, int code, json_t *data,
     const char *fmt, ...)

@@ -102,6 +102,14 @@ void	 rpc_pending_reply_keep(struct rpc_pending *, json_t *result);
 void	 rpc_pending_reply(struct rpc_pending *, json_t *result); /* steals */
 void	 rpc_pending_error(struct rpc_pending *, int code, json_t *data,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * The same for a subsystem's own failure, err being -errno: this layer
+ * picks the JSON-RPC code (-ENOENT not found, -EBUSY busy, -ESHUTDOWN
+ * stopping, -EINVAL bad params, -EPERM/-EACCES denied, else failed).
+ */
+void	 rpc_pending_fail(struct rpc_pending *, int err, json_t *data,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int	 rpc_errno_code(int err);
 
 /*
  * Families (rpc-*.c). The core's are listed in rpc.c; a subsystem's

@@ -31,7 +31,6 @@
 #include "evt.h"
 #include "ini.h"
 #include "pg.h"
-#include "opsd-proto.h"
 #include "opsd-parse.h"
 #include "probe.h"
 #include "rpc.h"
@@ -765,7 +764,7 @@ probe_find(struct opsd *o, const char *name)
 }
 
 static void
-probe_cancel_run(struct probe *p, int code, const char *why)
+probe_cancel_run(struct probe *p, int err, const char *why)
 {
 	unsigned int	i;
 
@@ -774,7 +773,7 @@ probe_cancel_run(struct probe *p, int code, const char *why)
 		p->running = 0;
 	}
 	for (i = 0; i < p->nwaiters; i++)
-		rpc_pending_error(p->waiters[i], code, NULL,
+		rpc_pending_fail(p->waiters[i], err, NULL,
 		    "probe %s %s before the run ended", p->conf->name, why);
 	free(p->waiters);
 	p->waiters = NULL;
@@ -782,14 +781,14 @@ probe_cancel_run(struct probe *p, int code, const char *why)
 }
 
 static void
-probe_free(struct probe *p, int code, const char *why)
+probe_free(struct probe *p, int err, const char *why)
 {
 	unsigned int	i;
 
-	probe_cancel_run(p, code, why);
+	probe_cancel_run(p, err, why);
 	/* an alert of this probe would otherwise fire forever */
 	if (p->state == PROBE_DOWN && p->conf->nalert > 0 &&
-	    code != OPSD_ERR_SHUTTING_DOWN)
+	    err != -ESHUTDOWN)
 		alert_resolve(p->opsd, "probe", p->conf->name, why);
 	if (p->ops->free != NULL)
 		p->ops->free(p);
@@ -859,7 +858,7 @@ probe_apply_config(struct opsd *o)
 			 * Same check: keep state and history, take the new
 			 * knobs. The kind's handle is rebuilt from them.
 			 */
-			probe_cancel_run(old, OPSD_ERR_FAILED,
+			probe_cancel_run(old, -EIO,
 			    "was reconfigured");
 			if (old->ops->free != NULL)
 				old->ops->free(old);
@@ -870,7 +869,7 @@ probe_apply_config(struct opsd *o)
 			continue;
 		}
 		if (old != NULL)
-			probe_free(old, OPSD_ERR_FAILED, "was reconfigured");
+			probe_free(old, -EIO, "was reconfigured");
 		p = xcalloc(1, sizeof *p);
 		p->opsd = o;
 		p->conf = probe_conf_copy(pc);
@@ -893,7 +892,7 @@ probe_apply_config(struct opsd *o)
 	}
 	for (j = 0; j < set->n; j++) {
 		if (set->v[j] != NULL)
-			probe_free(set->v[j], OPSD_ERR_FAILED, "was removed");
+			probe_free(set->v[j], -EIO, "was removed");
 	}
 	free(set->v);
 	set->v = fresh.v;
@@ -908,7 +907,7 @@ probe_stop_all(struct opsd *o)
 	if (PROBES(o) == NULL)
 		return;
 	for (i = 0; i < PROBES(o)->n; i++)
-		probe_free(PROBES(o)->v[i], OPSD_ERR_SHUTTING_DOWN,
+		probe_free(PROBES(o)->v[i], -ESHUTDOWN,
 		    "stopped: opsd is shutting down");
 	free(PROBES(o)->v);
 	free(PROBES(o));

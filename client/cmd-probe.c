@@ -5,10 +5,37 @@
  * --json.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <jansson.h>
 
 #include "cli.h"
+
+/*
+ * The state, and how far a probe is on its way to the other one: a probe
+ * that failed once of fall = 3 is still up, but the operator should see
+ * "up, failing 1/3".
+ */
+static void
+cmd_probe_state_cell(struct out_table *t, json_t *p)
+{
+	const char	*state = out_str(p, "state");
+	long long	 ok = out_int(p, "ok_streak");
+	long long	 bad = out_int(p, "fail_streak");
+
+	if (strcmp(state, "up") == 0 && bad > 0)
+		out_table_cell(t, "up, failing %lld/%lld", bad,
+		    out_int(p, "fall"));
+	else if (strcmp(state, "down") == 0 && ok > 0)
+		out_table_cell(t, "down, rising %lld/%lld", ok,
+		    out_int(p, "rise"));
+	else if (strcmp(state, "unknown") == 0 && (ok > 0 || bad > 0))
+		out_table_cell(t, "unknown, %s %lld/%lld", ok > 0 ? "rising" :
+		    "failing", ok > 0 ? ok : bad, out_int(p, ok > 0 ? "rise" :
+		    "fall"));
+	else
+		out_table_cell(t, "%s", state);
+}
 
 static int
 cmd_probe_list_show(json_t *r)
@@ -16,7 +43,7 @@ cmd_probe_list_show(json_t *r)
 	static const struct out_col cols[] = {
 		{ "PROBE", 5, OUT_GROW },
 		{ "KIND", 8, 0 },
-		{ "STATE", 7, 0 },
+		{ "STATE", 7, OUT_GROW },
 		{ "SINCE", 19, 0 },
 		{ "LATENCY", 9, OUT_RIGHT },
 		{ "LAST RESULT", 0, 0 },
@@ -36,7 +63,7 @@ cmd_probe_list_show(json_t *r)
 		out_table_row(t);
 		out_table_cell(t, "%s", out_str(p, "name"));
 		out_table_cell(t, "%s", out_str(p, "kind"));
-		out_table_cell(t, "%s", out_str(p, "state"));
+		cmd_probe_state_cell(t, p);
 		out_table_cell(t, "%s", out_when(p, "since"));
 		if (!json_is_object(last)) {
 			out_table_cell(t, "-");

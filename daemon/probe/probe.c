@@ -635,6 +635,11 @@ probe_json(const struct probe *p)
 	    "running", p->running, "alert", routes);
 	json_object_set_new(o, "last", p->has_last ?
 	    probe_result_json(&p->last) : json_null());
+	/* where it is on its way to the other state: "up, failing 1/3" */
+	json_object_set_new(o, "ok_streak", json_integer(p->ok_streak));
+	json_object_set_new(o, "fail_streak", json_integer(p->fail_streak));
+	json_object_set_new(o, "rise", json_integer((json_int_t)p->conf->rise));
+	json_object_set_new(o, "fall", json_integer((json_int_t)p->conf->fall));
 	return (o);
 }
 

@@ -72,3 +72,26 @@ def test_reload_metrics_follow_the_prometheus_convention(opsd_launcher):
     assert metric_value(s, "opsd_config_last_reload_successful") == 1
     assert metric_value(s, "opsd_config_last_reload_success_timestamp_"
                            "seconds") > started
+
+
+def test_probe_list_shows_the_failure_streak_of_a_probe_still_up(
+        opsd_launcher, tmp_path):
+    flag = tmp_path / "ok"
+    flag.write_text("")
+    d = opsd_launcher(probe("flaky", "exec", command=f"test -e {flag}",
+                            interval="1h", rise=1, fall=3))
+    d.wait_state("flaky", "up")         # its first run, right at start
+    flag.unlink()
+    rc, r = d.run_probe("flaky")
+    assert rc == 1, r
+    p = d.probe("flaky")
+    assert (p["state"], p["fail_streak"], p["fall"]) == ("up", 1, 3), p
+    rc, out, err = d.cli("probe", "list")
+    assert rc == 0, err
+    row = [ln for ln in out.splitlines() if ln.startswith("flaky")][0]
+    assert "up, failing 1/3" in row, out
+    flag.write_text("")
+    d.run_probe("flaky")
+    rc, out, err = d.cli("probe", "list")
+    row = [ln for ln in out.splitlines() if ln.startswith("flaky")][0]
+    assert "failing" not in row, out

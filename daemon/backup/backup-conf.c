@@ -26,7 +26,7 @@ static const char *const lock_names[] = { "none", "advisory", NULL };
 static const char *
 validate_expect(const char *value, char *buf, size_t len)
 {
-	if (!backup_expect_valid(value)) {
+	if (!util_expect_valid(value)) {
 		snprintf(buf, len, "'%s' is not a comparison such as '> 0', "
 		    "'= 5', '!= 0' or 'any'", value);
 		return (buf);
@@ -244,79 +244,6 @@ backup_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 				    b->alert[j]);
 		}
 	}
-}
-
-static int
-expect_split(const char *e, char op[3], const char **rhs)
-{
-	while (isspace((unsigned char)*e))
-		e++;
-	if (strcmp(e, "any") == 0) {
-		strcpy(op, "*");
-		return (0);
-	}
-	if (strncmp(e, ">=", 2) == 0 || strncmp(e, "<=", 2) == 0 ||
-	    strncmp(e, "!=", 2) == 0 || strncmp(e, "==", 2) == 0) {
-		memcpy(op, e, 2);
-		op[2] = '\0';
-		e += 2;
-	} else if (*e == '>' || *e == '<' || *e == '=') {
-		op[0] = *e++;
-		op[1] = '\0';
-	} else
-		return (-EINVAL);
-	while (isspace((unsigned char)*e))
-		e++;
-	/* one operator: "> > 3" or ">> 3" is a typo, not a comparison */
-	if (*e == '\0' || strchr("<>=!", *e) != NULL)
-		return (-EINVAL);
-	*rhs = e;
-	return (0);
-}
-
-int
-backup_expect_valid(const char *expect)
-{
-	char		 op[3];
-	const char	*rhs = NULL;
-
-	return (expect_split(expect, op, &rhs) == 0);
-}
-
-int
-backup_expect_match(const char *expect, const char *value)
-{
-	char		 op[3], *end1, *end2;
-	const char	*rhs = NULL;
-	double		 a, b;
-	int		 c;
-
-	if (expect_split(expect, op, &rhs) != 0)
-		return (0);
-	if (op[0] == '*')
-		return (value != NULL);
-	if (value == NULL)
-		return (0);
-	a = strtod(value, &end1);
-	b = strtod(rhs, &end2);
-	if (*end2 == '\0' && !isnan(b)) {
-		/* a number expected: text, "" or NaN never satisfies it */
-		if (*value == '\0' || *end1 != '\0' || isnan(a))
-			return (strcmp(op, "!=") == 0);
-		c = (a > b) - (a < b);
-	} else
-		c = strcmp(value, rhs);	/* text, e.g. ISO dates */
-	if (strcmp(op, ">") == 0)
-		return (c > 0);
-	if (strcmp(op, ">=") == 0)
-		return (c >= 0);
-	if (strcmp(op, "<") == 0)
-		return (c < 0);
-	if (strcmp(op, "<=") == 0)
-		return (c <= 0);
-	if (strcmp(op, "!=") == 0)
-		return (c != 0);
-	return (c == 0);
 }
 
 struct backup_conf *

@@ -171,7 +171,7 @@ verify_check_done(struct pgq *q, const PGresult *res, const char *err,
 	if (err == NULL && PQntuples(res) > 0 && PQnfields(res) > 0 &&
 	    !PQgetisnull(res, 0, 0))
 		val = PQgetvalue(res, 0, 0);
-	ok = err == NULL && backup_expect_match(b->conf->expect[v->check],
+	ok = err == NULL && util_expect_match(b->conf->expect[v->check],
 	    val);
 	json_array_append_new(v->checks, json_pack("{s:s, s:s, s:s?, s:s?, "
 	    "s:b}", "check", b->conf->check[v->check], "expect",

@@ -118,8 +118,5 @@ struct retention {
 void	 backup_retention(const struct retention *, const int64_t *ts,
 	    const int *verified, unsigned int n, int *keep);
 
-/* "> 0", ">= 10", "= 5", "!= 0", "< 3", "<= 3", "any": 1 match, 0 not */
-int	 backup_expect_match(const char *expect, const char *value);
-int	 backup_expect_valid(const char *expect);
 
 #endif

@@ -1,3 +1,6 @@
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,4 +250,82 @@ util_utf8_dup(const char *s, size_t len)
 	d = xmalloc(size);
 	util_utf8_sanitize(d, size, s, len);
 	return (d);
+}
+
+/*
+ * "> 0", ">= 10", "= 5", "!= 0", "< 3", "<= 3", "any": what a backup's
+ * check or a postgres probe expects of a value. Numbers compare as
+ * numbers, anything else as text (ISO dates sort as text).
+ */
+static int
+util_expect_split(const char *e, char op[3], const char **rhs)
+{
+	while (isspace((unsigned char)*e))
+		e++;
+	if (strcmp(e, "any") == 0) {
+		strcpy(op, "*");
+		return (0);
+	}
+	if (strncmp(e, ">=", 2) == 0 || strncmp(e, "<=", 2) == 0 ||
+	    strncmp(e, "!=", 2) == 0 || strncmp(e, "==", 2) == 0) {
+		memcpy(op, e, 2);
+		op[2] = '\0';
+		e += 2;
+	} else if (*e == '>' || *e == '<' || *e == '=') {
+		op[0] = *e++;
+		op[1] = '\0';
+	} else
+		return (-EINVAL);
+	while (isspace((unsigned char)*e))
+		e++;
+	/* one operator: "> > 3" or ">> 3" is a typo, not a comparison */
+	if (*e == '\0' || strchr("<>=!", *e) != NULL)
+		return (-EINVAL);
+	*rhs = e;
+	return (0);
+}
+
+int
+util_expect_valid(const char *expect)
+{
+	char		 op[3];
+	const char	*rhs = NULL;
+
+	return (util_expect_split(expect, op, &rhs) == 0);
+}
+
+int
+util_expect_match(const char *expect, const char *value)
+{
+	char		 op[3], *end1, *end2;
+	const char	*rhs = NULL;
+	double		 a, b;
+	int		 c;
+
+	if (util_expect_split(expect, op, &rhs) != 0)
+		return (0);
+	if (op[0] == '*')
+		return (value != NULL);
+	if (value == NULL)
+		return (0);
+	a = strtod(value, &end1);
+	b = strtod(rhs, &end2);
+	if (*end2 == '\0' && !isnan(b)) {
+		/* a number expected: text, "" or NaN never satisfies it */
+		if (*value == '\0' || *end1 != '\0' || isnan(a))
+			return (strcmp(op, "!=") == 0);
+		c = (a > b) - (a < b);
+	} else
+		c = strcmp(value, rhs);	/* text, e.g. ISO dates */
+	if (strcmp(op, ">") == 0)
+		return (c > 0);
+	if (strcmp(op, ">=") == 0)
+		return (c >= 0);
+	if (strcmp(op, "<") == 0)
+		return (c < 0);
+	if (strcmp(op, "<=") == 0)
+		return (c <= 0);
+	if (strcmp(op, "!=") == 0)
+		return (c != 0);
+	return (c == 0);
 }

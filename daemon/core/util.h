@@ -52,4 +52,8 @@ size_t	 util_utf8_sanitize(char *dst, size_t size, const char *s,
 /* The same into a new string (xmalloc). */
 char	*util_utf8_dup(const char *s, size_t len);
 
+/* "> 0", ">= 10", "= 5", "!= 0", "< 3", "<= 3", "any": 1 match, 0 not */
+int	 util_expect_match(const char *expect, const char *value);
+int	 util_expect_valid(const char *expect);
+
 #endif

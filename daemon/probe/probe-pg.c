@@ -22,6 +22,7 @@ pg_probe_done(struct pgq *q, const PGresult *res, const char *error,
 {
 	struct probe		*p = arg;
 	struct probe_result	 r;
+	const char		*value;
 	int			 v = pg_server_version(q);
 
 	memset(&r, 0, sizeof r);
@@ -29,11 +30,26 @@ pg_probe_done(struct pgq *q, const PGresult *res, const char *error,
 	if (v > 0)
 		snprintf(r.server_version, sizeof r.server_version, "%d.%d",
 		    v / 10000, v % 10000);
-	if (error != NULL)
+	if (error != NULL) {
 		probe_fail(&r, "%s", error);
-	else {
+		probe_done(p, &r);
+		return;
+	}
+	/* the first value says what the query found: "12 (SELECT ...)" */
+	value = PQntuples(res) > 0 && PQnfields(res) > 0 &&
+	    !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL;
+	if (p->conf->expect != NULL &&
+	    !util_expect_match(p->conf->expect, value))
+		probe_fail(&r, "got %.64s, expected %s (%.96s)",
+		    value != NULL ? value : "no value", p->conf->expect,
+		    p->conf->query);
+	else if (value != NULL) {
 		r.ok = 1;
-		snprintf(r.reason, sizeof r.reason, "%s, %d row%s",
+		snprintf(r.reason, sizeof r.reason, "ok: %.64s (%.96s)", value,
+		    p->conf->query);
+	} else {
+		r.ok = 1;
+		snprintf(r.reason, sizeof r.reason, "ok: %s, %d row%s",
 		    PQcmdStatus((PGresult *)res), PQntuples(res),
 		    PQntuples(res) == 1 ? "" : "s");
 	}

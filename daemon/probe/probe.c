@@ -242,7 +242,8 @@ static const char *const kind_keys[][10] = {
 	    "expect_header", "host_header", "ca_file", "tls_verify",
 	    "follow_redirects", NULL },
 	[PROBE_TCP] = { "address", "send", "expect", NULL },
-	[PROBE_POSTGRES] = { "conninfo", "password_file", "query", NULL },
+	[PROBE_POSTGRES] = { "conninfo", "password_file", "query", "expect",
+	    NULL },
 	[PROBE_TLS] = { "address", "servername", "warn_days", "ca_file",
 	    "tls_verify", NULL },
 	[PROBE_EXEC] = { "command", NULL },
@@ -316,6 +317,11 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
 		    msg, sizeof msg) != NULL)
 			ini_error(errs, file, ini_keyline(&probe_section,
 			    keylines, "conninfo"), "conninfo %s", msg);
+		if (pc->expect != NULL && !util_expect_valid(pc->expect))
+			ini_error(errs, file, ini_keyline(&probe_section,
+			    keylines, "expect"), "expect '%s': use a comparison "
+			    "with the query's first value, e.g. '< 100', "
+			    "'= on' or 'any'", pc->expect);
 	}
 	kl = ini_keyline(&probe_section, keylines, "timeout");
 	if (pc->timeout > pc->interval && kl == 0)

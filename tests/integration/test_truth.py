@@ -95,3 +95,35 @@ def test_probe_list_shows_the_failure_streak_of_a_probe_still_up(
     rc, out, err = d.cli("probe", "list")
     row = [ln for ln in out.splitlines() if ln.startswith("flaky")][0]
     assert "failing" not in row, out
+
+
+def test_postgres_probe_reports_and_checks_the_first_value(opsd_launcher,
+                                                           pg_up):
+    def pg(name, **keys):
+        keys.setdefault("interval", "1h")
+        return probe(name, "postgres",
+                     conninfo=f"host=127.0.0.1 port={pg_up.port} "
+                              f"dbname=postgres user=probe",
+                     password_file=pg_up.password_file, **keys)
+    q = "SELECT count(*) FROM pg_stat_activity"
+    d = opsd_launcher(pg("conns", query=q, expect="< 1000") +
+                      pg("few", query="SELECT 3", expect="> 5") +
+                      pg("plain"))
+    rc, r = d.run_probe("conns")
+    assert rc == 0, r
+    value = r["reason"].split()[1]
+    assert r["reason"] == f"ok: {value} ({q})" and value.isdigit(), r
+    rc, r = d.run_probe("few")
+    assert rc == 1, r
+    assert r["reason"] == "got 3, expected > 5 (SELECT 3)", r
+    rc, r = d.run_probe("plain")
+    assert rc == 0 and r["reason"] == "ok: 1 (SELECT 1)", r
+
+
+def test_postgres_probe_expect_is_checked_in_the_config(tmp_path):
+    from svc import check_config
+    rc, out, err, path = check_config(probe(
+        "bad", "postgres", conninfo="host=127.0.0.1 dbname=postgres",
+        expect="about 5"), tmp_path)
+    assert rc == 1, out + err
+    assert "expect 'about 5'" in err, err

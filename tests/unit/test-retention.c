@@ -1,7 +1,7 @@
 /*
  * Backup retention and check expectations (the pure functions in
  * daemon/backup/backup.c): backup_retention() over a simulated year of daily
- * backups, and backup_expect_match() / backup_expect_valid().
+ * backups, and util_expect_match() / util_expect_valid().
  *
  * The clock is fixed: the backups are 365 start times at 03:00 UTC from
  * 2026-01-01. What must survive is worked out here a second way: calendar
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "backup.h"
+#include "util.h"
 #include "tap.h"
 
 #define DAY	86400
@@ -516,8 +517,8 @@ test_empty_and_one(void)
 
 /* --- expectations --------------------------------------------------------------- */
 
-#define MATCH(e, v)	CHECK_INT(backup_expect_match((e), (v)), 1)
-#define NOMATCH(e, v)	CHECK_INT(backup_expect_match((e), (v)), 0)
+#define MATCH(e, v)	CHECK_INT(util_expect_match((e), (v)), 1)
+#define NOMATCH(e, v)	CHECK_INT(util_expect_match((e), (v)), 0)
 
 static void
 test_expect_numeric(void)
@@ -634,14 +635,14 @@ test_expect_valid(void)
 	size_t	i;
 
 	for (i = 0; i < sizeof good / sizeof good[0]; i++) {
-		if (!backup_expect_valid(good[i]))
+		if (!util_expect_valid(good[i]))
 			tap_diag("'%s' rejected", good[i]);
-		CHECK(backup_expect_valid(good[i]));
+		CHECK(util_expect_valid(good[i]));
 	}
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		if (backup_expect_valid(bad[i]))
+		if (util_expect_valid(bad[i]))
 			tap_diag("'%s' accepted", bad[i]);
-		CHECK(!backup_expect_valid(bad[i]));
+		CHECK(!util_expect_valid(bad[i]));
 		/* and an invalid expectation never matches */
 		NOMATCH(bad[i], "5");
 	}

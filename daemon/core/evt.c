@@ -391,6 +391,27 @@ evt_log(int priority, const char *name, const char *fmt, ...)
 }
 
 void
+evt_log_about(int priority, const char *name, const char *key,
+    const char *value, const char *fmt, ...)
+{
+	struct evt	*ev;
+	va_list		 ap;
+	int		 n;
+
+	if (priority > logstate.level)
+		return;
+	ev = xcalloc(1, sizeof *ev);
+	ev->name = name;
+	ev->priority = priority;
+	evt_add(ev, key, "%s", value);
+	va_start(ap, fmt);
+	n = xvasprintf(&ev->message, fmt, ap);
+	va_end(ap);
+	evt_utf8(&ev->message, (size_t)n);
+	evt_dispatch(ev);
+}
+
+void
 evt_subscribe(evt_sink fn, void *arg)
 {
 	logstate.subs = xreallocarray(logstate.subs, logstate.nsubs + 1,

@@ -92,6 +92,14 @@ void	 evt_emit(struct evt *, const char *fmt, ...)
 void	 evt_log(int priority, const char *name, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
+/*
+ * The same about one object: key=value (probe=api, route=ops) becomes a
+ * field, so that `journalctl OPSD_PROBE=api` finds the record.
+ */
+void	 evt_log_about(int priority, const char *name, const char *key,
+	    const char *value, const char *fmt, ...)
+	    __attribute__((format(printf, 5, 6)));
+
 void	 evt_subscribe(evt_sink, void *arg);
 void	 evt_unsubscribe(evt_sink, void *arg);
 

@@ -74,7 +74,8 @@ pg_start(struct probe *p)
 		    sizeof password, SECRETFILE_ONE_LINE, &loose)) != 0)
 			return (r);
 		if (loose && !p->secret_warned)
-			log_warn("probe.secret", "probe %s: %s is readable or "
+			evt_log_about(LOG_WARNING, "probe.secret", "probe",
+			    p->conf->name, "probe %s: %s is readable or "
 			    "writable by group or other", p->conf->name,
 			    p->conf->password_file);
 		p->secret_warned = loose;

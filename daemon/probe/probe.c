@@ -713,7 +713,8 @@ probe_done(struct probe *p, struct probe_result *r)
 		if (p->state != PROBE_DOWN && p->fail_streak >= p->conf->fall)
 			p->state = PROBE_DOWN;
 	}
-	log_debug("probe.result", "probe %s: %s in %.1f ms%s%s",
+	evt_log_about(LOG_DEBUG, "probe.result", "probe", p->conf->name,
+	    "probe %s: %s in %.1f ms%s%s",
 	    p->conf->name, r->ok ? "ok" : "failed", r->latency_ms,
 	    r->reason[0] ? ": " : "", r->reason);
 	if (p->state != prev) {

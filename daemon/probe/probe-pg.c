@@ -35,7 +35,10 @@ pg_probe_done(struct pgq *q, const PGresult *res, const char *error,
 		probe_done(p, &r);
 		return;
 	}
-	/* the first value says what the query found: "12 (SELECT ...)" */
+	/*
+	 * The first value says what the query found: "12 (SELECT ...)",
+	 * shown as "ok: 12 (SELECT ...)" by probe list.
+	 */
 	value = PQntuples(res) > 0 && PQnfields(res) > 0 &&
 	    !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL;
 	if (p->conf->expect != NULL &&
@@ -45,11 +48,11 @@ pg_probe_done(struct pgq *q, const PGresult *res, const char *error,
 		    p->conf->query);
 	else if (value != NULL) {
 		r.ok = 1;
-		snprintf(r.reason, sizeof r.reason, "ok: %.64s (%.96s)", value,
+		snprintf(r.reason, sizeof r.reason, "%.64s (%.96s)", value,
 		    p->conf->query);
 	} else {
 		r.ok = 1;
-		snprintf(r.reason, sizeof r.reason, "ok: %s, %d row%s",
+		snprintf(r.reason, sizeof r.reason, "%s, %d row%s",
 		    PQcmdStatus((PGresult *)res), PQntuples(res),
 		    PQntuples(res) == 1 ? "" : "s");
 	}

@@ -111,13 +111,15 @@ def test_postgres_probe_reports_and_checks_the_first_value(opsd_launcher,
                       pg("plain"))
     rc, r = d.run_probe("conns")
     assert rc == 0, r
-    value = r["reason"].split()[1]
-    assert r["reason"] == f"ok: {value} ({q})" and value.isdigit(), r
+    value = r["reason"].split()[0]
+    assert r["reason"] == f"{value} ({q})" and value.isdigit(), r
     rc, r = d.run_probe("few")
     assert rc == 1, r
     assert r["reason"] == "got 3, expected > 5 (SELECT 3)", r
     rc, r = d.run_probe("plain")
-    assert rc == 0 and r["reason"] == "ok: 1 (SELECT 1)", r
+    assert rc == 0 and r["reason"] == "1 (SELECT 1)", r
+    rc, out, err = d.cli("probe", "list")
+    assert "ok: 1 (SELECT 1)" in out and "ok: ok:" not in out, out
 
 
 def test_postgres_probe_expect_is_checked_in_the_config(tmp_path):

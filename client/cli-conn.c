@@ -6,6 +6,7 @@
  * since the operator reading it is usually in the middle of something.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <errno.h>
@@ -53,10 +54,25 @@ conn_timeout(struct cli *cli, const char *doing)
 	    "'journalctl -u opsd')", cli->socket, buf, doing);
 }
 
+static const char *
+file_kind(mode_t mode)
+{
+	if (S_ISREG(mode))
+		return ("regular file");
+	if (S_ISDIR(mode))
+		return ("directory");
+	if (S_ISFIFO(mode))
+		return ("FIFO");
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return ("device");
+	return ("file of another kind");
+}
+
 static void
 conn_connect(struct cli *cli)
 {
 	struct sockaddr_un	sun;
+	struct stat		st;
 	struct pollfd		pfd;
 	socklen_t		len;
 	int			fd, err = 0;
@@ -86,11 +102,17 @@ conn_connect(struct cli *cli)
 	case 0:
 		break;
 	case ENOENT:
-		cli_die(EXIT_CONNECT, "cannot connect to %s: no such socket. "
-		    "Is opsd running ('systemctl status opsd')? If it listens "
-		    "elsewhere, pass -s PATH or set OPSD_SOCKET (the [opsd] "
-		    "socket key).", cli->socket);
+		cli_die(EXIT_CONNECT, "no such file: is opsd running? (socket "
+		    "%s; 'systemctl status opsd'. If it listens elsewhere, pass "
+		    "-s PATH or set OPSD_SOCKET, the [opsd] socket key)",
+		    cli->socket);
 	case ECONNREFUSED:
+		/* a file or directory there refuses like a dead socket */
+		if (stat(cli->socket, &st) == 0 && !S_ISSOCK(st.st_mode))
+			cli_die(EXIT_CONNECT, "%s is not a socket but a %s: "
+			    "pass opsd's control socket with -s PATH or "
+			    "OPSD_SOCKET (the [opsd] socket key)", cli->socket,
+			    file_kind(st.st_mode));
 		cli_die(EXIT_CONNECT, "cannot connect to %s: connection "
 		    "refused. The socket is there but opsd is not listening: it "
 		    "stopped or crashed ('systemctl status opsd', 'journalctl "

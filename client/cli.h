@@ -18,6 +18,8 @@
 #define EXIT_RPC	1	/* the daemon answered with an error */
 #define EXIT_USAGE	2	/* the command line is wrong */
 #define EXIT_CONNECT	3	/* no answer: no socket, refused, timed out */
+/* status --check, summary: the Nagios meaning (0 OK ... 2 CRITICAL) */
+#define EXIT_UNKNOWN	3	/* the state could not be found out */
 
 #define CLI_MAX_METHODS	4
 
@@ -70,10 +72,13 @@ extern const struct cli_cmd cmd_probe_list_entry;
 extern const struct cli_cmd cmd_probe_run_entry;
 extern const struct cli_cmd cmd_reload_entry;
 extern const struct cli_cmd cmd_status_entry;
+extern const struct cli_cmd cmd_summary_entry;
 
 /* opsd-cli.c */
 void	 cli_die(int, const char *, ...)
 	    __attribute__((noreturn, format(printf, 2, 3)));
+/* From now on a failure is "UNKNOWN: why" on stdout and exit 3. */
+void	 cli_check_mode(void);
 void	*xmalloc(size_t);
 void	*xrealloc(void *, size_t);
 char	*xvasprintf(const char *, va_list) __attribute__((format(printf, 1, 0)));

@@ -1,6 +1,7 @@
 /*
  * Commands about the daemon itself rather than an object it manages:
- * status, reload, log-level, methods and jobs, plus call, the escape
+ * status (with its health summary), summary (the same as status --check,
+ * a monitoring check), reload, log-level, methods and jobs, plus call, the escape
  * hatch that reaches any method by name for what has no command yet.
  * They take at most one argument, so each reads argv directly.
  */
@@ -11,6 +12,8 @@
 
 #include "cli.h"
 #include "opsd-proto.h"
+
+#define OPSD_M_HEALTH	"opsd.health"
 
 static int
 cmd_status_show(json_t *r)
@@ -51,16 +54,156 @@ cmd_status_show(json_t *r)
 	return (EXIT_OK);
 }
 
+/* --- health ------------------------------------------------------------- */
+
+/* "ok" -> 0 ... "critical" -> 2; anything else is UNKNOWN (3). */
+static int
+health_code(json_t *h)
+{
+	static const char *const names[] = { "ok", "warning", "critical" };
+	const char	*s = out_str(h, "status");
+	int		 i;
+
+	for (i = 0; i < 3; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (i);
+	return (EXIT_UNKNOWN);
+}
+
+/*
+ * The Nagios line: "CRITICAL: probe api down; backup app stale (26h)",
+ * or what is well when nothing is wrong ("OK: 3 probes up, 1 backup
+ * verified").
+ */
+static void
+health_line(json_t *h, char *buf, size_t len)
+{
+	static const char *const words[] = { "OK", "WARNING", "CRITICAL",
+	    "UNKNOWN" };
+	json_t		*list, *v;
+	const char	*sep;
+	size_t		 i, off;
+	int		 code = health_code(h);
+
+	list = json_object_get(h, code == 0 ? "fine" : "problems");
+	sep = code == 0 ? ", " : "; ";
+	off = (size_t)snprintf(buf, len, "%s:", words[code]);
+	json_array_foreach(list, i, v) {
+		if (off >= len)
+			break;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+		    i > 0 ? sep : " ", json_string_value(v));
+	}
+	if (json_array_size(list) == 0 && off < len)
+		snprintf(buf + off, len - off, " %s", code == 0 ? "opsd "
+		    "running, nothing configured to check" : "see opsd-cli "
+		    "--json summary");
+}
+
+static int
+cmd_health_check_show(json_t *h)
+{
+	char	line[2048];
+
+	health_line(h, line, sizeof line);
+	printf("%s\n", line);
+	return (health_code(h));
+}
+
+/*
+ * status --check and summary. Every outcome has its Nagios meaning: the
+ * state as the exit code, and no answer, an error answer or a bad
+ * command line are UNKNOWN (3), on stdout as one line too.
+ */
+static int
+cmd_health_check(struct cli *cli)
+{
+	json_t	*h;
+	int	 r;
+
+	cli_check_mode();
+	if ((h = conn_call(cli, OPSD_M_HEALTH, NULL)) == NULL) {
+		printf("UNKNOWN: opsd answered %s with an error\n",
+		    OPSD_M_HEALTH);
+		return (EXIT_UNKNOWN);
+	}
+	if (cli->json) {
+		out_json_result(h);
+		r = health_code(h);
+	} else
+		r = cmd_health_check_show(h);
+	json_decref(h);
+	return (r);
+}
+
+/* After status's own lines: the state, then each problem. */
+static void
+cmd_status_health(json_t *h)
+{
+	json_t	*v;
+	size_t	 i;
+	char	 line[2048];
+
+	if (health_code(h) == 0) {
+		health_line(h, line, sizeof line);
+		out_kv("health", "%s", line);
+		return;
+	}
+	json_array_foreach(json_object_get(h, "problems"), i, v)
+		out_kv(i == 0 ? "health" : "", "%s%s", i == 0 ?
+		    (health_code(h) == 1 ? "WARNING: " : "CRITICAL: ") : "",
+		    json_string_value(v));
+}
+
 static int
 cmd_status_exec(struct cli *cli, int argc, char **argv)
 {
-	return (conn_call_show(cli, OPSD_M_STATUS, NULL, cmd_status_show));
+	json_t	*st, *h;
+	int	 r;
+
+	if (argc == 1 && strcmp(argv[0], "--check") == 0)
+		return (cmd_health_check(cli));
+	if (argc == 1)
+		cli_die(EXIT_USAGE, "status: unknown argument '%s' (only "
+		    "--check)", argv[0]);
+	if ((st = conn_call(cli, OPSD_M_STATUS, NULL)) == NULL)
+		return (EXIT_RPC);
+	if ((h = conn_call(cli, OPSD_M_HEALTH, NULL)) == NULL) {
+		json_decref(st);
+		return (EXIT_RPC);
+	}
+	if (cli->json) {
+		/* opsd.status's members as they were, and the summary */
+		json_object_set(st, "health", h);
+		out_json_result(st);
+		r = EXIT_OK;
+	} else {
+		r = cmd_status_show(st);
+		cmd_status_health(h);
+	}
+	json_decref(st);
+	json_decref(h);
+	return (r);
 }
 
 const struct cli_cmd cmd_status_entry = {
-	NULL, "status", "",
-	"show version, uptime, configuration and load",
-	{ OPSD_M_STATUS }, 0, 0, 0, cmd_status_exec
+	NULL, "status", "[--check]",
+	"show version, uptime, configuration, load and health "
+	"(--check: one Nagios line, exit 0-3)",
+	{ OPSD_M_STATUS, OPSD_M_HEALTH }, 0, 1, 0, cmd_status_exec
+};
+
+static int
+cmd_summary_exec(struct cli *cli, int argc, char **argv)
+{
+	return (cmd_health_check(cli));
+}
+
+const struct cli_cmd cmd_summary_entry = {
+	NULL, "summary", "",
+	"health in one Nagios line: exit 0 OK, 1 WARNING, 2 CRITICAL, "
+	"3 UNKNOWN",
+	{ OPSD_M_HEALTH }, 0, 0, 0, cmd_summary_exec
 };
 
 static int

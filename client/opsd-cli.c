@@ -41,14 +41,32 @@ static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_probe_run_entry,
 	&cmd_reload_entry,
 	&cmd_status_entry,
+	&cmd_summary_entry,
 };
 #define CLI_NCMDS	(sizeof cli_cmds / sizeof cli_cmds[0])
+
+/* status --check: a check's failures are UNKNOWN, said on stdout. */
+static int	check_mode;
+
+void
+cli_check_mode(void)
+{
+	check_mode = 1;
+}
 
 void
 cli_die(int code, const char *fmt, ...)
 {
 	va_list	ap;
 
+	if (check_mode) {
+		printf("UNKNOWN: ");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		putchar('\n');
+		code = EXIT_UNKNOWN;
+	}
 	fflush(stdout);
 	fprintf(stderr, "opsd-cli: ");
 	va_start(ap, fmt);
@@ -199,7 +217,8 @@ cli_usage(FILE *f)
 	fprintf(f,
 "\n"
 "Exit status: 0 ok, 1 opsd returned an error, 2 usage error,\n"
-"3 cannot connect or timed out. See opsd-cli(1).\n");
+"3 cannot connect or timed out. For status --check and summary, the\n"
+"Nagios meaning: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. See opsd-cli(1).\n");
 }
 
 static void

@@ -29,6 +29,7 @@ const struct subsys backup_subsys = {
 	.apply = backup_apply_config,
 	.stop = backup_stop_all,
 	.free = backup_stop_all,
+	.health = backup_health,
 	.metrics = backup_metrics,
 	.methods = rpc_backup_methods,
 	.nmethods = &rpc_backup_nmethods,

@@ -1,8 +1,11 @@
 /*
- * opsd.* methods: the daemon's own status, reload, log level and the
- * method table itself (from which opsd-cli and docs/protocol.md are made).
+ * opsd.* methods: the daemon's own status, its health (a summary walking
+ * the subsystem registry, for monitoring checks), reload, log level and
+ * the method table itself (from which opsd-cli and docs/protocol.md are
+ * made).
  */
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include "evt.h"
 #include "opsd-proto.h"
 #include "rpc.h"
+#include "subsys.h"
 #include "util.h"
 
 /*
@@ -172,6 +176,101 @@ opsd_reload_rpc(struct rpc_call *call, void *params, json_t **result)
 	return (0);
 }
 
+/* --- opsd.health ---------------------------------------------------------- */
+
+static void
+health_add(json_t *list, const char *fmt, va_list ap)
+{
+	char	*s;
+
+	xvasprintf(&s, fmt, ap);
+	json_array_append_new(list, json_string(s));
+	free(s);
+}
+
+void
+health_problem(struct health *h, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	health_add(h->problems, fmt, ap);
+	va_end(ap);
+}
+
+void
+health_fine(struct health *h, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	health_add(h->fine, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The daemon's own part: a reload that failed leaves the old config
+ * running, which is a warning (the next restart may not start) and stays
+ * one, with the errors, until a reload succeeds.
+ */
+static enum health_status
+health_reload(struct opsd *o, struct health *h)
+{
+	json_t		*r, *errors;
+	char		 at[32];
+	unsigned int	 i, n;
+
+	util_iso_time(o->last_reload_success, at, sizeof at);
+	r = json_pack("{s:b, s:I, s:s}", "ok", o->last_reload_ok,
+	    "reloads", (json_int_t)o->reloads, "last_success", at);
+	json_object_set_new(h->result, "reload", r);
+	if (o->last_reload_ok)
+		return (HEALTH_OK);
+	errors = json_array();
+	n = o->reload_errors != NULL ? o->reload_errors->n : 0;
+	for (i = 0; i < n; i++)
+		json_array_append_new(errors,
+		    json_string(o->reload_errors->v[i]));
+	util_iso_time(o->last_reload_failure, at, sizeof at);
+	json_object_set_new(r, "failed_at", json_string(at));
+	json_object_set_new(r, "errors", errors);
+	if (n == 0)
+		health_problem(h, "reload failed; running the previous "
+		    "configuration");
+	else
+		health_problem(h, "reload failed: %s%s", o->reload_errors->v[0],
+		    n > 1 ? " (and more)" : "");
+	return (HEALTH_WARNING);
+}
+
+static int
+opsd_health(struct rpc_call *call, void *params, json_t **result)
+{
+	static const char *const names[] = { "ok", "warning", "critical" };
+	struct opsd	*o = call->opsd;
+	struct health	 h;
+	enum health_status worst, st;
+	size_t		 i;
+
+	(void)params;
+	h.result = json_object();
+	h.problems = json_array();
+	h.fine = json_array();
+	worst = health_reload(o, &h);
+	for (i = 0; i < SUBSYS_N; i++) {
+		if (subsys_table[i]->health == NULL)
+			continue;
+		st = subsys_table[i]->health(o, &h);
+		if (st > worst)
+			worst = st;
+	}
+	json_object_set_new(h.result, "status", json_string(names[worst]));
+	json_object_set_new(h.result, "problems", h.problems);
+	json_object_set_new(h.result, "fine", h.fine);
+	*result = h.result;
+	return (0);
+}
+
 struct log_level_params {
 	const char	*level;
 };
@@ -223,6 +322,10 @@ static const struct rpc_param log_level_params[] = {
 };
 
 const struct rpc_method rpc_opsd_methods[] = {
+	{ "opsd.health", RPC_READ,
+	    "Health summary for monitoring: ok, warning or critical, and why",
+	    RPC_NOPARAMS, "{status, problems, fine, reload, probes, alerts, "
+	    "backups}", opsd_health },
 	{ OPSD_M_LOG_LEVEL, RPC_ADMIN,
 	    "Set the log level until the next reload or restart",
 	    RPC_PARAMS(log_level_params), sizeof (struct log_level_params),

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,11 +111,18 @@ opsd_check(void *ctx, void *obj, const char *file, int line,
 	if (strlen(conf->socket) >= sizeof sun->sun_path)
 		ini_error(errs, file, KEYLINE("socket"), "socket: path is longer than "
 		    "%zu bytes", sizeof sun->sun_path - 1);
-	if (conf->socket_mode & 0111)
-		ini_error(errs, file, KEYLINE("socket_mode"), "socket_mode: %04o "
-		    "sets execute "
-		    "bits; use read/write bits only, e.g. 0660",
-		    (unsigned int)conf->socket_mode);
+	if (conf->socket_mode & 0111) {
+		char	mode[16];
+		const char *w = keylines != NULL ? ini_written(&opsd_section,
+		    keylines, "socket_mode") : NULL;
+
+		if (w == NULL)
+			snprintf(mode, sizeof mode, "%04o",
+			    (unsigned int)conf->socket_mode);
+		ini_error(errs, file, KEYLINE("socket_mode"), "socket_mode: %s "
+		    "sets execute bits; use read/write bits only, e.g. 0660",
+		    w != NULL ? w : mode);
+	}
 }
 
 static const struct ini_section opsd_section = {
@@ -203,13 +211,49 @@ config_lists_init(struct opsd_config *conf)
 	}
 }
 
+/* The N of "FILE:N: message"; errors about the whole file sort last. */
+static long
+error_line(const char *err, const char *file)
+{
+	size_t	 n = strlen(file);
+	char	*end;
+	long	 line;
+
+	if (strncmp(err, file, n) != 0 || err[n] != ':')
+		return (LONG_MAX);
+	line = strtol(err + n + 1, &end, 10);
+	return (end != err + n + 1 && *end == ':' ? line : LONG_MAX);
+}
+
+/*
+ * Errors from errs->v[from] on in line order: the reader reports a
+ * section's missing keys when the section ends and the cross-section
+ * checks come last, but a person fixes a file top to bottom. Stable, so
+ * the errors of one line keep their order (at most INI_MAX_ERRORS).
+ */
+static void
+config_errors_sort(struct config_errors *errs, unsigned int from,
+    const char *file)
+{
+	unsigned int	 i, j;
+	char		*e;
+
+	for (i = from + 1; i < errs->n; i++) {
+		e = errs->v[i];
+		for (j = i; j > from && error_line(errs->v[j - 1], file) >
+		    error_line(e, file); j--)
+			errs->v[j] = errs->v[j - 1];
+		errs->v[j] = e;
+	}
+}
+
 struct opsd_config *
 config_parse(const char *name, const char *buf, size_t len,
     struct config_errors *errs)
 {
 	struct opsd_config	*conf;
 	struct ini_section	*sections;
-	unsigned int		 i;
+	unsigned int		 i, before = errs->n;
 	int			 r;
 
 	conf = xcalloc(1, sizeof *conf);
@@ -226,6 +270,7 @@ config_parse(const char *name, const char *buf, size_t len,
 	r = ini_parse(name, buf, len, sections, conf->nlists + 1, conf, errs);
 	free(sections);
 	if (r != 0) {
+		config_errors_sort(errs, before, name);
 		config_free(conf);
 		return (NULL);
 	}
@@ -240,6 +285,7 @@ config_parse(const char *name, const char *buf, size_t len,
 		conf->metrics_listen = NULL;
 	}
 	if (errs->n > 0) {
+		config_errors_sort(errs, before, name);
 		config_free(conf);
 		return (NULL);
 	}

@@ -26,6 +26,8 @@
 #include "subsys.h"
 #include "util.h"
 
+static void	reload_errors_keep(struct opsd *, const struct config_errors *);
+
 int
 opsd_init(struct opsd *o)
 {
@@ -93,6 +95,7 @@ opsd_free(struct opsd *o)
 	if (o->ev_deadline != NULL)
 		event_free(o->ev_deadline);
 	o->ev_watchdog = o->ev_tick = o->ev_deadline = NULL;
+	reload_errors_keep(o, NULL);
 	rpc_opsd_free(o);
 	rpc_free(o);
 	http_shutdown(o);
@@ -122,6 +125,29 @@ opsd_notify_status(struct opsd *o)
 	sd_notifyf(0, "STATUS=%s", line);
 }
 
+/*
+ * opsd.health reports why the last reload failed until one succeeds: a
+ * copy, since the caller's list goes with its reply. NULL: forget them.
+ */
+static void
+reload_errors_keep(struct opsd *o, const struct config_errors *errs)
+{
+	unsigned int	i;
+
+	if (o->reload_errors != NULL) {
+		config_errors_clear(o->reload_errors);
+		free(o->reload_errors);
+		o->reload_errors = NULL;
+	}
+	if (errs == NULL)
+		return;
+	o->reload_errors = xcalloc(1, sizeof *o->reload_errors);
+	o->reload_errors->v = xcalloc(errs->n + 1, sizeof *errs->v);
+	for (i = 0; i < errs->n; i++)
+		o->reload_errors->v[i] = xstrdup(errs->v[i]);
+	o->reload_errors->n = errs->n;
+}
+
 int
 opsd_reload(struct opsd *o, struct config_errors *errs)
 {
@@ -139,6 +165,8 @@ opsd_reload(struct opsd *o, struct config_errors *errs)
 			    "configuration: %s", errs->v[i]);
 		}
 		o->last_reload_ok = 0;
+		o->last_reload_failure = time(NULL);
+		reload_errors_keep(o, errs);
 		sd_notify(0, "READY=1");
 		opsd_notify_status(o);
 		return (-1);
@@ -155,6 +183,7 @@ opsd_reload(struct opsd *o, struct config_errors *errs)
 	o->reloads++;
 	o->last_reload_ok = 1;
 	o->last_reload_success = time(NULL);
+	reload_errors_keep(o, NULL);
 	log_set_level(conf->log_level);
 	control_reconfigure(o);
 	for (i = 0; i < SUBSYS_N; i++)

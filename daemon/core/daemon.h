@@ -56,6 +56,9 @@ struct opsd {
 	unsigned int		 reloads;
 	int			 last_reload_ok;	/* 1 until one fails */
 	time_t			 last_reload_success;	/* or the start */
+	/* the last failed reload's errors and time; NULL after a success */
+	struct config_errors	*reload_errors;
+	time_t			 last_reload_failure;
 	struct loop_stats	 loop;
 
 	uint64_t		 watchdog_usec;	/* 0: no watchdog */

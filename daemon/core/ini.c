@@ -19,6 +19,8 @@
 #include "util.h"
 
 #define INI_MAX_ERRORS	100
+/* A name this close to a known one is offered as "did you mean". */
+#define INI_SUGGEST_DIST	2
 
 struct seen {
 	const char	*type;
@@ -78,6 +80,88 @@ kind_hint(enum ini_kind kind)
 	default:
 		return ("a value");
 	}
+}
+
+/*
+ * Edit distance with adjacent transpositions (optimal string alignment),
+ * capped: anything above INI_SUGGEST_DIST reads as INI_SUGGEST_DIST + 1.
+ * Names are short (keys, section types), so the O(n*m) table is tiny.
+ */
+static unsigned int
+edit_distance(const char *a, const char *b)
+{
+	size_t		 la = strlen(a), lb = strlen(b), i, j;
+	unsigned int	 d[3][65], *prev2 = d[0], *prev = d[1], *cur = d[2];
+	unsigned int	*t, best, v;
+
+	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) >
+	    INI_SUGGEST_DIST)
+		return (INI_SUGGEST_DIST + 1);
+	for (j = 0; j <= lb; j++)
+		prev[j] = (unsigned int)j;
+	for (i = 1; i <= la; i++) {
+		cur[0] = (unsigned int)i;
+		best = cur[0];
+		for (j = 1; j <= lb; j++) {
+			v = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			if (prev[j] + 1 < v)
+				v = prev[j] + 1;
+			if (cur[j - 1] + 1 < v)
+				v = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < v)
+				v = prev2[j - 2] + 1;
+			cur[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best > INI_SUGGEST_DIST)
+			return (INI_SUGGEST_DIST + 1);
+		t = prev2;
+		prev2 = prev;
+		prev = cur;
+		cur = t;
+	}
+	return (prev[lb] > INI_SUGGEST_DIST ? INI_SUGGEST_DIST + 1 : prev[lb]);
+}
+
+/*
+ * The nearest of n names (each at base + i * stride) within
+ * INI_SUGGEST_DIST of word, or NULL. A word of one or two letters is
+ * within two edits of too much to suggest anything.
+ */
+static const char *
+suggest(const char *word, const void *base, size_t n, size_t stride)
+{
+	const char	*best = NULL, *name;
+	unsigned int	 bestd = INI_SUGGEST_DIST + 1, d;
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		name = *(const char *const *)((const char *)base + i * stride);
+		d = edit_distance(word, name);
+		if (d < bestd && d < strlen(word)) {
+			bestd = d;
+			best = name;
+		}
+	}
+	return (best);
+}
+
+/*
+ * opsd.conf has no comments after a value: '#' is part of it (a URL's
+ * fragment, a password). When a value is rejected and holds a '#' after
+ * a blank, that was almost surely meant as a comment: say so.
+ */
+static int
+has_trailing_comment(const char *value)
+{
+	const char	*p;
+
+	for (p = strchr(value, '#'); p != NULL; p = strchr(p + 1, '#'))
+		if (p > value && isspace((unsigned char)p[-1]))
+			return (1);
+	return (0);
 }
 
 /* Parses value into obj; returns NULL or a static error message. */
@@ -387,8 +471,26 @@ struct cursec {
 	void				*obj;
 	int				 line;
 	int				*keyline;	/* per key, 0 if unset */
+	char				**raw;		/* per key, as written */
 	char				*name;		/* NULL if unnamed */
 };
+
+/* The section whose check callback runs now, for ini_written(). */
+static const struct cursec *checking;
+
+const char *
+ini_written(const struct ini_section *sec, const int *keylines,
+    const char *key)
+{
+	const struct ini_key	*k;
+
+	/* sec may be a copy of the table entry (config.c sorts copies) */
+	if (checking == NULL || checking->type->keys != sec->keys ||
+	    checking->keyline != keylines)
+		return (NULL);
+	k = bsearch(key, sec->keys, sec->nkeys, sizeof *sec->keys, key_cmp);
+	return (k != NULL ? checking->raw[k - sec->keys] : NULL);
+}
 
 static void
 close_section(struct cursec *cs, const char *file, void *ctx,
@@ -406,9 +508,15 @@ close_section(struct cursec *cs, const char *file, void *ctx,
 			    cs->type->name, cs->name ? " " : "",
 			    cs->name ? cs->name : "", cs->type->keys[i].name);
 	}
-	if (cs->type->check != NULL && cs->obj != NULL)
+	if (cs->type->check != NULL && cs->obj != NULL) {
+		checking = cs;
 		cs->type->check(ctx, cs->obj, file, cs->line, cs->keyline,
 		    errs);
+		checking = NULL;
+	}
+	for (i = 0; i < cs->type->nkeys; i++)
+		free(cs->raw[i]);
+	free(cs->raw);
 	free(cs->keyline);
 	free(cs->name);
 	memset(cs, 0, sizeof *cs);
@@ -419,8 +527,9 @@ open_section(struct cursec *cs, char *hdr, int line, const char *file,
     const struct ini_section *types, size_t ntypes, void *ctx,
     struct seen **seen, size_t *nseen, struct config_errors *errs)
 {
-	char	*type, *name, *p;
-	size_t	 i;
+	char		*type, *name, *p;
+	const char	*hint;
+	size_t		 i;
 
 	type = hdr;
 	for (p = hdr; *p != '\0' && !isspace((unsigned char)*p); p++)
@@ -446,8 +555,14 @@ open_section(struct cursec *cs, char *hdr, int line, const char *file,
 		for (i = 0; i < ntypes && off < sizeof known; i++)
 			off += (size_t)snprintf(known + off, sizeof known - off,
 			    "%s%s", i > 0 ? ", " : "", types[i].name);
-		ini_error(errs, file, line, "unknown section [%s] "
-		    "(known sections: %s)", type, known);
+		if ((hint = suggest(type, types, ntypes,
+		    sizeof *types)) != NULL)
+			ini_error(errs, file, line, "unknown section [%s]; did "
+			    "you mean [%s%s%s]?", type, hint, name ? " " : "",
+			    name ? name : "");
+		else
+			ini_error(errs, file, line, "unknown section [%s] "
+			    "(known sections: %s)", type, known);
 		return;
 	}
 	if (types[i].named && (name == NULL || *name == '\0')) {
@@ -488,6 +603,7 @@ open_section(struct cursec *cs, char *hdr, int line, const char *file,
 	cs->type = &types[i];
 	cs->line = line;
 	cs->keyline = xcalloc(types[i].nkeys + 1, sizeof *cs->keyline);
+	cs->raw = xcalloc(types[i].nkeys + 1, sizeof *cs->raw);
 	cs->obj = types[i].open(ctx, name);
 	cs->name = name != NULL ? xstrdup(name) : NULL;
 }
@@ -572,8 +688,13 @@ ini_parse(const char *file, const char *buf, size_t len,
 		k = bsearch(key, cs.type->keys, cs.type->nkeys,
 		    sizeof *cs.type->keys, key_cmp);
 		if (k == NULL) {
+			msg = suggest(key, cs.type->keys, cs.type->nkeys,
+			    sizeof *cs.type->keys);
 			ini_error(errs, file, lineno, "unknown key '%s' in "
-			    "[%s]", key, cs.type->name);
+			    "[%s%s%s]%s%s%s", key, cs.type->name,
+			    cs.name ? " " : "", cs.name ? cs.name : "",
+			    msg ? "; did you mean '" : "", msg ? msg : "",
+			    msg ? "'?" : "");
 			continue;
 		}
 		i = (size_t)(k - cs.type->keys);
@@ -595,9 +716,14 @@ ini_parse(const char *file, const char *buf, size_t len,
 		}
 		if (cs.obj == NULL)
 			continue;
+		free(cs.raw[i]);
+		cs.raw[i] = xstrdup(value);
 		if ((msg = ini_set(k, cs.obj, value, msgbuf,
 		    sizeof msgbuf)) != NULL)
-			ini_error(errs, file, lineno, "%s: %s", key, msg);
+			ini_error(errs, file, lineno, "%s: %s%s", key, msg,
+			    has_trailing_comment(value) ? " (comments go on "
+			    "their own line: '#' after a value is part of "
+			    "it)" : "");
 	}
 	close_section(&cs, file, ctx, errs);
 

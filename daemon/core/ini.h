@@ -8,6 +8,9 @@
  * Syntax: "[type]" or "[type name]" opens a section; "key = value" sets a
  * key; lines starting with '#' or ';' and blank lines are ignored. A value
  * may be wrapped in double quotes to keep leading or trailing blanks.
+ * There are no comments after a value: a '#' there is part of it (URL
+ * fragments, passwords), and a rejected value with a '#' after a blank
+ * says that comments go on their own line.
  */
 #ifndef OPSD_INI_H
 #define OPSD_INI_H
@@ -87,6 +90,13 @@ void	*ini_copy(const struct ini_section *, const void *src, size_t size);
 int	 ini_equal(const struct ini_section *, const void *a, const void *b);
 /* The line that set key, or 0 (for check callbacks). */
 int	 ini_keyline(const struct ini_section *, const int *keylines,
+	    const char *key);
+/*
+ * In a check callback: the value of key as the file wrote it, for
+ * messages that echo it ("timeout 20s", not 20000), or NULL when the
+ * file did not set it (then format the default: format_duration()).
+ */
+const char *ini_written(const struct ini_section *, const int *keylines,
 	    const char *key);
 void	 ini_error(struct config_errors *, const char *file, int line,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));

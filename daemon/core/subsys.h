@@ -2,8 +2,8 @@
  * The subsystem registry. A subsystem (probes, alerts, backups, ...) is a
  * folder under daemon/ and one `const struct subsys` describing all that
  * the rest of the daemon needs to know of it: its config sections, the
- * checks across sections, its life cycle, its metrics, its RPC methods
- * and its event types. Config, reload, shutdown, /metrics, opsd.methods
+ * checks across sections, its life cycle, its health, its metrics, its
+ * RPC methods and its event types. Config, reload, shutdown, /metrics, opsd.methods
  * and the catalog check walk subsys_table[]; nothing else lists
  * subsystems by hand.
  *
@@ -27,6 +27,33 @@ struct rpc_method;
 struct evt_type;
 struct evbuffer;
 struct op_kind;
+struct json_t;
+
+/*
+ * opsd.health, what a monitoring check or a script reads. Each subsystem
+ * with a health callback adds its own member to result ("probes") and
+ * says in a few words what is wrong (problems: "probe api down") and
+ * what is well (fine: "3 probes up"); the words end up in one Nagios
+ * line, so they name the object and leave out the why, which the member
+ * holds. The callback returns the worst it found.
+ */
+enum health_status {
+	HEALTH_OK,
+	HEALTH_WARNING,
+	HEALTH_CRITICAL,
+};
+
+struct health {
+	struct json_t	*result;	/* {status, problems, fine, ...} */
+	struct json_t	*problems;	/* strings, worst first is not kept */
+	struct json_t	*fine;		/* strings */
+};
+
+/* control/rpc-opsd.c */
+void	health_problem(struct health *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	health_fine(struct health *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
 
 struct subsys {
 	const char			*name;
@@ -46,6 +73,9 @@ struct subsys {
 	/* After the loop ended: release everything. */
 	void	(*free)(struct opsd *);
 
+	/* opsd.health: its member, problems and status (above). */
+	enum health_status (*health)(struct opsd *, struct health *);
+
 	/* Renders the subsystem's metric families for /metrics. */
 	void	(*metrics)(struct opsd *, struct evbuffer *);
 
@@ -63,6 +93,12 @@ struct subsys {
 	 */
 	const struct op_kind *const	*op_kinds;
 };
+
+/*
+ * Health callbacks kept outside their room, built on its public header
+ * only (control/rpc-health.c).
+ */
+enum health_status backup_health(struct opsd *, struct health *);
 
 /* In start order; SUBSYS_N entries. */
 extern const struct subsys *const subsys_table[SUBSYS_N];

@@ -1,11 +1,18 @@
-/* The probes' entry in the subsystem registry (core/subsys.h). */
+/*
+ * The probes' entry in the subsystem registry (core/subsys.h). Health: a
+ * probe that is down is critical (that is what probes are for); one not
+ * yet run is only counted, since every probe is unknown after a start.
+ */
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "evt.h"
 #include "ini.h"
 #include "probe.h"
 #include "rpc.h"
 #include "subsys.h"
+#include "util.h"
 
 static const struct ini_section *const probe_sections[] = {
 	&probe_section, NULL
@@ -15,6 +22,38 @@ static const struct evt_type *const probe_events[] = {
 	&EVT_PROBE_STATE, NULL
 };
 
+static enum health_status
+probe_health(struct opsd *o, struct health *h)
+{
+	struct probe	*p;
+	json_t		*down;
+	unsigned int	 i, n[3] = { 0, 0, 0 };
+	char		 since[32];
+
+	down = json_array();
+	for (i = 0; i < probe_count(o); i++) {
+		p = probe_at(o, i);
+		n[p->state]++;
+		if (p->state != PROBE_DOWN)
+			continue;
+		util_iso_time(p->since, since, sizeof since);
+		json_array_append_new(down, json_pack("{s:s, s:s, s:s}",
+		    "name", p->conf->name, "since", since, "reason",
+		    p->has_last ? p->last.reason : ""));
+		health_problem(h, "probe %s down", p->conf->name);
+	}
+	json_object_set_new(h->result, "probes", json_pack("{s:i, s:i, s:i, "
+	    "s:i, s:o}", "total", probe_count(o), "up", n[PROBE_UP], "down",
+	    n[PROBE_DOWN], "unknown", n[PROBE_UNKNOWN], "failing", down));
+	if (n[PROBE_UP] > 0)
+		health_fine(h, "%u probe%s up", n[PROBE_UP],
+		    n[PROBE_UP] == 1 ? "" : "s");
+	if (n[PROBE_UNKNOWN] > 0)
+		health_fine(h, "%u probe%s not run yet", n[PROBE_UNKNOWN],
+		    n[PROBE_UNKNOWN] == 1 ? "" : "s");
+	return (n[PROBE_DOWN] > 0 ? HEALTH_CRITICAL : HEALTH_OK);
+}
+
 const struct subsys probe_subsys = {
 	.name = "probe",
 	.sections = probe_sections,
@@ -22,6 +61,7 @@ const struct subsys probe_subsys = {
 	.apply = probe_apply_config,
 	.stop = probe_stop_all,
 	.free = probe_stop_all,
+	.health = probe_health,
 	.metrics = probe_metrics,
 	.methods = rpc_probe_methods,
 	.nmethods = &rpc_probe_nmethods,

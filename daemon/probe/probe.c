@@ -327,10 +327,22 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
 	if (pc->timeout > pc->interval && kl == 0)
 		pc->timeout = pc->interval;	/* the default fits the interval */
 	else if (pc->timeout > pc->interval) {
-		ini_error(errs, file, kl, "timeout (%llums) is "
-		    "longer than interval (%llums)",
-		    (unsigned long long)pc->timeout,
-		    (unsigned long long)pc->interval);
+		char		 t[32], iv[32];
+		const char	*w;
+
+		/* as the file wrote them; a default in its own words */
+		if ((w = ini_written(&probe_section, keylines,
+		    "timeout")) != NULL)
+			snprintf(t, sizeof t, "%s", w);
+		else
+			format_duration(pc->timeout, t, sizeof t);
+		if ((w = ini_written(&probe_section, keylines,
+		    "interval")) != NULL)
+			snprintf(iv, sizeof iv, "%s", w);
+		else
+			format_duration(pc->interval, iv, sizeof iv);
+		ini_error(errs, file, kl, "timeout %s is longer than "
+		    "interval %s", t, iv);
 	}
 	parse_status_list(pc->expect_status, pc);
 	if ((pc->kind == PROBE_TCP || pc->kind == PROBE_TLS) &&

@@ -103,6 +103,25 @@ def test_cli_missing_socket(rundir):
         f"running: {err}"
 
 
+def test_cli_missing_socket_says_no_such_file(rundir):
+    path = rundir / "gone.sock"
+    rc, out, err = cli_run("status", socket_path=path)
+    assert rc == 3, f"missing socket: exit {rc}, not 3: {err}"
+    assert f"no such file: is opsd running? (socket {path}" in err, err
+
+
+def test_cli_path_that_is_not_a_socket(rundir):
+    # connect() to a regular file or a directory is refused like a dead
+    # socket: the message must not send the operator after a crashed opsd
+    plain = rundir / "opsd.conf"
+    plain.write_text("[opsd]\n")
+    for path, kind in ((plain, "regular file"), (rundir, "directory")):
+        rc, out, err = cli_run("status", socket_path=path)
+        assert rc == 3, f"{kind}: exit {rc}, not 3: {err}"
+        assert f"{path} is not a socket but a {kind}" in err, err
+        assert "refused" not in err, err
+
+
 def test_cli_refused_socket(rundir):
     # a socket file nobody listens on: opsd died without cleaning up
     path = rundir / "stale.sock"

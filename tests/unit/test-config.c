@@ -861,6 +861,76 @@ test_ini_defaults(void)
 	CHECK_INT(ini_defaults(&bad, &v), -1);
 }
 
+static void
+test_did_you_mean(void)
+{
+	/* a key within two edits of one of the section's keys */
+	EXPECT_ERRORS("[probe api]\nkind = http\nurl = http://127.0.0.1/\n"
+	    "expect_bdy = ok\n",
+	    { 4, "unknown key 'expect_bdy' in [probe api]; did you mean "
+	    "'expect_body'?" });
+	EXPECT_ERRORS("[opsd]\nsokcet = /run/x.sock\n",
+	    { 2, "unknown key 'sokcet' in [opsd]; did you mean 'socket'?" });
+	/* nothing close: no guess */
+	EXPECT_ERRORS("[opsd]\nfrobnicate = 1\n",
+	    { 2, "unknown key 'frobnicate' in [opsd]" });
+	/* section types too, with the name kept */
+	EXPECT_ERRORS("[prbe api]\nkind = http\n",
+	    { 1, "unknown section [prbe]; did you mean [probe api]?" });
+	EXPECT_ERRORS("[opsdd]\n", { 1, "did you mean [opsd]?" });
+}
+
+static void
+test_trailing_comment(void)
+{
+	/* a rejected value with '# ...' after a blank: say why */
+	EXPECT_ERRORS("[opsd]\nidle_timeout = 5m # five minutes\n",
+	    { 2, "idle_timeout: invalid value '5m # five minutes': expected "
+	    "a duration such as 30s, 5m, 2h or 7d (comments go on their own "
+	    "line" });
+	EXPECT_ERRORS("[opsd]\nmax_connections = 10\t# ten\n",
+	    { 2, "comments go on their own line" });
+	/* no blank before '#': no hint */
+	EXPECT_ERRORS("[opsd]\nidle_timeout = 5m#x\n",
+	    { 2, "idle_timeout: invalid value '5m#x': expected a duration "
+	    "such as 30s, 5m, 2h or 7d" });
+	/* a '#' in a value that is valid stays part of it (URL fragments) */
+	config_free(parse_ok("[probe api]\nkind = http\n"
+	    "url = http://127.0.0.1/#top\n"));
+}
+
+static void
+test_errors_in_line_order(void)
+{
+	/*
+	 * A missing required key is found when its section ends, after
+	 * the errors of the lines inside it; cross-section checks run
+	 * last. The list reads top to bottom all the same.
+	 */
+	EXPECT_ERRORS("[probe api]\n"			/* 1 */
+	    "url = http://127.0.0.1/\n"		/* 2 */
+	    "rise = lots\n"				/* 3 */
+	    "[opsd]\n"					/* 4 */
+	    "idle_timeout = soon\n",			/* 5 */
+	    { 1, "[probe api] is missing the required key 'kind'" },
+	    { 3, "rise: invalid value 'lots'" },
+	    { 5, "idle_timeout: invalid value 'soon'" });
+}
+
+static void
+test_values_as_written(void)
+{
+	/* durations in the file's words, not in milliseconds */
+	EXPECT_ERRORS("[probe api]\nkind = http\nurl = http://127.0.0.1/\n"
+	    "interval = 5s\ntimeout = 20s\n",
+	    { 5, "timeout 20s is longer than interval 5s" });
+	EXPECT_ERRORS("[probe api]\nkind = http\nurl = http://127.0.0.1/\n"
+	    "interval = 1500ms\ntimeout = 1m\n",
+	    { 5, "timeout 1m is longer than interval 1500ms" });
+	EXPECT_ERRORS("[opsd]\nsocket_mode = 775\n",
+	    { 2, "socket_mode: 775 sets execute bits" });
+}
+
 int
 main(void)
 {
@@ -900,5 +970,9 @@ main(void)
 	RUN(test_ini_list);
 	RUN(test_ini_validate);
 	RUN(test_ini_defaults);
+	RUN(test_did_you_mean);
+	RUN(test_trailing_comment);
+	RUN(test_errors_in_line_order);
+	RUN(test_values_as_written);
 	return (tap_done());
 }

@@ -1,10 +1,9 @@
 /*
- * Alert routes and delivery. The alert sink subscribes to events; an event
- * marked with evt_alert() names its routes. For each route an active alert
- * (keyed by source and object) is kept while it fires, for the repeat
- * timer and the resolved message. Each message is one delivery: a curl
- * transfer retried with doubling delays; when the last attempt fails the
- * failure is an event of its own (alert.failed) and a counter.
+ * Alert delivery. Each message is one delivery: a curl transfer retried
+ * with doubling delays; when the last attempt fails the failure is an
+ * event of its own (alert.failed) and a counter. The body is rendered
+ * here once per delivery: the JSON payload or Slack's {"text"} for a
+ * webhook, a MIME message with an RFC 2047 subject for e-mail.
  *
  * A receiver that hangs must not cost a socket per message: a route has
  * at most ROUTE_INFLIGHT deliveries under way and the rest wait in a
@@ -33,236 +32,20 @@
 #include <openssl/rand.h>
 
 #include "alert.h"
+#include "alert-int.h"
 #include "daemon.h"
 #include "evt.h"
 #include "http.h"
-#include "ini.h"
-#include "metrics.h"
 #include "opsd-proto.h"
 #include "rpc.h"
 #include "secretfile.h"
 #include "util.h"
 
-const struct evt_type EVT_ALERT_FAILED = {
-	"alert.failed", "d2fadc091d224d2983c0d9f83e556fcb", LOG_ERR };
-const struct evt_type EVT_ALERT_DROPPED = {
-	"alert.dropped", "b33370bea3b34463be6a85a66ea1abdf", LOG_WARNING };
-
-/* This subsystem's state in the daemon context (subsys.h). */
-#define ALERTS(o)	((struct alert_set *)(o)->sub[SUBSYS_ALERT])
-
-#define RETRY_DELAY_MAX	(5 * 60 * 1000)
 #define ROUTE_INFLIGHT	4	/* deliveries under way per route */
 #define ROUTE_QUEUED	64	/* waiting per route */
 
-struct route {
-	struct alert_conf	*conf;
-	uint64_t		 sent_ok;
-	uint64_t		 sent_failed;
-	int			 gone;		/* removed by a reload */
-	int			 secret_warned;	/* loose mode, said once */
-	unsigned int		 refs;		/* the set's, and each delivery's */
-	unsigned int		 inflight;	/* deliveries under way */
-	unsigned int		 queued;	/* waiting for a slot */
-	uint64_t		 dropped;
-};
-
-struct active {
-	struct alert_set	*set;
-	char			*route;
-	char			*source;
-	char			*object;
-	json_t			*payload;	/* last firing message */
-	int64_t			 since;
-	struct event		*repeat;
-	LIST_ENTRY(active)	 entry;
-};
-
-struct delivery {
-	struct alert_set	*set;
-	struct route		*route;
-	char			*source;	/* NULL: never merged (a test) */
-	char			*object;
-	int			 running;	/* 0: queued */
-	uint64_t		 queued_usec;	/* when first queued */
-	unsigned int		 merged;	/* messages it replaced */
-	json_t			*payload;
-	char			*body;		/* as sent on the wire */
-	size_t			 bodylen;
-	size_t			 bodyoff;	/* smtp upload position */
-	CURL			*easy;
-	struct curl_slist	*headers;
-	struct curl_slist	*rcpt;
-	char			 errbuf[CURL_ERROR_SIZE];
-	unsigned int		 attempt;
-	unsigned int		 max_attempts;
-	struct event		*timer;		/* queue limit, then retries */
-	struct rpc_pending	*waiter;
-	TAILQ_ENTRY(delivery)	 entry;
-};
-
-struct alert_set {
-	struct opsd		*opsd;
-	struct route		**routes;
-	unsigned int		  nroutes;
-	LIST_HEAD(, active)	  active;
-	unsigned int		  nactive;
-	TAILQ_HEAD(, delivery)	  deliveries;	/* in arrival order */
-	unsigned int		  ndeliveries;
-	struct event		 *pump;		/* starts queued deliveries */
-	char			  host[256];
-};
-
-/* --- configuration ------------------------------------------------------ */
-
-static const char *const type_names[] = { "webhook", "email", NULL };
-static const char *const format_names[] = { "json", "slack", NULL };
-
-static const char *
-validate_alert_url(const char *value, char *buf, size_t len)
-{
-	if (strncmp(value, "http://", 7) != 0 &&
-	    strncmp(value, "https://", 8) != 0 &&
-	    strncmp(value, "smtp://", 7) != 0 &&
-	    strncmp(value, "smtps://", 8) != 0) {
-		snprintf(buf, len, "'%s' must start with http://, https://, "
-		    "smtp:// or smtps://", value);
-		return (buf);
-	}
-	return (NULL);
-}
-
-#define O(f)	offsetof(struct alert_conf, f)
-static const struct ini_key alert_keys[] = {	/* sorted */
-	{ .name = "bearer_token_file", .kind = INI_PATH,
-	  .off = O(bearer_token_file), .validate = ini_validate_readable },
-	{ .name = "ca_file", .kind = INI_PATH, .off = O(ca_file),
-	  .validate = ini_validate_readable },
-	{ .name = "credentials_file", .kind = INI_PATH,
-	  .off = O(credentials_file), .validate = ini_validate_readable },
-	{ .name = "format", .kind = INI_ENUM, .off = O(format),
-	  .choices = format_names, .dflt = "json" },
-	{ .name = "from", .kind = INI_STRING, .off = O(from) },
-	{ .name = "repeat", .kind = INI_DURATION, .off = O(repeat),
-	  .dflt = "1h", .max = 30 * 86400 * 1000ULL },
-	{ .name = "retries", .kind = INI_UINT, .off = O(retries), .dflt = "5",
-	  .max = 20 },
-	{ .name = "retry_delay", .kind = INI_DURATION, .off = O(retry_delay),
-	  .dflt = "5s", .min = 10, .max = RETRY_DELAY_MAX },
-	{ .name = "subject_prefix", .kind = INI_STRING,
-	  .off = O(subject_prefix), .dflt = "[opsd]" },
-	{ .name = "timeout", .kind = INI_DURATION, .off = O(timeout),
-	  .dflt = "20s", .min = 100, .max = 600 * 1000 },
-	{ .name = "tls_verify", .kind = INI_BOOL, .off = O(tls_verify),
-	  .dflt = "yes" },
-	{ .name = "to", .kind = INI_LIST, .off = O(to), .off2 = O(nto) },
-	{ .name = "type", .kind = INI_ENUM, .off = O(type),
-	  .choices = type_names, .flags = INI_REQUIRED },
-	{ .name = "url", .kind = INI_STRING, .off = O(url),
-	  .validate = validate_alert_url, .flags = INI_REQUIRED },
-};
-#undef O
-
-static void *
-alert_conf_open(void *ctx, const char *name)
-{
-	struct opsd_config	*conf = ctx;
-	struct alert_conf	*ac;
-
-	ac = xcalloc(1, sizeof *ac);
-	ac->name = xstrdup(name);
-	if (ini_defaults(&alert_section, ac) != 0)
-		fatalx("alert: a built-in default does not parse");
-	config_add(conf, &alert_section, ac);
-	return (ac);
-}
-
-static void
-alert_conf_check(void *ctx, void *obj, const char *file, int line,
-    const int *keylines, struct config_errors *errs)
-{
-	struct alert_conf	*ac = obj;
-	static const char *const webhook_only[] = { "bearer_token_file",
-	    "format", NULL };
-	static const char *const email_only[] = { "from", "to",
-	    "credentials_file", "subject_prefix", NULL };
-	const char *const	*k;
-	int			 kl;
-
-	(void)ctx;
-	ac->line = line;
-	if (ac->url == NULL)
-		return;		/* reported as missing */
-	k = ac->type == ALERT_WEBHOOK ? email_only : webhook_only;
-	for (; *k != NULL; k++) {
-		if ((kl = ini_keyline(&alert_section, keylines, *k)) != 0)
-			ini_error(errs, file, kl, "'%s' does not apply to a "
-			    "%s route", *k, type_names[ac->type]);
-	}
-	kl = ini_keyline(&alert_section, keylines, "url");
-	if (ac->type == ALERT_WEBHOOK && strncmp(ac->url, "http", 4) != 0)
-		ini_error(errs, file, kl, "url: a webhook needs an http:// or "
-		    "https:// URL");
-	if (ac->type == ALERT_EMAIL) {
-		if (strncmp(ac->url, "smtp", 4) != 0)
-			ini_error(errs, file, kl, "url: an email route needs an "
-			    "smtp:// or smtps:// URL");
-		if (ac->from == NULL)
-			ini_error(errs, file, line, "[alert %s]: an email "
-			    "route needs 'from'", ac->name);
-		if (ac->nto == 0)
-			ini_error(errs, file, line, "[alert %s]: an email "
-			    "route needs at least one 'to'", ac->name);
-	}
-}
-
-static void
-alert_conf_free_obj(void *ac)
-{
-	alert_conf_free(ac);
-}
-
-const struct ini_section alert_section = {
-	"alert", 1, alert_keys, nitems(alert_keys), alert_conf_open,
-	alert_conf_check, alert_conf_free_obj, "alerts"
-};
-
 void
-alert_conf_free(struct alert_conf *ac)
-{
-	if (ac == NULL)
-		return;
-	ini_free(&alert_section, ac);
-	free(ac->name);
-	free(ac);
-}
-
-struct alert_conf *
-alert_conf_find(struct opsd_config *conf, const char *name)
-{
-	return (config_find(conf, &alert_section, name));
-}
-
-static struct alert_conf *
-alert_conf_copy(const struct alert_conf *src)
-{
-	struct alert_conf	*ac;
-
-	ac = ini_copy(&alert_section, src, sizeof *src);
-	ac->name = xstrdup(src->name);
-	return (ac);
-}
-
-/* --- delivery ----------------------------------------------------------- */
-
-static struct alert_set *
-alert_set(struct opsd *o)
-{
-	return (ALERTS(o));
-}
-
-static void
-route_release(struct route *r)
+alert_route_release(struct route *r)
 {
 	if (--r->refs == 0 && r->gone) {
 		alert_conf_free(r->conf);
@@ -270,8 +53,8 @@ route_release(struct route *r)
 	}
 }
 
-static void
-pump_soon(struct alert_set *set)
+void
+alert_pump_soon(struct alert_set *set)
 {
 	struct timeval	tv = { 0, 0 };
 
@@ -279,8 +62,8 @@ pump_soon(struct alert_set *set)
 		evtimer_add(set->pump, &tv);
 }
 
-static void
-delivery_free(struct delivery *d)
+void
+alert_delivery_free(struct delivery *d)
 {
 	struct opsd	*o = d->set->opsd;
 
@@ -288,7 +71,7 @@ delivery_free(struct delivery *d)
 	d->set->ndeliveries--;
 	if (d->running) {
 		d->route->inflight--;
-		pump_soon(d->set);	/* a slot is free */
+		alert_pump_soon(d->set);	/* a slot is free */
 	} else
 		d->route->queued--;
 	free(d->source);
@@ -305,13 +88,13 @@ delivery_free(struct delivery *d)
 	if (d->body != NULL)
 		explicit_bzero(d->body, d->bodylen);
 	free(d->body);
-	route_release(d->route);
+	alert_route_release(d->route);
 	free(d);
 	opsd_maybe_exit(o);
 }
 
-static const char *
-payload_text(json_t *payload)
+const char *
+alert_payload_text(json_t *payload)
 {
 	const char	*s;
 
@@ -323,8 +106,8 @@ payload_text(json_t *payload)
  * A JSON string of text that may come from outside: never NULL. Events
  * are UTF-8 already (evt.c); the host name and older paths may not be.
  */
-static json_t *
-jtext(const char *s)
+json_t *
+alert_jtext(const char *s)
 {
 	json_t	*j;
 	char	*t;
@@ -352,21 +135,21 @@ jobject(void)
 }
 
 /* The fields every message carries, each set on its own so none is lost. */
-static json_t *
-payload_new(struct alert_set *set, const char *status, const char *type,
+json_t *
+alert_payload_new(struct alert_set *set, const char *status, const char *type,
     const char *name, const char *event, int test)
 {
 	json_t	*p = jobject();
 	char	 now[32];
 
 	util_iso_time(time(NULL), now, sizeof now);
-	json_object_set_new(p, "source", jtext("opsd"));
-	json_object_set_new(p, "host", jtext(set->host));
-	json_object_set_new(p, "status", jtext(status));
-	json_object_set_new(p, "type", jtext(type));
-	json_object_set_new(p, "name", jtext(name));
-	json_object_set_new(p, "event", jtext(event));
-	json_object_set_new(p, "time", jtext(now));
+	json_object_set_new(p, "source", alert_jtext("opsd"));
+	json_object_set_new(p, "host", alert_jtext(set->host));
+	json_object_set_new(p, "status", alert_jtext(status));
+	json_object_set_new(p, "type", alert_jtext(type));
+	json_object_set_new(p, "name", alert_jtext(name));
+	json_object_set_new(p, "event", alert_jtext(event));
+	json_object_set_new(p, "time", alert_jtext(now));
 	json_object_set_new(p, "test", json_boolean(test));
 	return (p);
 }
@@ -512,7 +295,7 @@ email_render(struct delivery *d, size_t *len)
 		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
 	if ((b = evbuffer_new()) == NULL)
 		fatalx("alert: out of memory");
-	body_add(b, payload_text(p));
+	body_add(b, alert_payload_text(p));
 	evbuffer_add(b, "\r\n\r\n", 4);
 	json_object_foreach(p, key, v) {
 		if (!json_is_string(v) || strcmp(key, "message") == 0)
@@ -524,7 +307,7 @@ email_render(struct delivery *d, size_t *len)
 	evbuffer_add(b, "", 1);
 	body = (char *)evbuffer_pullup(b, -1);
 	status = json_string_value(json_object_get(p, "status"));
-	xasprintf(&tmp, "%s %s", ac->subject_prefix, payload_text(p));
+	xasprintf(&tmp, "%s %s", ac->subject_prefix, alert_payload_text(p));
 	text = header_text(tmp);
 	free(tmp);
 	subject = subject_header(text);
@@ -555,7 +338,6 @@ email_render(struct delivery *d, size_t *len)
 }
 
 static void	delivery_attempt(struct delivery *);
-static void	delivery_drop(struct delivery *, const char *why);
 
 /* Queued: the wait is over; under way: the next attempt. */
 static void
@@ -573,7 +355,7 @@ delivery_timer_cb(evutil_socket_t fd, short what, void *arg)
 	snprintf(why, sizeof why, "not sent within %llums, the time the "
 	    "route takes to give up on a message", (unsigned long long)
 	    ((now_usec() - d->queued_usec) / 1000));
-	delivery_drop(d, why);
+	alert_delivery_drop(d, why);
 }
 
 static void
@@ -592,18 +374,18 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	    (status >= 200 && status < 300))) {
 		d->route->sent_ok++;
 		log_info("alert.sent", "alert sent through %s (attempt %u): %s",
-		    d->route->conf->name, d->attempt, payload_text(d->payload));
+		    d->route->conf->name, d->attempt, alert_payload_text(d->payload));
 		if (d->waiter != NULL) {
 			res = jobject();
 			json_object_set_new(res, "route",
-			    jtext(d->route->conf->name));
+			    alert_jtext(d->route->conf->name));
 			json_object_set_new(res, "delivered", json_true());
 			json_object_set_new(res, "attempts",
 			    json_integer(d->attempt));
 			rpc_pending_reply(d->waiter, res);
 		}
 		d->waiter = NULL;
-		delivery_free(d);
+		alert_delivery_free(d);
 		return;
 	}
 	if (code != CURLE_OK)
@@ -629,19 +411,19 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	evt_add(ev, "route", "%s", d->route->conf->name);
 	evt_add(ev, "attempts", "%u", d->attempt);
 	evt_add(ev, "error", "%s", why);
-	evt_add(ev, "alert", "%s", payload_text(d->payload));
+	evt_add(ev, "alert", "%s", alert_payload_text(d->payload));
 	evt_emit(ev, "alert through %s not delivered after %u attempt%s: %s",
 	    d->route->conf->name, d->attempt, d->attempt == 1 ? "" : "s", why);
 	if (d->waiter != NULL) {
 		res = jobject();
-		json_object_set_new(res, "route", jtext(d->route->conf->name));
+		json_object_set_new(res, "route", alert_jtext(d->route->conf->name));
 		json_object_set_new(res, "attempts", json_integer(d->attempt));
 		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, res,
 		    "delivery through %s failed: %s", d->route->conf->name,
 		    why);
 	}
 	d->waiter = NULL;
-	delivery_free(d);
+	alert_delivery_free(d);
 }
 
 /*
@@ -756,7 +538,7 @@ delivery_attempt(struct delivery *d)
 			    "cannot prepare the request for %s: %s",
 			    d->route->conf->name, strerror(r < 0 ? -r : EIO));
 		d->waiter = NULL;
-		delivery_free(d);
+		alert_delivery_free(d);
 	}
 }
 
@@ -773,7 +555,7 @@ render_body(struct delivery *d)
 	if (route->conf->format == ALERT_FORMAT_SLACK) {
 		slack = jobject();
 		json_object_set_new(slack, "text",
-		    jtext(payload_text(d->payload)));
+		    alert_jtext(alert_payload_text(d->payload)));
 	} else
 		slack = json_incref(d->payload);
 	if ((d->body = json_dumps(slack, JSON_COMPACT)) == NULL) {
@@ -810,8 +592,8 @@ delivery_start(struct delivery *d)
 	delivery_attempt(d);
 }
 
-static void
-delivery_drop(struct delivery *d, const char *why)
+void
+alert_delivery_drop(struct delivery *d, const char *why)
 {
 	struct evt	*ev;
 	const char	*status;
@@ -829,14 +611,14 @@ delivery_drop(struct delivery *d, const char *why)
 	    ((now_usec() - d->queued_usec) / 1000));
 	evt_add(ev, "replaced", "%u", d->merged);
 	evt_add(ev, "error", "%s", why);
-	evt_add(ev, "alert", "%s", payload_text(d->payload));
+	evt_add(ev, "alert", "%s", alert_payload_text(d->payload));
 	evt_emit(ev, "alert through %s dropped: %s", d->route->conf->name,
 	    why);
 	if (d->waiter != NULL)
 		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, NULL,
 		    "alert through %s dropped: %s", d->route->conf->name, why);
 	d->waiter = NULL;
-	delivery_free(d);
+	alert_delivery_free(d);
 }
 
 static int
@@ -851,8 +633,8 @@ same_alert(const struct delivery *a, const struct delivery *b)
  * Starts what the slots allow, oldest first, never two deliveries of one
  * alert at once (they could arrive in the wrong order).
  */
-static void
-pump_cb(evutil_socket_t fd, short what, void *arg)
+void
+alert_pump_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct alert_set	*set = arg;
 	struct delivery		*d, *next, *o;
@@ -882,8 +664,8 @@ pump_cb(evutil_socket_t fd, short what, void *arg)
  * a newer message replaces one still waiting; NULL for one that stands
  * alone (alert.test, whose caller waits for it).
  */
-static void
-deliver(struct alert_set *set, struct route *route, json_t *payload,
+void
+alert_deliver(struct alert_set *set, struct route *route, json_t *payload,
     struct rpc_pending *waiter, unsigned int attempts, const char *source,
     const char *object)
 {
@@ -929,415 +711,7 @@ deliver(struct alert_set *set, struct route *route, json_t *payload,
 			if (!o->running && o->route == route)
 				break;
 		}
-		delivery_drop(o, "too many messages waiting for the route");
+		alert_delivery_drop(o, "too many messages waiting for the route");
 	}
-	pump_soon(set);
-}
-
-/* --- active alerts and the event sink ----------------------------------- */
-
-static struct route *
-route_find(struct alert_set *set, const char *name)
-{
-	unsigned int	i;
-
-	for (i = 0; i < set->nroutes; i++) {
-		if (strcmp(set->routes[i]->conf->name, name) == 0)
-			return (set->routes[i]);
-	}
-	return (NULL);
-}
-
-static json_t *
-payload_from_event(struct alert_set *set, const struct evt *ev,
-    const char *status, int repeat)
-{
-	json_t		*p;
-	char		*msg;
-	unsigned int	 i;
-
-	xasprintf(&msg, "%s%s%s: %s", strcmp(status, "resolved") == 0 ?
-	    "RESOLVED " : repeat ? "STILL FIRING " : "", set->host,
-	    "", ev->message);
-	p = payload_new(set, status, ev->alert->source, ev->alert->object,
-	    ev->name, 0);
-	json_object_set_new(p, "message", jtext(msg));
-	free(msg);
-	for (i = 0; i < ev->nfields; i++) {
-		if (json_object_get(p, ev->fields[i].key) == NULL)
-			json_object_set_new(p, ev->fields[i].key,
-			    jtext(ev->fields[i].value));
-	}
-	return (p);
-}
-
-static void
-active_free(struct active *a)
-{
-	LIST_REMOVE(a, entry);
-	a->set->nactive--;
-	event_free(a->repeat);
-	json_decref(a->payload);
-	free(a->route);
-	free(a->source);
-	free(a->object);
-	free(a);
-}
-
-static void
-active_arm(struct active *a, struct route *r)
-{
-	struct timeval	tv;
-
-	if (r->conf->repeat == 0)
-		return;
-	tv.tv_sec = (time_t)(r->conf->repeat / 1000);
-	tv.tv_usec = (suseconds_t)(r->conf->repeat % 1000) * 1000;
-	evtimer_add(a->repeat, &tv);
-}
-
-static void
-repeat_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct active	*a = arg;
-	struct route	*r;
-	json_t		*p;
-	char		*msg;
-
-	(void)fd;
-	(void)what;
-	if ((r = route_find(a->set, a->route)) == NULL) {
-		active_free(a);
-		return;
-	}
-	if ((p = json_deep_copy(a->payload)) == NULL)
-		fatalx("alert: out of memory copying a message");
-	xasprintf(&msg, "STILL FIRING %s", payload_text(a->payload));
-	json_object_set_new(p, "message", jtext(msg));
-	json_object_set_new(p, "repeat", json_true());
-	free(msg);
-	deliver(a->set, r, p, NULL, (unsigned int)r->conf->retries + 1,
-	    a->source, a->object);
-	json_decref(p);
-	active_arm(a, r);
-}
-
-static struct active *
-active_find(struct alert_set *set, const char *route, const char *source,
-    const char *object)
-{
-	struct active	*a;
-
-	LIST_FOREACH(a, &set->active, entry) {
-		if (strcmp(a->route, route) == 0 &&
-		    strcmp(a->source, source) == 0 &&
-		    strcmp(a->object, object) == 0)
-			return (a);
-	}
-	return (NULL);
-}
-
-static void
-alert_sink(const struct evt *ev, void *arg)
-{
-	struct alert_set	*set = arg;
-	struct route		*r;
-	struct active		*a;
-	json_t			*p;
-	unsigned int		 i;
-
-	if (ev->alert == NULL)
-		return;
-	for (i = 0; i < ev->alert->nroutes; i++) {
-		if ((r = route_find(set, ev->alert->routes[i])) == NULL)
-			continue;
-		a = active_find(set, r->conf->name, ev->alert->source,
-		    ev->alert->object);
-		if (ev->alert->firing) {
-			p = payload_from_event(set, ev, "firing", 0);
-			if (a == NULL) {
-				a = xcalloc(1, sizeof *a);
-				a->set = set;
-				a->route = xstrdup(r->conf->name);
-				a->source = xstrdup(ev->alert->source);
-				a->object = xstrdup(ev->alert->object);
-				a->since = time(NULL);
-				a->repeat = evtimer_new(set->opsd->base,
-				    repeat_cb, a);
-				LIST_INSERT_HEAD(&set->active, a, entry);
-				set->nactive++;
-			} else
-				json_decref(a->payload);
-			a->payload = json_incref(p);
-			active_arm(a, r);
-		} else {
-			if (a == NULL)
-				continue;	/* never fired here */
-			p = payload_from_event(set, ev, "resolved", 0);
-			json_object_set_new(p, "firing_seconds",
-			    json_integer(time(NULL) - a->since));
-			active_free(a);
-		}
-		deliver(set, r, p, NULL, (unsigned int)r->conf->retries + 1,
-		    ev->alert->source, ev->alert->object);
-		json_decref(p);
-	}
-}
-
-/* --- lifecycle ---------------------------------------------------------- */
-
-int
-alert_init(struct opsd *o)
-{
-	struct alert_set	*set;
-
-	set = xcalloc(1, sizeof *set);
-	set->opsd = o;
-	LIST_INIT(&set->active);
-	TAILQ_INIT(&set->deliveries);
-	set->pump = evtimer_new(o->base, pump_cb, set);
-	if (gethostname(set->host, sizeof set->host) != 0)
-		strcpy(set->host, "localhost");
-	set->host[sizeof set->host - 1] = '\0';
-	if (!util_utf8_valid(set->host, strlen(set->host))) {
-		char	tmp[sizeof set->host];
-
-		util_utf8_sanitize(tmp, sizeof tmp, set->host,
-		    strlen(set->host));
-		memcpy(set->host, tmp, sizeof tmp);
-	}
-	o->sub[SUBSYS_ALERT] = set;
-	evt_subscribe(alert_sink, set);
-	return (0);
-}
-
-void
-alert_apply_config(struct opsd *o)
-{
-	struct alert_set	*set = alert_set(o);
-	struct route		**fresh, *r;
-	struct active		*a, *next;
-	struct delivery		*d, *dnext;
-	unsigned int		 i, j, n;
-
-	n = config_count(o->conf, &alert_section);
-	fresh = xcalloc(n + 1, sizeof *fresh);
-	for (i = 0; i < n; i++) {
-		r = xcalloc(1, sizeof *r);
-		r->conf = alert_conf_copy(config_at(o->conf, &alert_section,
-		    i));
-		r->refs = 1;
-		/* counters belong to the route name: keep them */
-		for (j = 0; j < set->nroutes; j++) {
-			if (strcmp(set->routes[j]->conf->name,
-			    r->conf->name) == 0) {
-				r->sent_ok = set->routes[j]->sent_ok;
-				r->sent_failed = set->routes[j]->sent_failed;
-			}
-		}
-		fresh[i] = r;
-	}
-	for (j = 0; j < set->nroutes; j++) {
-		set->routes[j]->gone = 1;
-		route_release(set->routes[j]);
-	}
-	free(set->routes);
-	set->routes = fresh;
-	set->nroutes = n;
-	/*
-	 * Waiting messages go out through the new settings of their route
-	 * (a fixed URL, say); those under way finish with the old ones.
-	 */
-	for (d = TAILQ_FIRST(&set->deliveries); d != NULL; d = dnext) {
-		dnext = TAILQ_NEXT(d, entry);
-		if (d->running || !d->route->gone)
-			continue;
-		if ((r = route_find(set, d->route->conf->name)) == NULL) {
-			delivery_drop(d, "the route was removed");
-			continue;
-		}
-		d->route->queued--;
-		route_release(d->route);
-		d->route = r;
-		r->refs++;
-		r->queued++;
-	}
-	pump_soon(set);
-	/* alerts of removed routes end quietly */
-	for (a = LIST_FIRST(&set->active); a != NULL; a = next) {
-		next = LIST_NEXT(a, entry);
-		if (route_find(set, a->route) == NULL)
-			active_free(a);
-	}
-}
-
-/* At the stop: callers of alert.test hear it before the drain. */
-void
-alert_fail_waiters(struct opsd *o)
-{
-	struct alert_set	*set = alert_set(o);
-	struct delivery		*d;
-
-	if (set == NULL)
-		return;
-	TAILQ_FOREACH(d, &set->deliveries, entry) {
-		if (d->waiter != NULL)
-			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
-			    NULL, "opsd is stopping");
-		d->waiter = NULL;
-	}
-}
-
-void
-alert_stop_all(struct opsd *o)
-{
-	struct alert_set	*set = alert_set(o);
-	struct delivery		*d;
-	unsigned int		 j;
-
-	if (set == NULL)
-		return;
-	evt_unsubscribe(alert_sink, set);
-	event_free(set->pump);
-	set->pump = NULL;
-	while ((d = TAILQ_FIRST(&set->deliveries)) != NULL) {
-		if (d->waiter != NULL)
-			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
-			    NULL, "opsd is stopping");
-		d->waiter = NULL;
-		delivery_free(d);
-	}
-	while (!LIST_EMPTY(&set->active))
-		active_free(LIST_FIRST(&set->active));
-	for (j = 0; j < set->nroutes; j++) {
-		set->routes[j]->gone = 1;
-		route_release(set->routes[j]);
-	}
-	free(set->routes);
-	free(set);
-	o->sub[SUBSYS_ALERT] = NULL;
-}
-
-int
-alert_test(struct opsd *o, const char *name, struct rpc_pending *waiter)
-{
-	struct alert_set	*set = alert_set(o);
-	struct route		*r;
-	json_t			*p;
-	char			*msg;
-
-	if ((r = route_find(set, name)) == NULL)
-		return (-ENOENT);
-	xasprintf(&msg, "TEST %s: a test alert from opsd through route %s; "
-	    "if you read this, the route works", set->host, name);
-	p = payload_new(set, "test", "test", name, "alert.test", 1);
-	json_object_set_new(p, "message", jtext(msg));
-	free(msg);
-	/* one attempt: the operator is waiting for the verdict */
-	deliver(set, r, p, waiter, 1, NULL, NULL);
-	json_decref(p);
-	return (0);
-}
-
-void
-alert_resolve(struct opsd *o, const char *source, const char *object,
-    const char *why)
-{
-	struct alert_set	*set = alert_set(o);
-	struct active		*a, *next;
-	struct route		*r;
-	json_t			*p;
-	char			*msg, now[32];
-
-	if (set == NULL)
-		return;
-	for (a = LIST_FIRST(&set->active); a != NULL; a = next) {
-		next = LIST_NEXT(a, entry);
-		if (strcmp(a->source, source) != 0 ||
-		    strcmp(a->object, object) != 0)
-			continue;
-		if ((r = route_find(set, a->route)) != NULL) {
-			if ((p = json_deep_copy(a->payload)) == NULL)
-				fatalx("alert: out of memory copying a "
-				    "message");
-			util_iso_time(time(NULL), now, sizeof now);
-			xasprintf(&msg, "RESOLVED %s: %s %s %s", set->host,
-			    source, object, why);
-			json_object_set_new(p, "status", jtext("resolved"));
-			json_object_set_new(p, "message", jtext(msg));
-			json_object_set_new(p, "time", jtext(now));
-			free(msg);
-			deliver(set, r, p, NULL, (unsigned int)r->conf->retries +
-			    1, source, object);
-			json_decref(p);
-		}
-		active_free(a);
-	}
-}
-
-unsigned int
-alert_route_count(struct opsd *o)
-{
-	return (ALERTS(o) != NULL ? ALERTS(o)->nroutes : 0);
-}
-
-const char *
-alert_route_stats(struct opsd *o, unsigned int i, uint64_t *ok,
-    uint64_t *failed)
-{
-	struct route	*r = ALERTS(o)->routes[i];
-
-	*ok = r->sent_ok;
-	*failed = r->sent_failed;
-	return (r->conf->name);
-}
-
-unsigned int
-alert_deliveries(struct opsd *o)
-{
-	return (ALERTS(o) != NULL ? ALERTS(o)->ndeliveries : 0);
-}
-
-unsigned int
-alert_active_count(struct opsd *o)
-{
-	return (ALERTS(o) != NULL ? ALERTS(o)->nactive : 0);
-}
-
-/* The registry's collector for alerts. */
-void
-alert_metrics(struct opsd *o, struct evbuffer *b)
-{
-	struct route	*r;
-	uint64_t	 ok, failed;
-	const char	*name;
-	unsigned int	 i;
-
-	metrics_head(b, "opsd_alerts_sent_total", "counter", "Alert "
-	    "deliveries by route and result.");
-	for (i = 0; i < alert_route_count(o); i++) {
-		name = alert_route_stats(o, i, &ok, &failed);
-		evbuffer_add(b, "opsd_alerts_sent_total{route=\"", 30);
-		metrics_label(b, name);
-		evbuffer_add_printf(b, "\",result=\"ok\"} %llu\n",
-		    (unsigned long long)ok);
-		evbuffer_add(b, "opsd_alerts_sent_total{route=\"", 30);
-		metrics_label(b, name);
-		evbuffer_add_printf(b, "\",result=\"failed\"} %llu\n",
-		    (unsigned long long)failed);
-	}
-	metrics_head(b, "opsd_alerts_dropped_total", "counter", "Alert "
-	    "messages dropped unsent by route: they waited too long for a "
-	    "slot or found the queue full.");
-	for (i = 0; i < alert_route_count(o); i++) {
-		r = ALERTS(o)->routes[i];
-		evbuffer_add(b, "opsd_alerts_dropped_total{route=\"", 33);
-		metrics_label(b, r->conf->name);
-		evbuffer_add_printf(b, "\"} %llu\n",
-		    (unsigned long long)r->dropped);
-	}
-	metrics_head(b, "opsd_alerts_active", "gauge", "Alerts firing now, "
-	    "over all routes.");
-	evbuffer_add_printf(b, "opsd_alerts_active %u\n",
-	    alert_active_count(o));
+	alert_pump_soon(set);
 }

@@ -42,6 +42,15 @@ recover_close(struct backup *b, struct pgq *q)
 	b->recover_q = NULL;
 }
 
+static void
+recover_unlocked(struct pgq *q, const PGresult *res, const char *err,
+    void *arg)
+{
+	(void)res;
+	(void)err;
+	recover_close(arg, q);
+}
+
 struct recover_drop {
 	struct backup	*b;
 	struct pgq	*q;
@@ -107,8 +116,14 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 	/*
 	 * The list is taken under the lock, so every name on it belongs to
 	 * a run that is over: let go of the lock now, the drops need none.
+	 * Explicitly: a closed session's lock goes only once the server has
+	 * seen the close, and a run started meanwhile (recover_q is still
+	 * set until the unlock answers) would take it for another host's.
 	 */
-	recover_close(b, q);
+	if (b->conf->lock != BACKUP_LOCK_ADVISORY || db_unlock(q,
+	    db_lock_key("backup", b->conf->name), 30000, recover_unlocked,
+	    b) != 0)
+		recover_close(b, q);
 }
 
 static void

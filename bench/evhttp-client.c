@@ -191,7 +191,12 @@ main(int argc, char **argv)
 			fprintf(stderr, "evhttp-client: no connection %d\n", i);
 			return (2);
 		}
-		evhttp_connection_set_timeout(c->evcon, 1);
+		/*
+		 * evhttp applies the timeout to an idle keep-alive connection
+		 * too (its close detection reads with it): one shorter than
+		 * the period closes every connection between requests
+		 */
+		evhttp_connection_set_timeout(c->evcon, (int)period + 10);
 		evhttp_connection_set_closecb(c->evcon, close_cb, c);
 		c->tick = event_new(g.base, -1, EV_PERSIST, tick_cb, c);
 		tv.tv_sec = (time_t)at;

@@ -68,6 +68,8 @@ struct control {
 	struct event		*ev_refuse;
 	int			 fd_short;	/* out of fds, logged */
 	struct event		*ev_reap;	/* frees drained connections */
+	struct timeval		 iter;		/* the loop iteration of... */
+	size_t			 iter_out;	/* ...this much output */
 	TAILQ_HEAD(, ctl_conn)	 conns;
 };
 
@@ -80,6 +82,34 @@ static void	conn_process(struct ctl_conn *);
  * client waits for all of it.
  */
 #define CONN_TURN	(16 * 1024)
+
+/*
+ * Reply bytes all connections together render in one loop iteration:
+ * turns alone do not bound it, since every connection's turn may come in
+ * the same iteration (100 clients that never read, each refilling with
+ * 56 KB probe lists, stalled the loop 95 ms in bench/soak). Past it, the
+ * rest waits for the next iteration, so timers and probes run between.
+ */
+#define CTL_ITER_BUDGET	(128 * 1024)
+
+/*
+ * Counts output against this iteration's budget; 1 once it is spent.
+ * The loop's cached time changes once per iteration: it tells a new
+ * iteration from the one in progress without a hook libevent 2.1 lacks.
+ */
+static int
+ctl_budget_spent(struct control *ctl, struct event_base *base, size_t len)
+{
+	struct timeval	tv;
+
+	event_base_gettimeofday_cached(base, &tv);
+	if (tv.tv_sec != ctl->iter.tv_sec || tv.tv_usec != ctl->iter.tv_usec) {
+		ctl->iter = tv;
+		ctl->iter_out = 0;
+	}
+	ctl->iter_out += len;
+	return (ctl->iter_out >= CTL_ITER_BUDGET);
+}
 
 const struct peer *
 control_peer(struct ctl_conn *c)
@@ -188,6 +218,7 @@ conn_send_line(struct ctl_conn *c, const char *s, size_t len)
 	ssize_t		 n = 0;
 
 	c->turn += len + 1;
+	ctl_budget_spent(c->opsd->control, c->opsd->base, len + 1);
 	if (!c->draining && evbuffer_get_length(out) == 0) {
 		iov[0].iov_base = (void *)s;
 		iov[0].iov_len = len;
@@ -394,7 +425,8 @@ out:
 	/* Pause reading while the client is behind on its replies. */
 	if (conn_over_limit(c))
 		return (1);
-	return (c->turn >= CONN_TURN ? 2 : 0);
+	return (c->turn >= CONN_TURN || ctl_budget_spent(c->opsd->control,
+	    c->opsd->base, 0) ? 2 : 0);
 }
 
 static void
@@ -406,6 +438,10 @@ conn_process(struct ctl_conn *c)
 	int			 i, n, r = 0;
 
 	c->turn = 0;
+	/* this iteration's output is spent: all of it waits for the next */
+	if (evbuffer_get_length(in) > 0 && ctl_budget_spent(c->opsd->control,
+	    c->opsd->base, 0))
+		r = 2;
 	while (r == 0 && evbuffer_get_length(in) > 0) {
 		n = evbuffer_peek(in, -1, NULL, v, nitems(v));
 		if (n > (int)nitems(v))

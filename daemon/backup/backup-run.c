@@ -13,18 +13,29 @@
  * through pg.c. No dump byte passes through opsd; what stays inline are
  * small state files (the journal, the manifest).
  *
- * Why a writer child and not pg_dump --file=PARTIAL with a hash pass
- * after it: a run costs what pg_dump alone costs either way (bench/backup
- * at 1.2 GB, -Z0: CPU (pg_dump + children + opsd) / pg_dump alone 1.03
- * before, when opsd copied and hashed on the loop, and about the same with
- * the writer, which does that same copy and hash in a process of its
- * own), but the writer hashes while pg_dump runs where a hash pass after
- * it reads the whole file again (about 0.6 s a GB here, on the run's wall
- * time), and a pg_dump writing a file itself outlives a kill -9 of opsd
- * and finishes a dump nobody wants, next to the new run's. Through the
- * writer it ends on a broken pipe as it did when opsd read it: the writer
- * dies with opsd (PR_SET_PDEATHSIG). pg_dump stays opsd's own child, so
- * its exit status, stderr and timeout are handled as before.
+ * Why a writer child (pg_dump --file=FIFO, the writer copying, hashing,
+ * starting writeback and syncing) and not pg_dump --file=PARTIAL with a
+ * hash pass after it. Measured with bench/backup (pgbench scale 110,
+ * -Fc -Z0, a 1.13 GB dump, 2 CPUs shared with other load):
+ *
+ *                          CPU ratio  wall ratio  loop lag_max
+ *   opsd copying on loop     1.84       1.23       20.9 ms (457 ms in a
+ *                                                  run at 822 MB)
+ *   writer child             1.64       1.05        7.6 ms
+ *
+ * (CPU ratio: pg_dump + opsd's children + opsd over pg_dump alone. With
+ * -Z0 pg_dump itself is cheap, ~4.5 s, so copying and hashing 1.1 GB,
+ * ~2 s whoever does it, weighs; with compression pg_dump dominates:
+ * -Fc at scale 30, an 8 MB dump, 1.12 with the writer on a loaded host,
+ * ~1.03 reported for the old path.) A hash pass after pg_dump --file would save the
+ * pipe copy but read the file again after the dump, on the run's wall
+ * time: `openssl dgst -sha256` took 1.2 s CPU and 2.5 s for 1.1 GB here
+ * (sha256sum 6 s), where the writer hashes while pg_dump runs. And a
+ * pg_dump writing its file itself outlives a kill -9 of opsd, finishing
+ * a dump nobody wants next to the new run's; behind the writer, which
+ * dies with opsd (PR_SET_PDEATHSIG), it ends on a broken pipe as it did
+ * when opsd read it. pg_dump stays opsd's own child, so its exit status,
+ * stderr and timeout are handled as before.
  */
 #include <sys/stat.h>
 #include <sys/types.h>

@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <systemd/sd-daemon.h>
 
+#include "backup.h"
 #include "config.h"
 #include "control.h"
 #include "daemon.h"
@@ -233,6 +234,9 @@ main(int argc, char **argv)
 	unsigned int		 i;
 	int			 ch, check = 0, r;
 
+	/* not for people: the backup run's own child (backup-writer.c) */
+	if (argc > 1 && strcmp(argv[1], "--dump-writer") == 0)
+		return (backup_dump_writer(argc - 1, argv + 1));
 	while ((ch = getopt_long(argc, argv, "c:nVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

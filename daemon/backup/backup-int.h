@@ -130,11 +130,21 @@ struct brun {
 	char			*partial;
 	char			*final;
 	char			*passfile;
-	int			 fd;
-	EVP_MD_CTX		*sha;
+	int			 fd;		/* the partial, for its size */
 	uint64_t		 bytes;
-	uint64_t		 synced;
 	char			*error;
+	/*
+	 * The dump: pg_dump (child) writes into the FIFO, the dump writer
+	 * (backup-writer.c) copies it into the partial; each one's end is
+	 * waited for before the run goes on.
+	 */
+	struct child		*writer;
+	char			*fifo;		/* STATE_DIR/run/dump-NAME.fifo */
+	int			 fifo_fd;	/* a reader, so no open blocks */
+	int			 dump_running;	/* pg_dump not yet reaped */
+	char			*dump_why;	/* how pg_dump failed */
+	int			 write_ok;	/* the writer gave sha256 */
+	char			 sha256[65];
 	char			 server_version[32];
 	struct pgq		*sess;
 	struct child		*child;

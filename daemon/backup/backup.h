@@ -96,6 +96,12 @@ int	 backup_prune(struct opsd *, const char *name, int dry_run,
 unsigned int backup_count(struct opsd *);
 void	 backup_metrics(struct opsd *, struct evbuffer *);
 
+/*
+ * opsd --dump-writer FIFO FILE (argv[0] is "--dump-writer"): the child a
+ * backup run copies pg_dump's output to disk with; backup-writer.c.
+ */
+int	 backup_dump_writer(int argc, char **argv);
+
 /* Key event types (docs/opsd.catalog). */
 struct evt_type;
 extern const struct evt_type EVT_BACKUP_OK, EVT_BACKUP_FAILED,

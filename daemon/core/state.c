@@ -1,3 +1,11 @@
+/*
+ * The fsyncs here run on the event loop, so they are for small files
+ * only: state, journal entries and manifests of a few KiB, where a sync is
+ * a short, bounded wait and what makes the file durable. Anything large
+ * (a dump) is written and synced by a child; files that need no
+ * durability (throw-away password files for a child) are written with
+ * state_write_scratch, which does not sync at all.
+ */
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -67,9 +75,9 @@ write_all(int fd, const char *p, size_t len)
 	return (0);
 }
 
-int
-state_write(const char *dir, const char *name, const void *data, size_t len,
-    mode_t mode)
+static int
+write_file(const char *dir, const char *name, const void *data, size_t len,
+    mode_t mode, int durable)
 {
 	char	*tmp = NULL, *dst = NULL;
 	int	 fd = -1, dfd = -1, r = 0;
@@ -85,7 +93,7 @@ state_write(const char *dir, const char *name, const void *data, size_t len,
 	/* mode before the first byte, so no reader sees wider access */
 	if (fchmod(fd, mode) == -1 ||
 	    (r = write_all(fd, data, len)) != 0 ||
-	    fsync(fd) == -1) {
+	    (durable && fsync(fd) == -1)) {
 		r = r != 0 ? r : -errno;
 		goto fail;
 	}
@@ -101,6 +109,10 @@ state_write(const char *dir, const char *name, const void *data, size_t len,
 	}
 	free(tmp);
 	tmp = NULL;
+	if (!durable) {
+		free(dst);
+		return (0);
+	}
 	/* the rename itself is durable only once the directory is synced */
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    fsync(dfd) == -1) {
@@ -120,6 +132,20 @@ fail:
 	free(tmp);
 	free(dst);
 	return (r);
+}
+
+int
+state_write(const char *dir, const char *name, const void *data, size_t len,
+    mode_t mode)
+{
+	return (write_file(dir, name, data, len, mode, 1));
+}
+
+int
+state_write_scratch(const char *dir, const char *name, const void *data,
+    size_t len, mode_t mode)
+{
+	return (write_file(dir, name, data, len, mode, 0));
 }
 
 int

@@ -20,6 +20,13 @@ int	 state_mkdir(const char *dir, mode_t mode);
 int	 state_write(const char *dir, const char *name, const void *data,
 	    size_t len, mode_t mode);
 int	 state_write_json(const char *dir, const char *name, const json_t *);
+/*
+ * The same replacement (mode before the first byte, rename into place)
+ * without any fsync: for throw-away files a crash may lose, such as the
+ * password file a child reads once. No stall on the loop for nothing.
+ */
+int	 state_write_scratch(const char *dir, const char *name,
+	    const void *data, size_t len, mode_t mode);
 
 /* Returns a new reference, or NULL with *err = -errno (-EBADMSG: bad JSON). */
 json_t	*state_read_json(const char *dir, const char *name, int *err);

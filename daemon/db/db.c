@@ -188,7 +188,8 @@ db_passfile_create(const struct db_conf *d, const char *state_dir,
 	xasprintf(&dir, "%s/run", state_dir);
 	state_mkdir(dir, 0700);
 	snprintf(name, sizeof name, "pgpass-%s", tag);
-	r = state_write(dir, name, line, strlen(line), 0600);
+	/* throw-away (removed after the child's run): not worth an fsync */
+	r = state_write_scratch(dir, name, line, strlen(line), 0600);
 	explicit_bzero(line, strlen(line));
 	free(line);
 	if (r != 0) {

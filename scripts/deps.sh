@@ -28,6 +28,7 @@ packages=(
 	prometheus	# promtool
 	openssl		# test certificates
 	curl
+	strace		# which syscalls the loop makes (test_backup_loop)
 	ca-certificates
 )
 

@@ -358,6 +358,29 @@ delivery_timer_cb(evutil_socket_t fd, short what, void *arg)
 	alert_delivery_drop(d, why);
 }
 
+/* Records without a MESSAGE_ID of their own, with the fields below. */
+static const struct evt_type EVT_ALERT_SENT = {
+	"alert.sent", NULL, LOG_INFO };
+static const struct evt_type EVT_ALERT_RETRY = {
+	"alert.retry", NULL, LOG_WARNING };
+
+/* What every delivery record says: the route and what the alert is of. */
+static void
+delivery_fields(struct evt *ev, struct delivery *d)
+{
+	const char	*status;
+
+	evt_add(ev, "route", "%s", d->route->conf->name);
+	evt_add(ev, "attempt", "%u", d->attempt);
+	if (d->source != NULL) {
+		evt_add(ev, "type", "%s", d->source);
+		evt_add(ev, "name", "%s", d->object);
+	}
+	status = json_string_value(json_object_get(d->payload, "status"));
+	if (status != NULL)
+		evt_add(ev, "status", "%s", status);
+}
+
 static void
 delivery_done(CURL *easy, CURLcode code, void *arg)
 {
@@ -373,8 +396,11 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	if (code == CURLE_OK && (d->route->conf->type == ALERT_EMAIL ||
 	    (status >= 200 && status < 300))) {
 		d->route->sent_ok++;
-		log_info("alert.sent", "alert sent through %s (attempt %u): %s",
-		    d->route->conf->name, d->attempt, alert_payload_text(d->payload));
+		ev = evt_new(&EVT_ALERT_SENT);
+		delivery_fields(ev, d);
+		evt_emit(ev, "alert sent through %s (attempt %u): %s",
+		    d->route->conf->name, d->attempt,
+		    alert_payload_text(d->payload));
 		if (d->waiter != NULL) {
 			res = jobject();
 			json_object_set_new(res, "route",
@@ -397,10 +423,12 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 		delay = d->route->conf->retry_delay << (d->attempt - 1);
 		if (delay > RETRY_DELAY_MAX)
 			delay = RETRY_DELAY_MAX;
-		log_warn("alert.retry", "alert through %s failed (attempt %u of "
-		    "%u): %s; retrying in %llums", d->route->conf->name,
-		    d->attempt, d->max_attempts, why,
-		    (unsigned long long)delay);
+		ev = evt_new(&EVT_ALERT_RETRY);
+		delivery_fields(ev, d);
+		evt_add(ev, "error", "%s", why);
+		evt_emit(ev, "alert through %s failed (attempt %u of %u): %s; "
+		    "retrying in %llums", d->route->conf->name, d->attempt,
+		    d->max_attempts, why, (unsigned long long)delay);
 		tv.tv_sec = (time_t)(delay / 1000);
 		tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
 		evtimer_add(d->timer, &tv);
@@ -418,7 +446,7 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 		res = jobject();
 		json_object_set_new(res, "route", alert_jtext(d->route->conf->name));
 		json_object_set_new(res, "attempts", json_integer(d->attempt));
-		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, res,
+		rpc_pending_fail(d->waiter, -EIO, res,
 		    "delivery through %s failed: %s", d->route->conf->name,
 		    why);
 	}
@@ -439,8 +467,9 @@ read_secret_file(struct route *rt, const char *path, char *buf, size_t len)
 	    &loose)) != 0)
 		return (r);
 	if (loose && !rt->secret_warned)
-		log_warn("alert.secret", "alert %s: %s is readable or writable "
-		    "by group or other", rt->conf->name, path);
+		evt_log_about(LOG_WARNING, "alert.secret", "route",
+		    rt->conf->name, "alert %s: %s is readable or writable by "
+		    "group or other", rt->conf->name, path);
 	rt->secret_warned = loose;
 	return (0);
 }
@@ -534,7 +563,7 @@ delivery_attempt(struct delivery *d)
 		    "request (credentials file unreadable or malformed?)",
 		    d->route->conf->name);
 		if (d->waiter != NULL)
-			rpc_pending_error(d->waiter, OPSD_ERR_FAILED, NULL,
+			rpc_pending_fail(d->waiter, -EIO, NULL,
 			    "cannot prepare the request for %s: %s",
 			    d->route->conf->name, strerror(r < 0 ? -r : EIO));
 		d->waiter = NULL;
@@ -560,7 +589,8 @@ render_body(struct delivery *d)
 		slack = json_incref(d->payload);
 	if ((d->body = json_dumps(slack, JSON_COMPACT)) == NULL) {
 		/* say that there was an alert rather than nothing */
-		log_err("alert.render", "alert through %s: cannot render the "
+		evt_log_about(LOG_ERR, "alert.render", "route",
+		    route->conf->name, "alert through %s: cannot render the "
 		    "message as JSON; sending a notice instead",
 		    route->conf->name);
 		d->body = xstrdup(route->conf->format == ALERT_FORMAT_SLACK ?
@@ -615,7 +645,7 @@ alert_delivery_drop(struct delivery *d, const char *why)
 	evt_emit(ev, "alert through %s dropped: %s", d->route->conf->name,
 	    why);
 	if (d->waiter != NULL)
-		rpc_pending_error(d->waiter, OPSD_ERR_FAILED, NULL,
+		rpc_pending_fail(d->waiter, -EIO, NULL,
 		    "alert through %s dropped: %s", d->route->conf->name, why);
 	d->waiter = NULL;
 	alert_delivery_free(d);

@@ -428,7 +428,7 @@ alert_fail_waiters(struct opsd *o)
 		return;
 	TAILQ_FOREACH(d, &set->deliveries, entry) {
 		if (d->waiter != NULL)
-			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
+			rpc_pending_fail(d->waiter, -ESHUTDOWN,
 			    NULL, "opsd is stopping");
 		d->waiter = NULL;
 	}
@@ -448,7 +448,7 @@ alert_stop_all(struct opsd *o)
 	set->pump = NULL;
 	while ((d = TAILQ_FIRST(&set->deliveries)) != NULL) {
 		if (d->waiter != NULL)
-			rpc_pending_error(d->waiter, OPSD_ERR_SHUTTING_DOWN,
+			rpc_pending_fail(d->waiter, -ESHUTDOWN,
 			    NULL, "opsd is stopping");
 		d->waiter = NULL;
 		alert_delivery_free(d);

@@ -450,34 +450,40 @@ rpc_errno_code(int err)
 	}
 }
 
+static void
+pending_verror(struct rpc_pending *p, int code, json_t *data,
+    const char *fmt, va_list ap)
+{
+	char	*msg;
+
+	xvasprintf(&msg, fmt, ap);
+	p->stats->error++;
+	pending_finish(p, jsonrpc_error(p->id, code, msg, data));
+	free(msg);
+}
+
 void
 rpc_pending_fail(struct rpc_pending *p, int err, json_t *data,
     const char *fmt, ...)
 {
-	va_list	 ap;
-	char	*msg;
+	va_list	ap;
 
 	va_start(ap, fmt);
-	xvasprintf(&msg, fmt, ap);
+	pending_verror(p, rpc_errno_code(err), data, fmt, ap);
 	va_end(ap);
-	rpc_pending_error(p, rpc_errno_code(err), data, "%s", msg);
-	free(msg);
 }
 
 void
 rpc_pending_error(struct rpc_pending *p, int code, json_t *data,
     const char *fmt, ...)
 {
-	va_list	 ap;
-	char	*msg;
+	va_list	ap;
 
 	va_start(ap, fmt);
-	xvasprintf(&msg, fmt, ap);
+	pending_verror(p, code, data, fmt, ap);
 	va_end(ap);
-	p->stats->error++;
-	pending_finish(p, jsonrpc_error(p->id, code, msg, data));
-	free(msg);
 }
+
 
 json_t *
 rpc_handle(struct opsd *o, struct ctl_conn *conn, json_t *msg)

@@ -366,49 +366,50 @@ evt_emit(struct evt *ev, const char *fmt, ...)
 	evt_dispatch(ev);
 }
 
-void
-evt_log(int priority, const char *name, const char *fmt, ...)
+/*
+ * A plain record, with one field about its object when key is set.
+ * Skip the formatting for records nobody will read. Subscribers (alert
+ * routing) act only on events that carry an alert, which a plain log
+ * record never does.
+ */
+static void
+evt_vlog(int priority, const char *name, const char *key, const char *value,
+    const char *fmt, va_list ap)
 {
 	struct evt	*ev;
-	va_list		 ap;
 	int		 n;
 
-	/*
-	 * Skip the formatting for records nobody will read. Subscribers
-	 * (alert routing) act only on events that carry an alert, which a
-	 * plain log record never does.
-	 */
 	if (priority > logstate.level)
 		return;
 	ev = xcalloc(1, sizeof *ev);
 	ev->name = name;
 	ev->priority = priority;
-	va_start(ap, fmt);
+	if (key != NULL)
+		evt_add(ev, key, "%s", value);
 	n = xvasprintf(&ev->message, fmt, ap);
-	va_end(ap);
 	evt_utf8(&ev->message, (size_t)n);
 	evt_dispatch(ev);
+}
+
+void
+evt_log(int priority, const char *name, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	evt_vlog(priority, name, NULL, NULL, fmt, ap);
+	va_end(ap);
 }
 
 void
 evt_log_about(int priority, const char *name, const char *key,
     const char *value, const char *fmt, ...)
 {
-	struct evt	*ev;
-	va_list		 ap;
-	int		 n;
+	va_list	ap;
 
-	if (priority > logstate.level)
-		return;
-	ev = xcalloc(1, sizeof *ev);
-	ev->name = name;
-	ev->priority = priority;
-	evt_add(ev, key, "%s", value);
 	va_start(ap, fmt);
-	n = xvasprintf(&ev->message, fmt, ap);
+	evt_vlog(priority, name, key, value, fmt, ap);
 	va_end(ap);
-	evt_utf8(&ev->message, (size_t)n);
-	evt_dispatch(ev);
 }
 
 void

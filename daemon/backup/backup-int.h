@@ -162,6 +162,8 @@ extern const struct evt_type EVT_BACKUP_SKIPPED;
 extern const struct evt_type EVT_BACKUP_STALE;
 extern const struct evt_type EVT_BACKUP_INTERRUPTED;
 extern const struct evt_type EVT_BACKUP_RESTORED;
+extern const struct evt_type EVT_BACKUP_VERIFY_UNAVAILABLE;
+extern const struct evt_type EVT_BACKUP_RETRY;
 
 struct backup	*backup_find(struct opsd *, const char *name);
 /* UTC, 2026-01-31T02:00:00Z: the room's one copy until util has it */
@@ -175,6 +177,16 @@ void		 backup_event(struct backup *, const struct evt_type *,
 		    const char *id, const char *alert_object, int firing,
 		    const char *fmt, ...)
 		    __attribute__((format(printf, 6, 7)));
+/*
+ * A record without a key type (name such as "backup.prune") that still
+ * carries the backup's fields, so one backup's events are all found by
+ * OPSD_BACKUP=NAME; id (a backup id) may be NULL.
+ */
+void		 backup_log(struct backup *, int priority, const char *name,
+		    const char *id, const char *fmt, ...)
+		    __attribute__((format(printf, 5, 6)));
+/* After a run: a failed scheduled one is tried again (retry = ...). */
+void		 backup_retry_plan(struct backup *, int failed);
 int64_t		 backup_max_age(struct backup *);
 int64_t		 backup_newest_good(struct backup *);
 

@@ -419,7 +419,8 @@ backup_items_load(struct backup *b)
 		if (m != NULL)
 			json_array_append_new(b->items, m);
 		else
-			log_warn("backup.manifest", "%s/%s: %s (listed, not "
+			backup_log(b, LOG_WARNING, "backup.manifest", NULL,
+			    "%s/%s: %s (listed, not "
 			    "used; backup prune removes its own files)",
 			    b->conf->dir, de->d_name, err);
 	}

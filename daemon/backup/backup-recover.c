@@ -59,10 +59,10 @@ recover_dropped_once(struct pgq *q, const PGresult *res, const char *err,
 	(void)q;
 	(void)res;
 	if (err != NULL)
-		log_warn("backup.recover", "cannot drop stale scratch database "
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot drop stale scratch database "
 		    "%s: %s", d->name, err);
 	else
-		log_notice("backup.recover", "dropped stale scratch database "
+		backup_log(b, LOG_NOTICE, "backup.recover", NULL, "dropped stale scratch database "
 		    "%s", d->name);
 	for (i = 0; i < b->ndrops; i++) {
 		if (b->drops[i] == d) {
@@ -82,7 +82,7 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 	int		 i;
 
 	if (err != NULL) {
-		log_warn("backup.recover", "cannot look for stale scratch "
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot look for stale scratch "
 		    "databases of %s: %s", b->conf->name, err);
 		recover_close(b, q);
 		return;
@@ -120,7 +120,7 @@ recover_admin_open(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)res;
 	if (err != NULL) {
-		log_warn("backup.recover", "cannot connect to clean up scratch "
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot connect to clean up scratch "
 		    "databases of %s: %s", b->conf->name, err);
 		recover_close(b, q);
 		return;
@@ -140,7 +140,7 @@ recover_locked(struct pgq *q, const PGresult *res, const char *err,
 
 	if (err != NULL || !db_lock_held(res)) {
 		/* another host runs this backup now: its scratch is its own */
-		log_info("backup.recover", "not looking for scratch databases "
+		backup_log(b, LOG_INFO, "backup.recover", NULL, "not looking for scratch databases "
 		    "of %s: %s", b->conf->name, err ? err : "another host "
 		    "holds the backup's lock");
 		recover_close(b, q);
@@ -157,7 +157,7 @@ recover_lock_open(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)res;
 	if (err != NULL) {
-		log_warn("backup.recover", "cannot connect to clean up scratch "
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot connect to clean up scratch "
 		    "databases of %s: %s", b->conf->name, err);
 		recover_close(b, q);
 		return;
@@ -185,7 +185,7 @@ backup_recover(struct backup *b)
 			if (!backup_own_file(b, de->d_name, ".dump.partial"))
 				continue;
 			xasprintf(&path, "%s/%s", b->conf->dir, de->d_name);
-			log_notice("backup.recover", "removing leftover %s",
+			backup_log(b, LOG_NOTICE, "backup.recover", NULL, "removing leftover %s",
 			    path);
 			unlink(path);
 			free(path);
@@ -262,23 +262,26 @@ recovery_dropped(struct pgq *q, const PGresult *res, const char *err,
 	if (err != NULL) {
 		xasprintf(&msg, "cannot drop its scratch database %s (the "
 		    "next start tries again): %s", rr->scratch, err);
-		log_warn("backup.recover", "%s", msg);
+		backup_log(rr->b, LOG_WARNING, "backup.recover",
+		    op_get(rr->op, "run"), "%s", msg);
 	} else
-		log_notice("backup.recover", "dropped scratch database %s of "
+		backup_log(rr->b, LOG_NOTICE, "backup.recover",
+		    op_get(rr->op, "run"), "dropped scratch database %s of "
 		    "interrupted run %s", rr->scratch, op_get(rr->op, "run"));
 	recovery_finish(rr, msg);
 	free(msg);
 }
 
 static void
-unlink_derived(const char *dir, const char *id, const char *suffix,
+unlink_derived(struct backup *b, const char *id, const char *suffix,
     const char *what)
 {
 	char	*path;
 
-	xasprintf(&path, "%s/%s%s", dir, id, suffix);
+	xasprintf(&path, "%s/%s%s", b->conf->dir, id, suffix);
 	if (unlink(path) == 0)
-		log_notice("backup.recover", "removed %s %s", what, path);
+		backup_log(b, LOG_NOTICE, "backup.recover", id, "removed %s %s",
+		    what, path);
 	free(path);
 }
 
@@ -301,8 +304,8 @@ backup_run_recover(struct opsd *o, struct op *op)
 	}
 	/* the run id names every file: it must be one of this backup's */
 	if ((start = backup_run_id_time(b, id)) < 0) {
-		log_warn("backup.recover", "op %s: '%s' is not a run of backup "
-		    "%s; nothing removed", op_id(op), id != NULL ? id : "",
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "op %s: '%s' "
+		    "is not a run of backup %s; nothing removed", op_id(op), id != NULL ? id : "",
 		    b->conf->name);
 		op_finish(op, OP_ABANDONED, "the op's run '%s' is not a run of "
 		    "backup %s (%s-YYYYMMDDTHHMMSSZ); nothing was removed by "
@@ -318,13 +321,13 @@ backup_run_recover(struct opsd *o, struct op *op)
 	    sizeof *b->recoveries);
 	b->recoveries[b->nrecoveries++] = rr;
 
-	unlink_derived(b->conf->dir, id, ".dump.partial", "partial dump");
+	unlink_derived(b, id, ".dump.partial", "partial dump");
 	/* renamed but no manifest yet: no checksum, not a backup */
 	xasprintf(&mpath, "%s/%s.json", b->conf->dir, id);
 	rr->complete = stat(mpath, &sb) == 0 && S_ISREG(sb.st_mode);
 	free(mpath);
 	if (!rr->complete)
-		unlink_derived(b->conf->dir, id, ".dump", "unmanifested dump");
+		unlink_derived(b, id, ".dump", "unmanifested dump");
 	backup_passfiles_remove(b);
 	backup_event(b, &EVT_BACKUP_INTERRUPTED, id, NULL, 0, "backup run %s "
 	    "was interrupted while %s (opsd stopped or crashed; op %s); %s",

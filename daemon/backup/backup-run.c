@@ -702,8 +702,8 @@ backup_run_start(struct backup *b, struct job *job,
 		    pg_dump_version_cb, b, &e);
 		free(bin);
 	}
-	log_info("backup.start", "backup %s started (%s, op %s)",
-	    b->conf->name, r->id, r->op_id);
+	backup_log(b, LOG_INFO, "backup.start", r->id, "backup %s started "
+	    "(%s, op %s)", b->conf->name, r->id, r->op_id);
 	r->sess = backup_session_open(b, 0, NULL, 30000, run_connected, r);
 	return (r);
 }

@@ -124,8 +124,9 @@ verify_dropped(struct pgq *q, const PGresult *res, const char *err,
 	(void)q;
 	(void)res;
 	if (err != NULL) {
-		log_warn("backup.verify", "cannot drop scratch database %s: %s "
-		    "(it is dropped at the next start)", v->scratch, err);
+		backup_log(v->b, LOG_WARNING, "backup.verify", m_str(v->manifest,
+		    "id"), "cannot drop scratch database %s: %s (it is dropped "
+		    "at the next start)", v->scratch, err);
 		if (v->error == NULL)
 			xasprintf(&v->error, "cannot drop scratch database "
 			    "%s: %s", v->scratch, err);
@@ -148,8 +149,9 @@ verify_step_drop(struct verify *v)
 	free(qi);
 	if (v->admin == NULL || pg_exec(v->admin, sql, 60000, verify_dropped,
 	    v) != 0) {
-		log_warn("backup.verify", "no admin session to drop %s; it is "
-		    "dropped at the next start", v->scratch);
+		backup_log(v->b, LOG_WARNING, "backup.verify",
+		    m_str(v->manifest, "id"), "no admin session to drop %s; it "
+		    "is dropped at the next start", v->scratch);
 		v->created = 0;
 		verify_end(v);
 	}

@@ -42,6 +42,14 @@ const struct evt_type EVT_BACKUP_INTERRUPTED = {
 	"backup.interrupted", "5d61243ff3e547af8d0cdfe2664aa045", LOG_WARNING };
 const struct evt_type EVT_BACKUP_RESTORED = {
 	"backup.restored", "449fddcdaefe4b7898874a5ff4850d73", LOG_NOTICE };
+const struct evt_type EVT_BACKUP_VERIFY_UNAVAILABLE = {
+	"backup.verify_unavailable", "3c9e0f6a4d1b4b7e9a52c8d07e61f2b4",
+	LOG_WARNING };
+const struct evt_type EVT_BACKUP_RETRY = {
+	"backup.retry", "a7d24c19e5f04e1c8b3a6f5d20c9e871", LOG_NOTICE };
+
+/* the type of backup_log()'s records: each names itself */
+static const struct evt_type backup_log_type = { "backup", NULL, LOG_INFO };
 
 static struct backup_set *
 backup_set(struct opsd *o)
@@ -94,8 +102,8 @@ backup_passfiles_remove(struct backup *b)
 	for (i = 0; i < nitems(passfile_tags); i++) {
 		p = backup_passfile_path(b, passfile_tags[i]);
 		if (unlink(p) == 0)
-			log_notice("backup.recover", "removed leftover password "
-			    "file %s", p);
+			backup_log(b, LOG_NOTICE, "backup.recover", NULL,
+			    "removed leftover password file %s", p);
 		free(p);
 	}
 }
@@ -157,14 +165,46 @@ backup_event(struct backup *b, const struct evt_type *type, const char *id,
 	free(msg);
 }
 
+void
+backup_log(struct backup *b, int priority, const char *name, const char *id,
+    const char *fmt, ...)
+{
+	struct evt	*ev;
+	va_list		 ap;
+	char		*msg;
+
+	if (priority > log_get_level())
+		return;
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	ev = evt_new(&backup_log_type);
+	ev->name = name;
+	evt_set_priority(ev, priority);
+	evt_add(ev, "backup", "%s", b->conf->name);
+	evt_add(ev, "database", "%s", b->conf->database);
+	if (id != NULL)
+		evt_add(ev, "backup_id", "%s", id);
+	evt_emit(ev, "%s", msg);
+	free(msg);
+}
+
 static void
 verify_job_done(struct verify *v, int ok, void *arg)
 {
 	struct backup	*b = arg;
 
-	if (b->verify_job != NULL)
-		job_finished(b->verify_job, ok, "%s %s", m_str(v->manifest,
-		    "id"), ok ? "verified" : "FAILED verification");
+	if (b->verify_job == NULL)
+		return;
+	if (ok > 0)
+		job_finished(b->verify_job, 1, "%s verified", m_str(v->manifest,
+		    "id"));
+	else if (ok == 0)
+		job_finished(b->verify_job, 0, "%s FAILED verification: %s",
+		    m_str(v->manifest, "id"), v->error);
+	else
+		job_finished(b->verify_job, 0, "could not verify %s: %s",
+		    m_str(v->manifest, "id"), v->error);
 }
 
 /* verify_schedule: restore the newest backup again, so "good" stays true */
@@ -345,9 +385,10 @@ backup_apply_config(struct opsd *o)
 		}
 		if (b != NULL && (b->run != NULL || b->verify != NULL)) {
 			/* busy: it keeps the settings it started with */
-			log_warn("backup.reload", "backup %s is running; its "
-			    "new settings are not applied (reload again once "
-			    "it is done)", b->conf->name);
+			backup_log(b, LOG_WARNING, "backup.reload", NULL,
+			    "backup %s is running; its new settings are not "
+			    "applied (reload again once it is done)",
+			    b->conf->name);
 			fresh[i] = b;
 			continue;
 		}

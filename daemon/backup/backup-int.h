@@ -55,6 +55,12 @@ struct backup {
 	int			 failed_firing;
 	int			 verify_firing;
 	int			 upload_firing;
+	int			 unverifiable_firing;	/* could not run */
+	unsigned int		 verify_failures;	/* in a row */
+	int64_t			 appeared;	/* configured since (grace) */
+	int64_t			 stale_told;	/* last stale alert sent */
+	struct event		*retry_timer;	/* a failed scheduled run */
+	unsigned int		 retry_n;	/* retries since it failed */
 	int64_t			 last_success;
 	int64_t			 last_verified;
 	uint64_t		 last_size;

@@ -276,39 +276,79 @@ format_age(int64_t s, char *buf, size_t len)
 		    (long long)s % 60);
 }
 
+/*
+ * The shortest repeat of the backup's alert routes, in seconds (0: none
+ * repeats): a stale alert is sent again that often with the age then,
+ * not repeated by the alert layer with the age it first had.
+ */
+static int64_t
+stale_repeat(struct backup *b)
+{
+	struct alert_conf	*ac;
+	int64_t			 s, best = 0;
+	unsigned int		 i;
+
+	for (i = 0; i < b->conf->nalert; i++) {
+		if ((ac = alert_conf_find(b->opsd->conf, b->conf->alert[i])) ==
+		    NULL || ac->repeat == 0)
+			continue;
+		s = (int64_t)(ac->repeat / 1000);
+		if (s < 1)
+			s = 1;
+		if (best == 0 || s < best)
+			best = s;
+	}
+	return (best);
+}
+
 static void
 stale_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct backup	*b = arg;
 	struct timeval	 tv = { STALE_CHECK_S, 0 };
-	int64_t		 now = (int64_t)time(NULL), good, max;
+	int64_t		 now = (int64_t)time(NULL), good, since, max, rep;
 	int		 stale;
+	char		 age[32], lim[32];
+	const char	*kind = b->conf->verify == BACKUP_VERIFY_NEVER ?
+			    "successful" : "verified";
 
 	(void)fd;
 	(void)what;
 	good = backup_newest_good(b);
 	max = backup_max_age(b);
-	/* a fresh install gets one max_age before it counts as stale */
-	if (good == 0)
-		good = b->opsd->start_time;
-	stale = max > 0 && now - good > max;
-	if (stale && !b->stale_firing) {
-		b->stale_firing = 1;
-		char	age[32], lim[32];
-
-		format_age(now - good, age, sizeof age);
+	rep = stale_repeat(b);
+	/* none yet: one max_age from when the backup was configured */
+	since = good > 0 ? good : b->appeared;
+	stale = max > 0 && now - since > max;
+	/* sent again a little before the alert layer would repeat it */
+	if (stale && b->stale_firing && rep > 0 && now - b->stale_told >=
+	    (rep > 1 ? rep - 1 : 1))
+		b->stale_firing = 2;
+	if (stale && b->stale_firing != 1) {
+		format_age(now - since, age, sizeof age);
 		format_age(max, lim, sizeof lim);
-		backup_event(b, &EVT_BACKUP_STALE, NULL, "backup.stale", 1,
-		    "backup %s is STALE: the newest %s backup is %s old "
-		    "(max_age %s)", b->conf->name,
-		    b->conf->verify == BACKUP_VERIFY_NEVER ? "successful" :
-		    "verified", age, lim);
+		if (good > 0)
+			backup_event(b, &EVT_BACKUP_STALE, NULL,
+			    "backup.stale", 1, "backup %s is %sSTALE: the "
+			    "newest %s backup is %s old (max_age %s)",
+			    b->conf->name, b->stale_firing ? "still " : "",
+			    kind, age, lim);
+		else
+			backup_event(b, &EVT_BACKUP_STALE, NULL,
+			    "backup.stale", 1, "backup %s is %sSTALE: no %s "
+			    "backup yet, %s after it was configured (max_age "
+			    "%s)", b->conf->name, b->stale_firing ? "still " :
+			    "", kind, age, lim);
+		b->stale_firing = 1;
+		b->stale_told = now;
 	} else if (!stale && b->stale_firing) {
 		b->stale_firing = 0;
 		backup_event(b, &EVT_BACKUP_STALE, NULL, "backup.stale", 0,
 		    "backup "
 		    "%s is fresh again", b->conf->name);
 	}
+	if (rep > 0 && rep - 1 < tv.tv_sec)
+		tv.tv_sec = (time_t)(rep > 1 ? rep - 1 : 1);
 	evtimer_add(b->stale_timer, &tv);
 }
 
@@ -404,6 +444,7 @@ backup_apply_config(struct opsd *o)
 		} else {
 			b = xcalloc(1, sizeof *b);
 			b->opsd = o;
+			b->appeared = (int64_t)time(NULL);
 			b->stale_timer = evtimer_new(o->base, stale_cb, b);
 			evtimer_add(b->stale_timer, &tv);
 		}

@@ -88,6 +88,12 @@ cmd_backup_list_show(json_t *r)
 				    "sha256"));
 		}
 		out_table_print(t, 1);
+		/* the newest verification that could not run: no verdict */
+		json_array_foreach(json_object_get(b, "backups"), j, it) {
+			if (json_is_string(json_object_get(it, "verify_note")))
+				printf("  %s: %s\n", out_str(it, "id"),
+				    out_str(it, "verify_note"));
+		}
 	}
 	return (EXIT_OK);
 }

@@ -92,6 +92,7 @@ struct backup_set {
 /* The backup set in the daemon context (subsys.h). */
 #define BACKUPS(o)	((struct backup_set *)(o)->sub[SUBSYS_BACKUP])
 
+/* ok: 1 verified, 0 FAILED, -1 could not run (nothing was decided) */
 typedef void (*verify_done_cb)(struct verify *, int ok, void *arg);
 
 struct verify {
@@ -107,6 +108,7 @@ struct verify {
 	json_t		*checks;
 	char		*error;
 	int		 created;
+	int		 unavailable;	/* it could not run: no verdict */
 	verify_done_cb	 done;
 	void		*arg;
 	struct rpc_pending *waiter;

@@ -356,10 +356,11 @@ static void
 backup_free(struct backup *b, int removed)
 {
 	static const char *const kinds[] = { "backup.run", "backup.verify",
-	    "backup.upload", "backup.stale" };
+	    "backup.verify_unavailable", "backup.upload", "backup.stale" };
 	size_t	k;
 
 	if (removed) {
+		/* "RESOLVED host: backup.stale quick was removed ..." */
 		for (k = 0; k < nitems(kinds); k++)
 			alert_resolve(b->opsd, kinds[k], b->conf->name,
 			    "was removed from the configuration");

@@ -158,6 +158,10 @@ struct brun {
 	struct rpc_pending	**followers;
 	unsigned int		 nfollowers;
 	struct job		*job;
+	int			 scheduled;	/* by the schedule or a retry */
+	int			 verify_result;	/* verify_done_cb's ok; -2 none */
+	char			*verify_error;
+	json_t			*pruned;	/* ids the prune step removed */
 };
 
 /* backup.c: the room's events, each with its journald MESSAGE_ID */

@@ -230,7 +230,7 @@ static void
 backup_job_cb(struct job *j, void *arg)
 {
 	struct backup	*b = arg;
-
+	struct brun	*r;
 	char		*err = NULL;
 	int		 e = 0;
 
@@ -238,11 +238,110 @@ backup_job_cb(struct job *j, void *arg)
 		job_finished(j, -1, "skipped: %s still running", b->run->id);
 		return;
 	}
-	if (backup_run_start(b, j, NULL, &err, &e) == NULL) {
+	if ((r = backup_run_start(b, j, NULL, &err, &e)) == NULL) {
 		/* -EBUSY: the roll-back of an interrupted run is not over */
 		job_finished(j, e == -EBUSY ? -1 : 0, "%s%s", e == -EBUSY ?
 		    "skipped: " : "", err);
 		free(err);
+		return;
+	}
+	r->scheduled = 1;
+	/* the schedule's own run: a retry still pending is superseded */
+	if (b->retry_timer != NULL)
+		evtimer_del(b->retry_timer);
+	b->retry_n = 0;
+}
+
+static void
+format_age(int64_t s, char *buf, size_t len);
+
+/* A failed scheduled run, tried again: the same as the schedule's. */
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct backup	*b = arg;
+	struct brun	*r;
+	char		*err = NULL;
+	int		 e = 0;
+
+	(void)fd;
+	(void)what;
+	if (b->run != NULL)
+		return;		/* a run is under way: it decides */
+	if ((r = backup_run_start(b, NULL, NULL, &err, &e)) == NULL) {
+		backup_log(b, LOG_WARNING, "backup.retry", NULL, "backup %s: "
+		    "retry %u cannot start: %s", b->conf->name, b->retry_n,
+		    err);
+		free(err);
+		backup_retry_plan(b, 1);
+		return;
+	}
+	r->scheduled = 1;
+	if (b->job != NULL) {
+		job_started(b->job);
+		r->job = b->job;
+	}
+}
+
+/*
+ * After a run ends: a success ends the retries; a failed scheduled run
+ * (or retry) is tried again after the next wait of retry, unless the
+ * schedule's next run comes first.
+ */
+void
+backup_retry_plan(struct backup *b, int failed)
+{
+	struct timeval	 tv;
+	int64_t		 now = (int64_t)time(NULL), next, at;
+	uint64_t	 ms;
+	char		 when[32], wait[32];
+
+	if (!failed) {
+		if (b->retry_timer != NULL)
+			evtimer_del(b->retry_timer);
+		b->retry_n = 0;
+		return;
+	}
+	if (b->conf->nretry == 0)
+		return;
+	if (b->retry_n >= b->conf->nretry) {
+		backup_log(b, LOG_WARNING, "backup.retry", NULL, "backup %s: "
+		    "no retries left (%u made); the next scheduled run decides",
+		    b->conf->name, b->retry_n);
+		b->retry_n = 0;
+		return;
+	}
+	ms = b->conf->retry_ms[b->retry_n];
+	at = now + (int64_t)((ms + 999) / 1000);
+	next = job_next(b->job);
+	if (next > 0 && at >= next) {
+		util_iso_time(next, when, sizeof when);
+		backup_log(b, LOG_NOTICE, "backup.retry", NULL, "backup %s: not "
+		    "retried; the next scheduled run (%s) comes first",
+		    b->conf->name, when);
+		b->retry_n = 0;
+		return;
+	}
+	if (b->retry_timer == NULL)
+		b->retry_timer = evtimer_new(b->opsd->base, retry_cb, b);
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(b->retry_timer, &tv);
+	b->retry_n++;
+	util_iso_time(at, when, sizeof when);
+	format_age((int64_t)(ms / 1000), wait, sizeof wait);
+	{
+		struct evt *ev = evt_new(&EVT_BACKUP_RETRY);
+
+		evt_add(ev, "backup", "%s", b->conf->name);
+		evt_add(ev, "database", "%s", b->conf->database);
+		evt_add(ev, "retry", "%u", b->retry_n);
+		evt_add(ev, "retries", "%u", b->conf->nretry);
+		evt_add(ev, "delay_seconds", "%llu",
+		    (unsigned long long)(ms / 1000));
+		evt_add(ev, "retry_at", "%s", when);
+		evt_emit(ev, "backup %s failed; retry %u of %u in %s (%s)",
+		    b->conf->name, b->retry_n, b->conf->nretry, wait, when);
 	}
 }
 
@@ -393,6 +492,8 @@ backup_free(struct backup *b, int removed)
 		job_remove(b->verify_job);
 	if (b->stale_timer != NULL)
 		event_free(b->stale_timer);
+	if (b->retry_timer != NULL)
+		event_free(b->retry_timer);
 	json_decref(b->items);
 	backup_conf_free(b->conf);
 	db_conf_free(b->db);

@@ -42,6 +42,29 @@ recover_close(struct backup *b, struct pgq *q)
 	b->recover_q = NULL;
 }
 
+static void
+recover_unlocked(struct pgq *q, const PGresult *res, const char *err,
+    void *arg)
+{
+	(void)res;
+	(void)err;
+	recover_close(arg, q);
+}
+
+/*
+ * Lets go of the backup's lock before the session goes: a closed session
+ * frees it only once the server has noticed, and a run of this backup
+ * that asks in between (its lock step waits while recover_q is set)
+ * would take its own host's clean-up for another host.
+ */
+static void
+recover_unlock(struct backup *b, struct pgq *q)
+{
+	if (db_unlock(q, db_lock_key("backup", b->conf->name), 10000,
+	    recover_unlocked, b) != 0)
+		recover_close(b, q);
+}
+
 struct recover_drop {
 	struct backup	*b;
 	struct pgq	*q;
@@ -59,11 +82,11 @@ recover_dropped_once(struct pgq *q, const PGresult *res, const char *err,
 	(void)q;
 	(void)res;
 	if (err != NULL)
-		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot drop stale scratch database "
-		    "%s: %s", d->name, err);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot "
+		    "drop stale scratch database %s: %s", d->name, err);
 	else
-		backup_log(b, LOG_NOTICE, "backup.recover", NULL, "dropped stale scratch database "
-		    "%s", d->name);
+		backup_log(b, LOG_NOTICE, "backup.recover", NULL, "dropped "
+		    "stale scratch database %s", d->name);
 	for (i = 0; i < b->ndrops; i++) {
 		if (b->drops[i] == d) {
 			b->drops[i] = b->drops[--b->ndrops];
@@ -82,9 +105,10 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 	int		 i;
 
 	if (err != NULL) {
-		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot look for stale scratch "
-		    "databases of %s: %s", b->conf->name, err);
-		recover_close(b, q);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot "
+		    "look for stale scratch databases of %s: %s",
+		    b->conf->name, err);
+		recover_unlock(b, q);
 		return;
 	}
 	/* a one-shot admin connection per database: the list is short */
@@ -108,7 +132,7 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 	 * The list is taken under the lock, so every name on it belongs to
 	 * a run that is over: let go of the lock now, the drops need none.
 	 */
-	recover_close(b, q);
+	recover_unlock(b, q);
 }
 
 static void
@@ -120,15 +144,16 @@ recover_admin_open(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)res;
 	if (err != NULL) {
-		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot connect to clean up scratch "
-		    "databases of %s: %s", b->conf->name, err);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot "
+		    "connect to clean up scratch databases of %s: %s",
+		    b->conf->name, err);
 		recover_close(b, q);
 		return;
 	}
 	/* only this backup's: not those of "app-2" when this is "app" */
 	sql = db_scratch_list_sql("verify", b->conf->name);
 	if (pg_exec(q, sql, 30000, recover_listed, b) != 0)
-		recover_close(b, q);
+		recover_unlock(b, q);
 	free(sql);
 }
 
@@ -140,9 +165,9 @@ recover_locked(struct pgq *q, const PGresult *res, const char *err,
 
 	if (err != NULL || !db_lock_held(res)) {
 		/* another host runs this backup now: its scratch is its own */
-		backup_log(b, LOG_INFO, "backup.recover", NULL, "not looking for scratch databases "
-		    "of %s: %s", b->conf->name, err ? err : "another host "
-		    "holds the backup's lock");
+		backup_log(b, LOG_INFO, "backup.recover", NULL, "not looking "
+		    "for scratch databases of %s: %s", b->conf->name, err ?
+		    err : "another host holds the backup's lock");
 		recover_close(b, q);
 		return;
 	}
@@ -157,8 +182,9 @@ recover_lock_open(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)res;
 	if (err != NULL) {
-		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot connect to clean up scratch "
-		    "databases of %s: %s", b->conf->name, err);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot "
+		    "connect to clean up scratch databases of %s: %s",
+		    b->conf->name, err);
 		recover_close(b, q);
 		return;
 	}
@@ -185,8 +211,8 @@ backup_recover(struct backup *b)
 			if (!backup_own_file(b, de->d_name, ".dump.partial"))
 				continue;
 			xasprintf(&path, "%s/%s", b->conf->dir, de->d_name);
-			backup_log(b, LOG_NOTICE, "backup.recover", NULL, "removing leftover %s",
-			    path);
+			backup_log(b, LOG_NOTICE, "backup.recover", NULL,
+			    "removing leftover %s", path);
 			unlink(path);
 			free(path);
 		}
@@ -304,9 +330,9 @@ backup_run_recover(struct opsd *o, struct op *op)
 	}
 	/* the run id names every file: it must be one of this backup's */
 	if ((start = backup_run_id_time(b, id)) < 0) {
-		backup_log(b, LOG_WARNING, "backup.recover", NULL, "op %s: '%s' "
-		    "is not a run of backup %s; nothing removed", op_id(op), id != NULL ? id : "",
-		    b->conf->name);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "op %s: "
+		    "'%s' is not a run of backup %s; nothing removed", op_id(op),
+		    id != NULL ? id : "", b->conf->name);
 		op_finish(op, OP_ABANDONED, "the op's run '%s' is not a run of "
 		    "backup %s (%s-YYYYMMDDTHHMMSSZ); nothing was removed by "
 		    "it (the start-up sweep removes %s's leftovers)",

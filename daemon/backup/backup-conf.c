@@ -78,7 +78,8 @@ retry_parse(const char *value, uint64_t *ms, unsigned int *n, char *buf,
 	for (tok = strtok_r(s, " \t,", &save); tok != NULL && rc == 0;
 	    tok = strtok_r(NULL, " \t,", &save)) {
 		if (*n >= BACKUP_RETRY_MAX) {
-			snprintf(buf, len, "at most %d retries", BACKUP_RETRY_MAX);
+			snprintf(buf, len, "at most %d retries",
+			    BACKUP_RETRY_MAX);
 			rc = -1;
 		} else if (parse_duration(tok, &ms[*n]) != 0 || ms[*n] < 1000) {
 			snprintf(buf, len, "'%s' is not a duration of at least "

@@ -159,7 +159,7 @@ struct brun {
 	unsigned int		 nfollowers;
 	struct job		*job;
 	int			 scheduled;	/* by the schedule or a retry */
-	int			 verify_result;	/* verify_done_cb's ok; -2 none */
+	int			 verify_result;	/* verify_done_cb ok, -2 */
 	char			*verify_error;
 	json_t			*pruned;	/* ids the prune step removed */
 };

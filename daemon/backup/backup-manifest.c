@@ -540,7 +540,8 @@ static json_t *
 item_summary(json_t *m)
 {
 	json_t	*v = json_object_get(m, "verify"), *u = json_object_get(m,
-		    "upload"), *x = json_object_get(m, "verify_unavailable"), *s;
+		    "upload"), *s;
+	json_t	*x = json_object_get(m, "verify_unavailable");
 
 	s = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "id", m_str(m,
 	    "id"), "time", m_str(m, "start_iso"), "bytes",

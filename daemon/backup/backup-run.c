@@ -261,8 +261,8 @@ backup_run_finish(struct brun *r, int ok, int skipped)
 			    "verification could not run: %s", r->id,
 			    (unsigned long long)r->bytes, dur, r->verify_error);
 		else if (r->job != NULL)
-			job_finished(r->job, 1, "%s, %llu bytes in %.1fs%s", r->id,
-			    (unsigned long long)r->bytes, dur,
+			job_finished(r->job, 1, "%s, %llu bytes in %.1fs%s",
+			    r->id, (unsigned long long)r->bytes, dur,
 			    r->verify_result > 0 ? ", verified" : "");
 		if (b->failed_firing) {
 			b->failed_firing = 0;

@@ -192,9 +192,10 @@ verify_dropped(struct pgq *q, const PGresult *res, const char *err,
 	(void)q;
 	(void)res;
 	if (err != NULL) {
-		backup_log(v->b, LOG_WARNING, "backup.verify", m_str(v->manifest,
-		    "id"), "cannot drop scratch database %s: %s (it is dropped "
-		    "at the next start)", v->scratch, err);
+		backup_log(v->b, LOG_WARNING, "backup.verify",
+		    m_str(v->manifest, "id"), "cannot drop scratch database "
+		    "%s: %s (it is dropped at the next start)", v->scratch,
+		    err);
 		if (v->error == NULL)
 			xasprintf(&v->error, "cannot drop scratch database "
 			    "%s: %s", v->scratch, err);

@@ -316,8 +316,8 @@ backup_retry_plan(struct backup *b, int failed)
 	next = job_next(b->job);
 	if (next > 0 && at >= next) {
 		util_iso_time(next, when, sizeof when);
-		backup_log(b, LOG_NOTICE, "backup.retry", NULL, "backup %s: not "
-		    "retried; the next scheduled run (%s) comes first",
+		backup_log(b, LOG_NOTICE, "backup.retry", NULL, "backup %s: "
+		    "not retried; the next scheduled run (%s) comes first",
 		    b->conf->name, when);
 		b->retry_n = 0;
 		return;

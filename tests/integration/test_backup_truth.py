@@ -184,6 +184,7 @@ def test_follow_reports_the_verification(bk_pg, bk_daemons, tmp_path):
     assert job["last_result"] == "failed", job
     assert "verification FAILED" in job["last_message"], job
 
+    next_second()   # run ids have one-second resolution
     rc, out, err = d.cli("--json", "backup", "run", "vbad", "--follow")
     assert rc == 1, out + err
     fin = [json.loads(x) for x in out.splitlines() if '"backup.finished"'

@@ -88,6 +88,12 @@ cmd_backup_list_show(json_t *r)
 				    "sha256"));
 		}
 		out_table_print(t, 1);
+		/* the newest verification that could not run: no verdict */
+		json_array_foreach(json_object_get(b, "backups"), j, it) {
+			if (json_is_string(json_object_get(it, "verify_note")))
+				printf("  %s: %s\n", out_str(it, "id"),
+				    out_str(it, "verify_note"));
+		}
 	}
 	return (EXIT_OK);
 }
@@ -201,8 +207,11 @@ static int
 cmd_backup_run_note(struct cli *cli, const char *method, json_t *p,
     json_t *msg)
 {
-	char	sz[32], rate[32];
-	int	tty = isatty(1), r;
+	char		 sz[32], rate[32];
+	const char	*v;
+	json_t		*x;
+	size_t		 i;
+	int		 tty = isatty(1), r;
 
 	if (cli->json)
 		out_json_message(msg);
@@ -220,10 +229,33 @@ cmd_backup_run_note(struct cli *cli, const char *method, json_t *p,
 	/* skipped: another host of the fleet runs it */
 	r = strcmp(out_str(p, "result"), "ok") == 0 ||
 	    strcmp(out_str(p, "result"), "skipped") == 0 ? EXIT_OK : EXIT_RPC;
-	if (!cli->json)
-		printf("%s%s: %s%s%s\n", tty ? "\n" : "", out_str(p, "run"),
-		    out_str(p, "result"), json_object_get(p, "error") ? ": " :
-		    "", json_object_get(p, "error") ? out_str(p, "error") : "");
+	/*
+	 * Written but not proven to restore (verification failed or could
+	 * not run): exit 1 too, so that "backup run --follow" gates a deploy.
+	 */
+	v = out_str(p, "verification");
+	if (r == EXIT_OK && (strcmp(v, "failed") == 0 ||
+	    strcmp(v, "unavailable") == 0))
+		r = EXIT_RPC;
+	if (!cli->json) {
+		printf("%s%s: %s", tty ? "\n" : "", out_str(p, "run"),
+		    out_str(p, "result"));
+		if (strcmp(v, "failed") == 0)
+			printf(" (verification FAILED: %s)", out_str(p,
+			    "verify_error"));
+		else if (strcmp(v, "unavailable") == 0)
+			printf(" (verification could not run: %s)", out_str(p,
+			    "verify_error"));
+		if (json_object_get(p, "error") != NULL)
+			printf(": %s", out_str(p, "error"));
+		printf("\n");
+		if (json_array_size(json_object_get(p, "pruned")) > 0) {
+			printf("pruned by the retention policy:");
+			json_array_foreach(json_object_get(p, "pruned"), i, x)
+				printf(" %s", json_string_value(x));
+			printf("\n");
+		}
+	}
 	return (r);
 }
 
@@ -243,7 +275,8 @@ cmd_backup_run_exec(struct cli *cli, int argc, char **argv)
 
 const struct cli_cmd cmd_backup_run_entry = {
 	"backup", "run", "NAME [--follow]",
-	"start a backup now (--follow: show progress, exit 1 if it fails)",
+	"start a backup now (--follow: show progress, exit 1 if it fails "
+	"or its verification does not pass)",
 	{ "backup.run" }, 1, 2, 0, cmd_backup_run_exec
 };
 

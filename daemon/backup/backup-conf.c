@@ -16,6 +16,7 @@
 #include "alert.h"
 #include "backup-int.h"
 #include "ini.h"
+#include "opsd-parse.h"
 #include "s3.h"
 #include "schedule.h"
 #include "util.h"
@@ -59,6 +60,51 @@ validate_tz(const char *value, char *buf, size_t len)
 	return (NULL);
 }
 
+/*
+ * retry: the waits before trying a failed scheduled run again, in order
+ * ("5m 15m 1h"), or "no". 0 with the steps in ms[], or -1 with a reason.
+ */
+static int
+retry_parse(const char *value, uint64_t *ms, unsigned int *n, char *buf,
+    size_t len)
+{
+	char	*s, *tok, *save = NULL;
+	int	 rc = 0;
+
+	*n = 0;
+	if (strcmp(value, "no") == 0 || strcmp(value, "off") == 0)
+		return (0);
+	s = xstrdup(value);
+	for (tok = strtok_r(s, " \t,", &save); tok != NULL && rc == 0;
+	    tok = strtok_r(NULL, " \t,", &save)) {
+		if (*n >= BACKUP_RETRY_MAX) {
+			snprintf(buf, len, "at most %d retries",
+			    BACKUP_RETRY_MAX);
+			rc = -1;
+		} else if (parse_duration(tok, &ms[*n]) != 0 || ms[*n] < 1000) {
+			snprintf(buf, len, "'%s' is not a duration of at least "
+			    "1s (retry = 5m 15m 1h, or no)", tok);
+			rc = -1;
+		} else
+			(*n)++;
+	}
+	free(s);
+	if (rc == 0 && *n == 0) {
+		snprintf(buf, len, "no durations (retry = 5m 15m 1h, or no)");
+		rc = -1;
+	}
+	return (rc);
+}
+
+static const char *
+validate_retry(const char *value, char *buf, size_t len)
+{
+	uint64_t	ms[BACKUP_RETRY_MAX];
+	unsigned int	n;
+
+	return (retry_parse(value, ms, &n, buf, len) != 0 ? buf : NULL);
+}
+
 #define O(f)	offsetof(struct backup_conf, f)
 static const struct ini_key backup_keys[] = {	/* sorted */
 	{ .name = "alert", .kind = INI_LIST, .off = O(alert),
@@ -92,6 +138,8 @@ static const struct ini_key backup_keys[] = {	/* sorted */
 	  .off = O(random_delay), .dflt = "0", .max = 86400 * 1000 },
 	{ .name = "remote_retention", .kind = INI_BOOL,
 	  .off = O(remote_retention), .dflt = "no" },
+	{ .name = "retry", .kind = INI_STRING, .off = O(retry),
+	  .dflt = "5m 15m 1h", .validate = validate_retry },
 	{ .name = "s3_access_key_file", .kind = INI_PATH,
 	  .off = O(s3_access_key_file), .validate = ini_validate_readable },
 	{ .name = "s3_endpoint", .kind = INI_STRING, .off = O(s3_endpoint) },
@@ -154,6 +202,9 @@ backup_check(void *ctx, void *obj, const char *file, int line,
 	    b->timezone, &b->verify_spec, err, sizeof err) != 0)
 		ini_error(errs, file, ini_keyline(&backup_section, keylines,
 		    "verify_schedule"), "verify_schedule: %s", err);
+	if (b->retry != NULL)
+		(void)retry_parse(b->retry, b->retry_ms, &b->nretry, err,
+		    sizeof err);
 	if (b->ncheck != b->nexpect) {
 		kl = ini_keyline(&backup_section, keylines, "check");
 		if (kl == 0)

@@ -55,6 +55,12 @@ struct backup {
 	int			 failed_firing;
 	int			 verify_firing;
 	int			 upload_firing;
+	int			 unverifiable_firing;	/* could not run */
+	unsigned int		 verify_failures;	/* in a row */
+	int64_t			 appeared;	/* configured since (grace) */
+	int64_t			 stale_told;	/* last stale alert sent */
+	struct event		*retry_timer;	/* a failed scheduled run */
+	unsigned int		 retry_n;	/* retries since it failed */
 	int64_t			 last_success;
 	int64_t			 last_verified;
 	uint64_t		 last_size;
@@ -86,6 +92,7 @@ struct backup_set {
 /* The backup set in the daemon context (subsys.h). */
 #define BACKUPS(o)	((struct backup_set *)(o)->sub[SUBSYS_BACKUP])
 
+/* ok: 1 verified, 0 FAILED, -1 could not run (nothing was decided) */
 typedef void (*verify_done_cb)(struct verify *, int ok, void *arg);
 
 struct verify {
@@ -101,6 +108,7 @@ struct verify {
 	json_t		*checks;
 	char		*error;
 	int		 created;
+	int		 unavailable;	/* it could not run: no verdict */
 	verify_done_cb	 done;
 	void		*arg;
 	struct rpc_pending *waiter;
@@ -160,6 +168,10 @@ struct brun {
 	struct rpc_pending	**followers;
 	unsigned int		 nfollowers;
 	struct job		*job;
+	int			 scheduled;	/* by the schedule or a retry */
+	int			 verify_result;	/* verify_done_cb ok, -2 */
+	char			*verify_error;
+	json_t			*pruned;	/* ids the prune step removed */
 };
 
 /* backup.c: the room's events, each with its journald MESSAGE_ID */
@@ -172,6 +184,8 @@ extern const struct evt_type EVT_BACKUP_SKIPPED;
 extern const struct evt_type EVT_BACKUP_STALE;
 extern const struct evt_type EVT_BACKUP_INTERRUPTED;
 extern const struct evt_type EVT_BACKUP_RESTORED;
+extern const struct evt_type EVT_BACKUP_VERIFY_UNAVAILABLE;
+extern const struct evt_type EVT_BACKUP_RETRY;
 
 struct backup	*backup_find(struct opsd *, const char *name);
 /* UTC, 2026-01-31T02:00:00Z: the room's one copy until util has it */
@@ -185,6 +199,16 @@ void		 backup_event(struct backup *, const struct evt_type *,
 		    const char *id, const char *alert_object, int firing,
 		    const char *fmt, ...)
 		    __attribute__((format(printf, 6, 7)));
+/*
+ * A record without a key type (name such as "backup.prune") that still
+ * carries the backup's fields, so one backup's events are all found by
+ * OPSD_BACKUP=NAME; id (a backup id) may be NULL.
+ */
+void		 backup_log(struct backup *, int priority, const char *name,
+		    const char *id, const char *fmt, ...)
+		    __attribute__((format(printf, 5, 6)));
+/* After a run: a failed scheduled one is tried again (retry = ...). */
+void		 backup_retry_plan(struct backup *, int failed);
 int64_t		 backup_max_age(struct backup *);
 int64_t		 backup_newest_good(struct backup *);
 

@@ -419,7 +419,8 @@ backup_items_load(struct backup *b)
 		if (m != NULL)
 			json_array_append_new(b->items, m);
 		else
-			log_warn("backup.manifest", "%s/%s: %s (listed, not "
+			backup_log(b, LOG_WARNING, "backup.manifest", NULL,
+			    "%s/%s: %s (listed, not "
 			    "used; backup prune removes its own files)",
 			    b->conf->dir, de->d_name, err);
 	}
@@ -539,15 +540,21 @@ static json_t *
 item_summary(json_t *m)
 {
 	json_t	*v = json_object_get(m, "verify"), *u = json_object_get(m,
-		    "upload");
+		    "upload"), *s;
+	json_t	*x = json_object_get(m, "verify_unavailable");
 
-	return (json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "id", m_str(m,
+	s = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "id", m_str(m,
 	    "id"), "time", m_str(m, "start_iso"), "bytes",
 	    json_integer_value(json_object_get(m, "bytes")), "sha256",
 	    m_str(m, "sha256"), "verified", json_is_object(v) ?
 	    (json_is_true(json_object_get(v, "ok")) ? "ok" : "FAILED") : "-",
 	    "uploaded", json_is_object(u) ? (json_is_true(json_object_get(u,
-	    "ok")) ? "ok" : "FAILED") : "-"));
+	    "ok")) ? "ok" : "FAILED") : "-");
+	/* the newest attempt could not run: "verified" is the verdict before */
+	if (json_is_object(x))
+		json_object_set_new(s, "verify_note", json_sprintf("could not "
+		    "verify: %s (%s)", m_str(x, "error"), m_str(x, "at_iso")));
+	return (s);
 }
 
 static json_t *

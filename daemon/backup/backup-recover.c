@@ -51,6 +51,20 @@ recover_unlocked(struct pgq *q, const PGresult *res, const char *err,
 	recover_close(arg, q);
 }
 
+/*
+ * Lets go of the backup's lock before the session goes: a closed session
+ * frees it only once the server has noticed, and a run of this backup
+ * that asks in between (its lock step waits while recover_q is set)
+ * would take its own host's clean-up for another host.
+ */
+static void
+recover_unlock(struct backup *b, struct pgq *q)
+{
+	if (db_unlock(q, db_lock_key("backup", b->conf->name), 10000,
+	    recover_unlocked, b) != 0)
+		recover_close(b, q);
+}
+
 struct recover_drop {
 	struct backup	*b;
 	struct pgq	*q;
@@ -68,11 +82,11 @@ recover_dropped_once(struct pgq *q, const PGresult *res, const char *err,
 	(void)q;
 	(void)res;
 	if (err != NULL)
-		log_warn("backup.recover", "cannot drop stale scratch database "
-		    "%s: %s", d->name, err);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot "
+		    "drop stale scratch database %s: %s", d->name, err);
 	else
-		log_notice("backup.recover", "dropped stale scratch database "
-		    "%s", d->name);
+		backup_log(b, LOG_NOTICE, "backup.recover", NULL, "dropped "
+		    "stale scratch database %s", d->name);
 	for (i = 0; i < b->ndrops; i++) {
 		if (b->drops[i] == d) {
 			b->drops[i] = b->drops[--b->ndrops];
@@ -91,9 +105,10 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 	int		 i;
 
 	if (err != NULL) {
-		log_warn("backup.recover", "cannot look for stale scratch "
-		    "databases of %s: %s", b->conf->name, err);
-		recover_close(b, q);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot "
+		    "look for stale scratch databases of %s: %s",
+		    b->conf->name, err);
+		recover_unlock(b, q);
 		return;
 	}
 	/* a one-shot admin connection per database: the list is short */
@@ -116,13 +131,10 @@ recover_listed(struct pgq *q, const PGresult *res, const char *err, void *arg)
 	/*
 	 * The list is taken under the lock, so every name on it belongs to
 	 * a run that is over: let go of the lock now, the drops need none.
-	 * Explicitly: a closed session's lock goes only once the server has
-	 * seen the close, and a run started meanwhile (recover_q is still
-	 * set until the unlock answers) would take it for another host's.
 	 */
-	if (b->conf->lock != BACKUP_LOCK_ADVISORY || db_unlock(q,
-	    db_lock_key("backup", b->conf->name), 30000, recover_unlocked,
-	    b) != 0)
+	if (b->conf->lock == BACKUP_LOCK_ADVISORY)
+		recover_unlock(b, q);
+	else
 		recover_close(b, q);
 }
 
@@ -135,15 +147,16 @@ recover_admin_open(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)res;
 	if (err != NULL) {
-		log_warn("backup.recover", "cannot connect to clean up scratch "
-		    "databases of %s: %s", b->conf->name, err);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot "
+		    "connect to clean up scratch databases of %s: %s",
+		    b->conf->name, err);
 		recover_close(b, q);
 		return;
 	}
 	/* only this backup's: not those of "app-2" when this is "app" */
 	sql = db_scratch_list_sql("verify", b->conf->name);
 	if (pg_exec(q, sql, 30000, recover_listed, b) != 0)
-		recover_close(b, q);
+		recover_unlock(b, q);
 	free(sql);
 }
 
@@ -155,9 +168,9 @@ recover_locked(struct pgq *q, const PGresult *res, const char *err,
 
 	if (err != NULL || !db_lock_held(res)) {
 		/* another host runs this backup now: its scratch is its own */
-		log_info("backup.recover", "not looking for scratch databases "
-		    "of %s: %s", b->conf->name, err ? err : "another host "
-		    "holds the backup's lock");
+		backup_log(b, LOG_INFO, "backup.recover", NULL, "not looking "
+		    "for scratch databases of %s: %s", b->conf->name, err ?
+		    err : "another host holds the backup's lock");
 		recover_close(b, q);
 		return;
 	}
@@ -172,8 +185,9 @@ recover_lock_open(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)res;
 	if (err != NULL) {
-		log_warn("backup.recover", "cannot connect to clean up scratch "
-		    "databases of %s: %s", b->conf->name, err);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "cannot "
+		    "connect to clean up scratch databases of %s: %s",
+		    b->conf->name, err);
 		recover_close(b, q);
 		return;
 	}
@@ -200,8 +214,8 @@ backup_recover(struct backup *b)
 			if (!backup_own_file(b, de->d_name, ".dump.partial"))
 				continue;
 			xasprintf(&path, "%s/%s", b->conf->dir, de->d_name);
-			log_notice("backup.recover", "removing leftover %s",
-			    path);
+			backup_log(b, LOG_NOTICE, "backup.recover", NULL,
+			    "removing leftover %s", path);
 			unlink(path);
 			free(path);
 		}
@@ -277,23 +291,26 @@ recovery_dropped(struct pgq *q, const PGresult *res, const char *err,
 	if (err != NULL) {
 		xasprintf(&msg, "cannot drop its scratch database %s (the "
 		    "next start tries again): %s", rr->scratch, err);
-		log_warn("backup.recover", "%s", msg);
+		backup_log(rr->b, LOG_WARNING, "backup.recover",
+		    op_get(rr->op, "run"), "%s", msg);
 	} else
-		log_notice("backup.recover", "dropped scratch database %s of "
+		backup_log(rr->b, LOG_NOTICE, "backup.recover",
+		    op_get(rr->op, "run"), "dropped scratch database %s of "
 		    "interrupted run %s", rr->scratch, op_get(rr->op, "run"));
 	recovery_finish(rr, msg);
 	free(msg);
 }
 
 static void
-unlink_derived(const char *dir, const char *id, const char *suffix,
+unlink_derived(struct backup *b, const char *id, const char *suffix,
     const char *what)
 {
 	char	*path;
 
-	xasprintf(&path, "%s/%s%s", dir, id, suffix);
+	xasprintf(&path, "%s/%s%s", b->conf->dir, id, suffix);
 	if (unlink(path) == 0)
-		log_notice("backup.recover", "removed %s %s", what, path);
+		backup_log(b, LOG_NOTICE, "backup.recover", id, "removed %s %s",
+		    what, path);
 	free(path);
 }
 
@@ -316,9 +333,9 @@ backup_run_recover(struct opsd *o, struct op *op)
 	}
 	/* the run id names every file: it must be one of this backup's */
 	if ((start = backup_run_id_time(b, id)) < 0) {
-		log_warn("backup.recover", "op %s: '%s' is not a run of backup "
-		    "%s; nothing removed", op_id(op), id != NULL ? id : "",
-		    b->conf->name);
+		backup_log(b, LOG_WARNING, "backup.recover", NULL, "op %s: "
+		    "'%s' is not a run of backup %s; nothing removed", op_id(op),
+		    id != NULL ? id : "", b->conf->name);
 		op_finish(op, OP_ABANDONED, "the op's run '%s' is not a run of "
 		    "backup %s (%s-YYYYMMDDTHHMMSSZ); nothing was removed by "
 		    "it (the start-up sweep removes %s's leftovers)",
@@ -333,13 +350,13 @@ backup_run_recover(struct opsd *o, struct op *op)
 	    sizeof *b->recoveries);
 	b->recoveries[b->nrecoveries++] = rr;
 
-	unlink_derived(b->conf->dir, id, ".dump.partial", "partial dump");
+	unlink_derived(b, id, ".dump.partial", "partial dump");
 	/* renamed but no manifest yet: no checksum, not a backup */
 	xasprintf(&mpath, "%s/%s.json", b->conf->dir, id);
 	rr->complete = stat(mpath, &sb) == 0 && S_ISREG(sb.st_mode);
 	free(mpath);
 	if (!rr->complete)
-		unlink_derived(b->conf->dir, id, ".dump", "unmanifested dump");
+		unlink_derived(b, id, ".dump", "unmanifested dump");
 	backup_passfiles_remove(b);
 	backup_event(b, &EVT_BACKUP_INTERRUPTED, id, NULL, 0, "backup run %s "
 	    "was interrupted while %s (opsd stopped or crashed; op %s); %s",

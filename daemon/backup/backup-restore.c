@@ -26,6 +26,12 @@
  * clean: replace existing objects. Returns the child, or NULL with a
  * message in *err.
  */
+/* backup.restore records: each carries backup, backup_id and into */
+static const struct evt_type restore_start_type = {
+	"backup.restore", NULL, LOG_NOTICE };
+static const struct evt_type restore_failed_type = {
+	"backup.restore", NULL, LOG_WARNING };
+
 struct child *
 backup_pg_restore_spawn(struct backup *b, const char *tag, const char *dbname,
     const char *file, int clean, child_done_cb done, void *arg,
@@ -128,8 +134,16 @@ restore_fail(struct restore *rs, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	xvasprintf(&msg, fmt, ap);
 	va_end(ap);
-	log_warn("backup.restore", "restore of %s into %s failed: %s",
-	    m_str(rs->manifest, "id"), rs->into, msg);
+	{
+		struct evt *ev = evt_new(&restore_failed_type);
+
+		evt_add(ev, "backup", "%s", rs->b->conf->name);
+		evt_add(ev, "database", "%s", rs->b->conf->database);
+		evt_add(ev, "backup_id", "%s", m_str(rs->manifest, "id"));
+		evt_add(ev, "into", "%s", rs->into);
+		evt_emit(ev, "restore of %s into %s failed: %s",
+		    m_str(rs->manifest, "id"), rs->into, msg);
+	}
 	rpc_pending_error(rs->waiter, backup_rpc_code(err), NULL, "%s", msg);
 	free(msg);
 	restore_free(rs);
@@ -152,6 +166,7 @@ restore_done(struct child *c, const struct child_result *r, void *arg)
 	}
 	ev = evt_new(&EVT_BACKUP_RESTORED);
 	evt_add(ev, "backup", "%s", rs->b->conf->name);
+	evt_add(ev, "database", "%s", rs->b->conf->database);
 	evt_add(ev, "backup_id", "%s", m_str(rs->manifest, "id"));
 	evt_add(ev, "into", "%s", rs->into);
 	evt_emit(ev, "backup %s restored into database %s in %.1fs%s",
@@ -345,8 +360,9 @@ backup_restore_abort_all(struct backup *b, const char *why)
 
 	while (b->nrestores > 0) {
 		rs = b->restores[b->nrestores - 1];
-		log_warn("backup.restore", "restore of %s into %s stopped: %s",
-		    m_str(rs->manifest, "id"), rs->into, why);
+		backup_log(b, LOG_WARNING, "backup.restore",
+		    m_str(rs->manifest, "id"), "restore of %s into %s "
+		    "stopped: %s", m_str(rs->manifest, "id"), rs->into, why);
 		if (rs->waiter != NULL)
 			rpc_pending_error(rs->waiter,
 			    backup_rpc_code(-ESHUTDOWN), NULL, "restore of %s "
@@ -407,7 +423,15 @@ backup_rpc_restore(struct opsd *o, const char *id, const char *into,
 		xasprintf(msg, "cannot run sha256sum: %s", strerror(-e));
 		return (-EIO);
 	}
-	log_notice("backup.restore", "restoring %s into %s%s%s", id, into,
-	    create ? " (create)" : "", force ? " (force)" : "");
+	{
+		struct evt *ev = evt_new(&restore_start_type);
+
+		evt_add(ev, "backup", "%s", b->conf->name);
+		evt_add(ev, "database", "%s", b->conf->database);
+		evt_add(ev, "backup_id", "%s", id);
+		evt_add(ev, "into", "%s", into);
+		evt_emit(ev, "restoring %s into %s%s%s", id, into, create ?
+		    " (create)" : "", force ? " (force)" : "");
+	}
 	return (0);
 }

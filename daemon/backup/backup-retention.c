@@ -106,20 +106,22 @@ remove_own(struct backup *b, int dfd, const char *id, const char *why)
 	size_t	 i;
 
 	if (!backup_own_name(b->conf->name, id, "")) {
-		log_warn("backup.prune", "not removing '%s': not a backup id "
-		    "of %s", id, b->conf->name);
+		backup_log(b, LOG_WARNING, "backup.prune", NULL, "not removing "
+		    "'%s': not a backup id of %s", id, b->conf->name);
 		return;
 	}
 	for (i = 0; i < 2; i++) {
 		snprintf(name, sizeof name, "%s%s", id, sfx[i]);
 		if (dfd != -1 && unlinkat(dfd, name, 0) == -1 &&
 		    errno != ENOENT)
-			log_warn("backup.prune", "cannot remove %s/%s: %s",
-			    b->conf->dir, name, strerror(errno));
+			backup_log(b, LOG_WARNING, "backup.prune", id,
+			    "cannot remove %s/%s: %s", b->conf->dir, name,
+			    strerror(errno));
 		if (b->conf->remote_retention && b->conf->upload != NULL)
 			backup_remote_delete(b, name);
 	}
-	log_info("backup.prune", "removed %s (%s)", id, why);
+	backup_log(b, LOG_INFO, "backup.prune", id, "removed %s (%s)", id,
+	    why);
 }
 
 int
@@ -165,8 +167,8 @@ backup_prune(struct opsd *o, const char *name, int dry_run, json_t **result,
 	backup_retention(&pol, ts, ver, (unsigned int)n, keep);
 	if (!dry_run && (dfd = open(b->conf->dir, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1 && errno != ENOENT)
-		log_warn("backup.prune", "cannot open %s: %s", b->conf->dir,
-		    strerror(errno));
+		backup_log(b, LOG_WARNING, "backup.prune", NULL, "cannot open "
+		    "%s: %s", b->conf->dir, strerror(errno));
 	gone = json_array();
 	kept = json_array();
 	keepers = json_array();

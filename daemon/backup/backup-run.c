@@ -206,6 +206,8 @@ run_free(struct brun *r)
 		close(r->fd);
 	db_passfile_remove(&r->passfile);
 	json_decref(r->manifest);
+	json_decref(r->pruned);
+	free(r->verify_error);
 	free(r->partial);
 	free(r->final);
 	free(r->error);
@@ -277,9 +279,19 @@ backup_run_finish(struct brun *r, int ok, int skipped)
 	} else if (ok) {
 		b->runs_ok++;
 		b->last_duration = dur;
-		if (r->job != NULL)
-			job_finished(r->job, 1, "%s, %llu bytes in %.1fs", r->id,
-			    (unsigned long long)r->bytes, dur);
+		/* written; the job says so, and what the verification said */
+		if (r->job != NULL && r->verify_result == 0)
+			job_finished(r->job, 0, "%s, %llu bytes in %.1fs; "
+			    "verification FAILED: %s", r->id, (unsigned long
+			    long)r->bytes, dur, r->verify_error);
+		else if (r->job != NULL && r->verify_result == -1)
+			job_finished(r->job, 0, "%s, %llu bytes in %.1fs; "
+			    "verification could not run: %s", r->id,
+			    (unsigned long long)r->bytes, dur, r->verify_error);
+		else if (r->job != NULL)
+			job_finished(r->job, 1, "%s, %llu bytes in %.1fs%s",
+			    r->id, (unsigned long long)r->bytes, dur,
+			    r->verify_result > 0 ? ", verified" : "");
 		if (b->failed_firing) {
 			b->failed_firing = 0;
 			backup_event(b, &EVT_BACKUP_OK, r->id, "backup.run", 0,
@@ -296,11 +308,25 @@ backup_run_finish(struct brun *r, int ok, int skipped)
 		if (r->job != NULL)
 			job_finished(r->job, 0, "%s", r->error);
 	}
+	/* a scheduled run that failed is tried again; a success ends that */
+	if (!r->interrupted && !skipped && (r->scheduled || ok))
+		backup_retry_plan(b, !ok);
 	fin = run_progress(r);
 	json_object_set_new(fin, "result", json_string(r->interrupted ?
 	    "interrupted" : skipped ? "skipped" : ok ? "ok" : "failed"));
 	if (r->error != NULL)
 		json_object_set_new(fin, "error", json_string(r->error));
+	/* the backup is written; was it proven to restore? */
+	if (r->verify_result != -2) {
+		json_object_set_new(fin, "verification", json_string(
+		    r->verify_result > 0 ? "ok" : r->verify_result == 0 ?
+		    "failed" : "unavailable"));
+		if (r->verify_error != NULL)
+			json_object_set_new(fin, "verify_error",
+			    json_string(r->verify_error));
+	}
+	if (r->pruned != NULL)
+		json_object_set_new(fin, "pruned", json_incref(r->pruned));
 	for (i = 0; i < r->nfollowers; i++)
 		rpc_pending_notify(r->followers[i], "backup.finished",
 		    json_incref(fin));
@@ -318,10 +344,14 @@ backup_run_pruned(struct brun *r)
 	if (run_step(r, RUN_PRUNE) != 0)
 		return;
 	if (backup_prune(r->b->opsd, r->b->conf->name, 0, &res, &msg) != 0) {
-		log_warn("backup.prune", "pruning %s: %s", r->b->conf->name,
-		    msg);
+		backup_log(r->b, LOG_WARNING, "backup.prune", r->id, "pruning "
+		    "%s: %s", r->b->conf->name, msg);
 		free(msg);
 	}
+	/* what went: in the run's result, for --follow and the event */
+	if (res != NULL && json_array_size(json_object_get(res,
+	    "removed")) > 0)
+		r->pruned = json_incref(json_object_get(res, "removed"));
 	json_decref(res);
 	backup_run_finish(r, 1, 0);
 }
@@ -342,9 +372,10 @@ run_verified(struct verify *v, int ok, void *arg)
 {
 	struct brun	*r = arg;
 
-	(void)v;
-	(void)ok;
-	/* a failed verify is reported on its own; the dump itself is good */
+	/* reported on its own too; the dump is good, the run says both */
+	r->verify_result = ok;
+	free(r->verify_error);
+	r->verify_error = v->error != NULL ? xstrdup(v->error) : NULL;
 	run_after_verify(r);
 }
 
@@ -775,6 +806,7 @@ backup_run_start(struct backup *b, struct job *job,
 	r->fd = -1;
 	r->fifo_fd = -1;
 	r->job = job;
+	r->verify_result = -2;
 	r->start = (int64_t)t;
 	r->start_usec = now_usec();
 	gmtime_r(&t, &tm);
@@ -825,8 +857,8 @@ backup_run_start(struct backup *b, struct job *job,
 		    pg_dump_version_cb, b, &e);
 		free(bin);
 	}
-	log_info("backup.start", "backup %s started (%s, op %s)",
-	    b->conf->name, r->id, r->op_id);
+	backup_log(b, LOG_INFO, "backup.start", r->id, "backup %s started "
+	    "(%s, op %s)", b->conf->name, r->id, r->op_id);
 	r->sess = backup_session_open(b, 0, NULL, 30000, run_connected, r);
 	return (r);
 }

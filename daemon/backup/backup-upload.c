@@ -56,9 +56,9 @@ run_uploaded(struct s3_op *op, int ok, const char *error, void *arg)
 	if (!ok && r->upload_try < UPLOAD_TRIES && !b->opsd->stopping) {
 		tv.tv_sec = 1 << r->upload_try;	/* 2, 4, 8 s */
 		tv.tv_usec = 0;
-		log_warn("backup.upload", "upload of %s failed (try %u of %d): "
-		    "%s; retrying in %lds", r->id, r->upload_try, UPLOAD_TRIES,
-		    error, (long)tv.tv_sec);
+		backup_log(b, LOG_WARNING, "backup.upload", r->id, "upload of "
+		    "%s failed (try %u of %d): %s; retrying in %lds", r->id,
+		    r->upload_try, UPLOAD_TRIES, error, (long)tv.tv_sec);
 		event_free(r->timer);
 		r->timer = evtimer_new(b->opsd->base, run_upload_retry, r);
 		evtimer_add(r->timer, &tv);
@@ -73,8 +73,8 @@ run_uploaded(struct s3_op *op, int ok, const char *error, void *arg)
 	backup_manifest_save(b, r->manifest);
 	if (ok) {
 		b->upload_ok++;
-		log_info("backup.upload", "%s uploaded to %s", r->id,
-		    b->conf->upload);
+		backup_log(b, LOG_INFO, "backup.upload", r->id, "%s uploaded "
+		    "to %s", r->id, b->conf->upload);
 		if (b->upload_firing) {
 			b->upload_firing = 0;
 			backup_event(b, &EVT_BACKUP_OK, r->id, "backup.upload",
@@ -176,13 +176,33 @@ backup_run_upload(struct brun *r)
 	}
 }
 
+/* What a remote delete reports with: the backup may be gone by then. */
+struct remote_del {
+	char	*backup;
+	char	*database;
+	char	*key;
+};
+
+static const struct evt_type remote_del_type = {
+	"backup.prune", NULL, LOG_WARNING };
+
 static void
 remote_deleted(struct s3_op *op, int ok, const char *error, void *arg)
 {
+	struct remote_del	*d = arg;
+	struct evt		*ev;
+
 	(void)op;
-	(void)arg;
-	if (!ok)
-		log_warn("backup.prune", "remote delete failed: %s", error);
+	if (!ok) {
+		ev = evt_new(&remote_del_type);
+		evt_add(ev, "backup", "%s", d->backup);
+		evt_add(ev, "database", "%s", d->database);
+		evt_emit(ev, "remote delete of %s failed: %s", d->key, error);
+	}
+	free(d->backup);
+	free(d->database);
+	free(d->key);
+	free(d);
 }
 
 void
@@ -206,7 +226,19 @@ backup_remote_delete(struct backup *b, const char *file)
 	t.connect_timeout_ms = b->conf->upload_connect_timeout;
 	t.stall_timeout_ms = b->conf->upload_stall_timeout;
 	xasprintf(&key, "%s%s%s", prefix, *prefix ? "/" : "", file);
-	s3_delete(&t, key, remote_deleted, NULL);
+	{
+		struct remote_del *d = xcalloc(1, sizeof *d);
+
+		d->backup = xstrdup(b->conf->name);
+		d->database = xstrdup(b->conf->database);
+		d->key = xstrdup(key);
+		if (s3_delete(&t, key, remote_deleted, d) == NULL) {
+			free(d->backup);
+			free(d->database);
+			free(d->key);
+			free(d);
+		}
+	}
 	explicit_bzero(ak, sizeof ak);
 	explicit_bzero(sk, sizeof sk);
 	free(key);

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "alert.h"
 #include "backup-int.h"
 #include "child.h"
 #include "daemon.h"
@@ -23,6 +24,14 @@
 #include "util.h"
 
 static void	verify_step_drop(struct verify *);
+static void	verify_fail(struct verify *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+/* It could not run (the server, a login, the scratch database): no verdict. */
+#define verify_unavailable(v, ...) do {					\
+	(v)->unavailable = 1;						\
+	verify_fail((v), __VA_ARGS__);					\
+} while (0)
 
 static void
 verify_free(struct verify *v)
@@ -42,6 +51,51 @@ verify_free(struct verify *v)
 	free(v);
 }
 
+/*
+ * A verification that could not run (server down, admin login refused,
+ * no scratch database) decided nothing: the manifest keeps its verdict
+ * (and so the staleness clock and last_verified), and records the
+ * attempt as "verify_unavailable" until a verification runs again.
+ */
+static void
+verify_end_unavailable(struct verify *v)
+{
+	struct backup	*b = v->b;
+	json_t		*res;
+	char		 at[32];
+	const char	*id = m_str(v->manifest, "id");
+	int		 first = !b->unverifiable_firing;
+
+	util_iso_time(time(NULL), at, sizeof at);
+	res = json_pack("{s:I, s:s, s:s}", "at", (json_int_t)time(NULL),
+	    "at_iso", at, "error", v->error);
+	json_object_set_new(v->manifest, "verify_unavailable", res);
+	if (backup_item_held(b, v->manifest) &&
+	    backup_manifest_save(b, v->manifest) != 0)
+		backup_log(b, LOG_WARNING, "backup.manifest", id, "cannot "
+		    "update the manifest of %s", id);
+	b->unverifiable_firing = 1;
+	/* one alert while it lasts; the alert layer repeats it */
+	backup_event(b, &EVT_BACKUP_VERIFY_UNAVAILABLE, id, first ?
+	    "backup.verify_unavailable" : NULL, 1, "backup %s: verification "
+	    "could not run: %s (its previous verdict stands: %s)", id,
+	    v->error, json_is_object(json_object_get(v->manifest, "verify")) ?
+	    (m_verified(v->manifest) ? "verified" : "FAILED") :
+	    "never verified");
+	if (v->waiter != NULL) {
+		rpc_pending_error(v->waiter, backup_rpc_code(-EAGAIN),
+		    json_pack("{s:O}", "verify_unavailable", res),
+		    "could not verify %s: %s (nothing was decided; its "
+		    "previous verdict stands)", id, v->error);
+		v->waiter = NULL;
+	}
+	if (b->verify == v)
+		b->verify = NULL;
+	if (v->done != NULL)
+		v->done(v, -1, v->arg);
+	verify_free(v);
+}
+
 static void
 verify_end(struct verify *v)
 {
@@ -50,18 +104,29 @@ verify_end(struct verify *v)
 	char		 at[32];
 	int		 ok = v->error == NULL;
 
+	if (!ok && v->unavailable) {
+		verify_end_unavailable(v);
+		return;
+	}
 	util_iso_time(time(NULL), at, sizeof at);
 	res = json_pack("{s:b, s:I, s:s, s:s?, s:O}", "ok", ok, "at",
 	    (json_int_t)time(NULL), "at_iso", at, "error", v->error,
 	    "checks", v->checks);
 	/* the manifest may be gone (pruned meanwhile); save only if known */
 	json_object_set_new(v->manifest, "verify", res);
+	json_object_del(v->manifest, "verify_unavailable");
 	if (backup_item_held(b, v->manifest) &&
 	    backup_manifest_save(b, v->manifest) != 0)
-		log_warn("backup.manifest", "cannot update the manifest of %s",
+		backup_log(b, LOG_WARNING, "backup.manifest", m_str(v->manifest,
+		    "id"), "cannot update the manifest of %s",
 		    m_str(v->manifest, "id"));
 	/* "good" is about the backups' age: recount from the manifests */
 	backup_items_stats(b);
+	if (b->unverifiable_firing) {
+		b->unverifiable_firing = 0;
+		alert_resolve(b->opsd, "backup.verify_unavailable",
+		    b->conf->name, "verification runs again");
+	}
 	if (ok) {
 		backup_event(b, &EVT_BACKUP_VERIFIED, m_str(v->manifest, "id"),
 		    b->verify_firing ? "backup.verify" : NULL, 0, "backup %s "
@@ -69,11 +134,18 @@ verify_end(struct verify *v)
 		    "database and %u check%s passed", m_str(v->manifest, "id"),
 		    b->conf->ncheck, b->conf->ncheck == 1 ? "" : "s");
 		b->verify_firing = 0;
+		b->verify_failures = 0;
 	} else {
-		b->verify_firing = 1;
+		/*
+		 * One alert while failures go on (the alert layer repeats
+		 * it), not a new one each time; the log has every failure.
+		 */
+		b->verify_failures++;
 		backup_event(b, &EVT_BACKUP_VERIFY_FAILED, m_str(v->manifest,
-		    "id"), "backup.verify", 1, "backup %s FAILED verification: %s",
-		    m_str(v->manifest, "id"), v->error);
+		    "id"), b->verify_firing ? NULL : "backup.verify", 1,
+		    "backup %s FAILED verification%s: %s", m_str(v->manifest,
+		    "id"), b->verify_failures > 1 ? " again" : "", v->error);
+		b->verify_firing = 1;
 	}
 	if (v->waiter != NULL) {
 		if (ok)
@@ -93,10 +165,6 @@ verify_end(struct verify *v)
 		v->done(v, ok, v->arg);
 	verify_free(v);
 }
-
-static void
-verify_fail(struct verify *v, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 static void
 verify_fail(struct verify *v, const char *fmt, ...)
@@ -124,8 +192,10 @@ verify_dropped(struct pgq *q, const PGresult *res, const char *err,
 	(void)q;
 	(void)res;
 	if (err != NULL) {
-		log_warn("backup.verify", "cannot drop scratch database %s: %s "
-		    "(it is dropped at the next start)", v->scratch, err);
+		backup_log(v->b, LOG_WARNING, "backup.verify",
+		    m_str(v->manifest, "id"), "cannot drop scratch database "
+		    "%s: %s (it is dropped at the next start)", v->scratch,
+		    err);
 		if (v->error == NULL)
 			xasprintf(&v->error, "cannot drop scratch database "
 			    "%s: %s", v->scratch, err);
@@ -148,8 +218,9 @@ verify_step_drop(struct verify *v)
 	free(qi);
 	if (v->admin == NULL || pg_exec(v->admin, sql, 60000, verify_dropped,
 	    v) != 0) {
-		log_warn("backup.verify", "no admin session to drop %s; it is "
-		    "dropped at the next start", v->scratch);
+		backup_log(v->b, LOG_WARNING, "backup.verify",
+		    m_str(v->manifest, "id"), "no admin session to drop %s; it "
+		    "is dropped at the next start", v->scratch);
 		v->created = 0;
 		verify_end(v);
 	}
@@ -199,7 +270,7 @@ verify_next_check(struct verify *v)
 	}
 	if (pg_exec(v->sess, v->b->conf->check[v->check], 600000,
 	    verify_check_done, v) != 0)
-		verify_fail(v, "cannot run check");
+		verify_unavailable(v, "cannot run check");
 }
 
 static void
@@ -211,8 +282,8 @@ verify_sess_open(struct pgq *q, const PGresult *res, const char *err,
 	(void)q;
 	(void)res;
 	if (err != NULL) {
-		verify_fail(v, "cannot connect to the scratch database: %s",
-		    err);
+		verify_unavailable(v, "cannot connect to the scratch database: "
+		    "%s", err);
 		return;
 	}
 	verify_next_check(v);
@@ -245,7 +316,7 @@ verify_created(struct pgq *q, const PGresult *res, const char *err,
 	(void)q;
 	(void)res;
 	if (err != NULL) {
-		verify_fail(v, "cannot create scratch database %s: %s",
+		verify_unavailable(v, "cannot create scratch database %s: %s",
 		    v->scratch, err);
 		return;
 	}
@@ -253,7 +324,7 @@ verify_created(struct pgq *q, const PGresult *res, const char *err,
 	v->child = backup_pg_restore_spawn(v->b, "verify", v->scratch,
 	    v->file, 0, verify_restored, v, &v->passfile, &msg);
 	if (v->child == NULL) {
-		verify_fail(v, "%s", msg);
+		verify_unavailable(v, "%s", msg);
 		free(msg);
 	}
 }
@@ -267,15 +338,15 @@ verify_admin_open(struct pgq *q, const PGresult *res, const char *err,
 
 	(void)res;
 	if (err != NULL) {
-		verify_fail(v, "cannot connect with the admin connection: %s",
-		    err);
+		verify_unavailable(v, "cannot connect with the admin "
+		    "connection: %s", err);
 		return;
 	}
 	qi = pg_quote_ident(v->scratch);
 	xasprintf(&sql, "CREATE DATABASE %s", qi);
 	free(qi);
 	if (pg_exec(q, sql, 600000, verify_created, v) != 0)
-		verify_fail(v, "cannot create the scratch database");
+		verify_unavailable(v, "cannot create the scratch database");
 	free(sql);
 }
 
@@ -335,7 +406,8 @@ backup_verify_start(struct backup *b, json_t *manifest, verify_done_cb done,
 		v->child = child_spawn(v->b->opsd, &spec, verify_summed, v, &e);
 	}
 	if (v->child == NULL)
-		verify_fail(v, "cannot run sha256sum: %s", strerror(-e));
+		verify_unavailable(v, "cannot run sha256sum: %s",
+		    strerror(-e));
 }
 
 /* Stops a verification whose owner goes away; its scratch database is

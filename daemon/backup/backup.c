@@ -42,6 +42,14 @@ const struct evt_type EVT_BACKUP_INTERRUPTED = {
 	"backup.interrupted", "5d61243ff3e547af8d0cdfe2664aa045", LOG_WARNING };
 const struct evt_type EVT_BACKUP_RESTORED = {
 	"backup.restored", "449fddcdaefe4b7898874a5ff4850d73", LOG_NOTICE };
+const struct evt_type EVT_BACKUP_VERIFY_UNAVAILABLE = {
+	"backup.verify_unavailable", "3c9e0f6a4d1b4b7e9a52c8d07e61f2b4",
+	LOG_WARNING };
+const struct evt_type EVT_BACKUP_RETRY = {
+	"backup.retry", "a7d24c19e5f04e1c8b3a6f5d20c9e871", LOG_NOTICE };
+
+/* the type of backup_log()'s records: each names itself */
+static const struct evt_type backup_log_type = { "backup", NULL, LOG_INFO };
 
 static struct backup_set *
 backup_set(struct opsd *o)
@@ -94,8 +102,8 @@ backup_passfiles_remove(struct backup *b)
 	for (i = 0; i < nitems(passfile_tags); i++) {
 		p = backup_passfile_path(b, passfile_tags[i]);
 		if (unlink(p) == 0)
-			log_notice("backup.recover", "removed leftover password "
-			    "file %s", p);
+			backup_log(b, LOG_NOTICE, "backup.recover", NULL,
+			    "removed leftover password file %s", p);
 		free(p);
 	}
 }
@@ -157,14 +165,46 @@ backup_event(struct backup *b, const struct evt_type *type, const char *id,
 	free(msg);
 }
 
+void
+backup_log(struct backup *b, int priority, const char *name, const char *id,
+    const char *fmt, ...)
+{
+	struct evt	*ev;
+	va_list		 ap;
+	char		*msg;
+
+	if (priority > log_get_level())
+		return;
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	ev = evt_new(&backup_log_type);
+	ev->name = name;
+	evt_set_priority(ev, priority);
+	evt_add(ev, "backup", "%s", b->conf->name);
+	evt_add(ev, "database", "%s", b->conf->database);
+	if (id != NULL)
+		evt_add(ev, "backup_id", "%s", id);
+	evt_emit(ev, "%s", msg);
+	free(msg);
+}
+
 static void
 verify_job_done(struct verify *v, int ok, void *arg)
 {
 	struct backup	*b = arg;
 
-	if (b->verify_job != NULL)
-		job_finished(b->verify_job, ok, "%s %s", m_str(v->manifest,
-		    "id"), ok ? "verified" : "FAILED verification");
+	if (b->verify_job == NULL)
+		return;
+	if (ok > 0)
+		job_finished(b->verify_job, 1, "%s verified", m_str(v->manifest,
+		    "id"));
+	else if (ok == 0)
+		job_finished(b->verify_job, 0, "%s FAILED verification: %s",
+		    m_str(v->manifest, "id"), v->error);
+	else
+		job_finished(b->verify_job, 0, "could not verify %s: %s",
+		    m_str(v->manifest, "id"), v->error);
 }
 
 /* verify_schedule: restore the newest backup again, so "good" stays true */
@@ -190,7 +230,7 @@ static void
 backup_job_cb(struct job *j, void *arg)
 {
 	struct backup	*b = arg;
-
+	struct brun	*r;
 	char		*err = NULL;
 	int		 e = 0;
 
@@ -198,11 +238,110 @@ backup_job_cb(struct job *j, void *arg)
 		job_finished(j, -1, "skipped: %s still running", b->run->id);
 		return;
 	}
-	if (backup_run_start(b, j, NULL, &err, &e) == NULL) {
+	if ((r = backup_run_start(b, j, NULL, &err, &e)) == NULL) {
 		/* -EBUSY: the roll-back of an interrupted run is not over */
 		job_finished(j, e == -EBUSY ? -1 : 0, "%s%s", e == -EBUSY ?
 		    "skipped: " : "", err);
 		free(err);
+		return;
+	}
+	r->scheduled = 1;
+	/* the schedule's own run: a retry still pending is superseded */
+	if (b->retry_timer != NULL)
+		evtimer_del(b->retry_timer);
+	b->retry_n = 0;
+}
+
+static void
+format_age(int64_t s, char *buf, size_t len);
+
+/* A failed scheduled run, tried again: the same as the schedule's. */
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct backup	*b = arg;
+	struct brun	*r;
+	char		*err = NULL;
+	int		 e = 0;
+
+	(void)fd;
+	(void)what;
+	if (b->run != NULL)
+		return;		/* a run is under way: it decides */
+	if ((r = backup_run_start(b, NULL, NULL, &err, &e)) == NULL) {
+		backup_log(b, LOG_WARNING, "backup.retry", NULL, "backup %s: "
+		    "retry %u cannot start: %s", b->conf->name, b->retry_n,
+		    err);
+		free(err);
+		backup_retry_plan(b, 1);
+		return;
+	}
+	r->scheduled = 1;
+	if (b->job != NULL) {
+		job_started(b->job);
+		r->job = b->job;
+	}
+}
+
+/*
+ * After a run ends: a success ends the retries; a failed scheduled run
+ * (or retry) is tried again after the next wait of retry, unless the
+ * schedule's next run comes first.
+ */
+void
+backup_retry_plan(struct backup *b, int failed)
+{
+	struct timeval	 tv;
+	int64_t		 now = (int64_t)time(NULL), next, at;
+	uint64_t	 ms;
+	char		 when[32], wait[32];
+
+	if (!failed) {
+		if (b->retry_timer != NULL)
+			evtimer_del(b->retry_timer);
+		b->retry_n = 0;
+		return;
+	}
+	if (b->conf->nretry == 0)
+		return;
+	if (b->retry_n >= b->conf->nretry) {
+		backup_log(b, LOG_WARNING, "backup.retry", NULL, "backup %s: "
+		    "no retries left (%u made); the next scheduled run decides",
+		    b->conf->name, b->retry_n);
+		b->retry_n = 0;
+		return;
+	}
+	ms = b->conf->retry_ms[b->retry_n];
+	at = now + (int64_t)((ms + 999) / 1000);
+	next = job_next(b->job);
+	if (next > 0 && at >= next) {
+		util_iso_time(next, when, sizeof when);
+		backup_log(b, LOG_NOTICE, "backup.retry", NULL, "backup %s: "
+		    "not retried; the next scheduled run (%s) comes first",
+		    b->conf->name, when);
+		b->retry_n = 0;
+		return;
+	}
+	if (b->retry_timer == NULL)
+		b->retry_timer = evtimer_new(b->opsd->base, retry_cb, b);
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(b->retry_timer, &tv);
+	b->retry_n++;
+	util_iso_time(at, when, sizeof when);
+	format_age((int64_t)(ms / 1000), wait, sizeof wait);
+	{
+		struct evt *ev = evt_new(&EVT_BACKUP_RETRY);
+
+		evt_add(ev, "backup", "%s", b->conf->name);
+		evt_add(ev, "database", "%s", b->conf->database);
+		evt_add(ev, "retry", "%u", b->retry_n);
+		evt_add(ev, "retries", "%u", b->conf->nretry);
+		evt_add(ev, "delay_seconds", "%llu",
+		    (unsigned long long)(ms / 1000));
+		evt_add(ev, "retry_at", "%s", when);
+		evt_emit(ev, "backup %s failed; retry %u of %u in %s (%s)",
+		    b->conf->name, b->retry_n, b->conf->nretry, wait, when);
 	}
 }
 
@@ -236,39 +375,79 @@ format_age(int64_t s, char *buf, size_t len)
 		    (long long)s % 60);
 }
 
+/*
+ * The shortest repeat of the backup's alert routes, in seconds (0: none
+ * repeats): a stale alert is sent again that often with the age then,
+ * not repeated by the alert layer with the age it first had.
+ */
+static int64_t
+stale_repeat(struct backup *b)
+{
+	struct alert_conf	*ac;
+	int64_t			 s, best = 0;
+	unsigned int		 i;
+
+	for (i = 0; i < b->conf->nalert; i++) {
+		if ((ac = alert_conf_find(b->opsd->conf, b->conf->alert[i])) ==
+		    NULL || ac->repeat == 0)
+			continue;
+		s = (int64_t)(ac->repeat / 1000);
+		if (s < 1)
+			s = 1;
+		if (best == 0 || s < best)
+			best = s;
+	}
+	return (best);
+}
+
 static void
 stale_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct backup	*b = arg;
 	struct timeval	 tv = { STALE_CHECK_S, 0 };
-	int64_t		 now = (int64_t)time(NULL), good, max;
+	int64_t		 now = (int64_t)time(NULL), good, since, max, rep;
 	int		 stale;
+	char		 age[32], lim[32];
+	const char	*kind = b->conf->verify == BACKUP_VERIFY_NEVER ?
+			    "successful" : "verified";
 
 	(void)fd;
 	(void)what;
 	good = backup_newest_good(b);
 	max = backup_max_age(b);
-	/* a fresh install gets one max_age before it counts as stale */
-	if (good == 0)
-		good = b->opsd->start_time;
-	stale = max > 0 && now - good > max;
-	if (stale && !b->stale_firing) {
-		b->stale_firing = 1;
-		char	age[32], lim[32];
-
-		format_age(now - good, age, sizeof age);
+	rep = stale_repeat(b);
+	/* none yet: one max_age from when the backup was configured */
+	since = good > 0 ? good : b->appeared;
+	stale = max > 0 && now - since > max;
+	/* sent again a little before the alert layer would repeat it */
+	if (stale && b->stale_firing && rep > 0 && now - b->stale_told >=
+	    (rep > 1 ? rep - 1 : 1))
+		b->stale_firing = 2;
+	if (stale && b->stale_firing != 1) {
+		format_age(now - since, age, sizeof age);
 		format_age(max, lim, sizeof lim);
-		backup_event(b, &EVT_BACKUP_STALE, NULL, "backup.stale", 1,
-		    "backup %s is STALE: the newest %s backup is %s old "
-		    "(max_age %s)", b->conf->name,
-		    b->conf->verify == BACKUP_VERIFY_NEVER ? "successful" :
-		    "verified", age, lim);
+		if (good > 0)
+			backup_event(b, &EVT_BACKUP_STALE, NULL,
+			    "backup.stale", 1, "backup %s is %sSTALE: the "
+			    "newest %s backup is %s old (max_age %s)",
+			    b->conf->name, b->stale_firing ? "still " : "",
+			    kind, age, lim);
+		else
+			backup_event(b, &EVT_BACKUP_STALE, NULL,
+			    "backup.stale", 1, "backup %s is %sSTALE: no %s "
+			    "backup yet, %s after it was configured (max_age "
+			    "%s)", b->conf->name, b->stale_firing ? "still " :
+			    "", kind, age, lim);
+		b->stale_firing = 1;
+		b->stale_told = now;
 	} else if (!stale && b->stale_firing) {
 		b->stale_firing = 0;
 		backup_event(b, &EVT_BACKUP_STALE, NULL, "backup.stale", 0,
 		    "backup "
 		    "%s is fresh again", b->conf->name);
 	}
+	if (rep > 0 && rep - 1 < tv.tv_sec)
+		tv.tv_sec = (time_t)(rep > 1 ? rep - 1 : 1);
 	evtimer_add(b->stale_timer, &tv);
 }
 
@@ -276,10 +455,11 @@ static void
 backup_free(struct backup *b, int removed)
 {
 	static const char *const kinds[] = { "backup.run", "backup.verify",
-	    "backup.upload", "backup.stale" };
+	    "backup.verify_unavailable", "backup.upload", "backup.stale" };
 	size_t	k;
 
 	if (removed) {
+		/* "RESOLVED host: backup.stale quick was removed ..." */
 		for (k = 0; k < nitems(kinds); k++)
 			alert_resolve(b->opsd, kinds[k], b->conf->name,
 			    "was removed from the configuration");
@@ -312,6 +492,8 @@ backup_free(struct backup *b, int removed)
 		job_remove(b->verify_job);
 	if (b->stale_timer != NULL)
 		event_free(b->stale_timer);
+	if (b->retry_timer != NULL)
+		event_free(b->retry_timer);
 	json_decref(b->items);
 	backup_conf_free(b->conf);
 	db_conf_free(b->db);
@@ -345,9 +527,10 @@ backup_apply_config(struct opsd *o)
 		}
 		if (b != NULL && (b->run != NULL || b->verify != NULL)) {
 			/* busy: it keeps the settings it started with */
-			log_warn("backup.reload", "backup %s is running; its "
-			    "new settings are not applied (reload again once "
-			    "it is done)", b->conf->name);
+			backup_log(b, LOG_WARNING, "backup.reload", NULL,
+			    "backup %s is running; its new settings are not "
+			    "applied (reload again once it is done)",
+			    b->conf->name);
 			fresh[i] = b;
 			continue;
 		}
@@ -363,6 +546,7 @@ backup_apply_config(struct opsd *o)
 		} else {
 			b = xcalloc(1, sizeof *b);
 			b->opsd = o;
+			b->appeared = (int64_t)time(NULL);
 			b->stale_timer = evtimer_new(o->base, stale_cb, b);
 			evtimer_add(b->stale_timer, &tv);
 		}

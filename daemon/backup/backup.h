@@ -30,6 +30,8 @@ enum backup_lock {
 	BACKUP_LOCK_ADVISORY,
 };
 
+#define BACKUP_RETRY_MAX	8
+
 struct backup_conf {
 	char		*name;
 	int		 line;
@@ -69,6 +71,9 @@ struct backup_conf {
 	int		 database_line;
 	uint64_t	 upload_connect_timeout;	/* msec */
 	uint64_t	 upload_stall_timeout;		/* msec */
+	char		*retry;		/* "5m 15m 1h", or "no" */
+	uint64_t	 retry_ms[BACKUP_RETRY_MAX];	/* parsed from retry */
+	unsigned int	 nretry;
 };
 
 extern const struct ini_section backup_section;

@@ -177,6 +177,13 @@ pg_wait(struct pgq *q, short what)
 	event_add(q->ev, NULL);
 }
 
+static int
+pg_res_ok(const PGresult *r)
+{
+	return (PQresultStatus(r) == PGRES_TUPLES_OK ||
+	    PQresultStatus(r) == PGRES_COMMAND_OK);
+}
+
 static void
 pg_read(struct pgq *q)
 {
@@ -203,9 +210,17 @@ pg_read(struct pgq *q)
 			}
 			return;
 		}
+		/*
+		 * Several statements give several results: the first one is
+		 * kept, unless a later one is an error, which then decides
+		 * (an error in the second statement is an error).
+		 */
 		if (q->res == NULL)
 			q->res = r;
-		else
+		else if (pg_res_ok(q->res) && !pg_res_ok(r)) {
+			PQclear(q->res);
+			q->res = r;
+		} else
 			PQclear(r);
 	}
 	pg_wait(q, EV_READ);

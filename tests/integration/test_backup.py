@@ -752,8 +752,9 @@ def test_retention_keeps_the_newest_verified(bk_pg, bk_daemons, tmp_path):
     d.write(bk_pg.conf_sections(db) + bad)
     assert d.cli("reload")[0] == 0
     next_second()
+    # written, not verified: --follow exits 1 (a deploy gate)
     rc, out, err = d.run_backup("rv")
-    assert rc == 0, out + err
+    assert rc == 1 and "verification FAILED" in out, out + err
     items = d.items("rv")
     assert [i["verified"] for i in items] == ["ok", "FAILED"], items
     assert items[0]["id"] == first["id"]

@@ -288,9 +288,6 @@ struct child	*backup_pg_restore_spawn(struct backup *, const char *tag,
 void		 backup_run_upload(struct brun *);
 void		 backup_remote_delete(struct backup *, const char *file);
 
-/* rpc-backup.c: the JSON-RPC error code for a -errno from this room */
-int		 backup_rpc_code(int err);
-
 /* backup-restore.c: ends every restore of b (b goes away) */
 void		 backup_restore_abort_all(struct backup *, const char *why);
 

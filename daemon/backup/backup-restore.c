@@ -144,7 +144,7 @@ restore_fail(struct restore *rs, int err, const char *fmt, ...)
 		evt_emit(ev, "restore of %s into %s failed: %s",
 		    m_str(rs->manifest, "id"), rs->into, msg);
 	}
-	rpc_pending_error(rs->waiter, backup_rpc_code(err), NULL, "%s", msg);
+	rpc_pending_fail(rs->waiter, err, NULL, "%s", msg);
 	free(msg);
 	restore_free(rs);
 }
@@ -364,8 +364,8 @@ backup_restore_abort_all(struct backup *b, const char *why)
 		    m_str(rs->manifest, "id"), "restore of %s into %s "
 		    "stopped: %s", m_str(rs->manifest, "id"), rs->into, why);
 		if (rs->waiter != NULL)
-			rpc_pending_error(rs->waiter,
-			    backup_rpc_code(-ESHUTDOWN), NULL, "restore of %s "
+			rpc_pending_fail(rs->waiter,
+			    -ESHUTDOWN, NULL, "restore of %s "
 			    "into %s stopped: %s%s%s%s",
 			    m_str(rs->manifest, "id"), rs->into, why,
 			    rs->restoring ? "; database " : "",

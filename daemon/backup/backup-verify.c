@@ -83,7 +83,7 @@ verify_end_unavailable(struct verify *v)
 	    (m_verified(v->manifest) ? "verified" : "FAILED") :
 	    "never verified");
 	if (v->waiter != NULL) {
-		rpc_pending_error(v->waiter, backup_rpc_code(-EAGAIN),
+		rpc_pending_fail(v->waiter, -EAGAIN,
 		    json_pack("{s:O}", "verify_unavailable", res),
 		    "could not verify %s: %s (nothing was decided; its "
 		    "previous verdict stands)", id, v->error);
@@ -152,7 +152,7 @@ verify_end(struct verify *v)
 			rpc_pending_reply(v->waiter, json_pack("{s:s, s:O}",
 			    "id", m_str(v->manifest, "id"), "verify", res));
 		else
-			rpc_pending_error(v->waiter, backup_rpc_code(-EIO),
+			rpc_pending_fail(v->waiter, -EIO,
 			    json_pack("{s:O}", "verify", res),
 			    "verification of %s failed: %s",
 			    m_str(v->manifest, "id"), v->error);
@@ -418,7 +418,7 @@ backup_verify_abort(struct verify *v, const char *why)
 	if (v->b->verify == v)
 		v->b->verify = NULL;
 	if (v->waiter != NULL)
-		rpc_pending_error(v->waiter, backup_rpc_code(-ESHUTDOWN),
+		rpc_pending_fail(v->waiter, -ESHUTDOWN,
 		    NULL, "verification stopped: %s", why);
 	v->waiter = NULL;
 	verify_free(v);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "db.h"		/* a [backup] names a [database] */
 #include "schedule.h"
+#include "subsys.h"
 
 struct opsd;
 struct rpc_pending;
@@ -100,6 +101,8 @@ int	 backup_prune(struct opsd *, const char *name, int dry_run,
 	    struct json_t **result, char **msg);
 unsigned int backup_count(struct opsd *);
 void	 backup_metrics(struct opsd *, struct evbuffer *);
+/* The registry's health callback (opsd.health). */
+enum health_status backup_health(struct opsd *, struct health *);
 
 /*
  * opsd --dump-writer FIFO FILE (argv[0] is "--dump-writer"): the child a

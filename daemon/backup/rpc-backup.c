@@ -29,24 +29,6 @@ struct id_params {
 	int		 force;
 };
 
-/* The one place a -errno from the backup room becomes a wire code. */
-int
-backup_rpc_code(int err)
-{
-	switch (err) {
-	case -ENOENT:
-		return (OPSD_ERR_NOT_FOUND);
-	case -EBUSY:
-		return (OPSD_ERR_BUSY);
-	case -ESHUTDOWN:
-		return (OPSD_ERR_SHUTTING_DOWN);
-	case -EINVAL:
-		return (RPC_INVALID_PARAMS);
-	default:
-		return (OPSD_ERR_FAILED);
-	}
-}
-
 static int
 backup_list_rpc(struct rpc_call *call, void *params, json_t **result)
 {
@@ -91,7 +73,7 @@ backup_run_rpc(struct rpc_call *call, void *params, json_t **result)
 	if ((code = backup_rpc_run(call->opsd, p->name, f, &id, &msg)) != 0) {
 		if (f != NULL)
 			rpc_pending_release(f);
-		code = rpc_error(call, backup_rpc_code(code), "%s", msg);
+		code = rpc_error(call, rpc_errno_code(code), "%s", msg);
 		free(msg);
 		return (code);
 	}
@@ -118,7 +100,7 @@ backup_verify_rpc(struct rpc_call *call, void *params, json_t **result)
 	(void)result;
 	w = rpc_defer(call);
 	if ((code = backup_rpc_verify(call->opsd, p->id, w, &msg)) != 0) {
-		rpc_pending_error(w, backup_rpc_code(code), NULL, "%s", msg);
+		rpc_pending_error(w, rpc_errno_code(code), NULL, "%s", msg);
 		free(msg);
 	}
 	return (RPC_DEFERRED);
@@ -139,7 +121,7 @@ backup_restore_rpc(struct rpc_call *call, void *params, json_t **result)
 	w = rpc_defer(call);
 	if ((code = backup_rpc_restore(call->opsd, p->id, p->into, p->create,
 	    p->force, w, &msg)) != 0) {
-		rpc_pending_error(w, backup_rpc_code(code), NULL, "%s", msg);
+		rpc_pending_error(w, rpc_errno_code(code), NULL, "%s", msg);
 		free(msg);
 	}
 	return (RPC_DEFERRED);
@@ -154,7 +136,7 @@ backup_prune_rpc(struct rpc_call *call, void *params, json_t **result)
 
 	if ((code = backup_prune(call->opsd, p->name, p->dry_run, result,
 	    &msg)) != 0) {
-		code = rpc_error(call, backup_rpc_code(code), "%s", msg);
+		code = rpc_error(call, rpc_errno_code(code), "%s", msg);
 		free(msg);
 	}
 	return (code);

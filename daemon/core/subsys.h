@@ -94,12 +94,6 @@ struct subsys {
 	const struct op_kind *const	*op_kinds;
 };
 
-/*
- * Health callbacks kept outside their room, built on its public header
- * only (control/rpc-health.c).
- */
-enum health_status backup_health(struct opsd *, struct health *);
-
 /* In start order; SUBSYS_N entries. */
 extern const struct subsys *const subsys_table[SUBSYS_N];
 

@@ -1,6 +1,5 @@
 /*
- * The backups' health callback (core/subsys.h), for opsd.health. It
- * lives outside daemon/backup/ and reads only what backup.h makes public,
+ * The backups' health callback (core/subsys.h), for opsd.health. It reads
  * the list behind backup.list, so it says about each backup exactly what
  * 'opsd-cli backup list' shows: stale is critical (there is no recent
  * backup to restore); no verified backup yet, or a newest verification

@@ -211,7 +211,12 @@ ini_set(const struct ini_key *k, void *obj, const char *value, char *buf,
 		*(char **)(base + k->off) = xstrdup(value);
 		return (NULL);
 	case INI_GROUP:
-		/* Local lookup at load time, so a typo fails the config. */
+		/*
+		 * Local lookup at load time, so a typo fails the config. It
+		 * may block (NSS: LDAP, sssd), but it runs only while a config
+		 * is read: at start, for --check-config and at a reload, never
+		 * on a timer or for a client.
+		 */
 		errno = 0;
 		if ((gr = getgrnam(value)) == NULL) {
 			snprintf(buf, buflen, "unknown group '%s'", value);

@@ -225,8 +225,11 @@ def scenario(bk_pg_session, tmp_path_factory):
     # a route that repeats: staleness is checked every second for it
     body += route("rep", ok.url, repeat="2s")
     body += exec_probe("api", f"test -e {flag}", ["ok", "bad"])
+    # twelve probes that go down together when hflag goes
+    hflag = work / "h.up"
+    hflag.touch()
     for i in range(12):
-        body += exec_probe(f"h{i}", "false", ["hang"], interval="5s")
+        body += exec_probe(f"h{i}", f"test -e {hflag}", ["hang"])
     body += pg.conf_sections(db)
     body += pg.conf_sections(db, dbsection="flaky", admin=False,
                              password_file=badpw)
@@ -253,6 +256,9 @@ def scenario(bk_pg_session, tmp_path_factory):
         d.start()
         d.wait_event("probe.state", pred=lambda e: e.get("probe") == "api"
                      and e.get("state") == "up")
+        d.wait_event("probe.state", pred=lambda e: e.get("probe") == "h11"
+                     and e.get("state") == "up")
+        hflag.unlink()
         # log level: probe.result is a debug record
         assert d.cli("log-level", "debug")[0] == 0
         d.wait_event("probe.result")
@@ -386,6 +392,9 @@ def test_a_backups_events_are_found_by_its_name(scenario):
     flaky = {e["event"] for e in scenario.events if e.get("backup") ==
              "flaky"}
     assert {"backup.failed", "backup.retry"} <= flaky, flaky
+    # its job's records name the job
+    assert [e.get("job") for e in scenario.named("jobs.catchup")] == \
+        ["backup flaky"], scenario.named("jobs.catchup")
 
 
 def test_every_event_type_is_seen_or_explained(scenario):

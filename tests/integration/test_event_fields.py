@@ -225,10 +225,11 @@ def scenario(bk_pg_session, tmp_path_factory):
     # a route that repeats: staleness is checked every second for it
     body += route("rep", ok.url, repeat="2s")
     body += exec_probe("api", f"test -e {flag}", ["ok", "bad"])
-    # twelve probes that go down together when hflag goes
+    # probes that go down together when hflag goes: more than two
+    # rounds of deliveries, so the last ones wait too long
     hflag = work / "h.up"
     hflag.touch()
-    for i in range(12):
+    for i in range(24):
         body += exec_probe(f"h{i}", f"test -e {hflag}", ["hang"])
     body += pg.conf_sections(db)
     body += pg.conf_sections(db, dbsection="flaky", admin=False,
@@ -256,7 +257,7 @@ def scenario(bk_pg_session, tmp_path_factory):
         d.start()
         d.wait_event("probe.state", pred=lambda e: e.get("probe") == "api"
                      and e.get("state") == "up")
-        d.wait_event("probe.state", pred=lambda e: e.get("probe") == "h11"
+        d.wait_event("probe.state", pred=lambda e: e.get("probe") == "h23"
                      and e.get("state") == "up")
         hflag.unlink()
         # log level: probe.result is a debug record

@@ -255,8 +255,9 @@ job_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (j->running) {
-		log_warn("jobs.overlap", "job %s is still running at its next "
-		    "time; skipping this run", j->name);
+		evt_log_about(LOG_WARNING, "jobs.overlap", "job", j->name,
+		    "job %s is still running at its next time; skipping this "
+		    "run", j->name);
 		j->last_slot = j->slot;
 		job_plan(j, now);
 		job_arm(j);
@@ -366,9 +367,9 @@ job_add(struct opsd *o, const char *name, const struct sched_spec *spec,
 	} else if (persistent && j->last_run > 0) {
 		missed = sched_next(&j->spec, j->last_run);
 		if (missed > 0 && missed <= now) {
-			log_notice("jobs.catchup", "job %s missed its run at "
-			    "%lld while opsd was down; running it now", name,
-			    (long long)missed);
+			evt_log_about(LOG_NOTICE, "jobs.catchup", "job", name,
+			    "job %s missed its run at %lld while opsd was "
+			    "down; running it now", name, (long long)missed);
 			j->slot = missed;
 			j->next = now;
 		}

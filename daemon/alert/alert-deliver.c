@@ -438,6 +438,10 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	ev = evt_new(&EVT_ALERT_FAILED);
 	evt_add(ev, "route", "%s", d->route->conf->name);
 	evt_add(ev, "attempts", "%u", d->attempt);
+	if (d->source != NULL) {	/* what the alert is about */
+		evt_add(ev, "type", "%s", d->source);
+		evt_add(ev, "name", "%s", d->object);
+	}
 	evt_add(ev, "error", "%s", why);
 	evt_add(ev, "alert", "%s", alert_payload_text(d->payload));
 	evt_emit(ev, "alert through %s not delivered after %u attempt%s: %s",

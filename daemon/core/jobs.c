@@ -131,6 +131,8 @@ state_time(const json_t *e, const char *key, int64_t now, char *note,
 		return (0);
 	}
 	t = json_integer_value(v);
+	if (t == 0)		/* what opsd writes for "none yet" */
+		return (0);
 	if (t < STATE_MIN_TIME) {
 		note_add(note, notelen, "%s %lld is before 2000; ignored", key,
 		    (long long)t);

@@ -133,12 +133,24 @@ static struct evt *
 op_evt(const struct evt_type *type, const struct op *op)
 {
 	struct evt	*ev;
+	char		 room[32];
+	size_t		 len;
 
 	ev = evt_new(type);
 	evt_add(ev, "op_id", "%s", op->id);
 	evt_add(ev, "op_kind", "%s", op->kind_name);
 	evt_add(ev, "op_object", "%s", op->object);
 	evt_add(ev, "op_step", "%s", op->step_name);
+	/*
+	 * And under the room's own field: the steps of "backup.run" on app
+	 * carry backup=app, so `journalctl OPSD_BACKUP=app` finds them.
+	 */
+	len = strcspn(op->kind_name, ".");
+	if (len > 0 && len < sizeof room && op->kind_name[len] == '.') {
+		memcpy(room, op->kind_name, len);
+		room[len] = '\0';
+		evt_add(ev, room, "%s", op->object);
+	}
 	return (ev);
 }
 

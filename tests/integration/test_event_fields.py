@@ -572,8 +572,5 @@ def test_journal_records_carry_the_fields(bk_pg, tmp_path):
                              "LeakSanitizer")), log
 
 
-@pytest.mark.xfail(strict=True, reason="opsd writes last_slot 0 for a job "
-                   "that never ran, and warns about it (jobs.state) at the "
-                   "next start")
 def test_restart_does_not_warn_about_its_own_jobs_json(scenario):
     assert scenario.named("jobs.state") == [], scenario.named("jobs.state")

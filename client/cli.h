@@ -96,7 +96,11 @@ const char *out_str(json_t *, const char *);
 long long out_int(json_t *, const char *);
 double	 out_real(json_t *, const char *);
 int	 out_true(json_t *, const char *);
+void	 out_set_utc(int);
 const char *out_when(json_t *, const char *);
+const char *out_clean(const char *);
+/* a column of out_when times: "2026-11-28 00:54:57 +0100" */
+#define OUT_WHEN_WIDTH	25
 void	 out_bytes(double, char *, size_t);
 void	 out_uptime(long long, char *, size_t);
 

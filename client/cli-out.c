@@ -321,8 +321,13 @@ out_table_new(const struct out_col *cols, size_t ncols, const char *indent)
 	t->ncols = ncols;
 	t->indent = indent != NULL ? indent : "";
 	t->width = xmalloc(ncols * sizeof *t->width);
-	for (i = 0; i < ncols; i++)
+	for (i = 0; i < ncols; i++) {
 		t->width[i] = cols[i].width;
+		/* a column of "-" still sits under its title */
+		if ((cols[i].flags & OUT_GROW) &&
+		    (int)strlen(cols[i].title) > t->width[i])
+			t->width[i] = (int)strlen(cols[i].title);
+	}
 	return (t);
 }
 

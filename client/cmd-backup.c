@@ -41,7 +41,7 @@ cmd_backup_list_show(json_t *r)
 {
 	static const struct out_col cols[] = {
 		{ "ID", 34, 0 },
-		{ "TIME", OUT_WHEN_WIDTH, 0 },
+		{ "TIME", 0, OUT_GROW },
 		{ "SIZE", 10, OUT_RIGHT },
 		{ "VERIFIED", 8, 0 },
 		{ "UPLOADED", 8, 0 },

@@ -311,8 +311,8 @@ cmd_jobs_show(json_t *r)
 {
 	static const struct out_col cols[] = {
 		{ "JOB", 4, OUT_GROW },
-		{ "NEXT RUN", OUT_WHEN_WIDTH, 0 },
-		{ "LAST RUN", OUT_WHEN_WIDTH, 0 },
+		{ "NEXT RUN", 0, OUT_GROW },
+		{ "LAST RUN", 0, OUT_GROW },
 		{ "RESULT", 7, 0 },
 		{ "MESSAGE", 0, 0 },
 	};

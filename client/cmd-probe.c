@@ -44,7 +44,7 @@ cmd_probe_list_show(json_t *r)
 		{ "PROBE", 5, OUT_GROW },
 		{ "KIND", 8, 0 },
 		{ "STATE", 7, OUT_GROW },
-		{ "SINCE", OUT_WHEN_WIDTH, 0 },
+		{ "SINCE", 0, OUT_GROW },
 		{ "LATENCY", 9, OUT_RIGHT },
 		{ "LAST RESULT", 0, 0 },
 	};
@@ -133,7 +133,7 @@ static int
 cmd_probe_history_show(json_t *r)
 {
 	static const struct out_col cols[] = {
-		{ "TIME", OUT_WHEN_WIDTH, 0 },
+		{ "TIME", 0, OUT_GROW },
 		{ "RESULT", 6, 0 },
 		{ "LATENCY", 9, OUT_RIGHT },
 		{ "REASON", 0, 0 },

@@ -40,11 +40,11 @@ static int
 cmd_backup_list_show(json_t *r)
 {
 	static const struct out_col cols[] = {
-		{ "ID", 34, 0 },
+		{ "ID", 0, OUT_GROW },
 		{ "TIME", 0, OUT_GROW },
-		{ "SIZE", 10, OUT_RIGHT },
-		{ "VERIFIED", 8, 0 },
-		{ "UPLOADED", 8, 0 },
+		{ "SIZE", 0, OUT_RIGHT | OUT_GROW },
+		{ "VERIFIED", 0, OUT_GROW },
+		{ "UPLOADED", 0, OUT_GROW },
 		{ "SHA256", 0, 0 },
 	};
 	struct out_table	*t;

@@ -313,7 +313,7 @@ cmd_jobs_show(json_t *r)
 		{ "JOB", 4, OUT_GROW },
 		{ "NEXT RUN", 0, OUT_GROW },
 		{ "LAST RUN", 0, OUT_GROW },
-		{ "RESULT", 7, 0 },
+		{ "RESULT", 0, OUT_GROW },
 		{ "MESSAGE", 0, 0 },
 	};
 	struct out_table	*t;

@@ -42,10 +42,10 @@ cmd_probe_list_show(json_t *r)
 {
 	static const struct out_col cols[] = {
 		{ "PROBE", 5, OUT_GROW },
-		{ "KIND", 8, 0 },
+		{ "KIND", 0, OUT_GROW },
 		{ "STATE", 7, OUT_GROW },
 		{ "SINCE", 0, OUT_GROW },
-		{ "LATENCY", 9, OUT_RIGHT },
+		{ "LATENCY", 0, OUT_RIGHT | OUT_GROW },
 		{ "LAST RESULT", 0, 0 },
 	};
 	struct out_table	*t;
@@ -134,8 +134,8 @@ cmd_probe_history_show(json_t *r)
 {
 	static const struct out_col cols[] = {
 		{ "TIME", 0, OUT_GROW },
-		{ "RESULT", 6, 0 },
-		{ "LATENCY", 9, OUT_RIGHT },
+		{ "RESULT", 0, OUT_GROW },
+		{ "LATENCY", 0, OUT_RIGHT | OUT_GROW },
 		{ "REASON", 0, 0 },
 	};
 	struct out_table	*t;

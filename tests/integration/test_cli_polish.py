@@ -100,13 +100,6 @@ def pcli(srv, *args, tz="Europe/Berlin"):
     return rc, out, err
 
 
-def columns(table_lines):
-    """Where each title starts, from the title line."""
-    return [m.start() for m in re.finditer(r"(?<!\S)\S", table_lines[0])
-            if m.start() == 0 or table_lines[0][m.start() - 2:m.start()]
-            == "  "]
-
-
 # --- 1. times with their zone ---------------------------------------------
 
 def test_local_time_with_zone(srv):
@@ -153,6 +146,25 @@ def test_sizes(srv):
     assert rc == 0, err
     assert "11.0 KiB" in out and "1.2 MiB" in out, out
     assert "11264" not in out and "1258291" not in out, out
+
+
+def test_size_units_round_up(rundir):
+    sizes = [0, 1023, 1024, 1048575, 5 * 2 ** 30]
+
+    class Sized(Srv):
+        ANSWERS = dict(Srv.ANSWERS, **{"backup.list": {"backups": [
+            dict(BACKUPS["backups"][0], backups=[
+                dict(BACKUPS["backups"][0]["backups"][0], bytes=n)
+                for n in sizes])]}})
+    s = Sized(rundir / "sized.sock")
+    try:
+        rc, out, err = pcli(s, "backup", "list")
+    finally:
+        s.close()
+    assert rc == 0, err
+    for want in ("0 B", "1023 B", "1.0 KiB", "1.0 MiB", "5.0 GiB"):
+        assert f"  {want}  " in out, (want, out)
+    assert "1024.0" not in out, out
 
 
 # --- 3. rounded reals -----------------------------------------------------

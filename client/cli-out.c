@@ -10,10 +10,12 @@
  * pushes the rest of its row to the right) and the last column is never
  * padded, so no line ends in blanks.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -21,6 +23,7 @@
 #include "opsd-proto.h"
 
 #define OUT_KEY_WIDTH	14
+#define OUT_REAL_DIGITS	3	/* decimals of a real shown as JSON */
 
 const char *
 out_str(json_t *o, const char *key)
@@ -48,22 +51,47 @@ out_true(json_t *o, const char *key)
 	return (json_is_true(json_object_get(o, key)));
 }
 
+static int	out_utc;
+
+/* --utc: times in UTC rather than the local zone. */
+void
+out_set_utc(int on)
+{
+	out_utc = on;
+}
+
 /*
- * "2026-11-27T23:54:57Z" -> "2026-11-27 23:54:57": times are UTC and a
- * table has no room for the zone. Several may appear in one printf.
+ * "2026-11-27T23:54:57Z" -> "2026-11-28 00:54:57 +0100" in the local zone
+ * (TZ), or "2026-11-27 23:54:57 UTC" with --utc or where the local zone is
+ * UTC: a time is never printed without its zone. Anything else the daemon
+ * sends (null, another format) is printed as it came, "-" for none.
+ * Several may appear in one printf.
  */
 const char *
 out_when(json_t *o, const char *key)
 {
-	static char	 bufs[4][32];
+	static char	 bufs[4][48];
 	static int	 next;
 	char		*buf = bufs[next++ % 4];
+	const char	*s = out_str(o, key), *end;
+	struct tm	 tm;
+	time_t		 t;
 
-	snprintf(buf, sizeof bufs[0], "%s", out_str(o, key));
-	if (strlen(buf) == 20 && buf[10] == 'T') {
-		buf[10] = ' ';
-		buf[19] = '\0';
-	}
+	snprintf(buf, sizeof bufs[0], "%s", s);
+	memset(&tm, 0, sizeof tm);
+	if (strlen(s) != 20 || (end = strptime(s, "%Y-%m-%dT%H:%M:%SZ",
+	    &tm)) == NULL || *end != '\0')
+		return (buf);
+	t = timegm(&tm);
+	if (out_utc) {
+		if (gmtime_r(&t, &tm) == NULL)
+			return (buf);
+	} else if (localtime_r(&t, &tm) == NULL)
+		return (buf);
+	if (out_utc || tm.tm_gmtoff == 0)
+		strftime(buf, sizeof bufs[0], "%Y-%m-%d %H:%M:%S UTC", &tm);
+	else
+		strftime(buf, sizeof bufs[0], "%Y-%m-%d %H:%M:%S %z", &tm);
 	return (buf);
 }
 
@@ -73,7 +101,8 @@ out_bytes(double n, char *buf, size_t len)
 	const char	*u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	int		 i = 0;
 
-	while (n >= 1024 && i < 4) {
+	/* 1048575 bytes is "1.0 MiB", not "1024.0 KiB" */
+	while (i < 4 && (n >= 1024 || n >= (i > 0 ? 1023.95 : 1023.5))) {
 		n /= 1024;
 		i++;
 	}
@@ -108,14 +137,43 @@ out_json_result(json_t *v)
 	free(s);
 }
 
+/*
+ * For a person, a measurement such as 0.19712345 seconds reads 0.197:
+ * every real rounded to OUT_REAL_DIGITS decimals, in place. --json never
+ * comes here and keeps the daemon's values.
+ */
+static void
+out_round_reals(json_t *v)
+{
+	const char	*key;
+	json_t		*x;
+	size_t		 i;
+	double		 d, m = 1;
+
+	for (i = 0; i < OUT_REAL_DIGITS; i++)
+		m *= 10;
+	if (json_is_real(v)) {
+		d = json_real_value(v);
+		if (isfinite(d) && fabs(d) < 1e15 / m)
+			json_real_set(v, round(d * m) / m);
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, key, x)
+			out_round_reals(x);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			out_round_reals(x);
+	}
+}
+
 /* A printer for results best read as the JSON itself (manifests). */
 int
 out_show_json(json_t *v)
 {
 	char	*s;
 
+	out_round_reals(v);
 	s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY |
-	    JSON_REAL_PRECISION(10));
+	    JSON_REAL_PRECISION(15));
 	printf("%s\n", s != NULL ? s : "null");
 	free(s);
 	return (EXIT_OK);
@@ -156,38 +214,64 @@ out_rpc_error(struct cli *cli, json_t *reply, const char *method, int code,
 		out_json_message(err);
 		return (EXIT_RPC);
 	}
-	fprintf(stderr, "opsd-cli: %s: %s (%s, %d)\n", method, message,
+	fprintf(stderr, "opsd-cli: %s: %s (%s, %d)\n", method, out_clean(message),
 	    rpc_error_name(code), code);
 	/* a rejected reload lists its configuration errors */
 	json_array_foreach(json_object_get(json_object_get(err, "data"),
 	    "errors"), i, v)
-		fprintf(stderr, "  %s\n", json_string_value(v));
+		fprintf(stderr, "  %s\n", out_clean(json_string_value(v)));
 	return (EXIT_RPC);
 }
 
 /*
  * Text from the daemon (a reason, a pg_dump error) may hold line breaks
- * and other control characters: on one line of a table or a key/value
- * block, each run of them becomes one space, so a message never breaks
- * the layout or moves the terminal's cursor.
+ * and other control characters, and libpq's messages come with runs of
+ * blanks ("FATAL:  password authentication failed") and a final newline:
+ * on one line of a table, a key/value block or a message, each run of
+ * blanks and control characters becomes one space and none is left at
+ * either end, so a message never breaks the layout or moves the
+ * terminal's cursor.
  */
 static void
 out_flatten(char *s)
 {
-	char	*start = s, *w = s;
-	int	 ctl = 0;
+	char	*w = s, *start = s;
+	int	 blank = 0;
 
 	for (; *s != '\0'; s++) {
-		if ((unsigned char)*s < 0x20 || *s == 0x7f) {
-			if (!ctl && w != start)
-				*w++ = ' ';
-			ctl = 1;
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f) {
+			blank = 1;
 			continue;
 		}
-		ctl = 0;
+		if (blank && w != start)
+			*w++ = ' ';
+		blank = 0;
 		*w++ = *s;
 	}
 	*w = '\0';
+}
+
+/*
+ * The same for text printed on a line of its own; the result lasts
+ * until the 4th call after, so several may appear in one printf.
+ */
+const char *
+out_clean(const char *s)
+{
+	static char	*bufs[4];
+	static int	 next;
+	char		**buf = &bufs[next++ % 4];
+	size_t		 len;
+
+	if (s == NULL)
+		s = "-";
+	len = strlen(s);
+
+	free(*buf);
+	*buf = xmalloc(len + 1);
+	memcpy(*buf, s, len + 1);
+	out_flatten(*buf);
+	return (*buf);
 }
 
 /* --- key/value blocks ---------------------------------------------------- */
@@ -237,8 +321,13 @@ out_table_new(const struct out_col *cols, size_t ncols, const char *indent)
 	t->ncols = ncols;
 	t->indent = indent != NULL ? indent : "";
 	t->width = xmalloc(ncols * sizeof *t->width);
-	for (i = 0; i < ncols; i++)
+	for (i = 0; i < ncols; i++) {
 		t->width[i] = cols[i].width;
+		/* a column of "-" still sits under its title */
+		if ((cols[i].flags & OUT_GROW) &&
+		    (int)strlen(cols[i].title) > t->width[i])
+			t->width[i] = (int)strlen(cols[i].title);
+	}
 	return (t);
 }
 
@@ -270,6 +359,11 @@ out_table_cell(struct out_table *t, const char *fmt, ...)
 	r->cells[t->ncell] = xvasprintf(fmt, ap);
 	va_end(ap);
 	out_flatten(r->cells[t->ncell]);
+	if (*r->cells[t->ncell] == '\0') {
+		free(r->cells[t->ncell]);
+		r->cells[t->ncell] = xmalloc(2);
+		memcpy(r->cells[t->ncell], "-", 2);
+	}
 	n = (int)strlen(r->cells[t->ncell]);
 	if ((t->cols[t->ncell].flags & OUT_GROW) && n > t->width[t->ncell])
 		t->width[t->ncell] = n;

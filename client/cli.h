@@ -96,7 +96,9 @@ const char *out_str(json_t *, const char *);
 long long out_int(json_t *, const char *);
 double	 out_real(json_t *, const char *);
 int	 out_true(json_t *, const char *);
+void	 out_set_utc(int);
 const char *out_when(json_t *, const char *);
+const char *out_clean(const char *);
 void	 out_bytes(double, char *, size_t);
 void	 out_uptime(long long, char *, size_t);
 
@@ -111,7 +113,7 @@ void	 out_kv(const char *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 
 #define OUT_RIGHT	0x1	/* right-aligned */
-#define OUT_GROW	0x2	/* as wide as its widest cell (width: minimum) */
+#define OUT_GROW	0x2	/* as wide as its widest cell or title (width: minimum) */
 
 struct out_col {
 	const char	*title;

@@ -40,11 +40,11 @@ static int
 cmd_backup_list_show(json_t *r)
 {
 	static const struct out_col cols[] = {
-		{ "ID", 34, 0 },
-		{ "TIME", 19, 0 },
-		{ "SIZE", 10, OUT_RIGHT },
-		{ "VERIFIED", 8, 0 },
-		{ "UPLOADED", 8, 0 },
+		{ "ID", 0, OUT_GROW },
+		{ "TIME", 0, OUT_GROW },
+		{ "SIZE", 0, OUT_RIGHT | OUT_GROW },
+		{ "VERIFIED", 0, OUT_GROW },
+		{ "UPLOADED", 0, OUT_GROW },
 		{ "SHA256", 0, 0 },
 	};
 	struct out_table	*t;
@@ -92,7 +92,7 @@ cmd_backup_list_show(json_t *r)
 		json_array_foreach(json_object_get(b, "backups"), j, it) {
 			if (json_is_string(json_object_get(it, "verify_note")))
 				printf("  %s: %s\n", out_str(it, "id"),
-				    out_str(it, "verify_note"));
+				    out_clean(out_str(it, "verify_note")));
 		}
 	}
 	return (EXIT_OK);
@@ -241,13 +241,13 @@ cmd_backup_run_note(struct cli *cli, const char *method, json_t *p,
 		printf("%s%s: %s", tty ? "\n" : "", out_str(p, "run"),
 		    out_str(p, "result"));
 		if (strcmp(v, "failed") == 0)
-			printf(" (verification FAILED: %s)", out_str(p,
-			    "verify_error"));
+			printf(" (verification FAILED: %s)",
+			    out_clean(out_str(p, "verify_error")));
 		else if (strcmp(v, "unavailable") == 0)
-			printf(" (verification could not run: %s)", out_str(p,
-			    "verify_error"));
+			printf(" (verification could not run: %s)",
+			    out_clean(out_str(p, "verify_error")));
 		if (json_object_get(p, "error") != NULL)
-			printf(": %s", out_str(p, "error"));
+			printf(": %s", out_clean(out_str(p, "error")));
 		printf("\n");
 		if (json_array_size(json_object_get(p, "pruned")) > 0) {
 			printf("pruned by the retention policy:");

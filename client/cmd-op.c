@@ -41,8 +41,8 @@ cmd_op_list_show(json_t *r)
 		{ "OBJECT", 6, OUT_GROW },
 		{ "STEP", 4, OUT_GROW },
 		{ "STATE", 5, OUT_GROW },
-		{ "STARTED", 19, 0 },
-		{ "FINISHED", 19, 0 },
+		{ "STARTED", 0, OUT_GROW },
+		{ "FINISHED", 0, OUT_GROW },
 		{ "ERROR", 0, 0 },
 	};
 	struct out_table	*t;
@@ -119,7 +119,7 @@ static int
 cmd_op_show_show(json_t *r)
 {
 	static const struct out_col cols[] = {
-		{ "TIME", 19, 0 },
+		{ "TIME", 0, OUT_GROW },
 		{ "STEP", 0, 0 },
 	};
 	struct out_table	*t;

@@ -92,7 +92,7 @@ health_line(json_t *h, char *buf, size_t len)
 		if (off >= len)
 			break;
 		off += (size_t)snprintf(buf + off, len - off, "%s%s",
-		    i > 0 ? sep : " ", json_string_value(v));
+		    i > 0 ? sep : " ", out_clean(json_string_value(v)));
 	}
 	if (json_array_size(list) == 0 && off < len)
 		snprintf(buf + off, len - off, " %s", code == 0 ? "opsd "
@@ -311,9 +311,9 @@ cmd_jobs_show(json_t *r)
 {
 	static const struct out_col cols[] = {
 		{ "JOB", 4, OUT_GROW },
-		{ "NEXT RUN", 19, 0 },
-		{ "LAST RUN", 19, 0 },
-		{ "RESULT", 7, 0 },
+		{ "NEXT RUN", 0, OUT_GROW },
+		{ "LAST RUN", 0, OUT_GROW },
+		{ "RESULT", 0, OUT_GROW },
 		{ "MESSAGE", 0, 0 },
 	};
 	struct out_table	*t;

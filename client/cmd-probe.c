@@ -42,10 +42,10 @@ cmd_probe_list_show(json_t *r)
 {
 	static const struct out_col cols[] = {
 		{ "PROBE", 5, OUT_GROW },
-		{ "KIND", 8, 0 },
+		{ "KIND", 0, OUT_GROW },
 		{ "STATE", 7, OUT_GROW },
-		{ "SINCE", 19, 0 },
-		{ "LATENCY", 9, OUT_RIGHT },
+		{ "SINCE", 0, OUT_GROW },
+		{ "LATENCY", 0, OUT_RIGHT | OUT_GROW },
 		{ "LAST RESULT", 0, 0 },
 	};
 	struct out_table	*t;
@@ -67,7 +67,7 @@ cmd_probe_list_show(json_t *r)
 		out_table_cell(t, "%s", out_when(p, "since"));
 		if (!json_is_object(last)) {
 			out_table_cell(t, "-");
-			out_table_cell(t, "(not run yet)");
+			out_table_cell(t, "-");
 			continue;
 		}
 		out_table_cell(t, "%.1f ms", out_real(last, "latency_ms"));
@@ -97,10 +97,10 @@ cmd_probe_run_show(json_t *r)
 
 	printf("%s: %s in %.1f ms: %s (state %s)\n", out_str(r, "probe"),
 	    out_true(r, "ok") ? "ok" : "FAILED", out_real(r, "latency_ms"),
-	    out_str(r, "reason"), out_str(r, "state"));
+	    out_clean(out_str(r, "reason")), out_str(r, "state"));
 	if ((c = json_object_get(r, "cert")) != NULL)
 		printf("  certificate: %s, expires %s (%.1f days), %s\n",
-		    out_str(c, "subject"), out_when(c, "not_after"),
+		    out_clean(out_str(c, "subject")), out_when(c, "not_after"),
 		    out_real(c, "days_left"), out_true(c, "verified") ?
 		    "verified" : "NOT verified");
 	if (json_object_get(r, "server_version") != NULL)
@@ -133,9 +133,9 @@ static int
 cmd_probe_history_show(json_t *r)
 {
 	static const struct out_col cols[] = {
-		{ "TIME", 19, 0 },
-		{ "RESULT", 6, 0 },
-		{ "LATENCY", 9, OUT_RIGHT },
+		{ "TIME", 0, OUT_GROW },
+		{ "RESULT", 0, OUT_GROW },
+		{ "LATENCY", 0, OUT_RIGHT | OUT_GROW },
 		{ "REASON", 0, 0 },
 	};
 	struct out_table	*t;
@@ -149,7 +149,7 @@ cmd_probe_history_show(json_t *r)
 		out_table_row(t);
 		out_table_cell(t, "%s", out_when(h, "time"));
 		out_table_cell(t, "%s", out_true(h, "ok") ? "ok" : "FAILED");
-		out_table_cell(t, "%6.1f ms", out_real(h, "latency_ms"));
+		out_table_cell(t, "%.1f ms", out_real(h, "latency_ms"));
 		out_table_cell(t, "%s", out_str(h, "reason"));
 	}
 	out_table_print(t, 1);

@@ -184,7 +184,8 @@ cli_usage(FILE *f)
 	int			 n, w = 0;
 
 	fprintf(f,
-"usage: opsd-cli [-s SOCKET] [--json] [--timeout DURATION] COMMAND [ARGS]\n"
+"usage: opsd-cli [-s SOCKET] [--json] [--utc] [--timeout DURATION] COMMAND\n"
+"       [ARGS]\n"
 "\n"
 "Control a running opsd over its socket.\n"
 "\n"
@@ -192,6 +193,7 @@ cli_usage(FILE *f)
 "  -s, --socket PATH     control socket (default $OPSD_SOCKET or %s)\n"
 "  -j, --json            print the raw JSON result, for scripts\n"
 "  -t, --timeout DUR     give up after DUR, e.g. 500ms, 10s (default 10s)\n"
+"  -u, --utc             show times in UTC (default: the local zone, TZ)\n"
 "  -h, --help            this help; 'opsd-cli COMMAND --help' for one command\n"
 "  -V, --version         print the version\n"
 "\n"
@@ -264,6 +266,7 @@ main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "utc", no_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -280,7 +283,7 @@ main(int argc, char **argv)
 	cli.timeout_ms = 10000;
 
 	/* '+': options end at the command, which has its own */
-	while ((ch = getopt_long(argc, argv, "+s:jt:hV", longopts,
+	while ((ch = getopt_long(argc, argv, "+s:jt:uhV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -295,6 +298,9 @@ main(int argc, char **argv)
 				cli_die(EXIT_USAGE, "--timeout: '%s' is not a "
 				    "duration such as 500ms, 10s or 2m", optarg);
 			timeout_set = 1;
+			break;
+		case 'u':
+			out_set_utc(1);
 			break;
 		case 'h':
 			cli_usage(stdout);

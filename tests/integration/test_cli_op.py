@@ -81,7 +81,8 @@ def opsrv(rundir):
 
 
 def op_cli(srv, *args):
-    return cli_run(*args, socket_path=srv.path)
+    # times as the daemon sent them, whatever the zone of the machine
+    return cli_run("--utc", *args, socket_path=srv.path)
 
 
 def test_op_list_table(opsrv):
@@ -138,8 +139,8 @@ def test_op_show(opsrv):
     assert kv["object"] == "db-password" and kv["step"] == "rollback", out
     assert kv["state"].startswith("rolled_back") and "recovery" in \
         kv["state"], out
-    assert kv["started"] == "2026-11-27 23:00:00", out
-    assert kv["finished"] == "2026-11-27 23:01:10", out
+    assert kv["started"] == "2026-11-27 23:00:00 UTC", out
+    assert kv["finished"] == "2026-11-27 23:01:10 UTC", out
     assert kv["error"] == OP_RECOVERED["error"], out
     steps = out.split("\n\n")[1].splitlines()
     assert steps[0].split() == ["TIME", "STEP"], out

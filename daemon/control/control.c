@@ -87,8 +87,9 @@ static void	conn_process(struct ctl_conn *);
  * Reply bytes all connections together render in one loop iteration:
  * turns alone do not bound it, since every connection's turn may come in
  * the same iteration (100 clients that never read, each refilling with
- * 56 KB probe lists, stalled the loop 95 ms in bench/soak; 128 KiB still let 26 ms through). Past it, the
- * rest waits for the next iteration, so timers and probes run between.
+ * 56 KB probe lists, stalled the loop 95 ms in bench/soak; a budget of
+ * 128 KiB still let 26 ms through). Past it, the rest waits for the next
+ * iteration, so timers and probes run between.
  */
 #define CTL_ITER_BUDGET	(32 * 1024)
 

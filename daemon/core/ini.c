@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,7 @@ ini_set(const struct ini_key *k, void *obj, const char *value, char *buf,
 	mode_t		 mode;
 	int		 b, r = 0;
 	struct group	*gr;
+	struct passwd	*pw;
 	const char	*msg;
 	char		***list;
 	unsigned int	*count;
@@ -225,6 +227,17 @@ ini_set(const struct ini_key *k, void *obj, const char *value, char *buf,
 		free(*(char **)(base + k->off));
 		*(char **)(base + k->off) = xstrdup(value);
 		*(gid_t *)(base + k->off2) = gr->gr_gid;
+		return (NULL);
+	case INI_USER:
+		/* the same local lookup, at load time only (above) */
+		errno = 0;
+		if ((pw = getpwnam(value)) == NULL) {
+			snprintf(buf, buflen, "unknown user '%s'", value);
+			return (buf);
+		}
+		free(*(char **)(base + k->off));
+		*(char **)(base + k->off) = xstrdup(value);
+		*(uid_t *)(base + k->off2) = pw->pw_uid;
 		return (NULL);
 	case INI_DURATION:
 		r = parse_duration(value, &n);
@@ -316,6 +329,7 @@ ini_copy(const struct ini_section *sec, const void *src, size_t size)
 		switch (k->kind) {
 		case INI_STRING:
 		case INI_PATH:
+		case INI_USER:
 		case INI_GROUP: {
 			char **s = (char **)(base + k->off);
 
@@ -369,6 +383,13 @@ ini_equal(const struct ini_section *sec, const void *a, const void *b)
 			    *(char *const *)(pb + k->off)) ||
 			    *(const gid_t *)(pa + k->off2) !=
 			    *(const gid_t *)(pb + k->off2))
+				return (0);
+			break;
+		case INI_USER:
+			if (!str_eq(*(char *const *)(pa + k->off),
+			    *(char *const *)(pb + k->off)) ||
+			    *(const uid_t *)(pa + k->off2) !=
+			    *(const uid_t *)(pb + k->off2))
 				return (0);
 			break;
 		case INI_LIST:
@@ -427,6 +448,7 @@ ini_free(const struct ini_section *sec, void *obj)
 		}
 		case INI_STRING:
 		case INI_PATH:
+		case INI_USER:
 		case INI_GROUP:
 			free(*(char **)(base + sec->keys[i].off));
 			*(char **)(base + sec->keys[i].off) = NULL;

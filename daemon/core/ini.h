@@ -30,6 +30,7 @@ enum ini_kind {
 	INI_BOOL,	/* int */
 	INI_LOGLEVEL,	/* int, syslog priority */
 	INI_GROUP,	/* char * name at off, gid_t at off2 */
+	INI_USER,	/* char * name at off, uid_t at off2 */
 	INI_ENUM,	/* int: index into choices */
 	INI_LIST,	/* char ** at off, count (unsigned int) at off2; the
 			   key may repeat, each line adds one entry */

@@ -706,6 +706,13 @@ pg_quote_ident(const char *s)
 	return (out);
 }
 
+PGconn *
+pg_conn(struct pgq *q)
+{
+	return (q->conn != NULL && PQstatus(q->conn) == CONNECTION_OK ?
+	    q->conn : NULL);
+}
+
 char *
 pg_scram_verifier(PGconn *conn, const char *user, const char *password)
 {

@@ -67,5 +67,7 @@ char	*pg_quote_ident(const char *);
  * error message: nothing is sent. PQfreemem() the result; NULL on error.
  */
 char	*pg_scram_verifier(PGconn *, const char *user, const char *password);
+/* A session's connection, for pg_scram_verifier (NULL if not connected). */
+PGconn	*pg_conn(struct pgq *);
 
 #endif

@@ -43,9 +43,12 @@ static const struct ini_key db_keys[] = {	/* sorted */
 	  .validate = validate_conninfo, .flags = INI_REQUIRED },
 	{ .name = "password_file", .kind = INI_PATH, .off = O(password_file),
 	  .validate = ini_validate_readable },
+	{ .name = "password_secret", .kind = INI_STRING,
+	  .off = O(password_secret) },
 	{ .name = "sslmode", .kind = INI_STRING, .off = O(sslmode) },
 	{ .name = "sslrootcert", .kind = INI_PATH, .off = O(sslrootcert),
 	  .validate = ini_validate_readable },
+	{ .name = "user_file", .kind = INI_PATH, .off = O(user_file) },
 };
 #undef O
 
@@ -69,6 +72,8 @@ db_check(void *ctx, void *obj, const char *file, int line,
 
 	(void)ctx;
 	d->line = line;
+	d->password_secret_line = ini_keyline(&db_section, keylines,
+	    "password_secret");
 	if (d->admin_password_file != NULL && d->admin_conninfo == NULL)
 		ini_error(errs, file, ini_keyline(&db_section, keylines,
 		    "admin_password_file"), "admin_password_file needs "
@@ -105,13 +110,36 @@ db_conf_copy(const struct db_conf *src)
 
 	d = ini_copy(&db_section, src, sizeof *src);
 	d->name = xstrdup(src->name);
+	d->password_secret_line = src->password_secret_line;
 	return (d);
+}
+
+/* Appends " key='value'" to *s, quoted as conninfo strings want. */
+static void
+conninfo_append(char **s, const char *key, const char *value)
+{
+	char	*q, *t, *full;
+
+	q = xmalloc(2 * strlen(value) + 3);
+	t = q;
+	*t++ = '\'';
+	for (const char *p = value; *p != '\0'; p++) {
+		if (*p == '\'' || *p == '\\')
+			*t++ = '\\';
+		*t++ = *p;
+	}
+	*t++ = '\'';
+	*t = '\0';
+	xasprintf(&full, "%s %s=%s", *s, key, q);
+	free(q);
+	free(*s);
+	*s = full;
 }
 
 char *
 db_conninfo(const struct db_conf *d, int admin, const char *dbname)
 {
-	char	*s, *q, *t, *full;
+	char	*s, user[256];
 
 	/* sslmode and sslrootcert apply to both connections */
 	xasprintf(&s, "%s%s%s%s%s%s", admin && d->admin_conninfo != NULL ?
@@ -120,23 +148,19 @@ db_conninfo(const struct db_conf *d, int admin, const char *dbname)
 	    d->sslmode ? " sslmode=" : "", d->sslmode ? d->sslmode : "",
 	    d->sslrootcert ? " sslrootcert=" : "",
 	    d->sslrootcert ? d->sslrootcert : "");
-	if (dbname == NULL)
-		return (s);
+	/*
+	 * The role in use of an alternating secret (password_secret): a
+	 * small file read when a session starts, so a rotation is followed
+	 * at once. Unreadable, the conninfo's own user stays.
+	 */
+	if (!admin && d->user_file != NULL && secretfile_read(d->user_file,
+	    user, sizeof user, SECRETFILE_ONE_LINE, NULL) == 0 &&
+	    user[0] != '\0')
+		conninfo_append(&s, "user", user);
 	/* later keywords win in a conninfo string */
-	q = xmalloc(2 * strlen(dbname) + 3);
-	t = q;
-	*t++ = '\'';
-	for (const char *p = dbname; *p != '\0'; p++) {
-		if (*p == '\'' || *p == '\\')
-			*t++ = '\\';
-		*t++ = *p;
-	}
-	*t++ = '\'';
-	*t = '\0';
-	xasprintf(&full, "%s dbname=%s", s, q);
-	free(q);
-	free(s);
-	return (full);
+	if (dbname != NULL)
+		conninfo_append(&s, "dbname", dbname);
+	return (s);
 }
 
 const char *

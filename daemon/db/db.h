@@ -26,6 +26,14 @@ struct db_conf {
 	char		*sslrootcert;
 	char		*admin_conninfo;
 	char		*admin_password_file;
+	/*
+	 * password_secret: a [secret] whose files the ordinary role logs in
+	 * with; the secret room's reference check sets password_file (and
+	 * user_file, the role in use, for an alternating secret) from it.
+	 */
+	char		*password_secret;
+	int		 password_secret_line;
+	char		*user_file;
 };
 
 extern const struct ini_section db_section;

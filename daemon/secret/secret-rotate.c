@@ -1052,6 +1052,14 @@ rot_free(struct rot *r)
 
 /* --- starting --------------------------------------------------------------- */
 
+static void
+rot_start_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	rot_next(arg);
+}
+
 static struct rot *
 rot_new(struct secret *s)
 {
@@ -1128,7 +1136,12 @@ secret_rotate(struct secret *s, int manual, int force,
 	s->rot = r;
 	s->last_start = now;
 	*id = xstrdup(r->op_id);
-	rot_next(r);
+	/*
+	 * From the loop, not from here: the caller answers first (a random
+	 * secret's rotation can end before this returns, and its follower
+	 * must see the reply before secret.finished).
+	 */
+	timer_in(r, 0, rot_start_cb);
 	return (0);
 }
 

@@ -80,6 +80,7 @@ struct rot {
 	struct op		*op;
 	char			 op_id[64];
 	int			 step;		/* -1 before the first */
+	int			 next;		/* to take */
 	int			 manual;
 	int			 recovering;	/* after a crash */
 	int			 rolling_back;
@@ -481,8 +482,6 @@ step_generate(struct rot *r)
 	char	label[32];
 	int	e;
 
-	if (rot_step(r, ROT_GENERATE) != 0)
-		return;
 	if ((e = secret_generate(r->s->conf->bytes, r->s->conf->encoding,
 	    r->pending, sizeof r->pending)) != 0) {
 		rot_fail(r, "cannot generate a value: %s", e == -EIO ?
@@ -514,8 +513,6 @@ set_password_done(struct rot *r, const char *error)
 static void
 step_set_password(struct rot *r)
 {
-	if (rot_step(r, ROT_SET_PASSWORD) != 0)
-		return;
 	differ_check(r->s);
 	rot_alter(r, r->target, r->pending, 1, set_password_done);
 }
@@ -542,8 +539,6 @@ step_test_login(struct rot *r)
 	struct pg_spec	 spec;
 	char		*ci, *full;
 
-	if (rot_step(r, ROT_TEST_LOGIN) != 0)
-		return;
 	close_session(r);
 	ci = db_conninfo(r->s->db, 0, NULL);
 	/* later keywords win: the role being rotated, not the conninfo's */
@@ -566,8 +561,6 @@ step_write_files(struct rot *r)
 	char	*prev[SECRET_KEEP_MAX + 1];
 	unsigned int i, n = 0;
 
-	if (rot_step(r, ROT_WRITE_FILES) != 0)
-		return;
 	/* after the promotion: the current value is the newest previous */
 	if (r->have_current)
 		prev[n++] = r->current;
@@ -657,8 +650,6 @@ run_command(struct rot *r, int back)
 static void
 step_on_rotate(struct rot *r)
 {
-	if (rot_step(r, ROT_ON_ROTATE) != 0)
-		return;
 	r->cmd = 0;
 	run_command(r, 0);
 }
@@ -706,8 +697,6 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 static void
 step_verify(struct rot *r)
 {
-	if (rot_step(r, ROT_VERIFY) != 0)
-		return;
 	r->verify_from = (int64_t)now_realtime_usec();
 	r->verify_deadline = now_usec() + r->s->conf->verify_timeout * 1000;
 	verify_poll(-1, 0, r);
@@ -744,6 +733,14 @@ prune_versions(struct secret *s)
 static void	rot_end(struct rot *, enum op_outcome);
 
 static void
+promoted_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	rot_end(arg, OP_OK);
+}
+
+static void
 step_promote(struct rot *r)
 {
 	struct secret		*s = r->s;
@@ -751,8 +748,6 @@ step_promote(struct rot *r)
 	int64_t			 now = (int64_t)time(NULL);
 	int			 e;
 
-	if (rot_step(r, ROT_PROMOTE) != 0)
-		return;
 	if (m.version > 0) {
 		memmove(&m.hist[1], &m.hist[0], sizeof m.hist[0] *
 		    (SECRET_HISTORY - 1));
@@ -788,26 +783,18 @@ step_promote(struct rot *r)
 	prune_versions(s);
 	secret_env_sync(s);
 	fsync_dir(rot_opsd(r));
-	rot_end(r, OP_OK);
+	timer_in(r, 0, promoted_cb);
 }
 
+/* The step's side effect, one loop iteration after its journal entry. */
 static void
-rot_next(struct rot *r)
+effect_cb(evutil_socket_t fd, short what, void *arg)
 {
-	int	next = r->step + 1;
+	struct rot	*r = arg;
 
-	if (r->timer != NULL) {
-		event_free(r->timer);
-		r->timer = NULL;
-	}
-	/* random values have no role; steps without work are not taken */
-	if (!is_pg(r) && (next == ROT_SET_PASSWORD || next == ROT_TEST_LOGIN))
-		next = ROT_WRITE_FILES;
-	if (next == ROT_ON_ROTATE && r->s->conf->non_rotate == 0)
-		next = ROT_VERIFY;
-	if (next == ROT_VERIFY && r->s->conf->verify_probe == NULL)
-		next = ROT_PROMOTE;
-	switch (next) {
+	(void)fd;
+	(void)what;
+	switch (r->step) {
 	case ROT_GENERATE:
 		step_generate(r);
 		break;
@@ -831,6 +818,43 @@ rot_next(struct rot *r)
 		step_promote(r);
 		break;
 	}
+}
+
+/*
+ * The next step goes into the journal in one loop iteration and its side
+ * effect runs in the next: the fsyncs of a rotation are spread over the
+ * loop, a few milliseconds each, instead of one long callback.
+ */
+static void
+journal_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rot	*r = arg;
+
+	(void)fd;
+	(void)what;
+	if (rot_step(r, r->next) != 0)
+		return;
+	timer_in(r, 0, effect_cb);
+}
+
+static void
+rot_next(struct rot *r)
+{
+	int	next = r->step + 1;
+
+	if (r->timer != NULL) {
+		event_free(r->timer);
+		r->timer = NULL;
+	}
+	/* random values have no role; steps without work are not taken */
+	if (!is_pg(r) && (next == ROT_SET_PASSWORD || next == ROT_TEST_LOGIN))
+		next = ROT_WRITE_FILES;
+	if (next == ROT_ON_ROTATE && r->s->conf->non_rotate == 0)
+		next = ROT_VERIFY;
+	if (next == ROT_VERIFY && r->s->conf->verify_probe == NULL)
+		next = ROT_PROMOTE;
+	r->next = next;
+	timer_in(r, 0, journal_cb);
 }
 
 /* --- back ----------------------------------------------------------------- */
@@ -1052,14 +1076,6 @@ rot_free(struct rot *r)
 
 /* --- starting --------------------------------------------------------------- */
 
-static void
-rot_start_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	rot_next(arg);
-}
-
 static struct rot *
 rot_new(struct secret *s)
 {
@@ -1141,7 +1157,7 @@ secret_rotate(struct secret *s, int manual, int force,
 	 * secret's rotation can end before this returns, and its follower
 	 * must see the reply before secret.finished).
 	 */
-	timer_in(r, 0, rot_start_cb);
+	rot_next(r);
 	return (0);
 }
 

@@ -63,7 +63,8 @@ out_set_utc(int on)
 /*
  * "2026-11-27T23:54:57Z" -> "2026-11-28 00:54:57 +0100" in the local zone
  * (TZ), or "2026-11-27 23:54:57 UTC" with --utc or where the local zone is
- * UTC: a time is never printed without its zone. Anything else the daemon
+ * UTC: a time is never printed without its zone. A number is taken as
+ * Unix time (the secrets' results carry those). Anything else the daemon
  * sends (null, another format) is printed as it came, "-" for none.
  * Several may appear in one printf.
  */
@@ -73,16 +74,27 @@ out_when(json_t *o, const char *key)
 	static char	 bufs[4][48];
 	static int	 next;
 	char		*buf = bufs[next++ % 4];
+	json_t		*v = json_object_get(o, key);
 	const char	*s = out_str(o, key), *end;
 	struct tm	 tm;
 	time_t		 t;
+	double		 d;
 
 	snprintf(buf, sizeof bufs[0], "%s", s);
 	memset(&tm, 0, sizeof tm);
-	if (strlen(s) != 20 || (end = strptime(s, "%Y-%m-%dT%H:%M:%SZ",
-	    &tm)) == NULL || *end != '\0')
+	if (json_is_number(v)) {
+		d = json_number_value(v);
+		/* beyond year 9999 or before 1970: as it came */
+		if (!isfinite(d) || d < 0 || d > 253402300799.0) {
+			snprintf(buf, sizeof bufs[0], "%.0f", d);
+			return (buf);
+		}
+		t = (time_t)d;
+	} else if (strlen(s) != 20 || (end = strptime(s,
+	    "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end != '\0')
 		return (buf);
-	t = timegm(&tm);
+	else
+		t = timegm(&tm);
 	if (out_utc) {
 		if (gmtime_r(&t, &tm) == NULL)
 			return (buf);

@@ -71,6 +71,9 @@ extern const struct cli_cmd cmd_probe_history_entry;
 extern const struct cli_cmd cmd_probe_list_entry;
 extern const struct cli_cmd cmd_probe_run_entry;
 extern const struct cli_cmd cmd_reload_entry;
+extern const struct cli_cmd cmd_secret_list_entry;
+extern const struct cli_cmd cmd_secret_rotate_entry;
+extern const struct cli_cmd cmd_secret_show_entry;
 extern const struct cli_cmd cmd_status_entry;
 extern const struct cli_cmd cmd_summary_entry;
 

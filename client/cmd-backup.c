@@ -1,9 +1,9 @@
 /*
- * Backup commands. These are the only ones with options of their own
- * after the command (--follow, --dry-run, --into, ...), parsed here by
- * hand in any order, since getopt stopped at the command. "backup run
- * --follow" is the one command that keeps reading after the answer: the
- * daemon sends progress notifications until the run ends.
+ * Backup commands. Their options after the command (--follow, --dry-run,
+ * --into, ...) are parsed here by hand in any order, since getopt
+ * stopped at the command. "backup run --follow" keeps reading after the
+ * answer (as "secret rotate --follow" does): the daemon sends progress
+ * notifications until the run ends.
  */
 #include <stdio.h>
 #include <string.h>

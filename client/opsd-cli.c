@@ -40,6 +40,9 @@ static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_probe_list_entry,
 	&cmd_probe_run_entry,
 	&cmd_reload_entry,
+	&cmd_secret_list_entry,
+	&cmd_secret_rotate_entry,
+	&cmd_secret_show_entry,
 	&cmd_status_entry,
 	&cmd_summary_entry,
 };

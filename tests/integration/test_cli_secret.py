@@ -427,8 +427,16 @@ def secret_opsd(opsd_launcher, tmp_path):
         f"on_rotate = echo \"$OPSD_SECRET_VERSION "
         f"$OPSD_SECRET_FINGERPRINT\" >> {seen}\n")
     daemon.seen = seen
-    wait_for(path.exists, 5, f"{path} to be written at start")
+    first_version(daemon)
     return daemon, path
+
+
+def first_version(d):
+    """Waits for the value made at start to be promoted: its file is
+    written a step before, and a rotation asked for in between is
+    refused as busy."""
+    wait_for(lambda: d.rpc("secret.list")["secrets"][0]["version"] == 1,
+             10, "the first value to be promoted")
 
 
 def value(path):
@@ -547,7 +555,7 @@ def test_daemon_rotate_rolled_back(opsd_launcher, tmp_path):
     d = opsd_launcher(
         f"[secret {NAME}]\nkind = random\npath = {path}\n"
         "on_rotate = test \"$OPSD_SECRET_VERSION\" -lt 2\n")
-    wait_for(path.exists, 5, f"{path} to be written at start")
+    first_version(d)
     old = value(path)
     rc, out, err = d.cli("secret", "rotate", NAME, "--follow", timeout=120)
     assert rc == 1, (out, err)

@@ -522,10 +522,22 @@ static int
 publish_one(const char *path, const char *data, mode_t mode, uid_t uid,
     gid_t gid, char *err, size_t errlen)
 {
-	int	rc;
+	char	*dir, *slash;
+	int	 rc;
 
-	if ((rc = secretfile_write(path, data, strlen(data), mode, uid,
-	    gid)) != 0)
+	rc = secretfile_write(path, data, strlen(data), mode, uid, gid);
+	if (rc == -ENOENT) {
+		/* /run/secrets is empty after a boot: make the directory */
+		dir = xstrdup(path);
+		if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+			*slash = '\0';
+			if (state_mkdir(dir, 0755) == 0)
+				rc = secretfile_write(path, data, strlen(data),
+				    mode, uid, gid);
+		}
+		free(dir);
+	}
+	if (rc != 0)
 		snprintf(err, errlen, "cannot write %s: %s", path,
 		    strerror(-rc));
 	return (rc);

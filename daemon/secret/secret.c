@@ -3,6 +3,7 @@
  * already in place, the first value, files put back), the schedules and
  * retries, "rotation overdue", events and the list/show views.
  */
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -540,6 +541,13 @@ secret_apply_config(struct opsd *o)
 		set->envs[i] = env_conf_copy(config_at(conf, &env_section, i));
 
 	n = config_count(conf, &secret_section);
+	/*
+	 * Values pass through this process's memory: no core dump of it
+	 * (nor ptrace by another uid). Once set it stays for the run.
+	 */
+	if (n > 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		log_warn("secret.dump", "cannot turn core dumps off: %s",
+		    strerror(errno));
 	fresh = xcalloc(n + 1, sizeof *fresh);
 	for (i = 0; i < n; i++) {
 		sc = config_at(conf, &secret_section, i);

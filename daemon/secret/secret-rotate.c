@@ -75,6 +75,8 @@ const struct op_kind secret_rotate_kind = {
 
 #define RECOVER_RETRY_SEC	10
 
+struct alter;
+
 struct rot {
 	struct secret		*s;
 	struct op		*op;
@@ -93,6 +95,7 @@ struct rot {
 	unsigned int		 nprev;
 	char			 target[SECRET_ROLE_MAX + 1];
 	struct pgq		*q;
+	struct alter		*alter;		/* an ALTER ROLE under way */
 	struct child		*child;
 	unsigned int		 cmd;
 	struct event		*timer;
@@ -231,12 +234,19 @@ timer_in(struct rot *r, uint64_t ms, event_callback_fn fn)
 	evtimer_add(r->timer, &tv);
 }
 
+static void	alter_drop(struct alter *);
+
+/* Closes the session; an ALTER ROLE on it is dropped (no callback). */
 static void
 close_session(struct rot *r)
 {
 	if (r->q != NULL) {
 		pg_cancel(r->q);
 		r->q = NULL;
+	}
+	if (r->alter != NULL) {
+		alter_drop(r->alter);
+		r->alter = NULL;
 	}
 }
 
@@ -256,14 +266,21 @@ static void	alter_locked(struct pgq *, const PGresult *, const char *,
 		    void *);
 
 static void
+alter_drop(struct alter *a)
+{
+	OPENSSL_cleanse(a->password, strlen(a->password));
+	free(a->password);
+	free(a);
+}
+
+static void
 alter_finish(struct alter *a, const char *error)
 {
 	struct rot	*r = a->r;
 	alter_done	 done = a->done;
 
-	OPENSSL_cleanse(a->password, strlen(a->password));
-	free(a->password);
-	free(a);
+	r->alter = NULL;
+	alter_drop(a);
 	done(r, error);
 }
 
@@ -324,7 +341,10 @@ alter_connected(struct pgq *q, const PGresult *res, const char *error,
 
 	(void)res;
 	if (error != NULL) {
-		r->q = NULL;	/* pg.c closed it */
+		/* a session stays open on an error: close it, keep a */
+		r->alter = NULL;
+		close_session(r);
+		r->alter = a;
 		snprintf(buf, sizeof buf, "cannot connect to database %s as "
 		    "its admin role: %s", r->s->conf->database, error);
 		alter_finish(a, buf);
@@ -379,10 +399,12 @@ rot_alter(struct rot *r, const char *role, const char *password, int lock,
 	a->done = done;
 	a->lock = lock;
 	if (r->q != NULL && pg_conn(r->q) != NULL) {
+		r->alter = a;
 		alter_send(a);
 		return;
 	}
 	close_session(r);
+	r->alter = a;
 	r->q = db_session_open(rot_opsd(r), r->s->db, 1, NULL,
 	    r->s->conf->timeout, alter_connected, a);
 }

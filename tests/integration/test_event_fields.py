@@ -76,6 +76,25 @@ NOT_TRIGGERED = {
     "state.dir": "a state directory that cannot be created",
     "state.read": "an unreadable opsd.json",
     "state.write": "an opsd.json that cannot be written",
+    # secrets have their own modules: test_secret.py (random values,
+    # files, env files, schedules, alerts), test_secret_pg.py (roles,
+    # PostgreSQL failures), test_secret_op.py (a crash at every step)
+    "secret.created": "a [secret] (test_secret.py)",
+    "secret.rotated": "a rotation (test_secret.py)",
+    "secret.rotation_failed": "a failing on_rotate (test_secret.py)",
+    "secret.recovered": "a crash in a rotation (test_secret_op.py)",
+    "secret.overdue": "a rotation overdue (test_secret.py)",
+    "secret.roles_differ": "an alternating pair (test_secret_pg.py)",
+    "secret.file_restored": "a deleted secret file (test_secret.py)",
+    "secret.adopted": "a value in place at the first start (test_secret)",
+    "secret.create": "a first value that cannot be made",
+    "secret.on_rotate": "on_rotate failing while rolling back",
+    "secret.publish": "a secret file that cannot be written",
+    "secret.reload": "a reload during a rotation",
+    "secret.roles": "roles that cannot be compared (database down)",
+    "secret.rollback": "a rollback that cannot reach the database",
+    "secret.schedule": "a scheduled rotation that cannot start",
+    "secret.state": "a malformed or missing state file",
 }
 
 # Documented fields that are there only in some records of an event

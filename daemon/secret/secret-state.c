@@ -1,8 +1,8 @@
 /*
  * state_dir/secrets/ (0700): NAME.json says which version is current and
- * what happened last; NAME.current, NAME.pending and NAME.previous.K
- * hold the values (0600), so a rotation can always be finished or undone
- * from here. The published files (path, its previous files, user_path,
+ * what happened last; NAME.vN holds version N's value (0600): the
+ * current one, the previous ones kept, and during a rotation the pending
+ * one, so a rotation can always be finished or undone from here. The published files (path, its previous files, user_path,
  * combined_path, env files) are copies made by secret_publish().
  *
  * NAME.json is read as outside input (secret_meta_parse): the state

@@ -2,8 +2,9 @@
  * state_dir/secrets/ (0700): NAME.json says which version is current and
  * what happened last; NAME.vN holds version N's value (0600): the
  * current one, the previous ones kept, and during a rotation the pending
- * one, so a rotation can always be finished or undone from here. The published files (path, its previous files, user_path,
- * combined_path, env files) are copies made by secret_publish().
+ * one, so a rotation can always be finished or undone from here. The
+ * published files (path, its previous files, user_path, combined_path,
+ * env files) are copies made by secret_publish().
  *
  * NAME.json is read as outside input (secret_meta_parse): the state
  * directory may hold anything, and what does not parse is set aside.

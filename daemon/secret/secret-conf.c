@@ -374,10 +374,12 @@ env_ref(const char *name, size_t len, int user, int line, void *arg)
 {
 	struct env_conf	*e = arg;
 
-	(void)user;
 	e->refs = xreallocarray(e->refs, e->nrefs + 1, sizeof *e->refs);
 	e->ref_lines = xreallocarray(e->ref_lines, e->nrefs + 1,
 	    sizeof *e->ref_lines);
+	e->ref_user = xreallocarray(e->ref_user, e->nrefs + 1,
+	    sizeof *e->ref_user);
+	e->ref_user[e->nrefs] = user;
 	e->refs[e->nrefs] = xstrndup(name, len);
 	e->ref_lines[e->nrefs++] = line;
 }
@@ -447,6 +449,7 @@ env_conf_free(void *obj)
 		free(e->refs[i]);
 	free(e->refs);
 	free(e->ref_lines);
+	free(e->ref_user);
 	free(e->text);
 	free(e->name);
 	free(e);
@@ -463,9 +466,11 @@ env_conf_copy(const struct env_conf *src)
 	e->text = src->text != NULL ? xstrdup(src->text) : NULL;
 	e->refs = xcalloc(src->nrefs + 1, sizeof *e->refs);
 	e->ref_lines = xcalloc(src->nrefs + 1, sizeof *e->ref_lines);
+	e->ref_user = xcalloc(src->nrefs + 1, sizeof *e->ref_user);
 	for (i = 0; i < src->nrefs; i++) {
 		e->refs[i] = xstrdup(src->refs[i]);
 		e->ref_lines[i] = src->ref_lines[i];
+		e->ref_user[i] = src->ref_user[i];
 	}
 	return (e);
 }
@@ -552,6 +557,11 @@ secret_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 				    "unknown secret '%s' (no [secret %s] "
 				    "section in %s)", e->refs[j], e->refs[j],
 				    file);
+			else if (e->ref_user[j] && s->kind != SECRET_POSTGRES)
+				ini_error(errs, e->template, e->ref_lines[j],
+				    "{{secret_user:%s}}: secret %s is a random "
+				    "value and has no user", e->refs[j],
+				    e->refs[j]);
 		}
 	}
 	free(seen);

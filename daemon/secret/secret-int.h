@@ -120,6 +120,7 @@ struct env_conf {
 	char		*text;		/* the template's bytes */
 	char		**refs;		/* secret names it uses */
 	int		*ref_lines;
+	int		*ref_user;	/* {{secret_user:NAME}} */
 	unsigned int	 nrefs;
 };
 
@@ -258,6 +259,7 @@ struct secret {
 	int			 first;		/* none yet: make one */
 	int			 job_running;	/* s->job started it */
 	int			 last_manual;	/* the last rotation's */
+	const char		*event_error;	/* for secret_event's field */
 };
 
 struct secret_set {

@@ -96,6 +96,7 @@ struct rot {
 	char			 target[SECRET_ROLE_MAX + 1];
 	struct pgq		*q;
 	struct alter		*alter;		/* an ALTER ROLE under way */
+	struct pgq		*lq;		/* the login with the new value */
 	struct child		*child;
 	unsigned int		 cmd;
 	struct event		*timer;
@@ -247,6 +248,10 @@ close_session(struct rot *r)
 	if (r->alter != NULL) {
 		alter_drop(r->alter);
 		r->alter = NULL;
+	}
+	if (r->lq != NULL) {
+		pg_cancel(r->lq);
+		r->lq = NULL;
 	}
 }
 
@@ -546,7 +551,7 @@ login_done(struct pgq *q, const PGresult *res, const char *error, void *arg)
 
 	(void)q;
 	(void)res;
-	r->q = NULL;
+	r->lq = NULL;
 	if (error != NULL) {
 		rot_fail(r, "cannot log in as %s with the new password: %s",
 		    r->target, error);
@@ -561,7 +566,10 @@ step_test_login(struct rot *r)
 	struct pg_spec	 spec;
 	char		*ci, *full;
 
-	close_session(r);
+	/*
+	 * Its own connection: the admin session stays open to the end, so
+	 * the fleet lock it holds covers the whole rotation.
+	 */
 	ci = db_conninfo(r->s->db, 0, NULL);
 	/* later keywords win: the role being rotated, not the conninfo's */
 	xasprintf(&full, "%s user=%s", ci, r->target);
@@ -571,7 +579,7 @@ step_test_login(struct rot *r)
 	spec.query = "SELECT 1";
 	spec.timeout_ms = r->s->conf->timeout;
 	spec.dns = rot_opsd(r)->dns;
-	r->q = pg_query(rot_opsd(r)->base, &spec, login_done, r);
+	r->lq = pg_query(rot_opsd(r)->base, &spec, login_done, r);
 	free(ci);
 	free(full);
 }
@@ -836,7 +844,6 @@ effect_cb(evutil_socket_t fd, short what, void *arg)
 		step_verify(r);
 		break;
 	default:
-		close_session(r);
 		step_promote(r);
 		break;
 	}
@@ -1050,11 +1057,13 @@ rot_end(struct rot *r, enum op_outcome outcome)
 			    "a restart was rolled back; version %lld stays "
 			    "current", s->conf->name,
 			    (long long)s->meta.version);
+		s->event_error = r->error;
 		secret_event(s, &EVT_SECRET_ROTATION_FAILED, "secret.rotation",
 		    1, r->op_id, "secret %s: rotation FAILED (%s, %s): %s",
 		    s->conf->name, r->step >= 0 ? rot_step_names[r->step] :
 		    "start", outcome == OP_ROLLED_BACK ? "rolled back, version "
 		    "unchanged" : "nothing changed", r->error);
+		s->event_error = NULL;
 	}
 	fin = json_pack("{s:s, s:s, s:s, s:s?, s:I, s:s?}", "op", r->op_id,
 	    "secret", s->conf->name, "result", result, "error",

@@ -561,12 +561,13 @@ secret_publish(struct secret *s, const char *value, const char *role,
 	 * Previous values first: a consumer that checks with the current
 	 * and the previous value never finds neither.
 	 */
-	for (k = 1; k <= c->keep_previous; k++) {
+	/* up to the most keep_previous allows: a lowered one drops the rest */
+	for (k = 1; k <= SECRET_KEEP_MAX; k++) {
 		if (k == 1)
 			xasprintf(&path, "%s.previous", c->path);
 		else
 			xasprintf(&path, "%s.previous.%u", c->path, k);
-		if (k <= nprev && prev[k - 1] != NULL)
+		if (k <= c->keep_previous && k <= nprev && prev[k - 1] != NULL)
 			rc = publish_one(path, prev[k - 1], c->mode, c->uid,
 			    c->gid, err, errlen);
 		else

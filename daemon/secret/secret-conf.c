@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "alert.h"
 #include "config.h"
 #include "db.h"
@@ -477,6 +479,23 @@ env_conf_copy(const struct env_conf *src)
 
 /* --- across sections ---------------------------------------------------- */
 
+/* The user= of a conninfo, or NULL (then libpq's default applies). */
+static char *
+conninfo_user(const char *conninfo)
+{
+	PQconninfoOption	*opts, *o;
+	char			*u = NULL;
+
+	if ((opts = PQconninfoParse(conninfo, NULL)) == NULL)
+		return (NULL);
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "user") == 0 && o->val != NULL &&
+		    o->val[0] != '\0')
+			u = xstrdup(o->val);
+	PQconninfoFree(opts);
+	return (u);
+}
+
 static void
 path_claim(const char ***seen, unsigned int *n, const char *path,
     const char *file, int line, struct config_errors *errs)
@@ -502,6 +521,7 @@ secret_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 	struct secret_conf	*s, *t;
 	struct env_conf		*e;
 	struct db_conf		*d;
+	char			*user = NULL;
 	unsigned int		 i, j, n, nseen = 0;
 
 	n = config_count(conf, &secret_section);
@@ -592,6 +612,16 @@ secret_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 			    s->name);
 			continue;
 		}
+		if (s->kind == SECRET_POSTGRES && s->strategy ==
+		    SECRET_SINGLE && s->role_a != NULL &&
+		    (user = conninfo_user(d->conninfo)) != NULL &&
+		    strcmp(user, s->role_a) != 0)
+			ini_error(errs, file, d->password_secret_line,
+			    "password_secret = %s sets the password of role %s, "
+			    "but conninfo logs in as %s", s->name, s->role_a,
+			    user);
+		free(user);
+		user = NULL;
 		d->password_file = xstrdup(s->path);
 		if (s->kind == SECRET_POSTGRES && s->strategy ==
 		    SECRET_ALTERNATING)

@@ -380,10 +380,12 @@ alter_locked(struct pgq *q, const PGresult *res, const char *error,
 		snprintf(buf, sizeof buf, "cannot take the advisory lock: %s",
 		    error);
 		alter_finish(a, buf);
-	} else if (!db_lock_held(res))
-		alter_finish(a, "another host holds the advisory lock "
-		    "opsd.secret.NAME and rotates this secret");
-	else
+	} else if (!db_lock_held(res)) {
+		snprintf(buf, sizeof buf, "another host holds the advisory "
+		    "lock opsd.secret.%s and rotates this secret",
+		    a->r->s->conf->name);
+		alter_finish(a, buf);
+	} else
 		alter_send(a);
 }
 

@@ -999,7 +999,16 @@ rot_fail(struct rot *r, const char *fmt, ...)
 		child_abandon(r->child);
 		r->child = NULL;
 	}
-	close_session(r);
+	if (r->lq != NULL) {
+		pg_cancel(r->lq);
+		r->lq = NULL;
+	}
+	/*
+	 * An idle admin session stays: the password is set back on it,
+	 * still under the fleet lock (a broken one is replaced).
+	 */
+	if (r->alter != NULL)
+		close_session(r);
 	rb_next(r);
 }
 

@@ -4,8 +4,12 @@ single strategy (the old password stops working, the new one works, the
 server stores a SCRAM verifier and its statement log never sees the
 plaintext), the alternating strategy (a session opened with the previous
 credentials keeps working and can reconnect until the next rotation; the
-roles' differences are reported), [database] password_secret, and the
-failures that must leave the previous working password in place.
+roles' differences are reported), [database] password_secret (backups
+and probes follow the rotations; an alternating secret's user too), the
+failures that must leave the previous working password in place
+(PostgreSQL down, the role missing, on_rotate or verify_probe failing
+after ALTER ROLE), and the fleet lock (held by another host: nothing
+changes; held by this one from set_password until the end).
 """
 import json
 import os
@@ -372,7 +376,7 @@ def test_failure_on_rotate_after_alter_role_sets_the_old_password_back(
     # fails once the test asks it to (not at the first value)
     d, r, path, v1 = failing_secret(
         pg, bk_daemons, tmp_path,
-        f"on_rotate = cp {path_of(tmp_path)} "
+        f"on_rotate = cp {tmp_path / 'pw'} "
         f"{tmp_path}/seen.$OPSD_SECRET_VERSION\n"
         f"on_rotate = test ! -e {fail}\n")
     fail.touch()
@@ -390,17 +394,13 @@ def test_failure_on_rotate_after_alter_role_sets_the_old_password_back(
     assert login(pg, r, path.read_text()) == (0, r)
 
 
-def path_of(tmp_path):
-    return tmp_path / "pw"
-
-
 def test_failure_verify_probe_sets_the_old_password_back(
         bk_pg, bk_daemons, tmp_path):
     pg = bk_pg
     fail = tmp_path / "fail"
     d, r, path, v1 = failing_secret(
         pg, bk_daemons, tmp_path,
-        f"on_rotate = cp {path_of(tmp_path)} "
+        f"on_rotate = cp {tmp_path / 'pw'} "
         f"{tmp_path}/seen.$OPSD_SECRET_VERSION\n"
         "verify_probe = app\nverify_timeout = 2s\n",
         f"[probe app]\nkind = exec\ncommand = test ! -e {fail}\n"

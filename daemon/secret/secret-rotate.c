@@ -1277,9 +1277,11 @@ secret_rotate_recover(struct opsd *o, struct op *op)
 		snprintf(r->target, sizeof r->target, "%s", other_role(s));
 	secret_version_label(r->version, label, sizeof label);
 	if (step == OP_NO_STEP || step == ROT_GENERATE) {
+		/* stopped before write_files: rolled back, its value dropped */
 		snprintf(r->error, sizeof r->error, "interrupted by a restart "
-		    "while generating; nothing had changed");
+		    "while generating; the new value was discarded");
 		r->rolling_back = 1;
+		r->changed = 1;
 		rb_next(r);
 		return;
 	}

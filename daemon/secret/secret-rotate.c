@@ -1233,6 +1233,40 @@ secret_rotate_json(const struct secret *s)
 /* --- after a crash ---------------------------------------------------------- */
 
 /*
+ * NAME.json names the op: the rotation had ended (promoted, or its
+ * failure recorded) when opsd stopped, and only the journal missed it.
+ * What is left is the end: a promotion's clean-up and its events, or the
+ * recorded outcome; the counters already have it.
+ */
+static void
+rotate_ended(struct secret *s, struct op *op)
+{
+	struct rot	*r;
+
+	if (strcmp(s->meta.last_result, "ok") != 0) {
+		op_finish(op, strcmp(s->meta.last_result, "rolled_back") == 0 ?
+		    OP_ROLLED_BACK : OP_FAILED, "%s", s->meta.last_error);
+		secret_event(s, &EVT_SECRET_RECOVERED, NULL, 0, s->meta.last_op,
+		    "secret %s: the rotation interrupted by a restart had been "
+		    "rolled back; version %lld stays current", s->conf->name,
+		    (long long)s->meta.version);
+		return;
+	}
+	r = rot_new(s);
+	r->op = op;
+	r->recovering = 1;
+	r->step = ROT_PROMOTE;
+	r->version = s->meta.version;
+	r->initial = s->meta.nhist == 0 && strcmp(s->meta.origin,
+	    "generated") == 0;
+	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(op));
+	s->rot = r;
+	prune_versions(s);
+	secret_env_sync(s);
+	rot_end(r, OP_OK);
+}
+
+/*
  * An unfinished rotation of a previous opsd: finished from write_files
  * on when it got that far (the new value works: the role has it, the
  * login proved it), rolled back when it did not, or when it was already
@@ -1257,6 +1291,10 @@ secret_rotate_recover(struct opsd *o, struct op *op)
 	if (s->rot != NULL) {
 		op_finish(op, OP_ABANDONED, "another rotation of %s is under "
 		    "way", s->conf->name);
+		return;
+	}
+	if (strcmp(s->meta.last_op, op_id(op)) == 0) {
+		rotate_ended(s, op);
 		return;
 	}
 	r = rot_new(s);

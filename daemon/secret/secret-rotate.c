@@ -1092,6 +1092,8 @@ rot_end(struct rot *r, enum op_outcome outcome)
 	secret_rotation_ended(s, outcome == OP_OK, outcome == OP_OK ? NULL :
 	    r->error);
 	rot_free(r);
+	/* a stop waited for this rotation (secret_busy) */
+	opsd_maybe_exit(s->opsd);
 }
 
 static void

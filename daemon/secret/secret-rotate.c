@@ -694,6 +694,22 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (rot_opsd(r)->stopping) {
+		/*
+		 * The probes stopped with opsd: the op stays in the journal and
+		 * the next start finishes the rotation from write_files.
+		 */
+		struct secret	*s = r->s;
+
+		evt_log_about(LOG_WARNING, "secret.rotation", "secret",
+		    s->conf->name, "secret %s: opsd is stopping before "
+		    "verify_probe %s could pass; the next start finishes the "
+		    "rotation (op %s)", s->conf->name, s->conf->verify_probe,
+		    r->op_id);
+		secret_rotate_abandon(s);
+		opsd_maybe_exit(s->opsd);
+		return;
+	}
 	if ((p = probe_find(rot_opsd(r), r->s->conf->verify_probe)) == NULL) {
 		rot_fail(r, "verify_probe %s is not configured",
 		    r->s->conf->verify_probe);
@@ -1214,6 +1230,8 @@ secret_rotate_abandon(struct secret *s)
 		return;
 	/* the op stays unfinished in the journal: the next start sees it */
 	s->rot = NULL;
+	if (r->op != NULL)
+		op_listen(r->op, NULL, NULL);
 	r->op = NULL;
 	rot_free(r);
 }

@@ -1204,6 +1204,9 @@ secret_rotate(struct secret *s, int manual, int force,
 		return (e);
 	}
 	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(r->op));
+	/* for the next start: a manual rotation is not retried on its own */
+	if (manual)
+		op_set(r->op, "manual", "yes");
 	op_listen(r->op, rot_listener, r);
 	if (follower != NULL) {
 		r->followers = xcalloc(1, sizeof *r->followers);
@@ -1320,6 +1323,7 @@ secret_rotate_recover(struct opsd *o, struct op *op)
 	r = rot_new(s);
 	r->op = op;
 	r->recovering = 1;
+	r->manual = s->last_manual = op_get(op, "manual") != NULL;
 	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(op));
 	r->step = step == OP_NO_STEP ? -1 : (int)step;
 	s->rot = r;

@@ -104,6 +104,7 @@ struct rot {
 	uint64_t		 verify_deadline;	/* monotonic usec */
 	int			 files_written;
 	int			 db_changed;
+	int			 alter_unknown;	/* may yet take effect */
 	int			 on_rotate_ran;
 	int			 changed;	/* anything outside the state */
 	char			 error[SECRET_ERROR_MAX];
@@ -293,9 +294,17 @@ static void
 alter_result(struct pgq *q, const PGresult *res, const char *error, void *arg)
 {
 	struct alter	*a = arg;
+	PGconn		*conn;
 
-	(void)q;
 	(void)res;
+	/*
+	 * A statement that timed out is still running on the server (a
+	 * client that goes away does not stop it), and one whose connection
+	 * broke may have committed: either may yet set the password.
+	 */
+	if (error != NULL && ((conn = pg_conn(q)) == NULL ||
+	    PQtransactionStatus(conn) == PQTRANS_ACTIVE))
+		a->r->alter_unknown = 1;
 	alter_finish(a, error);
 }
 
@@ -405,6 +414,7 @@ rot_alter(struct rot *r, const char *role, const char *password, int lock,
 	a->password = xstrdup(password);
 	a->done = done;
 	a->lock = lock;
+	r->alter_unknown = 0;
 	if (r->q != NULL && pg_conn(r->q) != NULL) {
 		r->alter = a;
 		alter_send(a);
@@ -531,6 +541,18 @@ static void
 set_password_done(struct rot *r, const char *error)
 {
 	if (error != NULL) {
+		if (r->alter_unknown) {
+			/*
+			 * The old password is set back, on a session of its
+			 * own: behind the first statement if it still waits.
+			 */
+			close_session(r);
+			r->db_changed = r->changed = 1;
+			rot_fail(r, "cannot set the password of role %s: %s "
+			    "(the statement may still take effect: the old "
+			    "password is set back)", r->target, error);
+			return;
+		}
 		rot_fail(r, "cannot set the password of role %s: %s", r->target,
 		    error);
 		return;

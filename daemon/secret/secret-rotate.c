@@ -85,6 +85,7 @@ struct rot {
 	int			 next;		/* to take */
 	int			 manual;
 	int			 recovering;	/* after a crash */
+	int			 db_retry;	/* the undo waits for the db */
 	int			 rolling_back;
 	int			 initial;	/* no version yet */
 	int64_t			 version;	/* the new one */
@@ -142,7 +143,7 @@ secret_version_label(int64_t v, char *buf, size_t len)
 int
 secret_rotate_recovering(const struct secret *s)
 {
-	return (s->rot != NULL && s->rot->recovering);
+	return (s->rot != NULL && (s->rot->recovering || s->rot->db_retry));
 }
 
 /* Loads version N and the kept previous versions from the state. */
@@ -951,17 +952,18 @@ rb_db_done(struct rot *r, const char *error)
 		 * The role may hold the new password while the files hold
 		 * the old: neither may stay so. Keep trying.
 		 */
-		if (!r->recovering || strcmp(r->error, error) != 0)
+		if (!r->db_retry)
 			evt_log_about(LOG_ERR, "secret.rollback", "secret",
 			    r->s->conf->name, "secret %s: cannot set the "
 			    "password of %s back: %s; trying again every %ds",
 			    r->s->conf->name, r->target, error,
 			    RECOVER_RETRY_SEC);
-		r->recovering = 1;
+		r->db_retry = 1;
 		close_session(r);
 		timer_in(r, RECOVER_RETRY_SEC * 1000, rb_retry);
 		return;
 	}
+	r->db_retry = 0;
 	r->db_changed = 0;
 	rb_next(r);
 }
@@ -1190,7 +1192,7 @@ secret_rotate(struct secret *s, int manual, int force,
 	}
 	if (s->rot != NULL) {
 		xasprintf(err, "a rotation of secret %s is under way (op %s%s)",
-		    s->conf->name, s->rot->op_id, s->rot->recovering ?
+		    s->conf->name, s->rot->op_id, secret_rotate_recovering(s) ?
 		    ", recovering" : "");
 		return (-EBUSY);
 	}

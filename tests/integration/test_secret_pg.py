@@ -297,7 +297,8 @@ def test_password_secret_alternating_backups_follow_user_path(
 # --- failures: each leaves the previous working password -------------------
 
 
-def failing_secret(pg, bk_daemons, tmp_path, extra="", sections=""):
+def failing_secret(pg, bk_daemons, tmp_path, extra="", sections="",
+                   timeout="5s"):
     """A single-strategy secret dbpw with its first value in place; (d,
     role, path, value)."""
     r = role(pg)
@@ -305,7 +306,7 @@ def failing_secret(pg, bk_daemons, tmp_path, extra="", sections=""):
     d = bk_daemons(db_section(pg) +
                    f"[secret dbpw]\nkind = postgres-password\n"
                    f"database = main\nrole = {r}\npath = {path}\n"
-                   f"timeout = 5s\n{extra}\n{sections}")
+                   f"timeout = {timeout}\n{extra}\n{sections}")
     wait_for(lambda: secret(d, "dbpw")["version"] == 1 and
              secret(d, "dbpw")["state"] == "ok", 20, "the first password",
              detail=lambda: d.log()[-3000:])
@@ -506,3 +507,64 @@ def test_fleet_lock_is_held_until_the_rotation_ends(bk_pg, bk_daemons,
              20, "the rotation to end", detail=lambda: d.log()[-3000:])
     wait_for(lambda: lock_holders(pg, key) == [], 10, "the lock released")
     assert login(pg, r, path.read_text()) == (0, r)
+
+
+class RoleLock:
+    """A transaction that has altered the role and not ended: an ALTER
+    ROLE of opsd waits behind it, and goes on once it is rolled back."""
+
+    def __init__(self, pg, r):
+        self.proc = subprocess.Popen(
+            [str(a) for a in pg.psql_argv()], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=pg.psql_env())
+        self.proc.stdin.write(f"BEGIN;\nALTER ROLE {r} CONNECTION LIMIT "
+                              "-1;\n\\echo LOCKED\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            assert line, "the locking session ended"
+            if line.strip() == "LOCKED":
+                break
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("ROLLBACK;\n\\q\n")
+            self.proc.stdin.close()
+            self.proc.wait(10)
+
+
+def test_failure_alter_role_times_out(bk_pg, bk_daemons, tmp_path):
+    """ALTER ROLE waits for a lock past timeout: the statement is still
+    on the server and commits once the lock goes (the client being gone
+    does not stop it), so the role would end with a password nobody has
+    unless the rollback sets the old one back after it."""
+    pg = bk_pg
+    d, r, path, v1 = failing_secret(pg, bk_daemons, tmp_path,
+                                    timeout="1s")
+    lock = RoleLock(pg, r)
+    try:
+        res = d.rpc("secret.rotate", {"name": "dbpw"})
+        # the undo's own ALTER ROLE waits behind the lock too
+        s = wait_for(lambda: (lambda s: s if s["state"] == "recovering"
+                              else None)(secret(d, "dbpw")), 20,
+                     "the rollback to wait for the database",
+                     detail=lambda: d.log()[-3000:])
+        # no restart: recovering, but nothing was recovered
+        assert s["rotation"]["recovered"] is False, s
+        assert s["rotation"]["rolling_back"] is True, s
+    finally:
+        lock.release()
+    o = wait_for(lambda: (lambda o: o if o["state"] != "running" else
+                          None)(d.rpc("op.show", {"id": res["op"]})), 30,
+                 "the rotation to end", detail=lambda: d.log()[-3000:])
+    assert o["state"] == "rolled_back", o
+    assert "timed out" in o["error"], o
+    assert o["recovered"] is False, o
+    assert not d.events("secret.recovered")
+    # whatever the server did with the statement, in the end the file's
+    # value logs in
+    time.sleep(1)
+    assert path.read_text() == v1
+    assert login(pg, r, v1) == (0, r)
+    assert secret(d, "dbpw")["version"] == 1

@@ -143,12 +143,19 @@ secret_next(const struct secret *s)
 {
 	int64_t	t;
 
-	if (s->conf->schedule != NULL && s->job != NULL)
+	if (s->conf->schedule != NULL && s->job != NULL) {
 		t = job_next(s->job);
+		if (s->retry_at > 0 && (t <= 0 || s->retry_at < t))
+			t = s->retry_at;
+	} else if (s->retry_at > 0)
+		/*
+		 * A retry or a postponement: never before it. The due time
+		 * has passed (that is why it was tried), so taking the
+		 * earlier of the two would start the next attempt at once.
+		 */
+		t = s->retry_at;
 	else if ((t = due_at(s)) > 0)
 		t += jitter(s);
-	if (s->retry_at > 0 && (t <= 0 || s->retry_at < t))
-		t = s->retry_at;
 	return (t > 0 ? t : 0);
 }
 

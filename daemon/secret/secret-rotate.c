@@ -102,6 +102,7 @@ struct rot {
 	unsigned int		 cmd;
 	struct event		*timer;
 	int64_t			 verify_from;	/* wall usec */
+	int64_t			 verify_begin;	/* wall usec, the step began */
 	uint64_t		 verify_deadline;	/* monotonic usec */
 	int			 files_written;
 	int			 db_changed;
@@ -755,9 +756,17 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (now_usec() >= r->verify_deadline) {
-		rot_fail(r, "verify_probe %s has not passed within %llus",
-		    p->conf->name, (unsigned long long)
-		    (r->s->conf->verify_timeout / 1000));
+		/* between two runs: the last one's reason is the why */
+		if (p->has_last && !p->last.ok && p->last.ts_usec >=
+		    r->verify_begin)
+			rot_fail(r, "verify_probe %s still fails after %llus: "
+			    "%s", p->conf->name, (unsigned long long)
+			    (r->s->conf->verify_timeout / 1000),
+			    p->last.reason);
+		else
+			rot_fail(r, "verify_probe %s has not passed within "
+			    "%llus", p->conf->name, (unsigned long long)
+			    (r->s->conf->verify_timeout / 1000));
 		return;
 	}
 	if (!p->running && (int64_t)now_realtime_usec() >= r->verify_from)
@@ -768,7 +777,7 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 static void
 step_verify(struct rot *r)
 {
-	r->verify_from = (int64_t)now_realtime_usec();
+	r->verify_from = r->verify_begin = (int64_t)now_realtime_usec();
 	r->verify_deadline = now_usec() + r->s->conf->verify_timeout * 1000;
 	verify_poll(-1, 0, r);
 }

@@ -53,7 +53,8 @@ enum secret_format {
 };
 
 #define SECRET_BYTES_MAX	4096
-#define SECRET_VALUE_MAX	8192	/* the longest encoding, and a NUL */
+/* the longest encoding (hex: two characters a byte) and a NUL */
+#define SECRET_VALUE_MAX	(2 * SECRET_BYTES_MAX + 1)
 #define SECRET_KEEP_MAX		10
 #define SECRET_HISTORY		20	/* versions remembered in NAME.json */
 #define SECRET_ROLE_MAX		63	/* PostgreSQL's NAMEDATALEN - 1 */

@@ -347,6 +347,23 @@ secret_rotation_ended(struct secret *s, int ok, const char *error)
 /* --- start-up and reload ---------------------------------------------------- */
 
 /*
+ * The published file is what the configuration says: exactly the value
+ * (a final newline, which secretfile_read() forgives, is not the value),
+ * its mode, its owner, and its group when one is configured.
+ */
+static int
+published_as_configured(const struct secret *s, size_t len)
+{
+	struct stat	st;
+
+	return (lstat(s->conf->path, &st) == 0 && (size_t)st.st_size == len &&
+	    (st.st_mode & 07777) == (s->conf->mode & 07777) &&
+	    st.st_uid == (s->conf->uid != (uid_t)-1 ? s->conf->uid :
+	    geteuid()) && (s->conf->gid == (gid_t)-1 ||
+	    st.st_gid == s->conf->gid));
+}
+
+/*
  * What a secret finds at start: its state (NAME.json and the current
  * version), else a value already at path to adopt, else nothing, and
  * then the first value is made. A published file that is missing or
@@ -393,7 +410,8 @@ secret_settle(struct secret *s)
 		e = secretfile_read(s->conf->path, pub, sizeof pub, 0, NULL);
 		if (e == 0)
 			secretfile_fingerprint(pub, strlen(pub), fp);
-		if (e == 0 && strcmp(fp, s->meta.fp) == 0)
+		if (e == 0 && strcmp(fp, s->meta.fp) == 0 &&
+		    published_as_configured(s, strlen(cur)))
 			goto out;
 		for (i = 0; i < s->meta.nhist && nprev <
 		    s->conf->keep_previous; i++) {
@@ -413,7 +431,9 @@ secret_settle(struct secret *s)
 			    NULL, "secret %s: %s %s; written again from version "
 			    "%lld", s->conf->name, s->conf->path, e == -ENOENT ?
 			    "was missing" : e != 0 ? "was unreadable" :
-			    "differed from the current version",
+			    strcmp(fp, s->meta.fp) != 0 ? "differed from the "
+			    "current version" : "had other bytes, mode or owner "
+			    "than configured",
 			    (long long)s->meta.version);
 		for (i = 0; i < nprev; i++) {
 			OPENSSL_cleanse(prev[i], strlen(prev[i]));

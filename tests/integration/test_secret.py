@@ -478,8 +478,12 @@ def test_first_start_adopts_existing_file(opsd_launcher, tmp_path):
         fingerprint(value)
 
 
-@pytest.mark.parametrize("how", ["deleted", "edited"])
+@pytest.mark.parametrize("how", ["deleted", "edited", "newline", "chmod",
+                                 "chown"])
 def test_published_file_restored_at_start(opsd_launcher, tmp_path, how):
+    """What a consumer reads is the value exactly, as configured: a file
+    deleted, edited (an editor's final newline too) or opened up while
+    opsd was stopped is written again at the next start."""
     path = tmp_path / "svc.key"
     d = opsd_launcher(secret_conf("svc", path, mode="0440",
                                   owner="nobody", keep_previous=1))
@@ -490,18 +494,44 @@ def test_published_file_restored_at_start(opsd_launcher, tmp_path, how):
     if how == "deleted":
         path.unlink()
         Path(f"{path}.previous").unlink()
-    else:
+    elif how == "edited":
         path.chmod(0o600)
         path.write_text("edited by hand")
+    elif how == "newline":
+        path.chmod(0o600)
+        path.write_text(value + "\n")
+        path.chmod(0o440)
+    elif how == "chmod":
+        path.chmod(0o644)
+    else:
+        os.chown(path, 0, 0)
     d.start()
     ev = d.wait_event("secret.file_restored")[0]
     assert ev["secret"] == "svc" and ev["version"] == "2", ev
-    assert path.read_text() == value
+    assert path.read_bytes() == value.encode()
     assert Path(f"{path}.previous").read_text() == previous
     assert file_state(path) == (0o440, NOBODY, os.getgid())
     s = show(d, "svc")
     assert s["version"] == 2 and s["fingerprint"] == fingerprint(value)
     assert value not in d.log()
+    # as it should be: a restart leaves it alone
+    d.stop()
+    d.start()
+    assert len(d.events("secret.file_restored")) == 1
+
+
+def test_reload_applies_mode_and_owner(opsd_launcher, tmp_path):
+    path = tmp_path / "k"
+    d = opsd_launcher(secret_conf("k", path, mode="0400"))
+    wait_version(d, "k", 1)
+    value = path.read_text()
+    d.conf_path.write_text(d.config(secret_conf("k", path, mode="0440",
+                                                owner="nobody",
+                                                group="nogroup")))
+    assert d.cli("reload")[0] == 0
+    wait_for(lambda: file_state(path) == (0o440, NOBODY, NOGROUP), 5,
+             "the new mode and owner", detail=lambda: file_state(path))
+    assert path.read_text() == value and show(d, "k")["version"] == 1
 
 
 # --- rotate_every ------------------------------------------------------------

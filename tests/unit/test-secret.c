@@ -126,7 +126,7 @@ test_encode_space(void)
 	    -EINVAL);
 }
 
-/* --- secret_value_len ------------------------------------------------------ */
+/* --- secret_value_len ---------------------------------------------------- */
 
 static void
 test_value_len(void)
@@ -172,7 +172,7 @@ test_value_len(void)
 	    SECRET_VALUE_MAX);
 }
 
-/* --- secret_generate --------------------------------------------------------- */
+/* --- secret_generate ----------------------------------------------------- */
 
 static int
 in_alphabet(const char *s, size_t n, int enc)
@@ -344,7 +344,7 @@ test_alnum_unbiased(void)
 	}
 }
 
-/* --- secret_meta_parse ----------------------------------------------------------- */
+/* --- secret_meta_parse --------------------------------------------------- */
 
 static const char good_meta[] =
     "{\"version\": 7, \"fingerprint\": \"sha256:0123456789abcdef\","
@@ -623,7 +623,7 @@ test_meta_bad(void)
 	free(big);
 }
 
-/* --- secret_env_scan ----------------------------------------------------------- */
+/* --- secret_env_scan ----------------------------------------------------- */
 
 struct refs {
 	char	names[8][32];

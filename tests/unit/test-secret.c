@@ -425,8 +425,9 @@ test_meta_good_round_trip(void)
 static void
 test_meta_minimal_and_limits(void)
 {
+	static char		 big[65536];
 	struct secret_meta	 m;
-	char			 err[256], *big, *p;
+	char			 err[256], *p;
 	int			 i;
 
 	/* what a secret with no value yet writes */
@@ -449,7 +450,6 @@ test_meta_minimal_and_limits(void)
 	CHECK_INT(m.version, (int64_t)1 << 53);
 	check_round_trip(&m);
 	/* 20 history entries: the most NAME.json keeps */
-	big = malloc(65536);
 	p = big + sprintf(big, "{\"version\": 21, \"fingerprint\": "
 	    "\"sha256:0000000000000015\", \"history\": [");
 	for (i = 20; i >= 1; i--)
@@ -473,7 +473,6 @@ test_meta_minimal_and_limits(void)
 	CHECK_UINT(strlen(m.role), SECRET_ROLE_MAX);
 	CHECK_UINT(strlen(m.last_error), SECRET_ERROR_MAX - 1);
 	check_round_trip(&m);
-	free(big);
 }
 
 static void
@@ -507,8 +506,9 @@ check_bad(const char *buf, size_t len, const char *why)
 static void
 test_meta_bad(void)
 {
-	char	*big, *p;
-	int	 i;
+	static char	 big[65536];
+	char		*p;
+	int		 i;
 
 	BAD("", "empty");
 	BAD("not json", "not JSON");
@@ -595,7 +595,6 @@ test_meta_bad(void)
 	BAD("{\"version\": 0} {\"version\": 1}", "two objects");
 	BAD("{\"version\": 0, \"origin\": \"\xff\"}", "not UTF-8");
 	/* strings longer than NAME.json keeps */
-	big = malloc(4096);
 	p = big + sprintf(big, "{\"version\": 0, \"role\": \"");
 	memset(p, 'r', SECRET_ROLE_MAX + 1);
 	strcpy(p + SECRET_ROLE_MAX + 1, "\"}");
@@ -610,9 +609,7 @@ test_meta_bad(void)
 	memset(p, 'o', 64);
 	strcpy(p + 64, "\"}}");
 	BAD(big, "an op id of 64");
-	free(big);
 	/* 21 history entries */
-	big = malloc(65536);
 	p = big + sprintf(big, "{\"version\": 22, \"fingerprint\": "
 	    "\"sha256:0000000000000016\", \"history\": [");
 	for (i = 21; i >= 1; i--)
@@ -620,7 +617,6 @@ test_meta_bad(void)
 		    "\"sha256:%016x\"}", i < 21 ? ", " : "", i, i);
 	strcpy(p, "]}");
 	BAD(big, "21 history entries");
-	free(big);
 }
 
 /* --- secret_env_scan ----------------------------------------------------- */

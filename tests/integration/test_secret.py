@@ -344,7 +344,12 @@ def test_keep_previous_two_and_fingerprints(opsd_launcher, tmp_path):
         v = show(d, "jwt")["versions"]
         assert [x["version"] for x in v][:3] == \
             [version, version - 1, version - 2][:len(v[:3])], v
-        assert v[0]["label"] == "current" and v[1]["label"] == "previous"
+        # two previous versions kept, the older ones only remembered
+        assert [x["label"] for x in v] == \
+            (["current", "previous", "previous"] +
+             ["retired"] * (version - 3))[:version], v
+        assert v[0]["retired"] is None and v[1]["retired"] >= \
+            v[1]["created"], v
         assert [x["fingerprint"] for x in v[:3]] == \
             [fingerprint(x) for x in values[::-1][:3]], v
     assert prev2.read_text() == values[1]
@@ -1035,3 +1040,102 @@ def test_health_warns_after_failed_rotation(opsd_launcher, tmp_path):
     rotate(d, "h")
     assert d.rpc("opsd.health")["status"] == "ok"
     assert d.cli("status", "--check")[0] == 0
+
+
+# --- secret.rotate: errors and follow ----------------------------------------
+
+def proto_codes():
+    text = (HERE.parents[1] / "proto" / "opsd-proto.h").read_text()
+    return {m.group(1): int(m.group(2)) for m in re.finditer(
+        r"#define\s+(OPSD_ERR_\w+)\s+\(?(-\d+)", text)}
+
+
+def test_rotate_errors(opsd_launcher, tmp_path):
+    codes = proto_codes()
+    path = tmp_path / "k"
+    gate, started = tmp_path / "go", tmp_path / "started"
+    gate.touch()
+    hook = script(tmp_path / "hook.sh",
+                  f"touch {started}\n"
+                  f"while [ ! -e {gate} ]; do sleep 0.05; done\n")
+    d = opsd_launcher(secret_conf("k", path, on_rotate=hook,
+                                  min_interval="3s"))
+    wait_version(d, "k", 1)
+    for method in ("secret.show", "secret.rotate"):
+        r = d.rpc_raw(method, {"name": "nope"})
+        assert r["error"]["code"] == codes["OPSD_ERR_NOT_FOUND"], r
+        assert "nope" in r["error"]["message"], r
+    # min_interval holds for a manual rotation; force skips it
+    r = d.rpc_raw("secret.rotate", {"name": "k"})
+    assert r["error"]["code"] == codes["OPSD_ERR_BUSY"], r
+    assert "min_interval" in r["error"]["message"], r
+    gate.unlink()
+    started.unlink(missing_ok=True)
+    res = d.rpc("secret.rotate", {"name": "k", "force": True})
+    wait_for(started.exists, 10, "on_rotate to run")
+    # one rotation at a time
+    r = d.rpc_raw("secret.rotate", {"name": "k", "force": True})
+    assert r["error"]["code"] == codes["OPSD_ERR_BUSY"], r
+    assert res["op"] in r["error"]["message"], r
+    s = listed(d, "k")
+    assert s["state"] == "rotating" and s["version"] == 1, s
+    gate.touch()
+    assert wait_op(d, res["op"])["state"] == "ok"
+    assert show(d, "k")["version"] == 2
+
+
+def test_rotate_follow_notifications(opsd_launcher, tmp_path):
+    import socket
+    path = tmp_path / "k"
+    hook, log = recorder(tmp_path, path)
+    d = opsd_launcher(secret_conf("k", path, on_rotate=hook))
+    wait_version(d, "k", 1)
+    msgs = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(10 * (3 if SANITIZED else 1))
+        c.connect(str(d.socket))
+        c.sendall(json.dumps({"jsonrpc": "2.0", "id": 7,
+                              "method": "secret.rotate",
+                              "params": {"name": "k", "follow": True}})
+                  .encode() + b"\n")
+        buf = b""
+        while not any(m.get("method") == "secret.finished" for m in msgs):
+            chunk = c.recv(65536)
+            assert chunk, f"connection closed after {msgs}"
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                msgs.append(json.loads(line))
+    reply = msgs[0]
+    assert reply["id"] == 7 and reply["result"]["follow"] is True, reply
+    op = reply["result"]["op"]
+    steps = [m["params"]["step"] for m in msgs
+             if m.get("method") == "secret.progress"]
+    assert steps == ["generate", "write_files", "on_rotate", "promote"], \
+        steps
+    fin = msgs[-1]["params"]
+    value = path.read_text()
+    assert fin == {"op": op, "secret": "k", "result": "ok", "error": None,
+                   "version": 2, "fingerprint": fingerprint(value)}, fin
+    assert value not in json.dumps(msgs)
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_min_interval_postpones_without_spinning(opsd_launcher, tmp_path):
+    """rotate_every shorter than min_interval: each rotation waits for
+    min_interval, and the daemon idles meanwhile."""
+    path = tmp_path / "k"
+    d = opsd_launcher(secret_conf("k", path, rotate_every="1s",
+                                  min_interval="3s"))
+    s1 = wait_version(d, "k", 1)
+    cpu0, t0 = cpu_seconds(d.pid), time.monotonic()
+    s2 = wait_version(d, "k", 2, timeout=8)
+    assert s2["created"] - s1["created"] >= 3, (s1, s2)
+    used = cpu_seconds(d.pid) - cpu0
+    took = time.monotonic() - t0
+    assert used < 0.25 * took + 0.2, \
+        f"opsd used {used:.2f}s of CPU in {took:.2f}s while waiting"

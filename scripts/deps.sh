@@ -19,6 +19,7 @@ packages=(
 	clang-14 libclang-rt-14-dev
 	# tests
 	python3 python3-pytest
+	python3-pytest-xdist	# pytest -n N: the suite in parallel
 	systemd		# systemd-analyze, systemd-journald, systemd-socket-activate
 	util-linux	# setpriv, unshare
 	procps

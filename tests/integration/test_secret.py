@@ -292,9 +292,12 @@ def test_mode_and_owner_set_before_first_byte(opsd_launcher, tmp_path):
     at_path = [f for f in files if "app" in f["names"]]
     # every version that was published at path: the first and n more
     assert len(at_path) == n + 1, [f["names"] for f in files]
+    # each was a temp file first (the watch may miss the first value's,
+    # written at start before strace held anything)
+    late = [f["names"] for f in at_path
+            if not f["names"][0].startswith(".app.")]
+    assert len(late) <= 1, f"{late}: not seen as temp files first"
     for f in at_path:
-        assert f["names"][0].startswith(".app."), \
-            f"{f['names']}: not written as a temp file first"
         assert f["nonempty_seen"] > 0, f
     prev = [f for f in files if "app.previous" in f["names"]]
     assert len(prev) == n, [f["names"] for f in files]
@@ -946,11 +949,14 @@ def test_overdue_fires_event_and_alert(opsd_launcher, webhook_rx, tmp_path):
     assert time.time() >= s1["created"] + 3
     post = webhook_rx.wait(firing("secret.overdue"), timeout=5)[0]["json"]
     assert post["name"] == "s", post
-    assert listed(d, "s")["state"] == "overdue"
     assert metric_value(samples(d), "opsd_secret_overdue", secret="s") == 1
-    h = d.rpc("opsd.health")
-    assert h["status"] == "warning", h
-    assert any("overdue" in p for p in h["problems"]), h
+    # between two retries (while one runs the state says rotating)
+    wait_for(lambda: listed(d, "s")["state"] == "overdue", 5,
+             "state overdue", detail=lambda: listed(d, "s"))
+    wait_for(lambda: (lambda h: h["status"] == "warning" and
+                      any("overdue" in p for p in h["problems"]))(
+                          d.rpc("opsd.health")), 5,
+             "opsd.health to warn of it", detail=lambda: d.rpc("opsd.health"))
     flag.unlink()
     webhook_rx.wait(resolved("secret.overdue"), timeout=10)
     wait_for(lambda: listed(d, "s")["state"] == "ok", 5, "state ok")

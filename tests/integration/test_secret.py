@@ -1145,3 +1145,70 @@ def test_min_interval_postpones_without_spinning(opsd_launcher, tmp_path):
     took = time.monotonic() - t0
     assert used < 0.05 * took + 0.15, \
         f"opsd used {used:.2f}s of CPU in {took:.2f}s while waiting"
+
+
+def test_on_rotate_commands_in_order_and_all_again_on_rollback(
+        opsd_launcher, tmp_path, webhook_rx):
+    """Two on_rotate commands and an env file: the second command fails
+    for the new version; the rollback puts the file and the env file back
+    and runs both commands again, in order. A manual rotation of a secret
+    that is not due is not retried, but it does alert."""
+    path = tmp_path / "pub" / "s.key"
+    path.parent.mkdir()
+    log = tmp_path / "runs"
+    first = script(tmp_path / "first.sh",
+                   f'echo "first $OPSD_SECRET_VERSION $(cat {path} | '
+                   f'sha256sum | cut -c1-16)" >> {log}\n')
+    second = script(tmp_path / "second.sh",
+                    f'echo "second $OPSD_SECRET_VERSION" >> {log}\n'
+                    f'[ "$OPSD_SECRET_VERSION" -lt 3 ]\n')
+    tpl = tmp_path / "tpl"
+    tpl.write_text("KEY={{secret:s}}\n")
+    env = tmp_path / "app.env"
+    d = opsd_launcher(
+        section("alert hook", type="webhook", url=webhook_rx.url) +
+        secret_conf("s", path, on_rotate=[first, second], retry_delay="1s",
+                    rotate_every="1h", alert="hook") +
+        section("env_file app", template=tpl, path=env))
+    wait_version(d, "s", 1)
+    rotate(d, "s")
+    v2 = path.read_text()
+    assert env.read_text() == f"KEY={v2}\n"
+    log.write_text("")
+    rotate(d, "s", state="rolled_back")
+    h2 = hashlib.sha256(v2.encode()).hexdigest()[:16]
+    lines = log.read_text().splitlines()
+    assert [x.split()[:2] for x in lines] == [
+        ["first", "3"], ["second", "3"], ["first", "2"], ["second", "2"]], \
+        lines
+    assert lines[0].split()[2] != h2 and lines[2].split()[2] == h2, lines
+    assert path.read_text() == v2
+    assert env.read_text() == f"KEY={v2}\n", "the env file was not put back"
+    assert "second.sh" in show(d, "s")["last_error"]
+    webhook_rx.wait(firing("secret.rotation"))
+    # manual, not due: no retry
+    time.sleep(2.5)
+    assert len(log.read_text().splitlines()) == 4
+    assert show(d, "s")["next_rotation"] == show(d, "s")["created"] + 3600
+
+
+def test_verify_probe_passes_a_run_made_after_the_change(opsd_launcher,
+                                                        tmp_path):
+    path = tmp_path / "s.key"
+    seen = tmp_path / "probe-saw"
+    checker = script(tmp_path / "check.sh",
+                     f'[ -e {path} ] && sha256sum < {path} | cut -c1-16 '
+                     f'>> {seen}\nexit 0\n')
+    d = opsd_launcher(
+        section("probe v", kind="exec", command=checker, interval="1h",
+                rise=1, fall=1) +
+        secret_conf("s", path, verify_probe="v", verify_timeout="10s"))
+    wait_version(d, "s", 1)
+    seen.write_text("")
+    o = rotate(d, "s")
+    v2 = path.read_text()
+    runs = seen.read_text().split()
+    # the probe ran with the new value in place before the promotion
+    assert hashlib.sha256(v2.encode()).hexdigest()[:16] in runs, runs
+    assert [x["name"] for x in o["steps"]] == \
+        ["generate", "write_files", "verify", "promote"], o

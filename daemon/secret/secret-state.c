@@ -570,8 +570,10 @@ secret_publish(struct secret *s, const char *value, const char *role,
 		if (k <= c->keep_previous && k <= nprev && prev[k - 1] != NULL)
 			rc = publish_one(path, prev[k - 1], c->mode, c->uid,
 			    c->gid, err, errlen);
-		else
-			rc = unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+		else if ((rc = unlink(path) == 0 || errno == ENOENT ? 0 :
+		    -errno) != 0)
+			snprintf(err, errlen, "cannot remove %s: %s", path,
+			    strerror(-rc));
 		free(path);
 		if (rc != 0)
 			return (rc);

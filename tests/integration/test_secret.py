@@ -1212,3 +1212,32 @@ def test_verify_probe_passes_a_run_made_after_the_change(opsd_launcher,
     assert hashlib.sha256(v2.encode()).hexdigest()[:16] in runs, runs
     assert [x["name"] for x in o["steps"]] == \
         ["generate", "write_files", "verify", "promote"], o
+
+
+def test_path_under_a_regular_file(opsd_launcher, tmp_path):
+    """The first value cannot be written (the directory of path is a
+    file): the secret is missing, with a clear error, retried, and the
+    daemon keeps answering; once the directory is there it is made."""
+    parent = tmp_path / "secrets"
+    parent.write_text("not a directory\n")
+    path = parent / "k"
+    d = opsd_launcher(secret_conf("k", path, retry_delay="1s",
+                                  keep_previous=1))
+    d.wait_event("secret.rotation_failed")
+    wait_for(lambda: listed(d, "k")["last_error"], 5, "the error")
+    s = listed(d, "k")
+    assert s["state"] == "missing" and s["version"] is None, s
+    assert str(parent) in s["last_error"] and \
+        "Not a directory" in s["last_error"], s
+    e = d.events("secret.rotation_failed")[0]
+    assert e.get("error") == s["last_error"], e
+    h = d.rpc("opsd.health")
+    assert h["status"] == "critical", h
+    assert any("secret k" in p for p in h["problems"]), h
+    json.dumps(show(d, "k"))
+    assert d.cli("--json", "status")[0] == 0
+    # retried: once the directory is there, the value is made
+    parent.unlink()
+    parent.mkdir()
+    wait_version(d, "k", 1, timeout=10)
+    assert len(path.read_text()) == 44

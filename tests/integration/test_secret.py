@@ -1241,3 +1241,38 @@ def test_path_under_a_regular_file(opsd_launcher, tmp_path):
     parent.mkdir()
     wait_version(d, "k", 1, timeout=10)
     assert len(path.read_text()) == 44
+
+
+@pytest.mark.parametrize("text,line,message", [
+    ("A={{secret:a}}\n# no user\nU={{secret_user:a}}\n", 3,
+     "{{secret_user:a}}: secret a is a random value and has no user"),
+    ("A={{secret:a}}\nB={{secret:a b}}\n", 2, "{{secret:NAME}}"),
+    ("A={{secret:a\n}}\n", 1, "on one line"),
+], ids=["user-of-random", "blank-in-name", "two-lines"])
+def test_env_file_template_errors(tmp_path, text, line, message):
+    tpl = tmp_path / "t.env"
+    tpl.write_text(text)
+    rc, out, err, conf = check_config(
+        secret_conf("a", tmp_path / "a") +
+        section("env_file e", template=tpl, path=tmp_path / "e.env"),
+        tmp_path)
+    assert rc == 1, (out, err)
+    assert f"{tpl}:{line}: " in err and message in err, err
+
+
+def test_env_file_template_edited_and_reloaded(opsd_launcher, tmp_path):
+    tpl = tmp_path / "t.env"
+    tpl.write_text("A={{secret:a}}\n")
+    out = tmp_path / "e.env"
+    body = (secret_conf("a", tmp_path / "a") +
+            section("env_file e", template=tpl, path=out))
+    d = opsd_launcher(body)
+    wait_version(d, "a", 1)
+    a = (tmp_path / "a").read_text()
+    wait_for(lambda: out.exists() and out.read_text() == f"A={a}\n", 5,
+             "the env file")
+    tpl.write_text("# edited\nAPI_KEY={{secret:a}}\n")
+    assert d.cli("reload")[0] == 0
+    wait_for(lambda: out.read_text() == f"# edited\nAPI_KEY={a}\n", 5,
+             "the edited template rendered", detail=out.read_text)
+    assert file_state(out)[0] == 0o600

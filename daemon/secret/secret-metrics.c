@@ -92,6 +92,15 @@ secret_health(struct opsd *o, struct health *h)
 		st = secret_state_word(s);
 		json_array_append_new(list, json_pack("{s:s, s:s}", "name",
 		    s->conf->name, "state", st));
+		/*
+		 * A rotation under way (a retry, say) changes nothing until
+		 * it ends: judged by the value there is, or the check would
+		 * flap to OK at every attempt.
+		 */
+		if (strcmp(st, "rotating") == 0)
+			st = s->meta.version == 0 ? "missing" :
+			    secret_overdue(s, (int64_t)time(NULL)) ? "overdue" :
+			    s->meta.failures > 0 ? "failed" : st;
 		if (strcmp(st, "missing") == 0) {
 			health_problem(h, "secret %s has no value", s->conf->name);
 			worst = HEALTH_CRITICAL;

@@ -1028,8 +1028,13 @@ def test_metrics(opsd_launcher, tmp_path):
 def test_health_warns_after_failed_rotation(opsd_launcher, tmp_path):
     path = tmp_path / "h.key"
     flag = tmp_path / "fail"
+    gate, started = tmp_path / "go", tmp_path / "started"
+    gate.touch()
     hook, log = recorder(tmp_path, path, flag)
-    d = opsd_launcher(secret_conf("h", path, on_rotate=hook))
+    wait = script(tmp_path / "wait.sh",
+                  f"touch {started}\n"
+                  f"while [ ! -e {gate} ]; do sleep 0.05; done\n")
+    d = opsd_launcher(secret_conf("h", path, on_rotate=[hook, wait]))
     wait_version(d, "h", 1)
     h = d.rpc("opsd.health")
     assert h["status"] == "ok", h
@@ -1042,7 +1047,18 @@ def test_health_warns_after_failed_rotation(opsd_launcher, tmp_path):
     assert h["secrets"]["list"] == [{"name": "h", "state": "failed"}], h
     rc, out, err = d.cli("status", "--check")
     assert rc == 1 and out.startswith("WARNING"), (rc, out, err)
+    # still a warning while the next attempt runs: the check does not
+    # flap to OK at every retry
     flag.unlink()
+    gate.unlink()
+    res = d.rpc("secret.rotate", {"name": "h"})
+    wait_for(started.exists, 10, "the next attempt's on_rotate")
+    assert listed(d, "h")["state"] == "rotating"
+    h = d.rpc("opsd.health")
+    assert h["status"] == "warning", h
+    assert d.cli("status", "--check")[0] == 1
+    gate.touch()
+    assert wait_op(d, res["op"])["state"] == "ok"
     rotate(d, "h")
     assert d.rpc("opsd.health")["status"] == "ok"
     assert d.cli("status", "--check")[0] == 0

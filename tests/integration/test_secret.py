@@ -241,7 +241,7 @@ class Strace:
 
     SYSCALLS = "fchown,fchmod,fchownat,fchmodat,chown,chmod,lchown"
 
-    def __init__(self, pid, out, delay_us=20000):
+    def __init__(self, pid, out, delay_us=40000):
         self.out = out
         self.proc = subprocess.Popen(
             ["strace", "-f", "-o", str(out), "-e", f"trace={self.SYSCALLS}",

@@ -39,7 +39,7 @@ NOBODY = pwd.getpwnam("nobody").pw_uid
 NOGROUP = grp.getgrnam("nogroup").gr_gid
 
 
-# --- helpers -----------------------------------------------------------------
+# --- config sections, RPC calls, files -----------------------------------
 
 def section(head, **keys):
     """A config section; a list value repeats its key."""

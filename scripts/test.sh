@@ -17,7 +17,9 @@
 # target). The exit status is 1 if anything failed.
 #
 # Environment: FUZZ_SECONDS (60; 0 skips fuzzing), PYTEST_TIMEOUT (seconds
-# per tree, 900), PYTEST_ARGS (extra pytest arguments, e.g. "-k probe").
+# per tree, 1200), PYTEST_JOBS (integration tests run in parallel by
+# pytest-xdist, 2 workers; 1 runs them one by one), PYTEST_ARGS (extra
+# pytest arguments, e.g. "-k probe").
 set -u
 set -o pipefail
 
@@ -25,7 +27,8 @@ cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-900}
+PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-1200}
+PYTEST_JOBS=${PYTEST_JOBS:-2}
 PYTEST_ARGS=${PYTEST_ARGS:-}
 PYTHON=/usr/bin/python3		# Debian's, which has python3-pytest
 
@@ -171,7 +174,7 @@ EOF
 
 # integration_tests TREE [env...]: pytest, counted from its junit xml.
 integration_tests() {
-	local tree=$1 t0=$SECONDS xml rc counts p f s names
+	local tree=$1 t0=$SECONDS xml rc counts p f s names jobs
 	shift
 
 	section "integration tests: $tree (pytest tests/integration)"
@@ -183,10 +186,15 @@ integration_tests() {
 		record "integration $tree" $((SECONDS - t0)) "no tests"
 		return
 	fi
-	echo "OPSD_BUILD=$root/$tree $PYTHON -m pytest tests/integration -q"
+	# the tests are independent (free ports, private dirs): two workers
+	jobs=
+	if [ "$PYTEST_JOBS" -gt 1 ] 2>/dev/null; then
+		jobs="-n $PYTEST_JOBS"
+	fi
+	echo "OPSD_BUILD=$root/$tree $PYTHON -m pytest tests/integration -q $jobs"
 	# shellcheck disable=SC2086
 	env "$@" OPSD_BUILD="$root/$tree" timeout --kill-after=30 \
-	    "$PYTEST_TIMEOUT" "$PYTHON" -m pytest tests/integration -q \
+	    "$PYTEST_TIMEOUT" "$PYTHON" -m pytest tests/integration -q $jobs \
 	    -p no:cacheprovider --tb=short --junitxml="$xml" $PYTEST_ARGS
 	rc=$?
 	if [ $rc -eq 5 ]; then

@@ -451,3 +451,75 @@ def test_cert_config_endpoints_accepted(tmp_path):
         "served_at = [::1]:8443\nserved_at = https://example.org/health\n"
         "served_at = postgres://db.internal\n", tmp_path)
     assert rc == 0, err
+
+
+# --- a crash at every step ----------------------------------------------------------
+
+STEPS = ["backup", "renew", "validate", "on_renew", "confirm"]
+CASES = [(s, a) for s in STEPS for a in (False, True)]
+
+
+def expect_after_crash(step, after):
+    """(op state, the new certificate in place) after the restart."""
+    if step == "backup":
+        return "rolled_back", False       # the renew command never ran
+    if step == "renew" and not after:
+        return "failed", False            # it never ran: file unchanged
+    return "ok", True                     # validated again, reloaded again
+
+
+@pytest.mark.parametrize("step,after", CASES,
+                         ids=[f"{s}{':after' if a else ''}" for s, a in CASES])
+def test_cert_renew_crash_at_every_step(opsd_launcher, site, pki, tmp_path,
+                                        monkeypatch, step, after):
+    old = site.crt.read_bytes()
+    new_crt, new_key = pki.leaf("new", 90)
+    script = renew_script(tmp_path, new_crt, new_key)
+    fault = f"cert.renew:{step}" + (":after" if after else "")
+    # renew_days 1: not due on its own, before or after the crash
+    d = opsd_launcher(cert_conf(site, pki, renew=script,
+                                on_renew=site.reload_cmd(),
+                                extra="renew_days = 1\n"), start=False)
+    monkeypatch.setenv("OPSD_FAULT", fault)
+    d.start()
+    monkeypatch.delenv("OPSD_FAULT")
+    d.wait_event("cert.expiring")
+    d.cli("cert", "renew", "web")
+    try:
+        rc = d.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"opsd did not exit at {fault}:\n"
+                             f"{d.log()[-4000:]}")
+    d.stop()
+    assert rc == 77, d.log()[-3000:]
+    left = sorted(d.state_dir.glob("op-*.json"))
+    assert len(left) == 1, left
+    op_id = json.loads(left[0].read_text())["id"]
+
+    d.start()
+    state, renewed = expect_after_crash(step, after)
+
+    def done():
+        for o in d.rpc("op.list", {"kind": "cert.renew"})["ops"]:
+            if o["id"] == op_id and o["state"] != "running":
+                return o
+        return None
+    o = wait_for(done, 30, f"op {op_id} to finish",
+                 detail=lambda: d.log()[-4000:])
+    assert o["state"] == state, (fault, o)
+    assert o.get("recovered") is True, o
+    assert d.wait_event("cert.recovered")
+    assert not list(d.state_dir.glob("op-*.json"))
+    if renewed:
+        assert sha256_of(site.crt) == sha256_of(new_crt)
+        assert served_sha256(site.port) == sha256_of(new_crt)
+        show = d.rpc("cert.check", {"name": "web"})
+        assert show["served_matches"] is True, show
+    else:
+        assert site.crt.read_bytes() == old
+    # the next renewal works
+    newer_crt, newer_key = pki.leaf("newer", 90)
+    renew_script(tmp_path, newer_crt, newer_key)
+    rc, out, err = d.cli("cert", "renew", "web", "--follow")
+    assert rc == 0, (out, err)
+    assert sha256_of(site.crt) == sha256_of(newer_crt)

@@ -523,3 +523,102 @@ def test_cert_renew_crash_at_every_step(opsd_launcher, site, pki, tmp_path,
     rc, out, err = d.cli("cert", "renew", "web", "--follow")
     assert rc == 0, (out, err)
     assert sha256_of(site.crt) == sha256_of(newer_crt)
+
+
+# --- PostgreSQL: STARTTLS --------------------------------------------------------------
+
+class SslPostgres:
+    """A PostgreSQL of its own with ssl = on, its certificate and key in
+    the data directory (owned by postgres, as the server requires)."""
+
+    def __init__(self, pki):
+        from svc import Postgres
+        self.pg = Postgres()
+        self.pki = pki
+
+    def setup(self):
+        import shutil
+        pg = self.pg
+        crt, key = self.pki.leaf("pg", 5)
+        shutil.chown(pg.dir, "postgres", "postgres")
+        os.chmod(pg.dir, 0o700)
+        pg._as_pg(f"{_pgbin()}/initdb -D {pg.data} -U postgres "
+                  "--auth-local=peer --auth-host=scram-sha-256 -E UTF8 "
+                  "--locale=C.UTF-8 -N >/dev/null")
+        self.crt = pg.data / "server.crt"
+        self.key = pg.data / "server.key"
+        self.install(crt, key)
+        with open(pg.data / "postgresql.conf", "a") as f:
+            f.write(f"listen_addresses = '127.0.0.1'\nport = {pg.port}\n"
+                    f"unix_socket_directories = '{pg.dir}'\nfsync = off\n"
+                    "ssl = on\nssl_cert_file = 'server.crt'\n"
+                    "ssl_key_file = 'server.key'\nmax_connections = 20\n"
+                    "shared_buffers = 16MB\n")
+        pg.start()
+        return self
+
+    def install(self, crt, key):
+        import shutil
+        for src, dst in ((crt, self.crt), (key, self.key)):
+            dst.write_bytes(Path(src).read_bytes())
+            shutil.chown(dst, "postgres", "postgres")
+            os.chmod(dst, 0o600)
+
+    def reload_cmd(self):
+        return (f"su postgres -s /bin/sh -c '{_pgbin()}/pg_ctl -D "
+                f"{self.pg.data} reload'")
+
+
+def _pgbin():
+    from svc import PGBIN
+    return PGBIN
+
+
+@pytest.fixture
+def ssl_pg(pki):
+    s = SslPostgres(pki)
+    try:
+        yield s.setup()
+    finally:
+        s.pg.cleanup()
+
+
+def test_cert_postgres_starttls_renewal(opsd_launcher, ssl_pg, pki,
+                                        tmp_path):
+    new_crt, new_key = pki.leaf("pgnew", 90)
+    script = tmp_path / "renew-pg.sh"
+    # the server wants its files owned by postgres
+    script.write_text("#!/bin/sh\nset -e\n"
+                      f"cp {new_crt} \"$OPSD_CERT_PATH\"\n"
+                      f"cp {new_key} \"$OPSD_CERT_KEY\"\n"
+                      "chown postgres:postgres \"$OPSD_CERT_PATH\" "
+                      "\"$OPSD_CERT_KEY\"\n")
+    script.chmod(0o755)
+    ep = f"postgres://127.0.0.1:{ssl_pg.pg.port}"
+    d = opsd_launcher(f"[cert pg]\npath = {ssl_pg.crt}\nkey = {ssl_pg.key}\n"
+                      f"ca_file = {pki.ca}\nserved_at = {ep}\n"
+                      f"renew = {script}\non_renew = {ssl_pg.reload_cmd()}\n"
+                      "renew_days = 1\nconfirm_timeout = 10s\n")
+    r = d.rpc("cert.check", {"name": "pg"})
+    assert r["served_matches"] is True, r
+    assert r["served"][0]["sha256"] == sha256_of(ssl_pg.crt), r
+    rc, out, err = d.cli("cert", "renew", "pg", "--follow")
+    assert rc == 0 and out.splitlines()[-1] == "pg: ok", (out, err)
+    r = d.rpc("cert.show", {"name": "pg"})
+    assert r["served"][0]["sha256"] == sha256_of(new_crt), r
+    assert r["served_matches"] is True, r
+
+
+def test_cert_postgres_without_ssl(opsd_launcher, pg_up, site, tmp_path):
+    d = opsd_launcher(f"[cert pg]\npath = {site.crt}\n"
+                      f"served_at = postgres://127.0.0.1:{pg_up.port}\n")
+    r = d.rpc("cert.check", {"name": "pg"})
+    assert r["served_matches"] is False, r
+    assert "does not offer TLS" in r["served"][0]["error"], r
+    # a port where nothing listens: an error, not a hang
+    port = free_port()
+    d2 = opsd_launcher(f"[cert x]\npath = {site.crt}\n"
+                       f"served_at = 127.0.0.1:{port}\ntimeout = 2s\n")
+    r = d2.rpc("cert.check", {"name": "x"})
+    assert r["served_matches"] is False and "connect" in \
+        r["served"][0]["error"], r

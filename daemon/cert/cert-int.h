@@ -120,6 +120,109 @@ int	 cert_endpoint_parse(const char *, struct cert_endpoint *, char *err,
 /* Reads at most CERT_FILE_MAX bytes; NULL with -errno in *e. */
 char	*cert_read_file(const char *path, size_t *len, int *e);
 
+/* --- the TLS grader's verdict (cert-rate.c) ---------------------------- */
+
+enum { TLSV_SSL3, TLSV_10, TLSV_11, TLSV_12, TLSV_13, TLSV_N };
+enum { OFFER_UNKNOWN, OFFER_NO, OFFER_YES, OFFER_UNTESTABLE };
+extern const char *const cert_tlsv_names[TLSV_N];
+
+#define GRADE_CIPHERS_MAX	128
+#define GRADE_FINDINGS_MAX	48
+
+struct grade_cipher {
+	char		 name[64];
+	int		 version;	/* TLSV_* */
+	int		 bits;
+	int		 fs;		/* forward secrecy */
+	int		 aead;
+	int		 order;		/* as found */
+};
+
+/* What the probes found. */
+struct grade_facts {
+	char		 servername[256];
+	char		 error[CERT_ERROR_MAX];	/* no handshake at all */
+	int		 offered[TLSV_N];
+	struct grade_cipher ciphers[GRADE_CIPHERS_MAX];
+	unsigned int	 nciphers;
+	int		 have_cert;
+	char		 key_type[16];
+	int		 key_bits;
+	char		 sig_alg[64];
+	int64_t		 not_after;
+	int64_t		 now;
+	int		 verify_ok;
+	char		 verify_msg[160];
+	int		 name_ok;
+	int		 self_signed;
+	int		 incomplete_chain;
+	int		 chain_len;
+	int		 secure_reneg;	/* -1: not known */
+	int		 ocsp_stapled;
+	/* HTTPS only */
+	int		 https;
+	int		 hsts;
+	int64_t		 hsts_max_age;
+	int		 hsts_sub;
+	int		 hsts_preload;
+	int		 error_checked;
+	int		 hsts_on_error;
+	int		 nosniff;
+	int		 frame_ok;
+	int		 csp;
+	int		 referrer_ok;
+	char		 referrer[64];
+	int		 permissions;
+	char		 server_banner[128];
+	int		 insecure_cookies;
+	int		 redirect_checked;
+	int		 redirect_ok;
+	char		 redirect_note[256];
+};
+
+struct grade_finding {
+	char		 severity[12];	/* info, warn, high, critical */
+	char		 id[32];
+	char		 text[384];
+	char		 fix[256];
+};
+
+struct grade_result {
+	char		 grade[4];	/* A+ A A- B C D E F T M */
+	int		 score, proto_score, kx_score, cipher_score;
+	struct grade_finding findings[GRADE_FINDINGS_MAX];
+	unsigned int	 nfindings;
+	unsigned int	 warnings;	/* findings above info */
+};
+
+void	 cert_grade_rate(const struct grade_facts *, struct grade_result *);
+/* For --min-grade: F < E < D < C < B < A- < A < A+; T and M are -1. */
+int	 cert_grade_rank(const char *);
+/*
+ * The HTTP response head's facts (HSTS, the headers, banners, cookies)
+ * into f, from the bytes of "HTTP/1.1 ..." up to the blank line; pure,
+ * for the tests and the fuzz target.
+ */
+void	 cert_grade_headers(const char *head, size_t len, int error_response,
+	    struct grade_facts *f);
+
+/* The grader's run on the loop (cert-grade.c). */
+typedef void (*grade_done_cb)(const struct cert_endpoint *,
+    const struct grade_facts *, const struct grade_result *, double secs,
+    void *arg);
+/*
+ * Starts grading target (host:port, or with starttls_pg a PostgreSQL
+ * host:port); http_port (0: none) is checked for the redirect. done is
+ * called once, from the loop. 0, or -EINVAL with why in err.
+ */
+int	 cert_grade_start(struct opsd *, const char *target,
+	    const char *servername, const char *ca_file, int starttls_pg,
+	    int http_port, uint64_t timeout_ms, grade_done_cb, void *arg,
+	    char *err, size_t errlen);
+json_t	*cert_grade_json(const struct cert_endpoint *,
+	    const struct grade_facts *, const struct grade_result *,
+	    double secs);
+
 /* --- config (cert-conf.c) ---------------------------------------------- */
 
 struct cert_conf {
@@ -168,6 +271,23 @@ typedef void (*served_cb)(struct served *, const struct cert_info *,
 struct served *cert_served_start(struct opsd *, const struct cert_endpoint *,
 	    const char *servername, uint64_t timeout_ms, served_cb, void *arg);
 void	 cert_served_cancel(struct served *);
+/*
+ * The generic form, for the grader: a handshake with ctx (borrowed; the
+ * versions and ciphers it allows are the caller's). done gets the SSL
+ * after the handshake, or NULL with why and OpenSSL's error code (0 for
+ * a connection error). The served is freed after done returns, unless
+ * done took its connection with cert_served_take() (then free it with
+ * cert_served_cancel()).
+ */
+struct ssl_st;
+struct ssl_ctx_st;
+struct bufferevent;
+typedef void (*served_tls_cb)(struct served *, struct ssl_st *,
+    const char *error, unsigned long sslerr, void *arg);
+struct served *cert_served_tls(struct opsd *, const struct cert_endpoint *,
+	    const char *servername, uint64_t timeout_ms, struct ssl_ctx_st *,
+	    served_tls_cb, void *arg);
+struct bufferevent *cert_served_take(struct served *);
 
 /* --- the running certificate (cert.c) ----------------------------------- */
 

@@ -33,9 +33,12 @@ struct served {
 	SSL_CTX			*ctx;
 	struct bufferevent	*bev;
 	struct event		*timer;
-	served_cb		 cb;
+	served_tls_cb		 tls_cb;
+	served_cb		 cb;		/* cert_served_start's */
 	void			*arg;
 	int			 starttls;	/* SSLRequest sent, no answer */
+	int			 taken;		/* the caller has the bev */
+	unsigned long		 sslerr;
 };
 
 static void
@@ -50,11 +53,11 @@ served_free(struct served *s)
 }
 
 static void
-served_end(struct served *s, const struct cert_info *ci, const char *fmt, ...)
+served_end(struct served *s, SSL *ssl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-served_end(struct served *s, const struct cert_info *ci, const char *fmt, ...)
+served_end(struct served *s, SSL *ssl, const char *fmt, ...)
 {
 	char	buf[CERT_ERROR_MAX];
 	va_list	ap;
@@ -64,8 +67,42 @@ served_end(struct served *s, const struct cert_info *ci, const char *fmt, ...)
 		vsnprintf(buf, sizeof buf, fmt, ap);
 		va_end(ap);
 	}
-	s->cb(s, ci, fmt != NULL ? buf : NULL, s->arg);
-	served_free(s);
+	evtimer_del(s->timer);
+	s->tls_cb(s, ssl, fmt != NULL ? buf : NULL, s->sslerr, s->arg);
+	if (!s->taken)
+		served_free(s);
+}
+
+struct bufferevent *
+cert_served_take(struct served *s)
+{
+	s->taken = 1;
+	return (s->bev);
+}
+
+/* cert_served_start's end: the leaf's facts */
+static void
+leaf_cb(struct served *s, SSL *ssl, const char *error, unsigned long sslerr,
+    void *arg)
+{
+	struct cert_info	 ci;
+	X509			*x;
+
+	(void)sslerr;
+	if (ssl == NULL) {
+		s->cb(s, NULL, error, arg);
+		return;
+	}
+	if ((x = SSL_get1_peer_certificate(ssl)) == NULL) {
+		char	buf[CERT_ERROR_MAX];
+
+		snprintf(buf, sizeof buf, "%s sent no certificate", s->ep.text);
+		s->cb(s, NULL, buf, arg);
+		return;
+	}
+	cert_info_x509(x, &ci);
+	X509_free(x);
+	s->cb(s, &ci, NULL, arg);
 }
 
 static void
@@ -80,6 +117,7 @@ served_failed(struct served *s, struct bufferevent *bev, short what)
 		    evutil_gai_strerror(dnserr));
 	else if ((e = bufferevent_get_openssl_error(bev)) != 0 &&
 	    ERR_GET_LIB(e) != 0) {
+		s->sslerr = e;
 		ERR_error_string_n(e, buf, sizeof buf);
 		served_end(s, NULL, "TLS handshake with %s failed: %s",
 		    s->ep.text, buf);
@@ -96,21 +134,13 @@ static void
 tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct served		*s = arg;
-	struct cert_info	 ci;
-	X509			*x;
 
 	if (!(what & BEV_EVENT_CONNECTED)) {
 		served_failed(s, bev, what);
 		return;
 	}
-	if ((x = SSL_get1_peer_certificate(bufferevent_openssl_get_ssl(bev))) ==
-	    NULL) {
-		served_end(s, NULL, "%s sent no certificate", s->ep.text);
-		return;
-	}
-	cert_info_x509(x, &ci);
-	X509_free(x);
-	served_end(s, &ci, NULL);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	served_end(s, bufferevent_openssl_get_ssl(bev), NULL);
 }
 
 static SSL *
@@ -200,22 +230,41 @@ cert_served_start(struct opsd *o, const struct cert_endpoint *ep,
     const char *servername, uint64_t timeout_ms, served_cb cb, void *arg)
 {
 	struct served	*s;
+	SSL_CTX		*ctx;
+
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		ERR_clear_error();
+		return (NULL);
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	s = cert_served_tls(o, ep, servername, timeout_ms, ctx, leaf_cb, arg);
+	SSL_CTX_free(ctx);
+	if (s != NULL)
+		s->cb = cb;
+	return (s);
+}
+
+struct served *
+cert_served_tls(struct opsd *o, const struct cert_endpoint *ep,
+    const char *servername, uint64_t timeout_ms, struct ssl_ctx_st *ctx,
+    served_tls_cb cb, void *arg)
+{
+	struct served	*s;
 	struct timeval	 tv;
 	SSL		*ssl;
 
 	s = xcalloc(1, sizeof *s);
 	s->opsd = o;
 	s->ep = *ep;
-	s->cb = cb;
+	s->tls_cb = cb;
 	s->arg = arg;
 	if (servername != NULL)
 		snprintf(s->servername, sizeof s->servername, "%s", servername);
 	else if (strspn(ep->host, "0123456789.") != strlen(ep->host) &&
 	    strchr(ep->host, ':') == NULL)
 		snprintf(s->servername, sizeof s->servername, "%s", ep->host);
-	if ((s->ctx = SSL_CTX_new(TLS_client_method())) == NULL)
-		goto fail;
-	SSL_CTX_set_verify(s->ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_up_ref(ctx);
+	s->ctx = ctx;
 	if (ep->kind == CERT_EP_POSTGRES) {
 		s->bev = bufferevent_socket_new(o->base, -1,
 		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);

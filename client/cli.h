@@ -80,6 +80,7 @@ extern const struct cli_cmd cmd_secret_rotate_entry;
 extern const struct cli_cmd cmd_secret_show_entry;
 extern const struct cli_cmd cmd_status_entry;
 extern const struct cli_cmd cmd_summary_entry;
+extern const struct cli_cmd cmd_tls_check_entry;
 
 /* opsd-cli.c */
 void	 cli_die(int, const char *, ...)

@@ -49,6 +49,7 @@ static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_secret_show_entry,
 	&cmd_status_entry,
 	&cmd_summary_entry,
+	&cmd_tls_check_entry,
 };
 #define CLI_NCMDS	(sizeof cli_cmds / sizeof cli_cmds[0])
 

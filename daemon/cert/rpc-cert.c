@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -108,6 +110,78 @@ cert_renew_rpc(struct rpc_call *call, void *params, json_t **result)
 	return (0);
 }
 
+struct tls_params {
+	const char	*target;
+	const char	*servername;
+	const char	*ca_file;
+	const char	*starttls;
+	int64_t		 http_port;
+	uint64_t	 timeout;
+};
+
+static void
+tls_check_done(const struct cert_endpoint *ep, const struct grade_facts *f,
+    const struct grade_result *r, double secs, void *arg)
+{
+	rpc_pending_reply(arg, cert_grade_json(ep, f, r, secs));
+}
+
+static int
+tls_check_rpc(struct rpc_call *call, void *params, json_t **result)
+{
+	struct tls_params	*p = params;
+	struct rpc_pending	*w;
+	char			 err[256];
+	int			 pg = 0, port;
+
+	(void)result;
+	if (p->starttls != NULL) {
+		if (strcmp(p->starttls, "postgres") != 0)
+			return (rpc_error(call, RPC_INVALID_PARAMS, "starttls: "
+			    "only 'postgres' is known"));
+		pg = 1;
+	}
+	if (p->http_port < -1 || p->http_port > 65535)
+		return (rpc_error(call, RPC_INVALID_PARAMS, "http_port must be "
+		    "-1 (not checked) or a port"));
+	port = p->http_port == 0 ? 80 : p->http_port < 0 ? 0 :
+	    (int)p->http_port;
+	if (p->timeout == 0)
+		p->timeout = 5000;
+	if (p->timeout > 60000)
+		return (rpc_error(call, RPC_INVALID_PARAMS, "timeout: at most "
+		    "60s"));
+	if (p->ca_file != NULL && access(p->ca_file, R_OK) != 0)
+		return (rpc_error(call, RPC_INVALID_PARAMS, "ca_file %s: %s",
+		    p->ca_file, strerror(errno)));
+	w = rpc_defer(call);
+	if (cert_grade_start(call->opsd, p->target, p->servername, p->ca_file,
+	    pg, pg ? 0 : port, p->timeout, tls_check_done, w, err,
+	    sizeof err) != 0) {
+		rpc_pending_error(w, RPC_INVALID_PARAMS, NULL, "target %s",
+		    err);
+		return (RPC_DEFERRED);
+	}
+	return (RPC_DEFERRED);
+}
+
+#define TP(f)	offsetof(struct tls_params, f)
+static const struct rpc_param tls_params[] = {
+	{ "target", RPC_P_STRING, TP(target), 1, "host:port, [v6]:port or "
+	    "https://host[:port]/" },
+	{ "servername", RPC_P_STRING, TP(servername), 0, "the name sent in "
+	    "SNI and checked against the certificate (default: the host)" },
+	{ "ca_file", RPC_P_STRING, TP(ca_file), 0, "PEM roots to verify "
+	    "with, read by the daemon (default: the system's)" },
+	{ "starttls", RPC_P_STRING, TP(starttls), 0, "'postgres': "
+	    "PostgreSQL's SSLRequest before the handshake" },
+	{ "http_port", RPC_P_INT, TP(http_port), 0, "the port whose "
+	    "http:// must redirect to https:// (default 80; -1: not checked)" },
+	{ "timeout", RPC_P_DURATION, TP(timeout), 0, "per connection "
+	    "(default 5s)" },
+};
+#undef TP
+
 #define CP(f)	offsetof(struct cert_params, f)
 static const struct rpc_param name_params[] = {
 	{ "name", RPC_P_STRING, CP(name), 1, "the certificate, as in "
@@ -145,5 +219,12 @@ const struct rpc_method rpc_cert_methods[] = {
 	    "{name, names, not_before, not_after, key_type, key_bits, served: "
 	    "[{endpoint, matches, sha256, serial, error}], renewals, "
 	    "last_result, renewal, ...}", cert_show_rpc },
+	{ "tls.check", RPC_ADMIN | RPC_ASYNC | RPC_NOT_STOPPING,
+	    "Grade a TLS endpoint like SSL Labs: protocols, cipher suites, "
+	    "certificate, HTTP security headers; answers when done",
+	    RPC_PARAMS(tls_params), sizeof (struct tls_params),
+	    "{target, grade, score, scores, protocols, ciphers, certificate, "
+	    "http, findings: [{severity, id, text, fix}], elapsed_seconds}",
+	    tls_check_rpc },
 };
 const size_t rpc_cert_nmethods = nitems(rpc_cert_methods);

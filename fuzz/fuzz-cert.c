@@ -2,7 +2,8 @@
  * libFuzzer target for what the certificate room reads from outside: the
  * PEM a renew command wrote (cert_parse_pem, and cert_key_match with the
  * input split in two at its first byte's offset), a served_at endpoint
- * as the config gives it, and the state file certs/NAME.json. Besides
+ * as the config gives it, the state file certs/NAME.json, and the HTTP
+ * response head a graded server sends (cert_grade_headers). Besides
  * crashes it checks what the rest of the daemon relies on: a parsed
  * certificate's fingerprint is 64 hex digits and its names and subject
  * are printable and NUL-terminated within their buffers.
@@ -52,6 +53,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)cert_key_match(p, cut, p + cut, size - cut, err, sizeof err);
 
 	(void)cert_meta_parse(p, size, &m, err, sizeof err);
+
+	{
+		struct grade_facts	*f = calloc(1, sizeof *f);
+
+		cert_grade_headers(p, size, size > 0 && data[0] & 1, f);
+		printable(f->server_banner, sizeof f->server_banner);
+		printable(f->referrer, sizeof f->referrer);
+		if (f->hsts_max_age < 0 || f->insecure_cookies < 0)
+			abort();
+		free(f);
+	}
 
 	s = malloc(size + 1);
 	memcpy(s, data, size);

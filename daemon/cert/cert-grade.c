@@ -647,10 +647,18 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	settle(g);
 }
 
+void
+cert_grade_cancel(struct grade_run *g)
+{
+	if (g != NULL)
+		grade_free(g);
+}
+
 int
 cert_grade_start(struct opsd *o, const char *target, const char *servername,
     const char *ca_file, int starttls_pg, int http_port, uint64_t timeout_ms,
-    grade_done_cb done, void *arg, char *err, size_t errlen)
+    grade_done_cb done, void *arg, struct grade_run **gp, char *err,
+    size_t errlen)
 {
 	struct grade_run	*g;
 	struct timeval		 tv;
@@ -713,6 +721,8 @@ cert_grade_start(struct opsd *o, const char *target, const char *servername,
 	tv.tv_sec = (time_t)((timeout_ms * 3) / 1000);
 	tv.tv_usec = (suseconds_t)((timeout_ms * 3) % 1000) * 1000;
 	evtimer_add(g->deadline, &tv);
+	if (gp != NULL)
+		*gp = g;
 	settle(g);
 	return (0);
 }

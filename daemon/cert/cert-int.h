@@ -215,10 +215,13 @@ typedef void (*grade_done_cb)(const struct cert_endpoint *,
  * host:port); http_port (0: none) is checked for the redirect. done is
  * called once, from the loop. 0, or -EINVAL with why in err.
  */
+struct grade_run;
 int	 cert_grade_start(struct opsd *, const char *target,
 	    const char *servername, const char *ca_file, int starttls_pg,
 	    int http_port, uint64_t timeout_ms, grade_done_cb, void *arg,
-	    char *err, size_t errlen);
+	    struct grade_run **, char *err, size_t errlen);
+/* Stops a run; its done callback is not called. */
+void	 cert_grade_cancel(struct grade_run *);
 json_t	*cert_grade_json(const struct cert_endpoint *,
 	    const struct grade_facts *, const struct grade_result *,
 	    double secs);

@@ -156,7 +156,7 @@ tls_check_rpc(struct rpc_call *call, void *params, json_t **result)
 		    p->ca_file, strerror(errno)));
 	w = rpc_defer(call);
 	if (cert_grade_start(call->opsd, p->target, p->servername, p->ca_file,
-	    pg, pg ? 0 : port, p->timeout, tls_check_done, w, err,
+	    pg, pg ? 0 : port, p->timeout, tls_check_done, w, NULL, err,
 	    sizeof err) != 0) {
 		rpc_pending_error(w, RPC_INVALID_PARAMS, NULL, "target %s",
 		    err);

@@ -277,3 +277,33 @@ def test_tls_check_errors(grader):
     rc, out, err = grader.cli("tls", "check", "127.0.0.1:1", "--min-grade",
                               "Z")
     assert rc == 2, err
+
+
+def test_tls_grade_probe_alerts_when_the_grade_drops(opsd_launcher, web,
+                                                     chain):
+    full, _, key = chain.leaf("probe")
+    web.start(full, key, headers={k: v for k, v in HEADERS.items()
+                                  if k != "Strict-Transport-Security"})
+    d = opsd_launcher(
+        f"[probe grade]\nkind = tls-grade\naddress = 127.0.0.1:{web.https}\n"
+        f"servername = localhost\nca_file = {chain.root}\n"
+        "min_grade = A\ninterval = 1h\nfall = 1\nrise = 1\n")
+    rc, r = d.run_probe("grade")
+    assert r["ok"] is False, r
+    assert "grade A-, below A" in r["reason"], r
+    assert "Strict-Transport-Security" in r["reason"], r
+    d.wait_state("grade", "down", timeout=30)
+
+
+def test_tls_grade_probe_config(tmp_path):
+    from svc import check_config
+    base = (f"[opsd]\nsocket = {tmp_path}/s\nstate_dir = {tmp_path}/st\n\n"
+            "[probe g]\nkind = tls-grade\n")
+    rc, out, err, _ = check_config(base + "address = h:443\n"
+                                   "min_grade = Z\n", tmp_path)
+    assert rc != 0 and "one of A+ A A- B C D E F" in err, err
+    rc, out, err, _ = check_config(base + "address = nohost\n", tmp_path)
+    assert rc != 0 and "is not host:port" in err, err
+    rc, out, err, _ = check_config(base + "address = db:5432\n"
+                                   "starttls = postgres\n", tmp_path)
+    assert rc == 0, err

@@ -441,11 +441,11 @@ cert_endpoint_parse(const char *s, struct cert_endpoint *ep, char *err,
 	unsigned long	 port;
 
 	memset(ep, 0, sizeof *ep);
-	if (strlen(s) >= sizeof ep->text) {
+	if ((hl = strlen(s)) >= sizeof ep->text) {
 		snprintf(err, errlen, "endpoint too long");
 		return (-EINVAL);
 	}
-	snprintf(ep->text, sizeof ep->text, "%s", s);
+	memcpy(ep->text, s, hl + 1);
 	ep->kind = CERT_EP_TLS;
 	if (strncmp(p, "postgres://", 11) == 0 || strncmp(p, "postgresql://",
 	    13) == 0) {

@@ -622,3 +622,16 @@ def test_cert_postgres_without_ssl(opsd_launcher, pg_up, site, tmp_path):
     r = d2.rpc("cert.check", {"name": "x"})
     assert r["served_matches"] is False and "connect" in \
         r["served"][0]["error"], r
+
+
+def test_cert_overdue_without_renew_command(opsd_launcher, site, pki):
+    """Renewed outside opsd (a certbot timer): when the certificate is
+    still the old one two days after it was due, that timer stopped."""
+    d = opsd_launcher(cert_conf(site, pki, extra="renew_days = 30\n"))
+    ev = d.wait_event("cert.overdue")[0]
+    assert "OVERDUE" in ev["msg"], ev
+    r = d.rpc("cert.check", {"name": "web"})
+    # expiring comes before overdue in the state word
+    assert r["state"] == "expiring", r
+    h = d.rpc("opsd.health")
+    assert any("cert web" in p for p in h["problems"]), h

@@ -168,14 +168,17 @@ def renew_script(tmp_path, crt, key, name="renew.sh", extra=""):
     return script
 
 
-def cert_conf(site, pki, renew=None, on_renew=None, extra=""):
+def cert_conf(site, pki, renew=None, on_renew=None, extra="",
+              confirm="30s"):
+    """A reload confirms as soon as nginx serves the new certificate;
+    confirm_timeout only bounds a reload that never comes."""
     body = ("[cert web]\n"
             f"path = {site.crt}\n"
             f"key = {site.key}\n"
             f"ca_file = {pki.ca}\n"
             f"served_at = 127.0.0.1:{site.port}\n"
             "servername = localhost\n"
-            "confirm_timeout = 3s\n")
+            f"confirm_timeout = {confirm}\n")
     if renew is not None:
         body += f"renew = {renew}\n"
     if on_renew is not None:
@@ -330,7 +333,7 @@ def test_cert_forgotten_reload_alerts(opsd_launcher, site, pki, tmp_path,
     d = opsd_launcher(
         f"[alert ops]\ntype = webhook\nurl = {webhook_rx.url}\n\n" +
         cert_conf(site, pki, renew=script, on_renew="true",
-                  extra="renew_days = 30\nalert = ops\n"))
+                  extra="renew_days = 30\nalert = ops\n", confirm="2s"))
     op = op_done(d)
     assert op["state"] == "failed", op
     assert "served certificate differs from the file" in op["error"], op

@@ -62,6 +62,10 @@ extern const struct cli_cmd cmd_backup_run_entry;
 extern const struct cli_cmd cmd_backup_show_entry;
 extern const struct cli_cmd cmd_backup_verify_entry;
 extern const struct cli_cmd cmd_call_entry;
+extern const struct cli_cmd cmd_cert_check_entry;
+extern const struct cli_cmd cmd_cert_list_entry;
+extern const struct cli_cmd cmd_cert_renew_entry;
+extern const struct cli_cmd cmd_cert_show_entry;
 extern const struct cli_cmd cmd_jobs_entry;
 extern const struct cli_cmd cmd_log_level_entry;
 extern const struct cli_cmd cmd_methods_entry;
@@ -76,6 +80,7 @@ extern const struct cli_cmd cmd_secret_rotate_entry;
 extern const struct cli_cmd cmd_secret_show_entry;
 extern const struct cli_cmd cmd_status_entry;
 extern const struct cli_cmd cmd_summary_entry;
+extern const struct cli_cmd cmd_tls_check_entry;
 
 /* opsd-cli.c */
 void	 cli_die(int, const char *, ...)

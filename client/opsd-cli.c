@@ -31,6 +31,10 @@ static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_backup_show_entry,
 	&cmd_backup_verify_entry,
 	&cmd_call_entry,
+	&cmd_cert_check_entry,
+	&cmd_cert_list_entry,
+	&cmd_cert_renew_entry,
+	&cmd_cert_show_entry,
 	&cmd_jobs_entry,
 	&cmd_log_level_entry,
 	&cmd_methods_entry,
@@ -45,6 +49,7 @@ static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_secret_show_entry,
 	&cmd_status_entry,
 	&cmd_summary_entry,
+	&cmd_tls_check_entry,
 };
 #define CLI_NCMDS	(sizeof cli_cmds / sizeof cli_cmds[0])
 

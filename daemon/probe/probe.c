@@ -32,6 +32,7 @@
 #include "ini.h"
 #include "pg.h"
 #include "opsd-parse.h"
+#include "cert-int.h"
 #include "probe.h"
 #include "rpc.h"
 #include "util.h"
@@ -46,12 +47,12 @@ const struct evt_type EVT_PROBE_STATE = {
 #define PROBES(o)	((struct probe_set *)(o)->sub[SUBSYS_PROBE])
 
 static const char *const kind_names[] = {
-	"http", "tcp", "postgres", "tls", "exec", NULL
+	"http", "tcp", "postgres", "tls", "exec", "tls-grade", NULL
 };
 
 static const struct probe_ops *const kind_ops[] = {
 	&probe_http_ops, &probe_tcp_ops, &probe_pg_ops, &probe_tls_ops,
-	&probe_exec_ops,
+	&probe_exec_ops, &probe_tls_grade_ops,
 };
 
 const double probe_lateness_bounds[PROBE_LATENESS_BUCKETS] = {
@@ -65,6 +66,30 @@ struct probe_set {
 };
 
 /* --- configuration ------------------------------------------------------ */
+
+static const char *
+validate_grade(const char *value, char *buf, size_t len)
+{
+	static const char *const grades[] = {
+		"A+", "A", "A-", "B", "C", "D", "E", "F", NULL
+	};
+	int	i;
+
+	for (i = 0; grades[i] != NULL; i++)
+		if (strcmp(grades[i], value) == 0)
+			return (NULL);
+	snprintf(buf, len, "min_grade '%s': one of A+ A A- B C D E F", value);
+	return (buf);
+}
+
+static const char *
+validate_starttls(const char *value, char *buf, size_t len)
+{
+	if (strcmp(value, "postgres") == 0)
+		return (NULL);
+	snprintf(buf, len, "starttls '%s': only 'postgres' is known", value);
+	return (buf);
+}
 
 static const char *
 validate_url(const char *value, char *buf, size_t len)
@@ -217,6 +242,8 @@ static const struct ini_key probe_keys[] = {	/* sorted */
 	  .choices = kind_names, .flags = INI_REQUIRED },
 	{ .name = "method", .kind = INI_STRING, .off = O(method),
 	  .dflt = "GET" },
+	{ .name = "min_grade", .kind = INI_STRING, .off = O(min_grade),
+	  .dflt = "A", .validate = validate_grade },
 	{ .name = "password_file", .kind = INI_PATH, .off = O(password_file),
 	  .validate = ini_validate_readable },
 	{ .name = "query", .kind = INI_STRING, .off = O(query),
@@ -225,6 +252,8 @@ static const struct ini_key probe_keys[] = {	/* sorted */
 	  .min = 1, .max = 100 },
 	{ .name = "send", .kind = INI_STRING, .off = O(send) },
 	{ .name = "servername", .kind = INI_STRING, .off = O(servername) },
+	{ .name = "starttls", .kind = INI_STRING, .off = O(starttls),
+	  .validate = validate_starttls },
 	{ .name = "timeout", .kind = INI_DURATION, .off = O(timeout),
 	  .dflt = "10s", .min = 10, .max = 3600 * 1000 },
 	{ .name = "tls_verify", .kind = INI_BOOL, .off = O(tls_verify),
@@ -247,6 +276,8 @@ static const char *const kind_keys[][10] = {
 	[PROBE_TLS] = { "address", "servername", "warn_days", "ca_file",
 	    "tls_verify", NULL },
 	[PROBE_EXEC] = { "command", NULL },
+	[PROBE_TLS_GRADE] = { "address", "servername", "ca_file", "min_grade",
+	    "starttls", NULL },
 };
 static const char *const common_keys[] = {
 	"alert", "fall", "interval", "kind", "rise", "timeout", NULL
@@ -254,7 +285,7 @@ static const char *const common_keys[] = {
 static const char *const kind_required[] = {
 	[PROBE_HTTP] = "url", [PROBE_TCP] = "address",
 	[PROBE_POSTGRES] = "conninfo", [PROBE_TLS] = "address",
-	[PROBE_EXEC] = "command",
+	[PROBE_EXEC] = "command", [PROBE_TLS_GRADE] = "address",
 };
 
 static int
@@ -350,6 +381,15 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
 		split_address(pc->address, &pc->host, &pc->port);
 	if (pc->kind == PROBE_TLS && pc->servername == NULL && pc->host)
 		pc->servername = xstrdup(pc->host);
+	pc->starttls_pg = pc->starttls != NULL;
+	if (pc->kind == PROBE_TLS_GRADE && pc->address != NULL) {
+		struct cert_endpoint	ep;
+		char			e[256];
+
+		if (cert_endpoint_parse(pc->address, &ep, e, sizeof e) != 0)
+			ini_error(errs, file, ini_keyline(&probe_section,
+			    keylines, "address"), "address %s", e);
+	}
 }
 
 static void

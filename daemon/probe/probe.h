@@ -25,6 +25,7 @@ enum probe_kind {
 	PROBE_POSTGRES,
 	PROBE_TLS,
 	PROBE_EXEC,
+	PROBE_TLS_GRADE,
 };
 
 enum probe_state {
@@ -80,6 +81,11 @@ struct probe_conf {
 
 	/* exec */
 	char		*command;
+
+	/* tls-grade */
+	char		*min_grade;
+	char		*starttls;
+	int		 starttls_pg;
 };
 
 struct probe_result {
@@ -165,6 +171,7 @@ extern const struct probe_ops probe_tcp_ops;
 extern const struct probe_ops probe_pg_ops;
 extern const struct probe_ops probe_tls_ops;
 extern const struct probe_ops probe_exec_ops;
+extern const struct probe_ops probe_tls_grade_ops;	/* cert room */
 
 /* Config: the [probe NAME] section type and its cleanup. */
 extern const struct ini_section probe_section;

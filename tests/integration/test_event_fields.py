@@ -95,6 +95,17 @@ NOT_TRIGGERED = {
     "secret.rollback": "a rollback that cannot reach the database",
     "secret.schedule": "a scheduled rotation that cannot start",
     "secret.state": "a malformed or missing state file",
+    # certificates: test_cert.py (nginx, renewals, a crash at every step)
+    "cert.expiring": "a certificate close to its end (test_cert.py)",
+    "cert.unreadable": "an unusable file or key (test_cert.py)",
+    "cert.renewed": "a renewal (test_cert.py)",
+    "cert.renewal_failed": "a failing renew command (test_cert.py)",
+    "cert.served_differs": "a forgotten reload (test_cert.py)",
+    "cert.overdue": "a renewal overdue (test_cert.py)",
+    "cert.recovered": "a crash in a renewal (test_cert.py)",
+    "cert.state": "a state file that cannot be read or written",
+    "cert.schedule": "a due renewal that cannot start",
+    "cert.reload": "a reload during a renewal",
 }
 
 # Documented fields that are there only in some records of an event

@@ -399,7 +399,8 @@ deploy_state_load(struct opsd *o, const char *name, struct deploy_state *st,
 		xasprintf(&from, "%s/%s", dir, file);
 		xasprintf(&to, "%s/%s.bad", dir, file);
 		if (rename(from, to) != 0)
-			log_warn("deploy.state", "cannot move %s aside: %s",
+			evt_log_about(LOG_WARNING, "deploy.state", "deploy",
+			    name, "deploy %s: cannot move %s aside: %s", name,
 			    from, strerror(errno));
 		free(from);
 		free(to);
@@ -469,7 +470,8 @@ deploy_prev_remove(struct opsd *o, const char *name)
 
 	xasprintf(&path, "%s/deploy/%s.prev", o->conf->state_dir, name);
 	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("deploy.state", "cannot remove %s: %s", path,
+		evt_log_about(LOG_WARNING, "deploy.state", "deploy", name,
+		    "deploy %s: cannot remove %s: %s", name, path,
 		    strerror(errno));
 	free(path);
 }

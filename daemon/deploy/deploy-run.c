@@ -1819,6 +1819,13 @@ deploy_run_abort(struct deploy *d, int force, char **id, char **err)
 		    "abort once it has", d->conf->name, r->op_id);
 		return (-EBUSY);
 	}
+	if (r->step == DS_STOP_OLD) {
+		xasprintf(err, "deploy %s: the old slot is being stopped (op %s): "
+		    "there is nothing left to go back to; roll back once the "
+		    "cutover has ended (it starts the old version again)",
+		    d->conf->name, r->op_id);
+		return (-EBUSY);
+	}
 	if (r->irreversible && r->step > DS_CONFIRM && !force) {
 		xasprintf(err, "deploy %s: version %s ran a migration that "
 		    "cannot be undone; abort --force rolls back anyway",

@@ -46,6 +46,8 @@ struct health;
 enum deploy_slot { SLOT_BLUE, SLOT_GREEN };
 
 #define DEPLOY_VERSION_MAX	64	/* bytes of a version, without NUL */
+/* The version before opsd's first deploy, when active_version is not set */
+#define DEPLOY_UNKNOWN		"unknown"
 #define DEPLOY_HISTORY		20	/* deploys remembered in NAME.json */
 #define DEPLOY_ERROR_MAX	512
 #define DEPLOY_INCLUDE_MAX	(64 * 1024)	/* upstream_file and template */

@@ -310,6 +310,17 @@ describe_check(const struct deploy_check_result *res, char *buf, size_t len)
 		    (unsigned long long)res->ms);
 }
 
+/*
+ * The version a check must see in version_header: none for "unknown", the
+ * version that served before opsd's first deploy when active_version was
+ * not set (only a warm slot is ever rolled back to it).
+ */
+static const char *
+want_version(const struct drun *r)
+{
+	return (strcmp(r->version, DEPLOY_UNKNOWN) == 0 ? NULL : r->version);
+}
+
 /* The template of a slot's health URL (or pid file) with its values. */
 static char *
 slot_expand(struct drun *r, const char *tmpl, int slot, const char *version)
@@ -424,7 +435,7 @@ commit(struct drun *r)
 	st->has_previous = 1;
 	st->prev_slot = r->old_slot;
 	snprintf(st->prev_version, sizeof st->prev_version, "%s",
-	    r->old_version[0] != '\0' ? r->old_version : "unknown");
+	    r->old_version[0] != '\0' ? r->old_version : DEPLOY_UNKNOWN);
 	st->prev_running = 1;
 	st->prev_until = 0;
 	st->degraded[0] = '\0';
@@ -581,7 +592,7 @@ health_spec(struct drun *r, char **url)
 	s.host = c->health_host;
 	s.timeout_ms = c->health_timeout;
 	s.version_header = c->version_header;
-	s.want_version = r->version;
+	s.want_version = want_version(r);
 	return (s);
 }
 
@@ -985,7 +996,7 @@ verify_tick(evutil_socket_t fd, short what, void *arg)
 	s.host = c->verify_host;
 	s.timeout_ms = c->health_timeout;
 	s.version_header = c->version_header;
-	s.want_version = r->version;
+	s.want_version = want_version(r);
 	if (c->verify_body != NULL)
 		s.body = body = slot_expand(r, c->verify_body, r->slot,
 		    r->version);
@@ -1739,8 +1750,22 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 			    st->prev_version, d->conf->name);
 			return (-EPERM);
 		}
+		if (strcmp(st->prev_version, DEPLOY_UNKNOWN) == 0 &&
+		    !st->prev_running) {
+			xasprintf(err, "deploy %s: the version that served on "
+			    "slot %s before opsd's first deploy is not known "
+			    "(active_version was not set), and that slot is "
+			    "stopped: deploy a version instead", d->conf->name,
+			    deploy_slot_name(st->prev_slot));
+			return (-ENOENT);
+		}
 		want = st->prev_version;
 	} else {
+		if (strcmp(version, DEPLOY_UNKNOWN) == 0) {
+			xasprintf(err, "'%s' names a version opsd does not know; "
+			    "it cannot be deployed", version);
+			return (-EINVAL);
+		}
 		if (!deploy_version_ok(version)) {
 			xasprintf(err, "'%s' is not a version opsd deploys (a "
 			    "letter or digit, then letters, digits and . _ + "

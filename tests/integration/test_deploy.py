@@ -531,3 +531,22 @@ def test_cli_usage_and_errors(stack):
            "blue, instant" in out, out
     rc, out, err = run([CLI, "--help"])
     assert "deploy rollback NAME" in out, out
+
+
+def test_first_version_unknown_rolls_back_only_while_warm(stack):
+    stack.up(active_version=None, rollback_window="2s", drain="500ms")
+    d = stack.d
+    assert d.status()["active"]["version"] is None
+    stack.deploy("2.0")
+    rc, out, err = d.cli("deploy", "rollback", "api", "--follow")
+    assert rc == 0, out + err
+    assert stack.served() == "1.0"
+    assert d.status()["active"]["version"] == "unknown"
+    # forward again, then wait for the unknown one's slot to be stopped
+    stack.deploy("2.0")
+    d.wait_event("deploy.retired", timeout=20,
+                 pred=lambda e: e["slot"] == "blue")
+    rc, out, err = d.cli("deploy", "rollback", "api")
+    assert rc == 1 and "is not known" in err, out + err
+    rc, out, err = d.cli("deploy", "start", "api", "--version", "unknown")
+    assert rc == 1 and "does not know" in err, out + err

@@ -299,6 +299,7 @@ class Load:
         self.versions = {}
         self.first = {}          # version -> monotonic time of first answer
         self.last = {}           # version -> of the last one
+        self.last_wall = {}      # the same as Unix time, for opsd's logs
         self.stopping = threading.Event()
         self.threads = [threading.Thread(target=self._run, daemon=True)
                         for _ in range(threads)]
@@ -356,6 +357,7 @@ class Load:
                 self.versions[version] = self.versions.get(version, 0) + 1
                 self.first.setdefault(version, now)
                 self.last[version] = now
+                self.last_wall[version] = time.time()
             if self.pause:
                 time.sleep(self.pause)
         c.close()

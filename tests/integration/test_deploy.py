@@ -222,8 +222,9 @@ def test_never_healthy_leaves_traffic_alone(stack):
 
 
 def test_crash_during_the_gate_fails_it(stack):
-    stack.slots.behave("2.0", crash_after=0.5)
-    stack.up(health_rise=10, health_deadline="20s")
+    # healthy for 1.5 s, and 15 passes in a row take 3 s: it crashes first
+    stack.slots.behave("2.0", crash_after=1.5)
+    stack.up(health_rise=15, health_deadline="20s")
     before = stack.nginx.upstream.read_text()
     t0 = time.monotonic()
     rc, out, err = stack.deploy("2.0", ok=False)
@@ -241,7 +242,7 @@ def test_slow_start_needs_health_start_delay(stack):
     assert "failed at gate" in out, out
     check_untouched(stack, before)
     # the same version with a start delay that covers its boot
-    stack.d.write(stack.section(health_deadline="1s", health_rise=2,
+    stack.d.write(stack.section(health_deadline="1500ms", health_rise=2,
                                 health_start_delay="2500ms"))
     rc, out, err = stack.d.cli("reload")
     assert rc == 0, out + err
@@ -367,8 +368,9 @@ def test_irreversible_migration_alerts_instead(stack, webhook_rx, tmp_path):
 
 
 def test_watch_sees_the_new_slot_fall_and_rolls_back(stack):
-    stack.slots.behave("2.0", health_fail_after=2.0)
-    stack.up(watch="8s", health_fall=2)
+    # healthy through the gate and the switch, then not
+    stack.slots.behave("2.0", health_fail_after=5.0)
+    stack.up(watch="20s", health_fall=2)
     rc, out, err = stack.deploy("2.0", ok=False)
     assert re.search(r"^api: rolled_back at watch: slot green failed 2 "
                      r"health checks in a row during the watch", out,
@@ -393,7 +395,7 @@ def test_auto_rollback_off_keeps_traffic(stack):
 
 
 def test_rollback_window_end_stops_old_slot(stack):
-    stack.up(rollback_window="1s", drain="500ms")
+    stack.up(rollback_window="4s", drain="500ms")
     d = stack.d
     stack.deploy("2.0")
     assert stack.slots.running("blue")
@@ -534,7 +536,7 @@ def test_cli_usage_and_errors(stack):
 
 
 def test_first_version_unknown_rolls_back_only_while_warm(stack):
-    stack.up(active_version=None, rollback_window="2s", drain="500ms")
+    stack.up(active_version=None, rollback_window="5s", drain="500ms")
     d = stack.d
     assert d.status()["active"]["version"] is None
     stack.deploy("2.0")
@@ -544,7 +546,7 @@ def test_first_version_unknown_rolls_back_only_while_warm(stack):
     assert d.status()["active"]["version"] == "unknown"
     # forward again, then wait for the unknown one's slot to be stopped
     stack.deploy("2.0")
-    d.wait_event("deploy.retired", timeout=20,
+    d.wait_event("deploy.retired", timeout=30,
                  pred=lambda e: e["slot"] == "blue")
     rc, out, err = d.cli("deploy", "rollback", "api")
     assert rc == 1 and "is not known" in err, out + err

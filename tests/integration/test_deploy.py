@@ -552,3 +552,15 @@ def test_first_version_unknown_rolls_back_only_while_warm(stack):
     assert rc == 1 and "is not known" in err, out + err
     rc, out, err = d.cli("deploy", "start", "api", "--version", "unknown")
     assert rc == 1 and "does not know" in err, out + err
+
+
+def test_without_confirmation_or_verify_url(stack):
+    """proxy_pid_file = none and no verify_url: the reload is trusted,
+    the state names the new slot at the verify step all the same."""
+    stack.up(proxy_pid_file="none", verify_url=None)
+    rc, out, err = stack.deploy("2.0")
+    assert steps_of(out) == [s for s in STEPS_ALL if s != "confirm"], out
+    # the reload was not waited for: give nginx its moment
+    wait_for(lambda: stack.served() == "2.0", 5, "nginx to serve 2.0")
+    assert stack.d.status()["active"]["slot"] == "green"
+    assert stack.d.status()["deploys"][0]["cutover_ms"] is not None

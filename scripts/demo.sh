@@ -52,6 +52,8 @@ psql() {
 }
 psql "-c \"CREATE ROLE opsd_backup LOGIN SUPERUSER PASSWORD '$(cat "$demo/secrets/backup.pw")'\"" >/dev/null
 psql "-c 'CREATE DATABASE shop'" >/dev/null
+# the app's role: opsd gives it a password at start and rotates it
+psql "-c 'CREATE ROLE shop_app LOGIN'" >/dev/null
 psql "-d shop -c \"CREATE TABLE customers (id serial PRIMARY KEY, name text);
     INSERT INTO customers (name) SELECT 'customer ' || i FROM generate_series(1, 2000) i;\"" >/dev/null
 
@@ -84,6 +86,23 @@ interval = 30s
 [database shop]
 conninfo = host=127.0.0.1 port=$pgport dbname=shop user=opsd_backup
 password_file = $demo/secrets/backup.pw
+admin_conninfo = host=127.0.0.1 port=$pgport dbname=postgres user=opsd_backup
+admin_password_file = $demo/secrets/backup.pw
+
+# the app reads its password from this file (DB_PASSWORD_FILE=...)
+[secret shop-app]
+kind = postgres-password
+database = shop
+role = shop_app
+path = $demo/secrets/shop_app.pw
+rotate_every = 30d
+
+[secret session-key]
+kind = random
+encoding = base64url
+path = $demo/secrets/session.key
+keep_previous = 1
+rotate_every = 7d
 
 [backup shop]
 database = shop
@@ -116,6 +135,12 @@ for p in database database-port disk; do
 	$cli probe run "$p" || true
 done
 echo
+echo "\$ opsd-cli secret rotate shop-app --follow"
+$cli secret rotate shop-app --follow
+echo
+echo "\$ opsd-cli secret list"
+$cli secret list
+echo
 echo "\$ opsd-cli probe list"
 $cli probe list
 echo
@@ -130,6 +155,7 @@ with its own PostgreSQL on 127.0.0.1:$pgport. Try:
   $cli probe run database
   $cli backup restore <ID from backup list> --into shop_copy --create
   $cli jobs
+  $cli secret show shop-app       # versions and files; never a value
   curl -s http://127.0.0.1:$metrics_port/metrics | grep ^opsd_
   tail -f $demo/opsd.log          # its events, one JSON object per line
 Stop it all with:

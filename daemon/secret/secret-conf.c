@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "alert.h"
 #include "config.h"
 #include "db.h"
@@ -374,10 +376,12 @@ env_ref(const char *name, size_t len, int user, int line, void *arg)
 {
 	struct env_conf	*e = arg;
 
-	(void)user;
 	e->refs = xreallocarray(e->refs, e->nrefs + 1, sizeof *e->refs);
 	e->ref_lines = xreallocarray(e->ref_lines, e->nrefs + 1,
 	    sizeof *e->ref_lines);
+	e->ref_user = xreallocarray(e->ref_user, e->nrefs + 1,
+	    sizeof *e->ref_user);
+	e->ref_user[e->nrefs] = user;
 	e->refs[e->nrefs] = xstrndup(name, len);
 	e->ref_lines[e->nrefs++] = line;
 }
@@ -447,6 +451,7 @@ env_conf_free(void *obj)
 		free(e->refs[i]);
 	free(e->refs);
 	free(e->ref_lines);
+	free(e->ref_user);
 	free(e->text);
 	free(e->name);
 	free(e);
@@ -463,14 +468,33 @@ env_conf_copy(const struct env_conf *src)
 	e->text = src->text != NULL ? xstrdup(src->text) : NULL;
 	e->refs = xcalloc(src->nrefs + 1, sizeof *e->refs);
 	e->ref_lines = xcalloc(src->nrefs + 1, sizeof *e->ref_lines);
+	e->ref_user = xcalloc(src->nrefs + 1, sizeof *e->ref_user);
 	for (i = 0; i < src->nrefs; i++) {
 		e->refs[i] = xstrdup(src->refs[i]);
 		e->ref_lines[i] = src->ref_lines[i];
+		e->ref_user[i] = src->ref_user[i];
 	}
 	return (e);
 }
 
 /* --- across sections ---------------------------------------------------- */
+
+/* The user= of a conninfo, or NULL (then libpq's default applies). */
+static char *
+conninfo_user(const char *conninfo)
+{
+	PQconninfoOption	*opts, *o;
+	char			*u = NULL;
+
+	if ((opts = PQconninfoParse(conninfo, NULL)) == NULL)
+		return (NULL);
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "user") == 0 && o->val != NULL &&
+		    o->val[0] != '\0')
+			u = xstrdup(o->val);
+	PQconninfoFree(opts);
+	return (u);
+}
 
 static void
 path_claim(const char ***seen, unsigned int *n, const char *path,
@@ -497,6 +521,7 @@ secret_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 	struct secret_conf	*s, *t;
 	struct env_conf		*e;
 	struct db_conf		*d;
+	char			*user = NULL;
 	unsigned int		 i, j, n, nseen = 0;
 
 	n = config_count(conf, &secret_section);
@@ -552,6 +577,11 @@ secret_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 				    "unknown secret '%s' (no [secret %s] "
 				    "section in %s)", e->refs[j], e->refs[j],
 				    file);
+			else if (e->ref_user[j] && s->kind != SECRET_POSTGRES)
+				ini_error(errs, e->template, e->ref_lines[j],
+				    "{{secret_user:%s}}: secret %s is a random "
+				    "value and has no user", e->refs[j],
+				    e->refs[j]);
 		}
 	}
 	free(seen);
@@ -582,6 +612,16 @@ secret_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 			    s->name);
 			continue;
 		}
+		if (s->kind == SECRET_POSTGRES && s->strategy ==
+		    SECRET_SINGLE && s->role_a != NULL &&
+		    (user = conninfo_user(d->conninfo)) != NULL &&
+		    strcmp(user, s->role_a) != 0)
+			ini_error(errs, file, d->password_secret_line,
+			    "password_secret = %s sets the password of role %s, "
+			    "but conninfo logs in as %s", s->name, s->role_a,
+			    user);
+		free(user);
+		user = NULL;
 		d->password_file = xstrdup(s->path);
 		if (s->kind == SECRET_POSTGRES && s->strategy ==
 		    SECRET_ALTERNATING)

@@ -4,7 +4,6 @@
  * that held raw bytes is cleansed.
  */
 #include <errno.h>
-#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -17,11 +16,20 @@
 static const char alnum[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/* Characters of [A-Za-z0-9] carrying at least bytes * 8 bits. */
+/*
+ * Characters of [A-Za-z0-9] carrying at least bytes * 8 bits: the ceiling
+ * of bytes * 8 / log2(62), never a whole number. No libm: the daemon does
+ * not link it, and an unoptimised build would call ceil() and log2().
+ */
+#define LOG2_62		5.954196310386875
+
 static size_t
 alnum_len(uint64_t bytes)
 {
-	return ((size_t)ceil((double)bytes * 8.0 / log2(62.0)));
+	double	x = (double)bytes * 8.0 / LOG2_62;
+	size_t	n = (size_t)x;
+
+	return ((double)n < x ? n + 1 : n);
 }
 
 size_t

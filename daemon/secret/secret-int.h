@@ -120,6 +120,7 @@ struct env_conf {
 	char		*text;		/* the template's bytes */
 	char		**refs;		/* secret names it uses */
 	int		*ref_lines;
+	int		*ref_user;	/* {{secret_user:NAME}} */
 	unsigned int	 nrefs;
 };
 
@@ -258,6 +259,7 @@ struct secret {
 	int			 first;		/* none yet: make one */
 	int			 job_running;	/* s->job started it */
 	int			 last_manual;	/* the last rotation's */
+	const char		*event_error;	/* for secret_event's field */
 };
 
 struct secret_set {
@@ -303,7 +305,10 @@ int	 secret_rotate(struct secret *, int manual, int force,
 	    struct rpc_pending *follower, char **id, char **err);
 /* op recovery at start-up, or a secret back with an unfinished op. */
 void	 secret_rotate_recover(struct opsd *, struct op *);
-/* 1 while a rollback waits to reach the database again. */
+/*
+ * 1 while a rotation interrupted by a restart is finished or undone, or
+ * while an undo waits to reach the database again.
+ */
 int	 secret_rotate_recovering(const struct secret *);
 /* "v3": the state's file label of a version. */
 void	 secret_version_label(int64_t, char *, size_t);

@@ -75,6 +75,8 @@ const struct op_kind secret_rotate_kind = {
 
 #define RECOVER_RETRY_SEC	10
 
+struct alter;
+
 struct rot {
 	struct secret		*s;
 	struct op		*op;
@@ -83,6 +85,7 @@ struct rot {
 	int			 next;		/* to take */
 	int			 manual;
 	int			 recovering;	/* after a crash */
+	int			 db_retry;	/* the undo waits for the db */
 	int			 rolling_back;
 	int			 initial;	/* no version yet */
 	int64_t			 version;	/* the new one */
@@ -93,6 +96,8 @@ struct rot {
 	unsigned int		 nprev;
 	char			 target[SECRET_ROLE_MAX + 1];
 	struct pgq		*q;
+	struct alter		*alter;		/* an ALTER ROLE under way */
+	struct pgq		*lq;		/* the login with the new value */
 	struct child		*child;
 	unsigned int		 cmd;
 	struct event		*timer;
@@ -100,6 +105,7 @@ struct rot {
 	uint64_t		 verify_deadline;	/* monotonic usec */
 	int			 files_written;
 	int			 db_changed;
+	int			 alter_unknown;	/* may yet take effect */
 	int			 on_rotate_ran;
 	int			 changed;	/* anything outside the state */
 	char			 error[SECRET_ERROR_MAX];
@@ -137,7 +143,7 @@ secret_version_label(int64_t v, char *buf, size_t len)
 int
 secret_rotate_recovering(const struct secret *s)
 {
-	return (s->rot != NULL && s->rot->recovering);
+	return (s->rot != NULL && (s->rot->recovering || s->rot->db_retry));
 }
 
 /* Loads version N and the kept previous versions from the state. */
@@ -231,12 +237,23 @@ timer_in(struct rot *r, uint64_t ms, event_callback_fn fn)
 	evtimer_add(r->timer, &tv);
 }
 
+static void	alter_drop(struct alter *);
+
+/* Closes the session; an ALTER ROLE on it is dropped (no callback). */
 static void
 close_session(struct rot *r)
 {
 	if (r->q != NULL) {
 		pg_cancel(r->q);
 		r->q = NULL;
+	}
+	if (r->alter != NULL) {
+		alter_drop(r->alter);
+		r->alter = NULL;
+	}
+	if (r->lq != NULL) {
+		pg_cancel(r->lq);
+		r->lq = NULL;
 	}
 }
 
@@ -256,14 +273,21 @@ static void	alter_locked(struct pgq *, const PGresult *, const char *,
 		    void *);
 
 static void
+alter_drop(struct alter *a)
+{
+	OPENSSL_cleanse(a->password, strlen(a->password));
+	free(a->password);
+	free(a);
+}
+
+static void
 alter_finish(struct alter *a, const char *error)
 {
 	struct rot	*r = a->r;
 	alter_done	 done = a->done;
 
-	OPENSSL_cleanse(a->password, strlen(a->password));
-	free(a->password);
-	free(a);
+	r->alter = NULL;
+	alter_drop(a);
 	done(r, error);
 }
 
@@ -271,9 +295,17 @@ static void
 alter_result(struct pgq *q, const PGresult *res, const char *error, void *arg)
 {
 	struct alter	*a = arg;
+	PGconn		*conn;
 
-	(void)q;
 	(void)res;
+	/*
+	 * A statement that timed out is still running on the server (a
+	 * client that goes away does not stop it), and one whose connection
+	 * broke may have committed: either may yet set the password.
+	 */
+	if (error != NULL && ((conn = pg_conn(q)) == NULL ||
+	    PQtransactionStatus(conn) == PQTRANS_ACTIVE))
+		a->r->alter_unknown = 1;
 	alter_finish(a, error);
 }
 
@@ -324,7 +356,10 @@ alter_connected(struct pgq *q, const PGresult *res, const char *error,
 
 	(void)res;
 	if (error != NULL) {
-		r->q = NULL;	/* pg.c closed it */
+		/* a session stays open on an error: close it, keep a */
+		r->alter = NULL;
+		close_session(r);
+		r->alter = a;
 		snprintf(buf, sizeof buf, "cannot connect to database %s as "
 		    "its admin role: %s", r->s->conf->database, error);
 		alter_finish(a, buf);
@@ -355,10 +390,12 @@ alter_locked(struct pgq *q, const PGresult *res, const char *error,
 		snprintf(buf, sizeof buf, "cannot take the advisory lock: %s",
 		    error);
 		alter_finish(a, buf);
-	} else if (!db_lock_held(res))
-		alter_finish(a, "another host holds the advisory lock "
-		    "opsd.secret.NAME and rotates this secret");
-	else
+	} else if (!db_lock_held(res)) {
+		snprintf(buf, sizeof buf, "another host holds the advisory "
+		    "lock opsd.secret.%s and rotates this secret",
+		    a->r->s->conf->name);
+		alter_finish(a, buf);
+	} else
 		alter_send(a);
 }
 
@@ -378,11 +415,14 @@ rot_alter(struct rot *r, const char *role, const char *password, int lock,
 	a->password = xstrdup(password);
 	a->done = done;
 	a->lock = lock;
+	r->alter_unknown = 0;
 	if (r->q != NULL && pg_conn(r->q) != NULL) {
+		r->alter = a;
 		alter_send(a);
 		return;
 	}
 	close_session(r);
+	r->alter = a;
 	r->q = db_session_open(rot_opsd(r), r->s->db, 1, NULL,
 	    r->s->conf->timeout, alter_connected, a);
 }
@@ -502,6 +542,18 @@ static void
 set_password_done(struct rot *r, const char *error)
 {
 	if (error != NULL) {
+		if (r->alter_unknown) {
+			/*
+			 * The old password is set back, on a session of its
+			 * own: behind the first statement if it still waits.
+			 */
+			close_session(r);
+			r->db_changed = r->changed = 1;
+			rot_fail(r, "cannot set the password of role %s: %s "
+			    "(the statement may still take effect: the old "
+			    "password is set back)", r->target, error);
+			return;
+		}
 		rot_fail(r, "cannot set the password of role %s: %s", r->target,
 		    error);
 		return;
@@ -524,7 +576,7 @@ login_done(struct pgq *q, const PGresult *res, const char *error, void *arg)
 
 	(void)q;
 	(void)res;
-	r->q = NULL;
+	r->lq = NULL;
 	if (error != NULL) {
 		rot_fail(r, "cannot log in as %s with the new password: %s",
 		    r->target, error);
@@ -539,7 +591,10 @@ step_test_login(struct rot *r)
 	struct pg_spec	 spec;
 	char		*ci, *full;
 
-	close_session(r);
+	/*
+	 * Its own connection: the admin session stays open to the end, so
+	 * the fleet lock it holds covers the whole rotation.
+	 */
 	ci = db_conninfo(r->s->db, 0, NULL);
 	/* later keywords win: the role being rotated, not the conninfo's */
 	xasprintf(&full, "%s user=%s", ci, r->target);
@@ -549,7 +604,7 @@ step_test_login(struct rot *r)
 	spec.query = "SELECT 1";
 	spec.timeout_ms = r->s->conf->timeout;
 	spec.dns = rot_opsd(r)->dns;
-	r->q = pg_query(rot_opsd(r)->base, &spec, login_done, r);
+	r->lq = pg_query(rot_opsd(r)->base, &spec, login_done, r);
 	free(ci);
 	free(full);
 }
@@ -662,6 +717,22 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (rot_opsd(r)->stopping) {
+		/*
+		 * The probes stopped with opsd: the op stays in the journal and
+		 * the next start finishes the rotation from write_files.
+		 */
+		struct secret	*s = r->s;
+
+		evt_log_about(LOG_WARNING, "secret.rotation", "secret",
+		    s->conf->name, "secret %s: opsd is stopping before "
+		    "verify_probe %s could pass; the next start finishes the "
+		    "rotation (op %s)", s->conf->name, s->conf->verify_probe,
+		    r->op_id);
+		secret_rotate_abandon(s);
+		opsd_maybe_exit(s->opsd);
+		return;
+	}
 	if ((p = probe_find(rot_opsd(r), r->s->conf->verify_probe)) == NULL) {
 		rot_fail(r, "verify_probe %s is not configured",
 		    r->s->conf->verify_probe);
@@ -814,7 +885,6 @@ effect_cb(evutil_socket_t fd, short what, void *arg)
 		step_verify(r);
 		break;
 	default:
-		close_session(r);
 		step_promote(r);
 		break;
 	}
@@ -882,17 +952,18 @@ rb_db_done(struct rot *r, const char *error)
 		 * The role may hold the new password while the files hold
 		 * the old: neither may stay so. Keep trying.
 		 */
-		if (!r->recovering || strcmp(r->error, error) != 0)
+		if (!r->db_retry)
 			evt_log_about(LOG_ERR, "secret.rollback", "secret",
 			    r->s->conf->name, "secret %s: cannot set the "
 			    "password of %s back: %s; trying again every %ds",
 			    r->s->conf->name, r->target, error,
 			    RECOVER_RETRY_SEC);
-		r->recovering = 1;
+		r->db_retry = 1;
 		close_session(r);
 		timer_in(r, RECOVER_RETRY_SEC * 1000, rb_retry);
 		return;
 	}
+	r->db_retry = 0;
 	r->db_changed = 0;
 	rb_next(r);
 }
@@ -968,7 +1039,16 @@ rot_fail(struct rot *r, const char *fmt, ...)
 		child_abandon(r->child);
 		r->child = NULL;
 	}
-	close_session(r);
+	if (r->lq != NULL) {
+		pg_cancel(r->lq);
+		r->lq = NULL;
+	}
+	/*
+	 * An idle admin session stays: the password is set back on it,
+	 * still under the fleet lock (a broken one is replaced).
+	 */
+	if (r->alter != NULL)
+		close_session(r);
 	rb_next(r);
 }
 
@@ -1028,11 +1108,13 @@ rot_end(struct rot *r, enum op_outcome outcome)
 			    "a restart was rolled back; version %lld stays "
 			    "current", s->conf->name,
 			    (long long)s->meta.version);
+		s->event_error = r->error;
 		secret_event(s, &EVT_SECRET_ROTATION_FAILED, "secret.rotation",
 		    1, r->op_id, "secret %s: rotation FAILED (%s, %s): %s",
 		    s->conf->name, r->step >= 0 ? rot_step_names[r->step] :
 		    "start", outcome == OP_ROLLED_BACK ? "rolled back, version "
 		    "unchanged" : "nothing changed", r->error);
+		s->event_error = NULL;
 	}
 	fin = json_pack("{s:s, s:s, s:s, s:s?, s:I, s:s?}", "op", r->op_id,
 	    "secret", s->conf->name, "result", result, "error",
@@ -1050,6 +1132,8 @@ rot_end(struct rot *r, enum op_outcome outcome)
 	secret_rotation_ended(s, outcome == OP_OK, outcome == OP_OK ? NULL :
 	    r->error);
 	rot_free(r);
+	/* a stop waited for this rotation (secret_busy) */
+	opsd_maybe_exit(s->opsd);
 }
 
 static void
@@ -1108,7 +1192,7 @@ secret_rotate(struct secret *s, int manual, int force,
 	}
 	if (s->rot != NULL) {
 		xasprintf(err, "a rotation of secret %s is under way (op %s%s)",
-		    s->conf->name, s->rot->op_id, s->rot->recovering ?
+		    s->conf->name, s->rot->op_id, secret_rotate_recovering(s) ?
 		    ", recovering" : "");
 		return (-EBUSY);
 	}
@@ -1144,6 +1228,9 @@ secret_rotate(struct secret *s, int manual, int force,
 		return (e);
 	}
 	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(r->op));
+	/* for the next start: a manual rotation is not retried on its own */
+	if (manual)
+		op_set(r->op, "manual", "yes");
 	op_listen(r->op, rot_listener, r);
 	if (follower != NULL) {
 		r->followers = xcalloc(1, sizeof *r->followers);
@@ -1170,6 +1257,8 @@ secret_rotate_abandon(struct secret *s)
 		return;
 	/* the op stays unfinished in the journal: the next start sees it */
 	s->rot = NULL;
+	if (r->op != NULL)
+		op_listen(r->op, NULL, NULL);
 	r->op = NULL;
 	rot_free(r);
 }
@@ -1189,6 +1278,40 @@ secret_rotate_json(const struct secret *s)
 }
 
 /* --- after a crash ---------------------------------------------------------- */
+
+/*
+ * NAME.json names the op: the rotation had ended (promoted, or its
+ * failure recorded) when opsd stopped, and only the journal missed it.
+ * What is left is the end: a promotion's clean-up and its events, or the
+ * recorded outcome; the counters already have it.
+ */
+static void
+rotate_ended(struct secret *s, struct op *op)
+{
+	struct rot	*r;
+
+	if (strcmp(s->meta.last_result, "ok") != 0) {
+		op_finish(op, strcmp(s->meta.last_result, "rolled_back") == 0 ?
+		    OP_ROLLED_BACK : OP_FAILED, "%s", s->meta.last_error);
+		secret_event(s, &EVT_SECRET_RECOVERED, NULL, 0, s->meta.last_op,
+		    "secret %s: the rotation interrupted by a restart had been "
+		    "rolled back; version %lld stays current", s->conf->name,
+		    (long long)s->meta.version);
+		return;
+	}
+	r = rot_new(s);
+	r->op = op;
+	r->recovering = 1;
+	r->step = ROT_PROMOTE;
+	r->version = s->meta.version;
+	r->initial = s->meta.nhist == 0 && strcmp(s->meta.origin,
+	    "generated") == 0;
+	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(op));
+	s->rot = r;
+	prune_versions(s);
+	secret_env_sync(s);
+	rot_end(r, OP_OK);
+}
 
 /*
  * An unfinished rotation of a previous opsd: finished from write_files
@@ -1217,9 +1340,14 @@ secret_rotate_recover(struct opsd *o, struct op *op)
 		    "way", s->conf->name);
 		return;
 	}
+	if (strcmp(s->meta.last_op, op_id(op)) == 0) {
+		rotate_ended(s, op);
+		return;
+	}
 	r = rot_new(s);
 	r->op = op;
 	r->recovering = 1;
+	r->manual = s->last_manual = op_get(op, "manual") != NULL;
 	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(op));
 	r->step = step == OP_NO_STEP ? -1 : (int)step;
 	s->rot = r;
@@ -1235,9 +1363,11 @@ secret_rotate_recover(struct opsd *o, struct op *op)
 		snprintf(r->target, sizeof r->target, "%s", other_role(s));
 	secret_version_label(r->version, label, sizeof label);
 	if (step == OP_NO_STEP || step == ROT_GENERATE) {
+		/* stopped before write_files: rolled back, its value dropped */
 		snprintf(r->error, sizeof r->error, "interrupted by a restart "
-		    "while generating; nothing had changed");
+		    "while generating; the new value was discarded");
 		r->rolling_back = 1;
+		r->changed = 1;
 		rb_next(r);
 		return;
 	}

@@ -1,9 +1,10 @@
 /*
  * state_dir/secrets/ (0700): NAME.json says which version is current and
- * what happened last; NAME.current, NAME.pending and NAME.previous.K
- * hold the values (0600), so a rotation can always be finished or undone
- * from here. The published files (path, its previous files, user_path,
- * combined_path, env files) are copies made by secret_publish().
+ * what happened last; NAME.vN holds version N's value (0600): the
+ * current one, the previous ones kept, and during a rotation the pending
+ * one, so a rotation can always be finished or undone from here. The
+ * published files (path, its previous files, user_path, combined_path,
+ * env files) are copies made by secret_publish().
  *
  * NAME.json is read as outside input (secret_meta_parse): the state
  * directory may hold anything, and what does not parse is set aside.
@@ -560,12 +561,13 @@ secret_publish(struct secret *s, const char *value, const char *role,
 	 * Previous values first: a consumer that checks with the current
 	 * and the previous value never finds neither.
 	 */
-	for (k = 1; k <= c->keep_previous; k++) {
+	/* up to the most keep_previous allows: a lowered one drops the rest */
+	for (k = 1; k <= SECRET_KEEP_MAX; k++) {
 		if (k == 1)
 			xasprintf(&path, "%s.previous", c->path);
 		else
 			xasprintf(&path, "%s.previous.%u", c->path, k);
-		if (k <= nprev && prev[k - 1] != NULL)
+		if (k <= c->keep_previous && k <= nprev && prev[k - 1] != NULL)
 			rc = publish_one(path, prev[k - 1], c->mode, c->uid,
 			    c->gid, err, errlen);
 		else

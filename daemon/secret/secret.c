@@ -97,6 +97,8 @@ secret_event(struct secret *s, const struct evt_type *type,
 		evt_add(ev, "role", "%s", s->meta.role);
 	if (op != NULL)
 		evt_add(ev, "op", "%s", op);
+	if (s->event_error != NULL)
+		evt_add(ev, "error", "%s", s->event_error);
 	if (alert_object != NULL && s->conf->nalert > 0)
 		evt_alert(ev, (const char *const *)s->conf->alert,
 		    s->conf->nalert, alert_object, s->conf->name, firing);
@@ -426,11 +428,24 @@ secret_settle(struct secret *s)
 			s->meta.created = (int64_t)st.st_mtime;
 			snprintf(s->meta.origin, sizeof s->meta.origin,
 			    "imported");
-			/* an adopted pair: the first role is taken as in use */
+			/*
+			 * An adopted pair: the role in use is the one
+			 * user_path names, else the first.
+			 */
 			if (s->conf->kind == SECRET_POSTGRES &&
-			    s->conf->strategy == SECRET_ALTERNATING)
-				snprintf(s->meta.role, sizeof s->meta.role,
-				    "%s", s->conf->role_a);
+			    s->conf->strategy == SECRET_ALTERNATING) {
+				char	u[SECRET_ROLE_MAX + 2];
+
+				if (s->conf->user_path == NULL ||
+				    secretfile_read(s->conf->user_path, u,
+				    sizeof u, SECRETFILE_ONE_LINE, NULL) != 0 ||
+				    (strcmp(u, s->conf->role_a) != 0 &&
+				    strcmp(u, s->conf->role_b) != 0))
+					snprintf(u, sizeof u, "%s",
+					    s->conf->role_a);
+				memcpy(s->meta.role, u, strlen(u) + 1 >
+				    sizeof s->meta.role ? 0 : strlen(u) + 1);
+			}
 			e = secret_meta_save(o, s->conf->name, &s->meta);
 		}
 		if (e != 0) {
@@ -596,8 +611,11 @@ secret_apply_config(struct opsd *o)
 			secret_rotate_recover(o, op);
 		else if (s->first)
 			evtimer_add(s->first_ev, &tv);
-		else
+		else {
+			/* an edited template takes effect at the reload */
+			secret_env_sync(s);
 			secret_reschedule(s);
+		}
 	}
 	set->started = 1;
 }

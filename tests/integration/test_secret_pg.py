@@ -4,8 +4,12 @@ single strategy (the old password stops working, the new one works, the
 server stores a SCRAM verifier and its statement log never sees the
 plaintext), the alternating strategy (a session opened with the previous
 credentials keeps working and can reconnect until the next rotation; the
-roles' differences are reported), [database] password_secret, and the
-failures that must leave the previous working password in place.
+roles' differences are reported), [database] password_secret (backups
+and probes follow the rotations; an alternating secret's user too), the
+failures that must leave the previous working password in place
+(PostgreSQL down, the role missing, on_rotate or verify_probe failing
+after ALTER ROLE), and the fleet lock (held by another host: nothing
+changes; held by this one from set_password until the end).
 """
 import json
 import os
@@ -18,7 +22,7 @@ import pytest
 
 pytest.register_assert_rewrite("backup_svc")
 
-from backup_svc import PGBIN, wait_for  # noqa: E402
+from backup_svc import PGBIN, backup_section, wait_for  # noqa: E402
 
 pytest_plugins = ["backup_svc"]
 
@@ -172,19 +176,395 @@ def test_alternating_previous_credentials_keep_working(
         s1.wait()
 
 
-def test_password_secret_backups_follow_rotations(bk_pg, bk_daemons,
-                                                  tmp_path):
+# --- [database] password_secret ----------------------------------------------
+
+
+def admin_keys(pg):
+    return (f"admin_conninfo = host=127.0.0.1 port={pg.port} "
+            f"user=opsd_admin dbname=postgres connect_timeout=5\n"
+            f"admin_password_file = {pg.admin_pw_file}\n")
+
+
+def owned_db(pg, owner):
+    """A database with one table, both owned by owner: what a backup
+    logged in as owner (or as a member of it) can dump."""
+    name = f"sec_{secrets.token_hex(4)}"
+    pg.sql(f"CREATE DATABASE {name} OWNER {owner}")
+    pg.sql(f"CREATE TABLE items AS SELECT g AS id FROM "
+           f"generate_series(1, 50) g; ALTER TABLE items OWNER TO {owner}",
+           db=name)
+    return name
+
+
+def backup_now(d, name):
+    """backup run NAME --follow, in a second of its own (a backup id is
+    its time); the id of the backup it took."""
+    t = time.time()
+    time.sleep(1.02 - (t % 1))
+    rc, out, err = d.run_backup(name)
+    assert rc == 0, out + err
+    return d.items(name)[0]["id"]
+
+
+def test_password_secret_backups_and_probes_follow_rotations(
+        bk_pg, bk_daemons, tmp_path):
+    """A [database] whose role is the secret's: its backups read the
+    password file at each run, and so does a postgres probe of the same
+    file; both keep working across rotations, which the old password
+    would not survive."""
     pg = bk_pg
-    r = role(pg, extra="")
+    r = role(pg)
+    v0 = secrets.token_hex(16)       # what the app had: adopted as v1
+    pg.sql(f"ALTER ROLE {r} PASSWORD '{v0}'")
+    db = owned_db(pg, r)
     path = tmp_path / "pw"
+    path.write_text(v0)
+    os.chmod(path, 0o400)
+    ci = (f"host=127.0.0.1 port={pg.port} user={r} dbname={db} "
+          f"connect_timeout=5")
+    d = bk_daemons(
+        f"[database main]\nconninfo = {ci}\npassword_secret = app\n" +
+        admin_keys(pg) +
+        f"\n[secret app]\nkind = postgres-password\ndatabase = main\n"
+        f"role = {r}\npath = {path}\n\n"
+        f"[probe db]\nkind = postgres\nconninfo = {ci}\n"
+        f"password_file = {path}\ninterval = 1h\n\n" +
+        backup_section("app", tmp_path / "backups", verify="never"))
+    s = secret(d, "app")
+    assert s["version"] == 1 and s["origin"] == "imported", s
+    seen, taken = [], []
+    for i in range(3):
+        if i > 0:
+            rotate(d, "app")
+        pw = path.read_text()
+        assert pw not in seen
+        seen.append(pw)
+        assert secret(d, "app")["version"] == i + 1
+        res = d.rpc("probe.run", {"name": "db"}, timeout=30)
+        assert res["ok"], res
+        assert backup_now(d, "app") not in taken
+        taken.append(d.items("app")[0]["id"])
+    for old in seen[:-1]:
+        assert login(pg, r, old, db=db)[0] != 0
+    assert login(pg, r, seen[-1], db=db) == (0, r)
+
+
+def test_password_secret_alternating_backups_follow_user_path(
+        bk_pg, bk_daemons, tmp_path):
+    """An alternating secret: the backup logs in as the role user_path
+    names, with the password of that role; with the other role (which
+    still has its own older password) the run would fail."""
+    pg = bk_pg
+    base = f"alt_{secrets.token_hex(3)}"
+    owner = base + "_owner"
+    pg.sql(f"CREATE ROLE {owner} NOLOGIN")
+    a = role(pg, base + "_a", f"IN ROLE {owner}")
+    b = role(pg, base + "_b", f"IN ROLE {owner}")
+    db = owned_db(pg, owner)
+    path, user = tmp_path / "pw", tmp_path / "user"
     d = bk_daemons(
         f"[database main]\nconninfo = host=127.0.0.1 port={pg.port} "
-        f"user={r} dbname=postgres connect_timeout=5\n"
-        f"password_secret = app\n"
-        f"admin_conninfo = host=127.0.0.1 port={pg.port} "
-        f"user=opsd_admin dbname=postgres connect_timeout=5\n"
-        f"admin_password_file = {pg.admin_pw_file}\n\n"
-        f"[secret app]\nkind = postgres-password\ndatabase = main\n"
-        f"role = {r}\npath = {path}\n"
-        f"[probe db]\ntype = postgres\n")
-    assert d
+        f"user={a} dbname={db} connect_timeout=5\n"
+        f"password_secret = app\n" + admin_keys(pg) +
+        f"\n[secret app]\nkind = postgres-password\ndatabase = main\n"
+        f"role = {base}\nstrategy = alternating\npath = {path}\n"
+        f"user_path = {user}\n\n" +
+        backup_section("app", tmp_path / "backups", verify="never"))
+    wait_for(lambda: secret(d, "app")["version"] == 1, 20,
+             "the first password", detail=lambda: d.log()[-3000:])
+    creds, taken = {}, []
+    for i, expect in enumerate((a, b, a)):
+        if i > 0:
+            # min_interval (1h) guards the pair; force skips it
+            res = d.rpc("secret.rotate", {"name": "app", "force": True})
+            wait_for(lambda: secret(d, "app")["version"] == i + 1 and
+                     secret(d, "app")["state"] == "ok", 20, f"v{i + 1}",
+                     detail=lambda: d.log()[-3000:])
+            assert d.rpc("op.show", {"id": res["op"]})["state"] == "ok"
+        assert user.read_text() == expect
+        creds[expect] = path.read_text()
+        assert secret(d, "app")["role"] == expect
+        assert backup_now(d, "app") not in taken
+        taken.append(d.items("app")[0]["id"])
+        # the role not in use still has its older password: the backup
+        # can only have used the one user_path names
+        other = b if expect == a else a
+        if other in creds:
+            assert login(pg, other, creds[other], db=db) == (0, other)
+            assert login(pg, other, creds[expect], db=db)[0] != 0
+
+
+# --- failures: each leaves the previous working password -------------------
+
+
+def failing_secret(pg, bk_daemons, tmp_path, extra="", sections="",
+                   timeout="5s"):
+    """A single-strategy secret dbpw with its first value in place; (d,
+    role, path, value)."""
+    r = role(pg)
+    path = tmp_path / "pw"
+    d = bk_daemons(db_section(pg) +
+                   f"[secret dbpw]\nkind = postgres-password\n"
+                   f"database = main\nrole = {r}\npath = {path}\n"
+                   f"timeout = {timeout}\n{extra}\n{sections}")
+    wait_for(lambda: secret(d, "dbpw")["version"] == 1 and
+             secret(d, "dbpw")["state"] == "ok", 20, "the first password",
+             detail=lambda: d.log()[-3000:])
+    v1 = path.read_text()
+    assert login(pg, r, v1) == (0, r)
+    return d, r, path, v1
+
+
+def state_files(d):
+    return sorted(p.name for p in (d.state_dir / "secrets").iterdir())
+
+
+def check_failed(d, pg, r, path, v1, op, words, result):
+    """The op, secret.show and the event say why; nothing moved: the
+    file, the version, the role's password (a login with the file's
+    value), the state directory."""
+    assert op["state"] == result, op
+    for w in words:
+        assert w in op["error"], op
+    s = secret(d, "dbpw")
+    assert s["version"] == 1 and s["state"] == "failed", s
+    assert s["rotation"] is None and s["failures"] == 1, s
+    last = s["last_result"]
+    assert last["result"] == result and last["op"] == op["id"], last
+    for w in words:
+        assert w in last["error"] and w in s["last_error"], s
+    ev = d.wait_event("secret.rotation_failed",
+                      pred=lambda e: e.get("op") == op["id"])
+    assert all(w in ev[0]["msg"] for w in words), ev
+    assert path.read_text() == v1
+    assert login(pg, r, v1) == (0, r)
+    assert state_files(d) == ["dbpw.json", "dbpw.v1"], state_files(d)
+
+
+def test_failure_postgres_stopped(bk_pg, bk_daemons, tmp_path):
+    pg = bk_pg
+    d, r, path, v1 = failing_secret(pg, bk_daemons, tmp_path)
+    pg.stop()
+    try:
+        op = rotate(d, "dbpw", ok=False)
+    finally:
+        pg.start()
+    check_failed(d, pg, r, path, v1, op,
+                 ["cannot connect to database main", "admin"], "failed")
+    rotate(d, "dbpw")
+    assert login(pg, r, path.read_text()) == (0, r)
+
+
+def test_failure_role_missing(bk_pg, bk_daemons, tmp_path):
+    pg = bk_pg
+    d, r, path, v1 = failing_secret(pg, bk_daemons, tmp_path)
+    # renamed away and back: the role keeps its SCRAM verifier
+    pg.sql(f"ALTER ROLE {r} RENAME TO {r}_away")
+    try:
+        op = rotate(d, "dbpw", ok=False)
+    finally:
+        pg.sql(f"ALTER ROLE {r}_away RENAME TO {r}")
+    check_failed(d, pg, r, path, v1, op,
+                 [f"cannot set the password of role {r}", "does not exist"],
+                 "failed")
+
+
+def test_failure_on_rotate_after_alter_role_sets_the_old_password_back(
+        bk_pg, bk_daemons, tmp_path):
+    pg = bk_pg
+    fail = tmp_path / "fail"
+    # the consumer copies each value it is given; the second command
+    # fails once the test asks it to (not at the first value)
+    d, r, path, v1 = failing_secret(
+        pg, bk_daemons, tmp_path,
+        f"on_rotate = cp {tmp_path / 'pw'} "
+        f"{tmp_path}/seen.$OPSD_SECRET_VERSION\n"
+        f"on_rotate = test ! -e {fail}\n")
+    fail.touch()
+    op = rotate(d, "dbpw", ok=False)
+    check_failed(d, pg, r, path, v1, op,
+                 [f"on_rotate 'test ! -e {fail}'"], "rolled_back")
+    new = (tmp_path / "seen.2").read_text()
+    assert new != v1
+    rc, out = login(pg, r, new)
+    assert rc != 0 and "password authentication failed" in out, out
+    # on_rotate ran again with the old value: the consumer took it back
+    assert (tmp_path / "seen.1").read_text() == v1
+    fail.unlink()
+    rotate(d, "dbpw")
+    assert login(pg, r, path.read_text()) == (0, r)
+
+
+def test_failure_verify_probe_sets_the_old_password_back(
+        bk_pg, bk_daemons, tmp_path):
+    pg = bk_pg
+    fail = tmp_path / "fail"
+    d, r, path, v1 = failing_secret(
+        pg, bk_daemons, tmp_path,
+        f"on_rotate = cp {tmp_path / 'pw'} "
+        f"{tmp_path}/seen.$OPSD_SECRET_VERSION\n"
+        "verify_probe = app\nverify_timeout = 2s\n",
+        f"[probe app]\nkind = exec\ncommand = test ! -e {fail}\n"
+        "interval = 1h\n")
+    fail.touch()
+    op = rotate(d, "dbpw", ok=False)
+    check_failed(d, pg, r, path, v1, op, ["verify_probe app"],
+                 "rolled_back")
+    assert login(pg, r, (tmp_path / "seen.2").read_text())[0] != 0
+    assert (tmp_path / "seen.1").read_text() == v1
+    fail.unlink()
+    rotate(d, "dbpw")
+
+
+# --- the fleet lock ----------------------------------------------------------
+
+
+def fleet_key(kind, name):
+    """daemon/db/db.c db_lock_key(): FNV-1a (64 bits) of
+    "opsd.KIND.NAME", shifted right once (a positive bigint). Its offset
+    basis is 1469598103934665603, not FNV's 14695981039346656037: the
+    key is what every opsd computes, so it is kept."""
+    h = 1469598103934665603
+    for c in f"opsd.{kind}.{name}".encode():
+        h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h >> 1
+
+
+class AdvisoryLock:
+    """Another host: a session holding pg_advisory_lock(key)."""
+
+    def __init__(self, pg, key):
+        self.proc = subprocess.Popen(
+            [str(a) for a in pg.psql_argv()], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=pg.psql_env())
+        self.proc.stdin.write(f"SELECT pg_advisory_lock({key});\n"
+                              "\\echo LOCKED\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            assert line, "the lock session ended"
+            if line.strip() == "LOCKED":
+                break
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("\\q\n")
+            self.proc.stdin.close()
+            self.proc.wait(10)
+
+
+def lock_holders(pg, key):
+    """Backend pids holding the bigint advisory lock key."""
+    out = pg.sql("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                 "AND granted AND objsubid = 1 AND "
+                 f"((classid::bigint << 32) | objid::bigint) = {key}")
+    return [int(x) for x in out.split()]
+
+
+def test_fleet_lock_held_by_another_host(bk_pg, bk_daemons, tmp_path):
+    pg = bk_pg
+    d, r, path, v1 = failing_secret(pg, bk_daemons, tmp_path,
+                                    "lock = advisory\n")
+    key = fleet_key("secret", "dbpw")
+    other = AdvisoryLock(pg, key)
+    try:
+        op = rotate(d, "dbpw", ok=False)
+    finally:
+        other.release()
+    check_failed(d, pg, r, path, v1, op,
+                 ["another host holds the advisory lock opsd.secret.dbpw"],
+                 "failed")
+    ev = d.events("secret.rotation_failed")
+    assert "nothing changed" in ev[-1]["msg"], ev
+    rotate(d, "dbpw")
+    assert login(pg, r, path.read_text()) == (0, r)
+
+
+def test_fleet_lock_is_held_until_the_rotation_ends(bk_pg, bk_daemons,
+                                                    tmp_path):
+    """From set_password to promote: another host that tries in the
+    middle (while on_rotate runs) is refused, and cannot undo the
+    password this host is publishing."""
+    pg = bk_pg
+    hold, go = tmp_path / "hold", tmp_path / "go"
+    d, r, path, v1 = failing_secret(
+        pg, bk_daemons, tmp_path, "lock = advisory\n"
+        f"on_rotate = while [ -e {hold} ] && [ ! -e {go} ]; do "
+        "sleep 0.05; done\n")
+    key = fleet_key("secret", "dbpw")
+    assert lock_holders(pg, key) == []
+    hold.touch()
+    res = d.rpc("secret.rotate", {"name": "dbpw"})
+    wait_for(lambda: d.rpc("op.show", {"id": res["op"]})["step"] ==
+             "on_rotate", 20, "the rotation to reach on_rotate",
+             detail=lambda: d.log()[-3000:])
+    assert len(lock_holders(pg, key)) == 1
+    rc, out, _ = pg.sql_rc(f"SELECT pg_try_advisory_lock({key})")
+    assert rc == 0 and out.strip() == "f", out
+    go.touch()
+    wait_for(lambda: d.rpc("op.show", {"id": res["op"]})["state"] == "ok",
+             20, "the rotation to end", detail=lambda: d.log()[-3000:])
+    wait_for(lambda: lock_holders(pg, key) == [], 10, "the lock released")
+    assert login(pg, r, path.read_text()) == (0, r)
+
+
+class RoleLock:
+    """A transaction that has altered the role and not ended: an ALTER
+    ROLE of opsd waits behind it, and goes on once it is rolled back."""
+
+    def __init__(self, pg, r):
+        self.proc = subprocess.Popen(
+            [str(a) for a in pg.psql_argv()], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=pg.psql_env())
+        self.proc.stdin.write(f"BEGIN;\nALTER ROLE {r} CONNECTION LIMIT "
+                              "-1;\n\\echo LOCKED\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            assert line, "the locking session ended"
+            if line.strip() == "LOCKED":
+                break
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("ROLLBACK;\n\\q\n")
+            self.proc.stdin.close()
+            self.proc.wait(10)
+
+
+def test_failure_alter_role_times_out(bk_pg, bk_daemons, tmp_path):
+    """ALTER ROLE waits for a lock past timeout: the statement is still
+    on the server and commits once the lock goes (the client being gone
+    does not stop it), so the role would end with a password nobody has
+    unless the rollback sets the old one back after it."""
+    pg = bk_pg
+    d, r, path, v1 = failing_secret(pg, bk_daemons, tmp_path,
+                                    timeout="1s")
+    lock = RoleLock(pg, r)
+    try:
+        res = d.rpc("secret.rotate", {"name": "dbpw"})
+        # the undo's own ALTER ROLE waits behind the lock too
+        s = wait_for(lambda: (lambda s: s if s["state"] == "recovering"
+                              else None)(secret(d, "dbpw")), 20,
+                     "the rollback to wait for the database",
+                     detail=lambda: d.log()[-3000:])
+        # no restart: recovering, but nothing was recovered
+        assert s["rotation"]["recovered"] is False, s
+        assert s["rotation"]["rolling_back"] is True, s
+    finally:
+        lock.release()
+    o = wait_for(lambda: (lambda o: o if o["state"] != "running" else
+                          None)(d.rpc("op.show", {"id": res["op"]})), 30,
+                 "the rotation to end", detail=lambda: d.log()[-3000:])
+    assert o["state"] == "rolled_back", o
+    assert "timed out" in o["error"], o
+    assert o["recovered"] is False, o
+    assert not d.events("secret.recovered")
+    # whatever the server did with the statement, in the end the file's
+    # value logs in
+    time.sleep(1)
+    assert path.read_text() == v1
+    assert login(pg, r, v1) == (0, r)
+    assert secret(d, "dbpw")["version"] == 1

@@ -299,7 +299,11 @@ alert_sink(const struct evt *ev, void *arg)
 			continue;
 		a = active_find(set, r->conf->name, ev->alert->source,
 		    ev->alert->object);
-		if (ev->alert->firing) {
+		if (ev->alert->notice == 2 || (ev->alert->notice == 1 &&
+		    !ev->alert->firing && a == NULL)) {
+			/* a notification: nothing fires, nothing resolves */
+			p = payload_from_event(set, ev, "notice", 0);
+		} else if (ev->alert->firing) {
 			p = payload_from_event(set, ev, "firing", 0);
 			if (a == NULL) {
 				a = xcalloc(1, sizeof *a);

@@ -199,6 +199,13 @@ evt_alert(struct evt *ev, const char *const *routes, unsigned int nroutes,
 	ev->alert->firing = firing;
 }
 
+void
+evt_alert_notice(struct evt *ev, int always)
+{
+	if (ev->alert != NULL)
+		ev->alert->notice = always ? 2 : 1;
+}
+
 static void
 evt_free(struct evt *ev)
 {

@@ -47,6 +47,12 @@ struct evt_alert_info {
 	const char		*source;	/* "probe", "backup", ... */
 	const char		*object;	/* its name */
 	int			 firing;	/* 0: resolved */
+	/*
+	 * Deployment-style notifications (evt_alert_notice): 2 sends a
+	 * "notice" that neither fires nor resolves; 1 makes a resolved
+	 * event a notice on the routes where nothing was firing.
+	 */
+	int			 notice;
 };
 
 struct evt {
@@ -84,6 +90,12 @@ void	 evt_set_priority(struct evt *, int priority);
 void	 evt_alert(struct evt *, const char *const *routes,
 	    unsigned int nroutes, const char *source, const char *object,
 	    int firing);
+/*
+ * After evt_alert(): the message is also sent where no alert is active,
+ * as a "notice" (always: every route gets one and the active set is left
+ * alone; else only a resolved event where nothing fired gets one).
+ */
+void	 evt_alert_notice(struct evt *, int always);
 /* Sets the message, hands the event to every sink, frees it. */
 void	 evt_emit(struct evt *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

@@ -106,6 +106,23 @@ NOT_TRIGGERED = {
     "cert.state": "a state file that cannot be read or written",
     "cert.schedule": "a due renewal that cannot start",
     "cert.reload": "a reload during a renewal",
+    # nginx and two slots: test_deploy.py, test_deploy_op.py
+    "deploy.started": "needs nginx and slots (test_deploy.py)",
+    "deploy.step": "needs nginx and slots (test_deploy.py)",
+    "deploy.succeeded": "needs nginx and slots (test_deploy.py)",
+    "deploy.failed": "needs nginx and slots (test_deploy.py)",
+    "deploy.rolled_back": "needs nginx and slots (test_deploy.py)",
+    "deploy.recovered": "a cutover killed halfway (test_deploy_op.py)",
+    "deploy.retired": "a rollback window that ends (test_deploy.py)",
+    "deploy.command": "needs nginx and slots (test_deploy.py)",
+    "deploy.health": "needs nginx and slots (test_deploy.py)",
+    "deploy.state": "an unwritable or hostile deploy state file",
+    "deploy.journal": "an op file that cannot be written",
+    "deploy.stop": "a stop command that fails after a cutover",
+    "deploy.render": "a rendered include that cannot be removed",
+    "deploy.rollback": "a way back that cannot go on",
+    "deploy.retire": "a stop that fails at the end of a window",
+    "deploy.reload": "a reload while a cutover is under way",
 }
 
 # Documented fields that are there only in some records of an event
@@ -120,6 +137,7 @@ OBJECT_FIELDS = {
     "backup.": ("backup", "database"),
     "probe.": ("probe",),
     "alert.": ("route",),
+    "deploy.": ("deploy",),
 }
 
 

@@ -654,6 +654,12 @@ run_dump(struct brun *r)
 		argv[n++] = tok;
 	argv[n++] = "--format=custom";	/* what verify and restore read */
 	argv[n++] = "--no-password";
+	/*
+	 * pg_dump's own fsync of --file is meaningless on the FIFO (fsync
+	 * there is EINVAL, and pg_dump exits 1 if it gets that far); the
+	 * dump writer's file is synced by opsd (the syncing step).
+	 */
+	argv[n++] = "--no-sync";
 	argv[n++] = farg;
 	argv[n++] = dbarg;
 	argv[n] = NULL;

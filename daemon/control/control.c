@@ -243,28 +243,25 @@ conn_write(struct ctl_conn *c, json_t *msg)
 	size_t		 len;
 
 	/* Most replies fit on the stack: no allocation, no strlen. */
-	len = jsonrpc_dumpb(msg, buf, sizeof buf);
-	if (len > 0 && len <= sizeof buf) {
-		conn_send_line(c, buf, len);
-		return (0);
-	}
-	if ((s = jsonrpc_dump(msg, &len)) == NULL)
+	if ((s = jsonrpc_dumpb(msg, buf, sizeof buf, &len)) == NULL)
 		return (-ENOMEM);
 	if (len > OPSD_MAX_MESSAGE) {
 		/* the protocol promises no line longer than that */
 		json_t	*e;
 
-		free(s);
+		if (s != buf)
+			free(s);
 		e = jsonrpc_error(json_is_object(msg) ?
 		    json_object_get(msg, "id") : NULL, RPC_INTERNAL_ERROR,
 		    "reply longer than the message limit", NULL);
-		s = jsonrpc_dump(e, &len);
+		s = jsonrpc_dumpb(e, buf, sizeof buf, &len);
 		json_decref(e);
 		if (s == NULL)
 			return (-ENOMEM);
 	}
 	conn_send_line(c, s, len);
-	free(s);
+	if (s != buf)
+		free(s);
 	return (0);
 }
 

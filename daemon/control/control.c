@@ -69,7 +69,9 @@ struct control {
 	struct event		*ev_refuse;
 	int			 fd_short;	/* out of fds, logged */
 	struct event		*ev_reap;	/* frees drained connections */
-	size_t			 round_out;	/* output this round */
+	size_t			 round_out;	/* output, and... */
+	unsigned int		 round_accepts;	/* ...accepts this round */
+	int			 accept_paused;	/* for the next round */
 	struct event		*ev_round;	/* the loop's next round */
 	struct event		*ev_serve;	/* turns of the waitq */
 	TAILQ_HEAD(, ctl_conn)	 conns;
@@ -95,6 +97,14 @@ static void	conn_process(struct ctl_conn *);
  * iteration, so timers and probes run between.
  */
 #define CTL_ITER_BUDGET	(32 * 1024)
+
+/*
+ * Connections accepted in one loop iteration. libevent's listener accepts
+ * until the backlog is empty, and 4,000 clients connecting at once cost
+ * 160 ms in one callback; past this many the listener waits for the next
+ * iteration (their first requests wait for their turns anyway).
+ */
+#define CTL_ACCEPT_BURST 32
 
 /*
  * A round lasts until the loop next runs its due timers. Output is counted
@@ -157,6 +167,18 @@ conn_unqueue(struct ctl_conn *c)
 	}
 }
 
+/* Accepting again, unless something else holds the listener back. */
+static void
+listener_resume(struct opsd *o)
+{
+	struct control	*ctl = o->control;
+
+	if (ctl->listener != NULL && !o->stopping && ctl->ev_refuse == NULL &&
+	    !evtimer_pending(ctl->ev_resume, NULL) &&
+	    ctl->nconns < o->conf->max_connections)
+		evconnlistener_enable(ctl->listener);
+}
+
 /*
  * The loop went round: a new budget. The queue's turns come after the
  * timers due now (event_active puts them behind those already active),
@@ -165,13 +187,19 @@ conn_unqueue(struct ctl_conn *c)
 static void
 round_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct control	*ctl = ((struct opsd *)arg)->control;
+	struct opsd	*o = arg;
+	struct control	*ctl = o->control;
 
 	(void)fd;
 	(void)what;
 	ctl->round_out = 0;
+	ctl->round_accepts = 0;
 	if (!TAILQ_EMPTY(&ctl->waitq))
 		event_active(ctl->ev_serve, EV_TIMEOUT, 1);
+	if (ctl->accept_paused) {
+		ctl->accept_paused = 0;
+		listener_resume(o);
+	}
 }
 
 static void
@@ -705,6 +733,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	TAILQ_INSERT_TAIL(&ctl->conns, c, entry);
 	ctl->nconns++;
 	ctl->fd_short = 0;
+	if (++ctl->round_accepts >= CTL_ACCEPT_BURST) {
+		/* the rest of the backlog in the next round */
+		evconnlistener_disable(l);
+		ctl->accept_paused = 1;
+		ctl_next_round(ctl);
+	}
 }
 
 static void

@@ -45,9 +45,11 @@ int	 jsonrpc_parse_response(json_t *msg, json_t **result, int *code,
 /* Compact one-line serialization, newline not included; free() the result. */
 char	*jsonrpc_dump(const json_t *msg, size_t *len);
 /*
- * The same into buf, without a NUL. Returns the length the message needs,
- * more than size if it did not fit (buf then holds a part), or 0 on error.
+ * The same in one pass, into buf while it fits, without a NUL. Returns
+ * buf, or a malloc()ed copy (free it) if the message is longer than size,
+ * or NULL on error; *len is the message's length.
  */
-size_t	 jsonrpc_dumpb(const json_t *msg, char *buf, size_t size);
+char	*jsonrpc_dumpb(const json_t *msg, char *buf, size_t size,
+	    size_t *len);
 
 #endif

@@ -49,10 +49,11 @@ struct ctl_conn {
 	int			 comm_read;
 	int			 throttled;	/* output over the limit */
 	size_t			 turn;		/* output of this turn */
-	struct event		*ev_turn;	/* the next turn */
+	int			 waiting;	/* in waitq, for a turn */
 	int			 draining;	/* close once output is sent */
 	LIST_HEAD(, rpc_pending) pending;	/* deferred calls */
 	TAILQ_ENTRY(ctl_conn)	 entry;
+	TAILQ_ENTRY(ctl_conn)	 wait_entry;
 };
 
 struct control {
@@ -68,9 +69,13 @@ struct control {
 	struct event		*ev_refuse;
 	int			 fd_short;	/* out of fds, logged */
 	struct event		*ev_reap;	/* frees drained connections */
-	struct timeval		 iter;		/* the loop iteration of... */
-	size_t			 iter_out;	/* ...this much output */
+	size_t			 round_out;	/* output, and... */
+	unsigned int		 round_accepts;	/* ...accepts this round */
+	int			 accept_paused;	/* for the next round */
+	struct event		*ev_round;	/* the loop's next round */
+	struct event		*ev_serve;	/* turns of the waitq */
 	TAILQ_HEAD(, ctl_conn)	 conns;
+	TAILQ_HEAD(, ctl_conn)	 waitq;		/* input left, in turn */
 };
 
 static void	conn_process(struct ctl_conn *);
@@ -94,22 +99,128 @@ static void	conn_process(struct ctl_conn *);
 #define CTL_ITER_BUDGET	(32 * 1024)
 
 /*
- * Counts output against this iteration's budget; 1 once it is spent.
- * The loop's cached time changes once per iteration: it tells a new
- * iteration from the one in progress without a hook libevent 2.1 lacks.
+ * Connections accepted in one loop iteration. libevent's listener accepts
+ * until the backlog is empty, and 4,000 clients connecting at once cost
+ * 160 ms in one callback; past this many the listener waits for the next
+ * iteration (their first requests wait for their turns anyway).
  */
-static int
-ctl_budget_spent(struct control *ctl, struct event_base *base, size_t len)
-{
-	struct timeval	tv;
+#define CTL_ACCEPT_BURST 32
 
-	event_base_gettimeofday_cached(base, &tv);
-	if (tv.tv_sec != ctl->iter.tv_sec || tv.tv_usec != ctl->iter.tv_usec) {
-		ctl->iter = tv;
-		ctl->iter_out = 0;
+/*
+ * A round lasts until the loop next runs its due timers. Output is counted
+ * against the budget until ev_round, a timer due at once, fires in the
+ * next iteration: libevent runs an iteration's I/O callbacks before its
+ * timers, so a client that becomes readable meanwhile finds the budget
+ * spent and joins the queue, and no more than a budget (and the reply
+ * that crossed it) is rendered between two runs of the timers. The loop's
+ * cached time, compared here before, does not tell iterations apart:
+ * libevent reads CLOCK_MONOTONIC_COARSE, which moves every 4 ms with
+ * HZ=250, so the budget was one per 4 ms and waiting connections spun
+ * through their turn timers until the clock moved. With nothing spent and
+ * nobody waiting no timer runs and the count carries on: at worst a
+ * client waits one iteration it need not have.
+ */
+static void
+ctl_next_round(struct control *ctl)
+{
+	static const struct timeval	now = { 0, 0 };
+
+	if (!evtimer_pending(ctl->ev_round, NULL))
+		evtimer_add(ctl->ev_round, &now);
+}
+
+/* Counts output against this round's budget; 1 once it is spent. */
+static int
+ctl_budget_spent(struct control *ctl, size_t len)
+{
+	ctl->round_out += len;
+	if (ctl->round_out < CTL_ITER_BUDGET)
+		return (0);
+	ctl_next_round(ctl);
+	return (1);
+}
+
+/*
+ * c has requests left and waits for its turn, not reading meanwhile, so
+ * its input stays bounded and an EOF does not overtake the requests
+ * before it. The queue is served in order, a budget's worth a round.
+ */
+static void
+conn_queue(struct ctl_conn *c)
+{
+	struct control	*ctl = c->opsd->control;
+
+	bufferevent_disable(c->bev, EV_READ);
+	if (!c->waiting) {
+		c->waiting = 1;
+		TAILQ_INSERT_TAIL(&ctl->waitq, c, wait_entry);
 	}
-	ctl->iter_out += len;
-	return (ctl->iter_out >= CTL_ITER_BUDGET);
+	ctl_next_round(ctl);
+}
+
+static void
+conn_unqueue(struct ctl_conn *c)
+{
+	if (c->waiting) {
+		c->waiting = 0;
+		TAILQ_REMOVE(&c->opsd->control->waitq, c, wait_entry);
+	}
+}
+
+/* Accepting again, unless something else holds the listener back. */
+static void
+listener_resume(struct opsd *o)
+{
+	struct control	*ctl = o->control;
+
+	if (ctl->listener != NULL && !o->stopping && ctl->ev_refuse == NULL &&
+	    !evtimer_pending(ctl->ev_resume, NULL) &&
+	    ctl->nconns < o->conf->max_connections)
+		evconnlistener_enable(ctl->listener);
+}
+
+/*
+ * The loop went round: a new budget. The queue's turns come after the
+ * timers due now (event_active puts them behind those already active),
+ * so the timers of this iteration do not wait for them.
+ */
+static void
+round_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct opsd	*o = arg;
+	struct control	*ctl = o->control;
+
+	(void)fd;
+	(void)what;
+	ctl->round_out = 0;
+	ctl->round_accepts = 0;
+	if (!TAILQ_EMPTY(&ctl->waitq))
+		event_active(ctl->ev_serve, EV_TIMEOUT, 1);
+	if (ctl->accept_paused) {
+		ctl->accept_paused = 0;
+		listener_resume(o);
+	}
+}
+
+static void
+serve_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control	*ctl = ((struct opsd *)arg)->control;
+	struct ctl_conn	*c;
+
+	(void)fd;
+	(void)what;
+	while ((c = TAILQ_FIRST(&ctl->waitq)) != NULL &&
+	    ctl->round_out < CTL_ITER_BUDGET) {
+		conn_unqueue(c);
+		/* throttled: conn_write_cb resumes it; draining: stopping */
+		if (c->throttled || c->draining)
+			continue;
+		bufferevent_enable(c->bev, EV_READ);
+		conn_process(c);	/* back in the queue if input is left */
+	}
+	if (!TAILQ_EMPTY(&ctl->waitq))
+		ctl_next_round(ctl);
 }
 
 const struct peer *
@@ -184,9 +295,9 @@ conn_free(struct ctl_conn *c)
 		LIST_REMOVE(p, entry);
 		p->conn = NULL;		/* the answer has nowhere to go */
 	}
+	conn_unqueue(c);
 	TAILQ_REMOVE(&ctl->conns, c, entry);
 	ctl->nconns--;
-	event_free(c->ev_turn);
 	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
 	ctl->out_total -= evbuffer_get_length(bufferevent_get_output(c->bev));
 	bufferevent_free(c->bev);
@@ -219,7 +330,7 @@ conn_send_line(struct ctl_conn *c, const char *s, size_t len)
 	ssize_t		 n = 0;
 
 	c->turn += len + 1;
-	ctl_budget_spent(c->opsd->control, c->opsd->base, len + 1);
+	ctl_budget_spent(c->opsd->control, len + 1);
 	if (!c->draining && evbuffer_get_length(out) == 0) {
 		iov[0].iov_base = (void *)s;
 		iov[0].iov_len = len;
@@ -243,28 +354,25 @@ conn_write(struct ctl_conn *c, json_t *msg)
 	size_t		 len;
 
 	/* Most replies fit on the stack: no allocation, no strlen. */
-	len = jsonrpc_dumpb(msg, buf, sizeof buf);
-	if (len > 0 && len <= sizeof buf) {
-		conn_send_line(c, buf, len);
-		return (0);
-	}
-	if ((s = jsonrpc_dump(msg, &len)) == NULL)
+	if ((s = jsonrpc_dumpb(msg, buf, sizeof buf, &len)) == NULL)
 		return (-ENOMEM);
 	if (len > OPSD_MAX_MESSAGE) {
 		/* the protocol promises no line longer than that */
 		json_t	*e;
 
-		free(s);
+		if (s != buf)
+			free(s);
 		e = jsonrpc_error(json_is_object(msg) ?
 		    json_object_get(msg, "id") : NULL, RPC_INTERNAL_ERROR,
 		    "reply longer than the message limit", NULL);
-		s = jsonrpc_dump(e, &len);
+		s = jsonrpc_dumpb(e, buf, sizeof buf, &len);
 		json_decref(e);
 		if (s == NULL)
 			return (-ENOMEM);
 	}
 	conn_send_line(c, s, len);
-	free(s);
+	if (s != buf)
+		free(s);
 	return (0);
 }
 
@@ -427,7 +535,7 @@ out:
 	if (conn_over_limit(c))
 		return (1);
 	return (c->turn >= CONN_TURN || ctl_budget_spent(c->opsd->control,
-	    c->opsd->base, 0) ? 2 : 0);
+	    0) ? 2 : 0);
 }
 
 static void
@@ -439,9 +547,9 @@ conn_process(struct ctl_conn *c)
 	int			 i, n, r = 0;
 
 	c->turn = 0;
-	/* this iteration's output is spent: all of it waits for the next */
+	/* this round's output is spent: all of it waits for the next */
 	if (evbuffer_get_length(in) > 0 && ctl_budget_spent(c->opsd->control,
-	    c->opsd->base, 0))
+	    0))
 		r = 2;
 	while (r == 0 && evbuffer_get_length(in) > 0) {
 		n = evbuffer_peek(in, -1, NULL, v, nitems(v));
@@ -457,30 +565,9 @@ conn_process(struct ctl_conn *c)
 		c->throttled = 1;
 		bufferevent_disable(c->bev, EV_READ);
 	} else if (r == 2 && evbuffer_get_length(in) > 0) {
-		/*
-		 * Requests are left: the rest after the other connections'
-		 * turns. Not read meanwhile, so the input stays bounded and
-		 * an EOF does not overtake the requests before it.
-		 */
-		static const struct timeval	now = { 0, 0 };
-
-		bufferevent_disable(c->bev, EV_READ);
-		evtimer_add(c->ev_turn, &now);
+		/* requests are left: the rest after the others' turns */
+		conn_queue(c);
 	}
-}
-
-static void
-conn_turn_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct ctl_conn	*c = arg;
-
-	(void)fd;
-	(void)what;
-	/* throttled: conn_write_cb resumes it; draining: stopping */
-	if (c->throttled || c->draining)
-		return;
-	bufferevent_enable(c->bev, EV_READ);
-	conn_process(c);
 }
 
 static void
@@ -632,11 +719,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
 	    conn_out_cb, c);
-	c->ev_turn = evtimer_new(o->base, conn_turn_cb, c);
-	if (c->out_cb == NULL || c->ev_turn == NULL) {
-		if (c->ev_turn != NULL)
-			event_free(c->ev_turn);
-		bufferevent_free(c->bev);	/* closes fd, drops out_cb */
+	if (c->out_cb == NULL) {
+		bufferevent_free(c->bev);	/* closes fd */
 		free(c->peer.groups);
 		free(c);
 		return;
@@ -649,6 +733,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	TAILQ_INSERT_TAIL(&ctl->conns, c, entry);
 	ctl->nconns++;
 	ctl->fd_short = 0;
+	if (++ctl->round_accepts >= CTL_ACCEPT_BURST) {
+		/* the rest of the backlog in the next round */
+		evconnlistener_disable(l);
+		ctl->accept_paused = 1;
+		ctl_next_round(ctl);
+	}
 }
 
 static void
@@ -862,6 +952,7 @@ control_init(struct opsd *o)
 
 	ctl = xcalloc(1, sizeof *ctl);
 	TAILQ_INIT(&ctl->conns);
+	TAILQ_INIT(&ctl->waitq);
 	ctl->reserve_fd = ctl->refuse_fd = -1;
 	o->control = ctl;
 
@@ -904,6 +995,11 @@ control_init(struct opsd *o)
 	evconnlistener_set_error_cb(ctl->listener, accept_error_cb);
 	ctl->ev_resume = evtimer_new(o->base, resume_cb, o);
 	ctl->ev_reap = event_new(o->base, -1, 0, reap_cb, o);
+	ctl->ev_round = evtimer_new(o->base, round_cb, o);
+	ctl->ev_serve = event_new(o->base, -1, 0, serve_cb, o);
+	if (ctl->ev_resume == NULL || ctl->ev_reap == NULL ||
+	    ctl->ev_round == NULL || ctl->ev_serve == NULL)
+		fatalx("control: event_new failed");
 	/* one fd kept in reserve: the socket can always say it is full */
 	reserve_open(ctl);
 	control_apply_mode(o);
@@ -978,6 +1074,10 @@ control_free(struct opsd *o)
 		event_free(ctl->ev_resume);
 	if (ctl->ev_reap != NULL)
 		event_free(ctl->ev_reap);
+	if (ctl->ev_round != NULL)
+		event_free(ctl->ev_round);
+	if (ctl->ev_serve != NULL)
+		event_free(ctl->ev_serve);
 	if (ctl->reserve_fd != -1)
 		close(ctl->reserve_fd);
 	free(ctl->path);

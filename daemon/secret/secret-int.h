@@ -8,6 +8,7 @@
  *   secret-state.c    state_dir/secrets/: metadata and value files, and
  *                     the published files (value, previous, user,
  *                     combined, env files)
+ *   secret-roles.c    an alternating pair's two roles compared
  *   secret-rotate.c   a rotation, an op of kind secret.rotate, its
  *                     rollback and its recovery after a crash
  *   secret-metrics.c  /metrics and opsd.health
@@ -317,6 +318,11 @@ void	 secret_version_label(int64_t, char *, size_t);
 void	 secret_rotate_abandon(struct secret *);
 /* The unfinished rotation's view for secret.show, or NULL. */
 json_t	*secret_rotate_json(const struct secret *);
+
+/* --- the roles of a pair (secret-roles.c) ------------------------------- */
+
+/* Compares an alternating secret's two roles; a no-op for the others. */
+void	 secret_roles_compare(struct secret *);
 
 /* --- metrics (secret-metrics.c) ----------------------------------------- */
 

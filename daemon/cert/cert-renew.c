@@ -467,7 +467,7 @@ cert_renew_confirmed(struct cert *c)
 		return;
 	list[0] = '\0';
 	for (i = 0; i < c->conf->neps && o < sizeof list; i++)
-		if (!c->eps[i].matches)
+		if (c->eps[i].matches != CERT_SERVED_MATCHES)
 			o += (size_t)snprintf(list + o, sizeof list - o, "%s%s: %s",
 			    o ? "; " : "", c->conf->eps[i].text,
 			    c->eps[i].error);

@@ -101,6 +101,7 @@ NOT_TRIGGERED = {
     "cert.renewed": "a renewal (test_cert.py)",
     "cert.renewal_failed": "a failing renew command (test_cert.py)",
     "cert.served_differs": "a forgotten reload (test_cert.py)",
+    "cert.served_unchecked": "an endpoint where nothing listens (test_cert.py)",
     "cert.overdue": "a renewal overdue (test_cert.py)",
     "cert.recovered": "a crash in a renewal (test_cert.py)",
     "cert.state": "a state file that cannot be read or written",

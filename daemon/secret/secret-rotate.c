@@ -910,7 +910,14 @@ rb_next(struct rot *r)
 		    (r->nprev > 0 && r->s->meta.role[0] != '\0' ? r->prev[0] :
 		    NULL) : r->have_current ? r->current : NULL;
 		if (old != NULL) {
-			rot_alter(r, r->target, old, 0, rb_db_done);
+			/*
+			 * With the fleet lock: an open session holds it
+			 * already; a new one (after a crash, or after the
+			 * database went away) takes it first, so a second
+			 * host rotating meanwhile is never undone. Refused,
+			 * it is tried again like any database error.
+			 */
+			rot_alter(r, r->target, old, 1, rb_db_done);
 			return;
 		}
 		r->db_changed = 0;

@@ -164,8 +164,7 @@ struct drun {
 	uint64_t		 healthy_at;
 	uint64_t		 verified_at;
 	int64_t			 switched_at;	/* unix */
-	struct rpc_pending	**followers;
-	unsigned int		 nfollowers;
+	struct rpc_followers	 followers;
 };
 
 static void	run_next(struct drun *);
@@ -254,22 +253,19 @@ static void
 notify(struct drun *r, const char *detail)
 {
 	json_t		*p;
-	unsigned int	 i;
 
-	for (i = 0; i < r->nfollowers; i++) {
-		p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "op",
-		    r->op_id, "deploy", run_conf(r)->name, "mode", r->mode ==
-		    DEPLOY_MODE_ROLLBACK ? "rollback" : "deploy", "step",
-		    step_name(r->step), "slot", deploy_slot_name(r->slot),
-		    "version", r->version, "elapsed_ms",
-		    (json_int_t)elapsed_ms(r));
-		if (p == NULL)
-			fatalx("deploy: cannot build a progress notification");
-		if (detail != NULL)
-			json_object_set_new(p, "detail",
-			    json_string(detail));
-		rpc_pending_notify(r->followers[i], "deploy.progress", p);
-	}
+	if (r->followers.n == 0)
+		return;
+	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "op",
+	    r->op_id, "deploy", run_conf(r)->name, "mode", r->mode ==
+	    DEPLOY_MODE_ROLLBACK ? "rollback" : "deploy", "step",
+	    step_name(r->step), "slot", deploy_slot_name(r->slot),
+	    "version", r->version, "elapsed_ms", (json_int_t)elapsed_ms(r));
+	if (p == NULL)
+		fatalx("deploy: cannot build a progress notification");
+	if (detail != NULL)
+		json_object_set_new(p, "detail", json_string(detail));
+	rpc_followers_notify(&r->followers, "deploy.progress", p);
 }
 
 static void
@@ -1500,7 +1496,6 @@ run_end(struct drun *r, enum op_outcome outcome)
 	const char			*result;
 	int				 alert, degraded;
 	json_t				*fin;
-	unsigned int			 i;
 	char				 cut[64];
 
 	stop_work(r);
@@ -1639,13 +1634,7 @@ run_end(struct drun *r, enum op_outcome outcome)
 		    st->prev_running, "command", cmd));
 		free(cmd);
 	}
-	for (i = 0; i < r->nfollowers; i++) {
-		rpc_pending_notify(r->followers[i], "deploy.finished",
-		    json_incref(fin));
-		rpc_pending_release(r->followers[i]);
-	}
-	r->nfollowers = 0;
-	json_decref(fin);
+	rpc_followers_end(&r->followers, "deploy.finished", fin);
 	d->run = NULL;
 	run_free(r);
 	deploy_retire_schedule(d);
@@ -1654,12 +1643,8 @@ run_end(struct drun *r, enum op_outcome outcome)
 static void
 run_free(struct drun *r)
 {
-	unsigned int	i;
-
 	stop_work(r);
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_release(r->followers[i]);
-	free(r->followers);
+	rpc_followers_end(&r->followers, NULL, NULL);
 	free(r->prev);
 	free(r);
 }
@@ -1803,10 +1788,8 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(r->op));
 	op_listen(r->op, run_listener, r);
 	run_data(r);
-	if (follower != NULL) {
-		r->followers = xcalloc(1, sizeof *r->followers);
-		r->followers[r->nfollowers++] = follower;
-	}
+	if (follower != NULL)
+		rpc_followers_add(&r->followers, follower);
 	d->run = r;
 	deploy_retire_schedule(d);	/* no retire while it runs */
 	*id = xstrdup(r->op_id);

@@ -45,8 +45,10 @@ deploy_step_restore(struct drun *r)
 	if (!r->have_prev) {
 		if ((e = deploy_prev_load(deploy_run_opsd(r), c->name, &r->prev,
 		    &r->prevlen)) != 0) {
-			deploy_run_fail(r, "cannot read the saved include file from "
-			    "%s/deploy: %s", deploy_run_opsd(r)->conf->state_dir,
+			deploy_run_fail(r,
+			    "cannot read the saved include file from "
+			    "%s/deploy: %s",
+			    deploy_run_opsd(r)->conf->state_dir,
 			    strerror(-e));
 			goto out;
 		}
@@ -91,7 +93,8 @@ deploy_step_reload_back(struct drun *r)
 
 	if (c->proxy_pid_file != NULL && (e = deploy_workers_read(
 	    c->proxy_pid_file, &r->before)) != 0) {
-		deploy_run_fail(r, "nginx's master could not be found from %s: %s",
+		deploy_run_fail(r,
+		    "nginx's master could not be found from %s: %s",
 		    c->proxy_pid_file, e == -ESRCH ? "no such process" :
 		    strerror(-e));
 		return;
@@ -117,7 +120,8 @@ confirm_back_poll(evutil_socket_t fd, short what, void *arg)
 	}
 	if (now_usec() >= r->deadline) {
 		deploy_timer_off(&r->tick);
-		deploy_run_fail(r, "nginx did not confirm the reload back within %llus",
+		deploy_run_fail(r,
+		    "nginx did not confirm the reload back within %llus",
 		    (unsigned long long)(c->proxy_timeout / 1000));
 		return;
 	}
@@ -137,8 +141,10 @@ new_stopped(struct drun *r, int ok, const char *why, int status)
 	(void)status;
 	if (!ok)
 		evt_log_about(LOG_WARNING, "deploy.stop", "deploy",
-		    deploy_run_conf(r)->name, "deploy %s: stopping the new slot %s: "
-		    "%s", deploy_run_conf(r)->name, deploy_slot_name(r->slot), why);
+		    deploy_run_conf(r)->name,
+		    "deploy %s: stopping the new slot %s: "
+		    "%s", deploy_run_conf(r)->name, deploy_slot_name(r->slot),
+		    why);
 	deploy_run_end(r, r->undo == UNDO_FULL ? OP_ROLLED_BACK : OP_FAILED);
 }
 
@@ -185,13 +191,15 @@ deploy_run_recover(struct opsd *o, struct op *op)
 	unsigned int		 i;
 
 	if (d == NULL) {
-		op_finish(op, OP_ABANDONED, "no [deploy %s] in the configuration "
+		op_finish(op, OP_ABANDONED,
+		    "no [deploy %s] in the configuration "
 		    "any more: nginx and both slots are as the cutover left "
 		    "them", op_object(op));
 		return;
 	}
 	if (d->run != NULL) {
-		op_finish(op, OP_ABANDONED, "another cutover of %s is under way",
+		op_finish(op, OP_ABANDONED,
+		    "another cutover of %s is under way",
 		    d->conf->name);
 		return;
 	}
@@ -230,7 +238,8 @@ deploy_run_recover(struct opsd *o, struct op *op)
 	op_listen(op, deploy_run_listener, r);
 	snprintf(r->error, sizeof r->error, "interrupted by a restart at step "
 	    "%s", r->step >= 0 ? deploy_step_name(r->step) : "start");
-	snprintf(r->fail_step, sizeof r->fail_step, "%s", deploy_step_name(r->step));
+	snprintf(r->fail_step, sizeof r->fail_step, "%s",
+	    deploy_step_name(r->step));
 	for (i = 1; undo != NULL && i < nitems(deploy_undo_names); i++)
 		if (strcmp(undo, deploy_undo_names[i]) == 0)
 			r->undo = (enum undo)i;
@@ -290,7 +299,8 @@ deploy_run_recover(struct opsd *o, struct op *op)
 	else {
 		if (!r->committed)
 			deploy_run_commit(r);
-		deploy_run_goto(r, r->step == DS_STOP_OLD ? DS_STOP_OLD : DS_DRAIN);
+		deploy_run_goto(r, r->step == DS_STOP_OLD ? DS_STOP_OLD :
+		    DS_DRAIN);
 	}
 }
 

@@ -119,7 +119,8 @@ deploy_run_rolling_back(const struct deploy *d)
 }
 
 void
-deploy_timer_in(struct drun *r, struct event **ev, uint64_t ms, event_callback_fn fn)
+deploy_timer_in(struct drun *r, struct event **ev, uint64_t ms,
+    event_callback_fn fn)
 {
 	struct timeval	tv;
 
@@ -187,7 +188,8 @@ deploy_run_listener(struct op *op, void *arg)
 
 	if (op_state(op) != OP_RUNNING)
 		return;
-	deploy_event(r->d, &EVT_DEPLOY_STEP, r->op_id, deploy_step_name(r->step),
+	deploy_event(r->d, &EVT_DEPLOY_STEP, r->op_id,
+	    deploy_step_name(r->step),
 	    r->slot, r->version, 0, "deploy %s: %s (%s %s on %s)",
 	    deploy_run_conf(r)->name, deploy_step_name(r->step), r->mode ==
 	    DEPLOY_MODE_ROLLBACK ? "rollback to" : "version", r->version,
@@ -207,7 +209,8 @@ deploy_keep_check(struct drun *r, const struct deploy_check_result *res)
 }
 
 void
-deploy_describe_check(const struct deploy_check_result *res, char *buf, size_t len)
+deploy_describe_check(const struct deploy_check_result *res, char *buf,
+    size_t len)
 {
 	if (res->ok)
 		snprintf(buf, len, "ok (%ld%s%s, %llu ms)", res->status,
@@ -231,7 +234,8 @@ deploy_want_version(const struct drun *r)
 
 /* The template of a slot's health URL (or pid file) with its values. */
 char *
-deploy_slot_expand(struct drun *r, const char *tmpl, int slot, const char *version)
+deploy_slot_expand(struct drun *r, const char *tmpl, int slot,
+    const char *version)
 {
 	struct deploy_vars	v;
 
@@ -250,7 +254,8 @@ run_step(struct drun *r, int step)
 
 	r->step = step;
 	if ((e = op_step(r->op, (unsigned int)step)) != 0) {
-		deploy_run_fail(r, "cannot record step %s in the op journal: %s",
+		deploy_run_fail(r,
+		    "cannot record step %s in the op journal: %s",
 		    deploy_step_name(step), strerror(-e));
 		return (-1);
 	}
@@ -264,7 +269,8 @@ deploy_set_datum(struct drun *r, const char *key, const char *value)
 
 	if (r->op != NULL && (e = op_set(r->op, key, value)) != 0)
 		evt_log_about(LOG_WARNING, "deploy.journal", "deploy",
-		    deploy_run_conf(r)->name, "deploy %s: cannot record %s in the op "
+		    deploy_run_conf(r)->name,
+		    "deploy %s: cannot record %s in the op "
 		    "journal: %s", deploy_run_conf(r)->name, key, strerror(-e));
 }
 
@@ -454,8 +460,9 @@ journal_cb(evutil_socket_t fd, short what, void *arg)
 	if (deploy_run_opsd(r)->stopping)
 		return;		/* the next start takes it from here */
 	if (r->next >= DS_NSTEPS) {
-		deploy_run_end(r, !r->rolling_back ? OP_OK : r->undo == UNDO_FULL &&
-		    !r->keep_new ? OP_ROLLED_BACK : OP_FAILED);
+		deploy_run_end(r, !r->rolling_back ? OP_OK :
+		    r->undo == UNDO_FULL && !r->keep_new ? OP_ROLLED_BACK :
+		    OP_FAILED);
 		return;
 	}
 	if (run_step(r, r->next) != 0)
@@ -553,8 +560,10 @@ begin_undo(struct drun *r, enum undo u)
 	r->undo = u;
 	deploy_set_datum(r, "undo", deploy_undo_names[u]);
 	if (u == UNDO_FULL)
-		deploy_notify(r, "rolling back: nginx goes back to the old slot");
-	deploy_run_goto(r, deploy_next_of(r, r->step < 0 ? DS_PREPARE - 1 : r->step));
+		deploy_notify(r,
+		    "rolling back: nginx goes back to the old slot");
+	deploy_run_goto(r, deploy_next_of(r, r->step < 0 ? DS_PREPARE - 1 :
+	    r->step));
 }
 
 void
@@ -579,7 +588,8 @@ deploy_run_fail(struct drun *r, const char *fmt, ...)
 		return;
 	}
 	snprintf(r->error, sizeof r->error, "%s", buf);
-	snprintf(r->fail_step, sizeof r->fail_step, "%s", deploy_step_name(r->step));
+	snprintf(r->fail_step, sizeof r->fail_step, "%s",
+	    deploy_step_name(r->step));
 	deploy_notify(r, buf);
 	if (r->step <= DS_PREPARE) {
 		/* nothing started: nothing to undo (from the loop) */
@@ -704,7 +714,8 @@ deploy_run_end(struct drun *r, enum op_outcome outcome)
 		alert = d->alert_firing ? 3 : 1;
 		d->alert_firing = 0;
 		deploy_event(d, &EVT_DEPLOY_SUCCEEDED, r->op_id, "", r->slot,
-		    r->version, alert, "deploy %s: version %s serves on slot %s "
+		    r->version, alert,
+		    "deploy %s: version %s serves on slot %s "
 		    "(was %s on %s) in %lld ms%s; roll back with: opsd-cli "
 		    "deploy rollback %s", c->name, r->version,
 		    deploy_slot_name(r->slot), r->old_version[0] ?
@@ -805,7 +816,8 @@ deploy_run_new(struct deploy *d, int mode, int slot, const char *version)
 static void
 run_data(struct drun *r)
 {
-	deploy_set_datum(r, "mode", r->mode == DEPLOY_MODE_ROLLBACK ? "rollback" :
+	deploy_set_datum(r, "mode", r->mode == DEPLOY_MODE_ROLLBACK ? "rollback"
+	    :
 	    "deploy");
 	deploy_set_datum(r, "slot", deploy_slot_name(r->slot));
 	deploy_set_datum(r, "version", r->version);
@@ -839,7 +851,8 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 		    "%s%s (opsd-cli deploy status %s; opsd-cli deploy abort "
 		    "%s)", d->run->mode == DEPLOY_MODE_ROLLBACK ? "rollback" :
 		    "deploy", d->conf->name, d->run->op_id,
-		    d->run->step >= 0 ? deploy_step_name(d->run->step) : "starting",
+		    d->run->step >= 0 ? deploy_step_name(d->run->step) :
+		    "starting",
 		    d->run->recovering ? ", recovering after a restart" : "",
 		    d->conf->name, d->conf->name);
 		return (-EBUSY);
@@ -881,7 +894,8 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 		want = st->prev_version;
 	} else {
 		if (strcmp(version, DEPLOY_UNKNOWN) == 0) {
-			xasprintf(err, "'%s' names a version opsd does not know; "
+			xasprintf(err,
+			    "'%s' names a version opsd does not know; "
 			    "it cannot be deployed", version);
 			return (-EINVAL);
 		}
@@ -894,7 +908,8 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 		}
 		if (strcmp(version, st->active_version) == 0 &&
 		    st->degraded[0] == '\0') {
-			xasprintf(err, "deploy %s: version %s already serves on "
+			xasprintf(err,
+			    "deploy %s: version %s already serves on "
 			    "slot %s", d->conf->name, version,
 			    deploy_slot_name(st->active_slot));
 			return (-EINVAL);
@@ -952,7 +967,8 @@ deploy_run_abort(struct deploy *d, int force, char **id, char **err)
 	}
 	if (r->rolling_back) {
 		xasprintf(err, "deploy %s: op %s is already on its way back "
-		    "(step %s)", d->conf->name, r->op_id, deploy_step_name(r->step));
+		    "(step %s)", d->conf->name, r->op_id,
+		    deploy_step_name(r->step));
 		return (-EBUSY);
 	}
 	if (r->step == DS_MIGRATE) {
@@ -962,7 +978,8 @@ deploy_run_abort(struct deploy *d, int force, char **id, char **err)
 		return (-EBUSY);
 	}
 	if (r->step == DS_STOP_OLD) {
-		xasprintf(err, "deploy %s: the old slot is being stopped (op %s): "
+		xasprintf(err,
+		    "deploy %s: the old slot is being stopped (op %s): "
 		    "there is nothing left to go back to; roll back once the "
 		    "cutover has ended (it starts the old version again)",
 		    d->conf->name, r->op_id);

@@ -36,7 +36,8 @@ prepared(struct drun *r, int ok, const char *why, int status)
 {
 	(void)status;
 	if (!ok) {
-		deploy_run_fail(r, "the old version in slot %s could not be stopped: "
+		deploy_run_fail(r,
+		    "the old version in slot %s could not be stopped: "
 		    "%s", deploy_slot_name(r->slot), why);
 		return;
 	}
@@ -55,7 +56,8 @@ deploy_step_prepare(struct drun *r)
 		deploy_save(r->d);
 		deploy_run_cmd(r, "stop", deploy_run_conf(r)->stop, r->slot,
 		    st->has_previous && st->prev_version[0] != '\0' ?
-		    st->prev_version : "unknown", deploy_run_conf(r)->stop_timeout,
+		    st->prev_version : "unknown",
+		    deploy_run_conf(r)->stop_timeout,
 		    prepared);
 		return;
 	}
@@ -76,7 +78,8 @@ started(struct drun *r, int ok, const char *why, int status)
 void
 deploy_step_start(struct drun *r)
 {
-	deploy_run_cmd(r, "start", deploy_run_conf(r)->start, r->slot, r->version,
+	deploy_run_cmd(r, "start", deploy_run_conf(r)->start, r->slot,
+	    r->version,
 	    deploy_run_conf(r)->start_timeout, started);
 }
 
@@ -105,7 +108,8 @@ pid_watch(struct drun *r, int slot)
 	}
 	if (e != 0 || pid == r->pid) {
 		if (!deploy_pid_alive(r->pid)) {
-			deploy_run_fail(r, "the process of slot %s (pid %d, from %s) "
+			deploy_run_fail(r,
+			    "the process of slot %s (pid %d, from %s) "
 			    "exited during the %s", deploy_slot_name(slot),
 			    (int)r->pid, path, deploy_step_name(r->step));
 			free(path);
@@ -114,8 +118,10 @@ pid_watch(struct drun *r, int slot)
 		free(path);
 		return (0);
 	}
-	deploy_run_fail(r, "the process of slot %s restarted during the %s (pid %d, "
-	    "then %d, in %s)", deploy_slot_name(slot), deploy_step_name(r->step),
+	deploy_run_fail(r,
+	    "the process of slot %s restarted during the %s (pid %d, "
+	    "then %d, in %s)", deploy_slot_name(slot),
+	    deploy_step_name(r->step),
 	    (int)r->pid, (int)pid, path);
 	free(path);
 	return (-1);
@@ -173,7 +179,8 @@ gate_result(const struct deploy_check_result *res, void *arg)
 	snprintf(note, sizeof note, "health check %u: %s (%u/%u in a row)",
 	    r->nchecks, what, r->passes, rise);
 	deploy_notify(r, note);
-	evt_log_about(LOG_INFO, "deploy.health", "deploy", deploy_run_conf(r)->name,
+	evt_log_about(LOG_INFO, "deploy.health", "deploy",
+	    deploy_run_conf(r)->name,
 	    "deploy %s: slot %s %s", deploy_run_conf(r)->name,
 	    deploy_slot_name(r->slot), note);
 	if (r->passes >= rise) {
@@ -201,7 +208,8 @@ gate_tick(evutil_socket_t fd, short what, void *arg)
 		return;		/* health_start_delay */
 	if (now >= r->deadline) {
 		last_checks(r, checks, sizeof checks);
-		deploy_run_fail(r, "slot %s did not pass %llu health check%s in a row "
+		deploy_run_fail(r,
+		    "slot %s did not pass %llu health check%s in a row "
 		    "within health_deadline (%llus after the start delay); "
 		    "last checks: %s", deploy_slot_name(r->slot),
 		    (unsigned long long)(r->reuse ? 1 : c->health_rise),
@@ -213,7 +221,8 @@ gate_tick(evutil_socket_t fd, short what, void *arg)
 	if (r->check != NULL)
 		return;		/* the last one is still out */
 	s = health_spec(r, &url);
-	r->check = deploy_check_start(deploy_run_opsd(r), &s, gate_result, r, why,
+	r->check = deploy_check_start(deploy_run_opsd(r), &s, gate_result, r,
+	    why,
 	    sizeof why);
 	free(url);
 	if (r->check == NULL) {
@@ -260,7 +269,8 @@ migrated(struct drun *r, int ok, const char *why, int status)
 	if (status == 3 || !deploy_run_conf(r)->migrate_reversible) {
 		r->irreversible = 1;
 		deploy_set_datum(r, "irreversible", "yes");
-		deploy_notify(r, "the migration cannot be undone: failures after the "
+		deploy_notify(r,
+		    "the migration cannot be undone: failures after the "
 		    "switch alert instead of rolling back");
 	}
 	deploy_run_next(r);
@@ -269,7 +279,8 @@ migrated(struct drun *r, int ok, const char *why, int status)
 void
 deploy_step_migrate(struct drun *r)
 {
-	deploy_run_cmd(r, "migrate", deploy_run_conf(r)->migrate, r->slot, r->version,
+	deploy_run_cmd(r, "migrate", deploy_run_conf(r)->migrate, r->slot,
+	    r->version,
 	    deploy_run_conf(r)->migrate_timeout, migrated);
 }
 
@@ -353,13 +364,15 @@ deploy_step_render(struct drun *r)
 		return;
 	}
 	r->have_prev = 1;
-	text = deploy_slot_expand(r, c->template_text != NULL ? c->template_text :
+	text = deploy_slot_expand(r, c->template_text != NULL ? c->template_text
+	    :
 	    deploy_default_template, r->slot, r->version);
 	deploy_include_paths(c, &dir, &base, &tmp);
 	e = state_write(dir, tmp, text, strlen(text), 0644);
 	free(text);
 	if (e != 0)
-		deploy_run_fail(r, "cannot write %s/%s: %s", dir, tmp, strerror(-e));
+		deploy_run_fail(r, "cannot write %s/%s: %s", dir, tmp,
+		    strerror(-e));
 	free(dir);
 	free(base);
 	free(tmp);
@@ -418,7 +431,8 @@ tested(struct drun *r, int ok, const char *why, int status)
 void
 deploy_step_test(struct drun *r)
 {
-	deploy_run_cmd(r, "proxy_test", deploy_run_conf(r)->proxy_test, r->slot, r->version,
+	deploy_run_cmd(r, "proxy_test", deploy_run_conf(r)->proxy_test, r->slot,
+	    r->version,
 	    deploy_run_conf(r)->proxy_timeout, tested);
 }
 
@@ -432,7 +446,8 @@ note_workers(struct drun *r)
 	if (c->proxy_pid_file == NULL)
 		return (0);
 	if ((e = deploy_workers_read(c->proxy_pid_file, &r->before)) != 0) {
-		deploy_run_fail(r, "cannot find nginx's master from %s: %s (is nginx "
+		deploy_run_fail(r,
+		    "cannot find nginx's master from %s: %s (is nginx "
 		    "running? set proxy_pid_file)", c->proxy_pid_file,
 		    e == -ESRCH ? "no such process" : strerror(-e));
 		return (-1);
@@ -456,7 +471,8 @@ deploy_step_reload(struct drun *r)
 {
 	if (note_workers(r) != 0)
 		return;
-	deploy_run_cmd(r, "proxy_reload", deploy_run_conf(r)->proxy_reload, r->slot,
+	deploy_run_cmd(r, "proxy_reload", deploy_run_conf(r)->proxy_reload,
+	    r->slot,
 	    r->version, deploy_run_conf(r)->proxy_timeout, reloaded);
 }
 
@@ -473,7 +489,8 @@ confirm_poll(evutil_socket_t fd, short what, void *arg)
 	if (deploy_workers_read(c->proxy_pid_file, &now) == 0 &&
 	    deploy_workers_changed(&r->before, &now)) {
 		deploy_timer_off(&r->tick);
-		snprintf(note, sizeof note, "nginx (master %d) runs new workers",
+		snprintf(note, sizeof note,
+		    "nginx (master %d) runs new workers",
 		    (int)now.master);
 		deploy_notify(r, note);
 		deploy_run_next(r);
@@ -481,7 +498,8 @@ confirm_poll(evutil_socket_t fd, short what, void *arg)
 	}
 	if (now_usec() >= r->deadline) {
 		deploy_timer_off(&r->tick);
-		deploy_run_fail(r, "nginx (master %d) did not start new workers within "
+		deploy_run_fail(r,
+		    "nginx (master %d) did not start new workers within "
 		    "%llus of the reload: it did not take effect (nginx's error "
 		    "log says why)", (int)r->before.master,
 		    (unsigned long long)(c->proxy_timeout / 1000));
@@ -521,8 +539,10 @@ verify_result(const struct deploy_check_result *res, void *arg)
 	if (r->passes >= VERIFY_PASSES) {
 		r->verified_at = now_usec();
 		if ((e = deploy_run_commit(r)) != 0) {
-			deploy_run_fail(r, "cannot record the new active slot in "
-			    "%s/deploy: %s", deploy_run_opsd(r)->conf->state_dir,
+			deploy_run_fail(r,
+			    "cannot record the new active slot in "
+			    "%s/deploy: %s",
+			    deploy_run_opsd(r)->conf->state_dir,
 			    strerror(-e));
 			return;
 		}
@@ -530,12 +550,14 @@ verify_result(const struct deploy_check_result *res, void *arg)
 		return;
 	}
 	if (!res->ok && now_usec() >= r->deadline) {
-		deploy_run_fail(r, "verify_url %s did not answer with version %s "
+		deploy_run_fail(r,
+		    "verify_url %s did not answer with version %s "
 		    "through the proxy within verify_timeout: %s",
 		    deploy_run_conf(r)->verify_url, r->version, res->error);
 		return;
 	}
-	deploy_timer_in(r, &r->tick, res->ok ? VERIFY_SPACING_MS : VERIFY_RETRY_MS,
+	deploy_timer_in(r, &r->tick, res->ok ? VERIFY_SPACING_MS :
+	    VERIFY_RETRY_MS,
 	    verify_tick);
 }
 
@@ -558,7 +580,8 @@ verify_tick(evutil_socket_t fd, short what, void *arg)
 	if (c->verify_body != NULL)
 		s.body = body = deploy_slot_expand(r, c->verify_body, r->slot,
 		    r->version);
-	r->check = deploy_check_start(deploy_run_opsd(r), &s, verify_result, r, why,
+	r->check = deploy_check_start(deploy_run_opsd(r), &s, verify_result, r,
+	    why,
 	    sizeof why);
 	free(body);
 	if (r->check == NULL)
@@ -573,8 +596,10 @@ deploy_step_verify(struct drun *r)
 	if (deploy_run_conf(r)->verify_url == NULL) {
 		r->verified_at = now_usec();
 		if ((e = deploy_run_commit(r)) != 0) {
-			deploy_run_fail(r, "cannot record the new active slot in "
-			    "%s/deploy: %s", deploy_run_opsd(r)->conf->state_dir,
+			deploy_run_fail(r,
+			    "cannot record the new active slot in "
+			    "%s/deploy: %s",
+			    deploy_run_opsd(r)->conf->state_dir,
 			    strerror(-e));
 			return;
 		}
@@ -604,11 +629,13 @@ watch_result(const struct deploy_check_result *res, void *arg)
 	    what, r->fails);
 	deploy_notify(r, note);
 	evt_log_about(LOG_WARNING, "deploy.health", "deploy",
-	    deploy_run_conf(r)->name, "deploy %s: slot %s %s", deploy_run_conf(r)->name,
+	    deploy_run_conf(r)->name, "deploy %s: slot %s %s",
+	    deploy_run_conf(r)->name,
 	    deploy_slot_name(r->slot), note);
 	if (r->fails >= deploy_run_conf(r)->health_fall) {
 		last_checks(r, checks, sizeof checks);
-		deploy_run_fail(r, "slot %s failed %u health checks in a row during the "
+		deploy_run_fail(r,
+		    "slot %s failed %u health checks in a row during the "
 		    "watch after the switch: %s", deploy_slot_name(r->slot),
 		    r->fails, checks);
 	}
@@ -628,11 +655,13 @@ watch_tick(evutil_socket_t fd, short what, void *arg)
 		deploy_run_next(r);
 		return;
 	}
-	deploy_timer_in(r, &r->tick, deploy_run_conf(r)->health_interval, watch_tick);
+	deploy_timer_in(r, &r->tick, deploy_run_conf(r)->health_interval,
+	    watch_tick);
 	if (pid_watch(r, r->slot) != 0 || r->check != NULL)
 		return;
 	s = health_spec(r, &url);
-	r->check = deploy_check_start(deploy_run_opsd(r), &s, watch_result, r, why,
+	r->check = deploy_check_start(deploy_run_opsd(r), &s, watch_result, r,
+	    why,
 	    sizeof why);
 	free(url);
 }
@@ -642,7 +671,8 @@ deploy_step_watch(struct drun *r)
 {
 	r->fails = 0;
 	r->deadline = now_usec() + deploy_run_conf(r)->watch * 1000;
-	deploy_timer_in(r, &r->tick, deploy_run_conf(r)->health_interval, watch_tick);
+	deploy_timer_in(r, &r->tick, deploy_run_conf(r)->health_interval,
+	    watch_tick);
 }
 
 static void
@@ -671,7 +701,8 @@ old_stopped(struct drun *r, int ok, const char *why, int status)
 	if (!ok)
 		evt_log_about(LOG_WARNING, "deploy.stop", "deploy",
 		    deploy_run_conf(r)->name, "deploy %s: the old slot %s: %s",
-		    deploy_run_conf(r)->name, deploy_slot_name(r->old_slot), why);
+		    deploy_run_conf(r)->name, deploy_slot_name(r->old_slot),
+		    why);
 	else {
 		r->d->st.prev_running = 0;
 		deploy_save(r->d);

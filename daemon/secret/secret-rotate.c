@@ -70,7 +70,8 @@ static const char *const rot_step_names[] = {
 static void	rotate_resume(struct opsd *, struct op *);
 
 const struct op_kind secret_rotate_kind = {
-	"secret.rotate", rot_step_names, ROT_NSTEPS, rotate_resume, NULL
+	"secret.rotate", rot_step_names, ROT_NSTEPS, rotate_resume, NULL,
+	1	/* service_lock: a probe's restart waits for the rotation */
 };
 
 #define RECOVER_RETRY_SEC	10

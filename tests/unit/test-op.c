@@ -75,16 +75,16 @@ fake_rollback(struct opsd *ctx, struct op *op)
 }
 
 static const struct op_kind kind_resume = {
-	"test.resume", test_steps, 3, fake_resume, NULL
+	"test.resume", test_steps, 3, fake_resume, NULL, 0
 };
 static const struct op_kind kind_rollback = {
-	"test.rollback", test_steps, 3, NULL, fake_rollback
+	"test.rollback", test_steps, 3, NULL, fake_rollback, 0
 };
 static const struct op_kind kind_none = {
-	"test.none", test_steps, 3, NULL, NULL
+	"test.none", test_steps, 3, NULL, NULL, 0
 };
 static const struct op_kind kind_gone = {
-	"test.gone", test_steps, 3, NULL, NULL
+	"test.gone", test_steps, 3, NULL, NULL, 0
 };
 static const struct op_kind *const all_kinds[] = {
 	&kind_resume, &kind_rollback, &kind_none, NULL

@@ -65,6 +65,7 @@
 #include "daemon.h"
 #include "deploy-int.h"
 #include "evt.h"
+#include "maint.h"
 #include "op.h"
 #include "opsd-parse.h"
 #include "rpc.h"
@@ -99,7 +100,8 @@ static const char *const drun_step_names[] = {
 };
 
 const struct op_kind deploy_cutover_kind = {
-	"deploy.cutover", drun_step_names, DS_NSTEPS, deploy_run_recover, NULL
+	"deploy.cutover", drun_step_names, DS_NSTEPS, deploy_run_recover, NULL,
+	1	/* service_lock: a probe's restart waits for the cutover */
 };
 
 /* How a failure is undone (op data "undo", for a restart meanwhile). */
@@ -1554,6 +1556,7 @@ run_end(struct drun *r, enum op_outcome outcome)
 	if (deploy_save(d) == 0)
 		deploy_prev_remove(d->opsd, c->name);
 
+	maint_deploy_end(d->opsd, c->name);	/* its window ends with it */
 	if (r->op != NULL) {
 		if (outcome == OP_OK)
 			op_finish(r->op, OP_OK, NULL);
@@ -1802,6 +1805,8 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 	}
 	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(r->op));
 	op_listen(r->op, run_listener, r);
+	/* the probes of this service hold their alerts and restarts */
+	maint_deploy_begin(o, d->conf->name, r->op_id);
 	run_data(r);
 	if (follower != NULL) {
 		r->followers = xcalloc(1, sizeof *r->followers);

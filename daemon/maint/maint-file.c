@@ -69,6 +69,7 @@ maint_parse(const char *buf, size_t len, struct maint_window *v,
 	if ((root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je)) ==
 	    NULL) {
 		snprintf(err, errlen, "not JSON: %s", je.text);
+		memset(v, 0, sizeof *v * MAINT_MAX);
 		return (-1);
 	}
 	if (!json_is_object(root))

@@ -38,7 +38,7 @@ struct maint_window {
 /* The state file, pure: bytes in, windows out (maint-file.c). */
 int	 maint_name_ok(const char *);
 int	 maint_reason_ok(const char *);
-/* 0 with *n windows in v (at most MAINT_MAX), or -1 with err. */
+/* 0 with *n windows in v (room for MAINT_MAX), or -1, err, v cleared. */
 int	 maint_parse(const char *buf, size_t len, struct maint_window *v,
 	    unsigned int *n, char *err, size_t errlen);
 json_t	*maint_window_json(const struct maint_window *);

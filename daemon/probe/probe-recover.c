@@ -53,7 +53,7 @@ const struct evt_type EVT_PROBE_FLAPPING = {
 const struct evt_type EVT_PROBE_HELD = {
 	"probe.held", "8052aba8b6b9496495865f5e9dfff264", LOG_NOTICE };
 
-#define RESTART_MAX	100	/* N of restart_limit */
+#define RESTART_MAX	100	/* N of restart_limit, at most */
 
 static const char *const restart_steps[] = { "restart" };
 
@@ -72,8 +72,9 @@ struct probe_recover {
 	struct child	*child;
 	struct op	*op;
 	uint64_t	 child_start;		/* monotonic usec */
-	uint64_t	 times[RESTART_MAX];	/* starts in the window */
+	uint64_t	*times;		/* starts in the window */
 	unsigned int	 n;
+	unsigned int	 ntimes;	/* room in times */
 	uint64_t	 grace_until;
 	uint64_t	 up_since;
 	uint64_t	 cooldown_until;
@@ -82,6 +83,7 @@ struct probe_recover {
 	int		 held_down;	/* a down alert was held */
 	int		 exec_ran;	/* on_down = exec, for this time down */
 	char		 held[160];	/* the hold last told, "" none */
+	char		 lock[160];	/* the op a restart waits for */
 	uint64_t	 gen;
 	uint64_t	 count[RS_N];
 };
@@ -236,6 +238,10 @@ probe_recover_check_refs(struct opsd_config *conf,
 
 /* --- state --------------------------------------------------------------- */
 
+/*
+ * Allocated for a probe once it needs one: with on_down, depends_on, or
+ * when an alert of it fired or was held; a plain probe carries a NULL.
+ */
 static struct probe_recover *
 rec_get(struct probe *p)
 {
@@ -543,8 +549,8 @@ restart_start(struct probe *p)
 
 	if ((e = op_begin(p->opsd, &probe_restart_kind, service_of(p),
 	    &rec->op, &err)) != 0) {
-		if (strcmp(rec->held, err) != 0) {
-			snprintf(rec->held, sizeof rec->held, "%s", err);
+		if (strcmp(rec->lock, err) != 0) {
+			snprintf(rec->lock, sizeof rec->lock, "%s", err);
 			rec->gen++;
 			held_event(p, err, "restart");
 		}
@@ -557,8 +563,14 @@ restart_start(struct probe *p)
 		rec->op = NULL;
 		return;
 	}
+	if (rec->n >= rec->ntimes) {
+		rec->ntimes = rec->n + 1 > p->conf->restart_max ? rec->n + 1 :
+		    (unsigned int)p->conf->restart_max;
+		rec->times = xreallocarray(rec->times, rec->ntimes,
+		    sizeof *rec->times);
+	}
 	rec->times[rec->n++] = now_usec();
-	rec->held[0] = '\0';
+	rec->lock[0] = '\0';
 	memset(&spec, 0, sizeof spec);
 	spec.argv = argv;
 	spec.timeout_ms = p->conf->restart_timeout;
@@ -585,7 +597,7 @@ restart_start(struct probe *p)
 void
 probe_recover_done(struct probe *p, enum probe_state prev)
 {
-	struct probe_recover	*rec = rec_get(p);
+	struct probe_recover	*rec;
 	const struct probe_conf	*c = p->conf;
 	uint64_t		 now = now_usec(), cooldown, wait;
 	char			 why[160];
@@ -594,6 +606,9 @@ probe_recover_done(struct probe *p, enum probe_state prev)
 
 	(void)prev;
 	h = held_why(p, why, sizeof why);
+	if (p->rec == NULL && c->on_down == PROBE_ON_DOWN_NONE && h == 0)
+		return;		/* nothing held, nothing to restart */
+	rec = rec_get(p);
 	if (strcmp(why, rec->held) != 0 && (h != 0 || rec->held[0] != '\0')) {
 		if (h != 0 && p->state == PROBE_DOWN && c->on_down !=
 		    PROBE_ON_DOWN_NONE)
@@ -605,6 +620,10 @@ probe_recover_done(struct probe *p, enum probe_state prev)
 	/* a sustained success: up for a whole window resets the budget */
 	if (p->state == PROBE_UP && p->has_last && p->last.ok) {
 		rec->exec_ran = 0;
+		if (rec->lock[0] != '\0') {
+			rec->lock[0] = '\0';
+			rec->gen++;
+		}
 		if (rec->up_since == 0)
 			rec->up_since = now;
 		if ((rec->n > 0 || rec->flapping || (rec->fired &&
@@ -683,6 +702,7 @@ probe_recover_free(struct probe *p)
 		op_finish(rec->op, OP_FAILED, "the probe went away (removed, "
 		    "reconfigured or opsd stopping) before the restart "
 		    "command ended; it was killed");
+	free(rec->times);
 	free(rec);
 	p->rec = NULL;
 }
@@ -730,8 +750,8 @@ probe_recover_json(struct probe *p, json_t *o)
 			status = "flapping";
 		else if (rec != NULL && now < rec->grace_until)
 			status = "grace";
-		else if (rec != NULL && rec->held[0] != '\0' &&
-		    p->state == PROBE_DOWN)
+		else if (rec != NULL && (rec->held[0] != '\0' ||
+		    rec->lock[0] != '\0') && p->state == PROBE_DOWN)
 			status = "held";
 		if (note[0] == '\0' && strcmp(status, "restarting") == 0)
 			snprintf(note, sizeof note, "restarting");
@@ -743,7 +763,8 @@ probe_recover_json(struct probe *p, json_t *o)
 		} else if (note[0] == '\0' && strcmp(status, "grace") == 0)
 			snprintf(note, sizeof note, "restarted, in its grace");
 		else if (note[0] == '\0' && strcmp(status, "held") == 0)
-			snprintf(note, sizeof note, "held: %s", rec->held);
+			snprintf(note, sizeof note, "held: %s", rec->held[0] ?
+			    rec->held : rec->lock);
 		r = json_pack("{s:s, s:s, s:s, s:i, s:s, s:{s:I, s:I, s:I}}",
 		    "on_down", p->conf->on_down == PROBE_ON_DOWN_EXEC ? "exec" :
 		    "restart", "service", service_of(p), "status", status,

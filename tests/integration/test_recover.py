@@ -406,3 +406,87 @@ def test_bad_recovery_config(tmp_path, body, line, words):
     rc, out, err, path = check_config(body, tmp_path)
     assert rc != 0, err
     assert f"{path}:{line}: " in err and words in err, err
+
+
+# --- deploys and the op lock ------------------------------------------------
+
+@pytest.fixture
+def stack(tmp_path):
+    from deploy_svc import Stack, short_dir
+    import shutil
+    rundir = short_dir()
+    s = Stack(tmp_path, rundir)
+    yield s
+    errors = s.cleanup()
+    shutil.rmtree(rundir, ignore_errors=True)
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)
+
+
+def test_deploy_takes_maintenance_for_its_cutover(stack, webhook_rx,
+                                                  tmp_path):
+    flag, marker = tmp_path / "flag", tmp_path / "restarted"
+    flag.touch()
+    stack.slots.behave("2.0", start_delay=30)
+    stack.up(start_daemon=False, health_deadline="60s")
+    d = stack.d
+    d.write(stack.section(health_deadline="60s") + route(webhook_rx.url) +
+            flag_probe("web", flag, alert="hook", service="api",
+                       on_down="restart", restart=f"touch {marker}",
+                       restart_grace="200ms"))
+    d.start()
+    wait_for(lambda: d.rpc("probe.list")["probes"][0]["state"] == "up", 5,
+             "web up")
+    rc, out, err = d.cli("deploy", "start", "api", "--version", "2.0")
+    assert rc == 0, out + err
+    w = wait_for(lambda: d.rpc("maintenance.list")["windows"], 5,
+                 "the deploy's window")
+    assert w[0]["name"] == "api" and w[0]["source"] == "deploy", w
+    flag.unlink()
+    wait_for(lambda: d.rpc("probe.list")["probes"][0]["state"] == "down",
+             5, "web down")
+    time.sleep(0.8)
+    assert not marker.exists(), "no restart during the cutover"
+    assert [p for p in webhook_rx.received() if firing(p)] == []
+    p = d.rpc("probe.list")["probes"][0]
+    assert p["note"].startswith("maintenance until"), p
+    # the cutover ends (aborted here): the window with it, restarts resume
+    rc, out, err = d.cli("deploy", "abort", "api")
+    assert rc == 0, out + err
+    wait_for(lambda: d.rpc("maintenance.list")["windows"] == [], 30,
+             "the window to end with the cutover")
+    wait_for(marker.exists, 5, "the restart after the cutover")
+
+
+def test_restart_and_deploy_share_the_op_lock(stack, tmp_path):
+    flag = tmp_path / "flag"
+    stack.up(start_daemon=False)
+    d = stack.d
+    d.write(stack.section() + flag_probe(
+        "web", flag, service="api", on_down="restart",
+        restart="sleep 3", restart_timeout="10s"))
+    d.start()
+    wait_for(lambda: any(e.get("result") == "started" for e in
+                         d.events("probe.restart")), 5, "the restart")
+    rc, out, err = d.cli("deploy", "start", "api", "--version", "2.0")
+    assert rc == 1, out + err
+    assert "probe.restart on api is already in progress" in err, err
+
+
+def test_on_down_exec_runs_once_per_time_down(opsd_launcher, tmp_path):
+    flag, runs = tmp_path / "flag", tmp_path / "runs"
+    d = opsd_launcher(flag_probe(
+        "job", flag, on_down="exec", restart=f"echo ran >> {runs}",
+        restart_grace="100ms", restart_limit="5 in 1m",
+        restart_backoff="0"))
+    d.wait_state("job", "down")
+    wait_for(runs.exists, 3, "the command")
+    time.sleep(1.0)
+    assert runs.read_text().count("ran") == 1, "once while it stays down"
+    flag.touch()
+    d.wait_state("job", "up")
+    flag.unlink()
+    d.wait_state("job", "down")
+    wait_for(lambda: runs.read_text().count("ran") == 2, 3,
+             "once more for the second time down")
+    assert d.probe("job")["recovery"]["on_down"] == "exec"

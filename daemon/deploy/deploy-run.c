@@ -1556,7 +1556,6 @@ run_end(struct drun *r, enum op_outcome outcome)
 	if (deploy_save(d) == 0)
 		deploy_prev_remove(d->opsd, c->name);
 
-	maint_deploy_end(d->opsd, c->name);	/* its window ends with it */
 	if (r->op != NULL) {
 		if (outcome == OP_OK)
 			op_finish(r->op, OP_OK, NULL);

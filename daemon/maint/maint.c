@@ -23,6 +23,7 @@
 #include "evt.h"
 #include "maint.h"
 #include "metrics.h"
+#include "op.h"
 #include "state.h"
 #include "subsys.h"
 #include "util.h"
@@ -44,6 +45,7 @@ struct maint_set {
 	struct maint_window	 v[MAINT_MAX];
 	unsigned int		 n;
 	struct event		*timer;
+	struct event		*sweep;		/* ends what is marked ending */
 	uint64_t		 gen;
 	int			 loaded;
 };
@@ -165,6 +167,64 @@ maint_timer_cb(evutil_socket_t fd, short what, void *arg)
 	maint_arm(set);
 }
 
+/* The windows of cutovers that op.finished said ended. */
+static void
+maint_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct maint_set	*set = arg;
+	unsigned int		 i;
+	int			 any = 0;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < set->n; ) {
+		if (set->v[i].ending) {
+			remove_at(set, i, "the deploy's cutover ended");
+			any = 1;
+		} else
+			i++;
+	}
+	if (any) {
+		maint_save(set);
+		maint_arm(set);
+	}
+}
+
+static const char *
+field(const struct evt *ev, const char *key)
+{
+	unsigned int	i;
+
+	for (i = 0; i < ev->nfields; i++)
+		if (strcmp(ev->fields[i].key, key) == 0)
+			return (ev->fields[i].value);
+	return (NULL);
+}
+
+/*
+ * Sink of every event: a cutover that finished ends its window. Marked
+ * here and ended from the loop, since a sink must not emit.
+ */
+static void
+maint_sink(const struct evt *ev, void *arg)
+{
+	struct maint_set	*set = arg;
+	const char		*kind, *object;
+	unsigned int		 i;
+
+	if (ev->type != &EVT_OP_FINISHED ||
+	    (kind = field(ev, "op_kind")) == NULL ||
+	    strcmp(kind, "deploy.cutover") != 0 ||
+	    (object = field(ev, "op_object")) == NULL)
+		return;
+	for (i = 0; i < set->n; i++)
+		if (strcmp(set->v[i].source, "deploy") == 0 &&
+		    strcmp(set->v[i].name, object) == 0) {
+			set->v[i].ending = 1;
+			event_active(set->sweep, EV_TIMEOUT, 0);
+		}
+}
+
 static void
 maint_load(struct maint_set *set)
 {
@@ -172,7 +232,8 @@ maint_load(struct maint_set *set)
 	char		*path, *bad, *buf, err[256];
 	ssize_t		 r;
 	size_t		 len = 0;
-	int		 fd;
+	unsigned int	 i;
+	int		 fd, any;
 
 	xasprintf(&path, "%s/%s", dir, MAINT_FILE);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
@@ -204,7 +265,22 @@ maint_load(struct maint_set *set)
 	free(buf);
 	free(path);
 	set->gen++;
-	if (expire(set, "its time was up while opsd was stopped"))
+	any = expire(set, "its time was up while opsd was stopped");
+	/*
+	 * The journal is loaded before the first apply: a cutover that is
+	 * not unfinished any more took its window along.
+	 */
+	for (i = 0; i < set->n; ) {
+		if (strcmp(set->v[i].source, "deploy") == 0 &&
+		    op_find(set->opsd, "deploy.cutover", set->v[i].name) ==
+		    NULL) {
+			remove_at(set, i, "its cutover ended while opsd was "
+			    "stopped");
+			any = 1;
+		} else
+			i++;
+	}
+	if (any)
 		maint_save(set);
 }
 
@@ -217,6 +293,8 @@ maint_apply(struct opsd *o)
 		set = xcalloc(1, sizeof *set);
 		set->opsd = o;
 		set->timer = evtimer_new(o->base, maint_timer_cb, set);
+		set->sweep = evtimer_new(o->base, maint_sweep_cb, set);
+		evt_subscribe(maint_sink, set);
 		o->sub[SUBSYS_MAINT] = set;
 	}
 	if (!set->loaded) {
@@ -234,7 +312,9 @@ maint_free(struct opsd *o)
 
 	if (set == NULL)
 		return;
+	evt_unsubscribe(maint_sink, set);
 	event_free(set->timer);
+	event_free(set->sweep);
 	free(set);
 	o->sub[SUBSYS_MAINT] = NULL;
 }
@@ -388,11 +468,6 @@ maint_deploy_begin(struct opsd *o, const char *deploy, const char *op)
 	free(err);
 }
 
-void
-maint_deploy_end(struct opsd *o, const char *deploy)
-{
-	maint_stop(o, deploy, "deploy", "the deploy ended");
-}
 
 void
 maint_metrics(struct opsd *o, struct evbuffer *b)

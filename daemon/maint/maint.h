@@ -33,6 +33,7 @@ struct maint_window {
 	int64_t		 started;	/* wall clock, seconds */
 	int64_t		 until;		/* wall clock, seconds; 0: until stopped */
 	int64_t		 uid;		/* who opened it; -1: opsd itself */
+	int		 ending;	/* at run time: its end is due */
 };
 
 /* The state file, pure: bytes in, windows out (maint-file.c). */
@@ -67,9 +68,12 @@ unsigned int maint_stop(struct opsd *, const char *name, const char *source,
 	    const char *why);
 json_t	*maint_list_json(struct opsd *);
 
-/* A deploy's cutover: its own window on the deploy's name. */
+/*
+ * A deploy's cutover: its own window on the deploy's name, ended when the
+ * op finishes however it does (op.finished of deploy.cutover), also when
+ * a start-up recovery abandons it.
+ */
 void	 maint_deploy_begin(struct opsd *, const char *deploy, const char *op);
-void	 maint_deploy_end(struct opsd *, const char *deploy);
 
 /* Registry glue (maint.c). */
 void	 maint_apply(struct opsd *);

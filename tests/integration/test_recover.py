@@ -490,3 +490,32 @@ def test_on_down_exec_runs_once_per_time_down(opsd_launcher, tmp_path):
     wait_for(lambda: runs.read_text().count("ran") == 2, 3,
              "once more for the second time down")
     assert d.probe("job")["recovery"]["on_down"] == "exec"
+
+
+def test_state_file_windows_at_start(opsd_launcher, tmp_path):
+    """A window of the file is honoured at start; one of a cutover that
+    is not unfinished any more, or one whose time is up, is ended; a file
+    that does not parse is moved aside."""
+    import json
+    d = opsd_launcher(flag_probe("web", tmp_path / "x"), start=False)
+    d.state_dir.mkdir(parents=True, exist_ok=True)
+    now = int(time.time())
+    (d.state_dir / "maintenance.json").write_text(json.dumps({
+        "version": 1, "windows": [
+            {"name": "web", "source": "cli", "reason": "kept",
+             "started": now, "until": now + 3600, "uid": 0},
+            {"name": "api", "source": "deploy", "reason": "",
+             "started": now, "until": now + 3600, "uid": -1},
+            {"name": "old", "source": "cli", "reason": "",
+             "started": now - 100, "until": now - 10, "uid": 0}]}))
+    d.start()
+    assert [w["name"] for w in d.rpc("maintenance.list")["windows"]] == \
+        ["web"]
+    whys = sorted(e["why"] for e in d.events("maintenance.ended"))
+    assert whys == ["its cutover ended while opsd was stopped",
+                    "its time was up while opsd was stopped"], whys
+    d.stop()
+    (d.state_dir / "maintenance.json").write_text("{not json")
+    d.start()
+    assert d.rpc("maintenance.list")["windows"] == []
+    assert (d.state_dir / "maintenance.json.bad").exists()

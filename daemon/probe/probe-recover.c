@@ -318,10 +318,11 @@ probe_recover_generation(struct probe *p)
 
 	if (p->rec != NULL)
 		g += p->rec->gen;
-	/* "held: depends on db" follows the dependency */
-	for (i = 0; i < p->conf->ndepends_on; i++)
-		if ((q = probe_find(p->opsd, p->conf->depends_on[i])) != NULL)
-			g += (q->runs_ok + q->runs_failed) << 16;
+	/* "held: depends on db" follows whether the dependency fails */
+	for (i = 0; i < p->conf->ndepends_on && i < 16; i++)
+		if ((q = probe_find(p->opsd, p->conf->depends_on[i])) != NULL &&
+		    dep_failing(q))
+			g += (uint64_t)1 << (16 + i);
 	return (g);
 }
 

@@ -291,6 +291,9 @@ def test_dependency_down_holds_alerts_and_restarts(opsd_launcher,
     assert d.probe("web")["note"] == "held: depends on api"
     rc, out, err = d.cli("probe", "show", "api")
     assert rc == 0 and "held: depends on db" in out, out
+    assert d.cli_json("probe", "show", "api")["depends_on"] == ["db"]
+    rc, out, err = d.cli("probe", "show", "nosuch")
+    assert rc == 1 and "no probe named 'nosuch'" in err, out + err
     # the dependency back: api's restart happens; web stays held by api
     dbf.touch()
     wait_for(marker.exists, 5, "the restart once db is up")

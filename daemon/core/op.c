@@ -475,8 +475,12 @@ op_find_service(struct opsd *o, const char *object)
 	if (j == NULL)
 		return (NULL);
 	TAILQ_FOREACH(op, &j->running, entry) {
-		/* a recovered op's kind is found again when registered */
-		if (op->kind != NULL && op->kind->service_lock &&
+		const struct op_kind *k = op->kind;
+
+		/* an op loaded at start has its kind only once dispatched */
+		if (k == NULL)
+			k = kind_find(j, op->kind_name);
+		if (k != NULL && k->service_lock &&
 		    strcmp(op->object, object) == 0)
 			return (op);
 	}

@@ -86,6 +86,11 @@ struct probe_recover {
 	char		 lock[160];	/* the op a restart waits for */
 	uint64_t	 gen;
 	uint64_t	 count[RS_N];
+	/* depends_on resolved: probes are replaced only by a reload */
+	struct probe	**deps;
+	unsigned int	  ndeps;
+	unsigned int	  deps_reloads;
+	int		  deps_valid;
 };
 
 /* --- configuration ------------------------------------------------------ */
@@ -252,6 +257,27 @@ rec_get(struct probe *p)
 	return (p->rec);
 }
 
+/* The i-th dependency, or NULL; found once per configuration. */
+static struct probe *
+dep_at(struct probe *p, unsigned int i)
+{
+	struct probe_recover	*rec = rec_get(p);
+	unsigned int		 j;
+
+	if (!rec->deps_valid || rec->deps_reloads != p->opsd->reloads ||
+	    rec->ndeps != p->conf->ndepends_on) {
+		free(rec->deps);
+		rec->ndeps = p->conf->ndepends_on;
+		rec->deps = xcalloc(rec->ndeps + 1, sizeof *rec->deps);
+		for (j = 0; j < rec->ndeps; j++)
+			rec->deps[j] = probe_find(p->opsd,
+			    p->conf->depends_on[j]);
+		rec->deps_reloads = p->opsd->reloads;
+		rec->deps_valid = 1;
+	}
+	return (i < rec->ndeps ? rec->deps[i] : NULL);
+}
+
 static const char *
 service_of(const struct probe *p)
 {
@@ -300,8 +326,7 @@ held_why(struct probe *p, char *buf, size_t len)
 		return (1);
 	}
 	for (i = 0; i < p->conf->ndepends_on; i++) {
-		if ((q = probe_find(p->opsd, p->conf->depends_on[i])) !=
-		    NULL && dep_failing(q)) {
+		if ((q = dep_at(p, i)) != NULL && dep_failing(q)) {
 			snprintf(buf, len, "depends on %s", q->conf->name);
 			return (2);
 		}
@@ -320,8 +345,7 @@ probe_recover_generation(struct probe *p)
 		g += p->rec->gen;
 	/* "held: depends on db" follows whether the dependency fails */
 	for (i = 0; i < p->conf->ndepends_on && i < 16; i++)
-		if ((q = probe_find(p->opsd, p->conf->depends_on[i])) != NULL &&
-		    dep_failing(q))
+		if ((q = dep_at(p, i)) != NULL && dep_failing(q))
 			g += (uint64_t)1 << (16 + i);
 	return (g);
 }
@@ -704,6 +728,7 @@ probe_recover_free(struct probe *p)
 		    "reconfigured or opsd stopping) before the restart "
 		    "command ended; it was killed");
 	free(rec->times);
+	free(rec->deps);
 	free(rec);
 	p->rec = NULL;
 }

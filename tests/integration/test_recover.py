@@ -522,3 +522,23 @@ def test_state_file_windows_at_start(opsd_launcher, tmp_path):
     d.start()
     assert d.rpc("maintenance.list")["windows"] == []
     assert (d.state_dir / "maintenance.json.bad").exists()
+
+
+def test_dependency_replaced_by_a_reload(opsd_launcher, tmp_path):
+    """A reload that starts the dependency over (a new interval) leaves
+    the dependent following the new one."""
+    dbf, apif = tmp_path / "db", tmp_path / "api"
+    body = (flag_probe("db", dbf) +
+            flag_probe("api", apif, fall=3, depends_on="db"))
+    d = opsd_launcher(body)
+    wait_for(lambda: d.probe("api")["note"] == "held: depends on db", 5,
+             "api held")
+    d.write(body.replace("interval = 200ms", "interval = 150ms", 1))
+    rc, out, err = d.cli("reload")
+    assert rc == 0, out + err
+    dbf.touch()
+    wait_for(lambda: d.probe("db")["state"] == "up", 5, "db up")
+    wait_for(lambda: d.probe("api")["note"] == "", 5, "api not held")
+    dbf.unlink()
+    wait_for(lambda: d.probe("api")["note"] == "held: depends on db", 5,
+             "api held again")

@@ -34,6 +34,7 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "alert.h"
 #include "child.h"
 #include "config.h"
 #include "daemon.h"
@@ -721,6 +722,14 @@ probe_recover_free(struct probe *p)
 
 	if (rec == NULL)
 		return;
+	/*
+	 * The core resolves the alert of a probe that goes away down; a
+	 * flapping alert can be firing while the probe is up.
+	 */
+	if (rec->fired && p->state != PROBE_DOWN && p->conf->nalert > 0 &&
+	    !p->opsd->stopping)
+		alert_resolve(p->opsd, "probe", p->conf->name, "was removed or "
+		    "reconfigured while flapping");
 	if (rec->child != NULL)
 		child_abandon(rec->child);
 	if (rec->op != NULL)

@@ -542,3 +542,24 @@ def test_dependency_replaced_by_a_reload(opsd_launcher, tmp_path):
     dbf.unlink()
     wait_for(lambda: d.probe("api")["note"] == "held: depends on db", 5,
              "api held again")
+
+
+def test_flapping_alert_resolved_when_the_probe_goes_away(
+        opsd_launcher, backends, webhook_rx):
+    b = backends()
+    probe = http_probe("api", b, on_down="restart", restart="exit 1",
+                       restart_grace="100ms", restart_limit="1 in 1m",
+                       alert="hook")
+    d = opsd_launcher(route(webhook_rx.url) + probe)
+    webhook_rx.wait(firing, timeout=10)
+    r = restarts(d, "api", "failed")
+    assert len(r) == 1 and "status 1" in r[0]["detail"], r
+    b.start()                   # up, but not for a whole window yet
+    d.wait_state("api", "up")
+    assert d.probe("api")["recovery"]["status"] == "flapping"
+    d.write(route(webhook_rx.url))
+    rc, out, err = d.cli("reload")
+    assert rc == 0, out + err
+    post = webhook_rx.wait(lambda p: (p["json"] or {}).get("status") ==
+                           "resolved", timeout=5)[0]
+    assert post["json"]["name"] == "api", post

@@ -563,3 +563,35 @@ def test_flapping_alert_resolved_when_the_probe_goes_away(
     post = webhook_rx.wait(lambda p: (p["json"] or {}).get("status") ==
                            "resolved", timeout=5)[0]
     assert post["json"]["name"] == "api", post
+
+
+@pytest.mark.parametrize("point", ["restart", "restart:after"])
+def test_crash_during_a_restart_is_not_run_again(opsd_launcher, tmp_path,
+                                                 monkeypatch, point):
+    """kill at the probe.restart op's step (before the command, or after
+    it ran): the next opsd abandons the op and runs nothing of it again;
+    the probe decides anew."""
+    flag, marker = tmp_path / "flag", tmp_path / "ran"
+    flag.touch()
+    d = opsd_launcher(flag_probe("api", flag, on_down="restart",
+                                 restart=f"echo x >> {marker}",
+                                 restart_grace="100ms"), start=False)
+    monkeypatch.setenv("OPSD_FAULT", f"probe.restart:{point}")
+    d.start()
+    d.wait_state("api", "up")
+    flag.unlink()
+    d.proc.wait(timeout=10)
+    assert d.proc.returncode == 77, d.log()[-2000:]
+    ran = marker.read_text().count("x") if marker.exists() else 0
+    assert ran == (0 if point == "restart" else 1)
+    monkeypatch.delenv("OPSD_FAULT")
+    flag.touch()
+    d.stop()
+    d.start()
+    op = wait_for(lambda: [o for o in d.rpc("op.list", {
+        "kind": "probe.restart"})["ops"] if o["state"] != "running"], 5,
+        "the recovered op")[0]
+    assert op["state"] == "abandoned" and op["object"] == "api", op
+    d.wait_state("api", "up")
+    time.sleep(0.3)
+    assert (marker.read_text().count("x") if marker.exists() else 0) == ran

@@ -563,6 +563,19 @@ restart_done(struct child *c, const struct child_result *res, void *arg)
 	}
 }
 
+/* A restart due but not begun: said once, shown until the next one. */
+static void
+hold_restart(struct probe *p, const char *why)
+{
+	struct probe_recover	*rec = p->rec;
+
+	if (strcmp(rec->lock, why) == 0)
+		return;
+	snprintf(rec->lock, sizeof rec->lock, "%s", why);
+	rec->gen++;
+	held_event(p, why, "restart");
+}
+
 static void
 restart_start(struct probe *p)
 {
@@ -573,21 +586,28 @@ restart_start(struct probe *p)
 	char			*err = NULL;
 	int			 e;
 
-	if ((e = op_begin(p->opsd, &probe_restart_kind, service_of(p),
-	    &rec->op, &err)) != 0) {
-		if (strcmp(rec->lock, err) != 0) {
-			snprintf(rec->lock, sizeof rec->lock, "%s", err);
-			rec->gen++;
-			held_event(p, err, "restart");
-		}
+	e = op_begin(p->opsd, &probe_restart_kind, service_of(p), &rec->op,
+	    &err);
+	if (e == -ENODEV) {
+		/* opsd runs on without a journal: no lock to take or check */
+		free(err);
+		err = NULL;
+	} else if (e != 0) {
+		hold_restart(p, err);
 		free(err);
 		return;
-	}
-	op_set(rec->op, "probe", p->conf->name);
-	if (op_step(rec->op, 0) != 0) {
-		op_finish(rec->op, OP_FAILED, "cannot record the step");
-		rec->op = NULL;
-		return;
+	} else {
+		op_set(rec->op, "probe", p->conf->name);
+		if ((e = op_step(rec->op, 0)) != 0) {
+			char	msg[160];
+
+			snprintf(msg, sizeof msg, "cannot record the restart in "
+			    "the op journal: %s", strerror(-e));
+			op_finish(rec->op, OP_FAILED, "%s", msg);
+			rec->op = NULL;
+			hold_restart(p, msg);
+			return;
+		}
 	}
 	if (rec->n >= rec->ntimes) {
 		rec->ntimes = rec->n + 1 > p->conf->restart_max ? rec->n + 1 :
@@ -615,7 +635,8 @@ restart_start(struct probe *p)
 		rec->grace_until = now_usec() +
 		    p->conf->restart_grace * 1000;
 		restart_event(p, "failed", 0, msg);
-		op_finish(rec->op, OP_FAILED, "%s", msg);
+		if (rec->op != NULL)
+			op_finish(rec->op, OP_FAILED, "%s", msg);
 		rec->op = NULL;
 	}
 }

@@ -66,7 +66,7 @@ static const char *const ren_step_names[] = {
 static void	renew_resume(struct opsd *, struct op *);
 
 const struct op_kind cert_renew_kind = {
-	"cert.renew", ren_step_names, REN_NSTEPS, renew_resume, NULL
+	"cert.renew", ren_step_names, REN_NSTEPS, renew_resume, NULL, 0
 };
 
 #define CONFIRM_RETRY_MS	250

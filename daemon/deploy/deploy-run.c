@@ -66,6 +66,7 @@
 #include "deploy-int.h"
 #include "deploy-run-int.h"
 #include "evt.h"
+#include "maint.h"
 #include "op.h"
 #include "opsd-parse.h"
 #include "rpc.h"
@@ -79,7 +80,8 @@ static const char *const drun_step_names[] = {
 };
 
 const struct op_kind deploy_cutover_kind = {
-	"deploy.cutover", drun_step_names, DS_NSTEPS, deploy_run_recover, NULL
+	"deploy.cutover", drun_step_names, DS_NSTEPS, deploy_run_recover, NULL,
+	1	/* service_lock: a probe's restart waits for the cutover */
 };
 
 const char *const deploy_undo_names[4] = { "", "pre", "test", "full" };
@@ -936,6 +938,8 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 	}
 	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(r->op));
 	op_listen(r->op, deploy_run_listener, r);
+	/* the probes of this service hold their alerts and restarts */
+	maint_deploy_begin(o, d->conf->name, r->op_id);
 	run_data(r);
 	if (follower != NULL)
 		rpc_followers_add(&r->followers, follower);

@@ -59,7 +59,8 @@ const char *const secret_rot_step_names[ROT_NSTEPS] = {
 
 const struct op_kind secret_rotate_kind = {
 	"secret.rotate", secret_rot_step_names, ROT_NSTEPS,
-	    secret_rotate_resume, NULL
+	    secret_rotate_resume, NULL,
+	1	/* service_lock: a probe's restart waits for the rotation */
 };
 
 static void	rot_free(struct rot *);

@@ -167,7 +167,7 @@ audit_files_run(struct audit_run *r)
 			in.max_age = s->rotate_every > 0 ? s->rotate_every +
 			    s->grace : s->schedule != NULL ? (uint64_t)
 			    sched_period(&s->spec) * 1000 + s->grace :
-			    a != NULL ? a->max_secret_age : 0;
+			    a != NULL ? a->max_secret_age : AUDIT_MAX_AGE_DEFAULT;
 			check_file(r, AUDIT_SECRET, &in);
 			if (s->combined_path != NULL) {
 				in.path = s->combined_path;

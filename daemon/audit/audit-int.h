@@ -50,6 +50,9 @@ enum audit_scope {
 	AUDIT_HOST,		/* opsd's own files */
 };
 
+/* [audit] max_secret_age's default, also without an [audit] section */
+#define AUDIT_MAX_AGE_DEFAULT	(90ULL * 86400 * 1000)
+
 /* [audit] (one, unnamed) */
 struct audit_conf {
 	char		*name;		/* "audit" (config_obj) */

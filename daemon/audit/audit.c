@@ -30,11 +30,11 @@
 #include "util.h"
 
 const struct evt_type EVT_AUDIT_FINISHED = {
-	"audit.finished", "5b0f6e2a8c3d4e1f9a7b6c5d4e3f2a1b", LOG_INFO };
+	"audit.finished", "bd15a4406f6f7f97fd6dd13a172c28b6", LOG_INFO };
 const struct evt_type EVT_AUDIT_NEW_FINDINGS = {
-	"audit.new_findings", "c41d7e9f0a2b4c6d8e1f3a5b7c9d0e2f", LOG_WARNING };
+	"audit.new_findings", "f78c3fe3ed5e490295ad5c30651c40a8", LOG_WARNING };
 const struct evt_type EVT_AUDIT_RESOLVED = {
-	"audit.resolved", "8e2a4c6f1b3d5e7a9c0b2d4f6e8a1c3b", LOG_NOTICE };
+	"audit.resolved", "0d545bb35c41d8cbaf9e1c4830124e8c", LOG_NOTICE };
 
 #define S(x)	AUDIT_SECRET, 0, x
 #define E(x)	AUDIT_ENV, 0, x

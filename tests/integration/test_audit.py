@@ -356,8 +356,8 @@ def test_man_page_lists_exactly_the_checks(bk_daemons):
     text = (REPO / "docs" / "opsd.conf.5.scd").read_text()
     m = re.search(r"^# AUDIT CHECKS\n(.*?)(?=^# )", text, re.M | re.S)
     assert m, "opsd.conf(5) has no AUDIT CHECKS section"
-    documented = dict(re.findall(r"^\*([a-z_]+\.[a-z_0-9]+)\* \(([a-z]+)\)",
-                                 m.group(1), re.M))
+    documented = {k.replace("\\_", "_"): v for k, v in re.findall(
+        r"^\*([a-z\\_]+\.[a-z\\_0-9]+)\* \(([a-z]+)\)$", m.group(1), re.M)}
     missing = sorted(set(table) - set(documented))
     extra = sorted(set(documented) - set(table))
     assert not missing and not extra, \

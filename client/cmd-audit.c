@@ -130,6 +130,14 @@ cmd_audit_exec(struct cli *cli, int argc, char **argv)
 				cli_die(EXIT_USAGE, "--only: give check ids or "
 				    "families (opsd-cli audit --checks lists "
 				    "them)");
+		} else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+			char	*end;
+			long	 n = strtol(argv[++i], &end, 10);
+
+			if (*end != '\0' || n < 0 || n > 100000)
+				cli_die(EXIT_USAGE, "--limit: findings a check, "
+				    "0 for all");
+			json_object_set_new(p, "limit", json_integer(n));
 		} else if (strcmp(argv[i], "--checks") == 0)
 			list = 1;
 		else
@@ -155,7 +163,8 @@ cmd_audit_exec(struct cli *cli, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_audit_entry = {
-	NULL, "audit", "[--fail-on SEVERITY] [--only ID...] [--checks]",
+	NULL, "audit", "[--fail-on SEVERITY] [--only ID...] [--limit N] "
+	"[--checks]",
 	"run the production checklist: secrets, env files, databases, this "
 	"host (exit 1 with a finding at or above --fail-on)",
 	{ AUDIT_M_RUN, AUDIT_M_CHECKS }, 0, 64, 120000, cmd_audit_exec

@@ -179,6 +179,12 @@ void	 audit_finding(struct audit_run *, const struct audit_check *,
 void	 audit_finding_sev(struct audit_run *, const struct audit_check *,
 	    int sev, const char *where, const char *fix, const char *fmt, ...)
 	    __attribute__((format(printf, 6, 7)));
+/*
+ * For checks that loop over many rows: 1 once the check's listing is
+ * full, after counting the n findings left (the caller stops then).
+ */
+int	 audit_full(struct audit_run *, const struct audit_check *,
+	    unsigned int n);
 /* "could not check": not a finding, reported apart. */
 void	 audit_unchecked(struct audit_run *, const char *id,
 	    const char *where, const char *fmt, ...)
@@ -277,12 +283,17 @@ unsigned int audit_busy(struct opsd *);
 void	 audit_free_all(struct opsd *);
 
 /*
- * Starts a run; only (NULL-ended ids, NULL: all) limits the checks.
+ * Starts a run; only (nonly ids or families, none: all) limits the
+ * checks, limit the findings listed per check (the rest are counted and
+ * summed up in one line: thousands of unused indexes are one problem,
+ * and a reply of megabytes would stall the loop while it is encoded).
  * done gets the result object (stolen) and arg. 0 or -errno with *err.
  */
 typedef void (*audit_done_cb)(json_t *result, const char *error, void *arg);
+#define AUDIT_LIMIT_DEFAULT	50
 int	 audit_run_start(struct opsd *, const char *const *only, size_t nonly,
-	    int scheduled, audit_done_cb, void *arg, char *err, size_t errlen);
+	    unsigned int limit, int scheduled, audit_done_cb, void *arg,
+	    char *err, size_t errlen);
 
 extern const struct evt_type EVT_AUDIT_FINISHED;
 extern const struct evt_type EVT_AUDIT_NEW_FINDINGS;

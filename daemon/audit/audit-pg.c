@@ -810,6 +810,8 @@ audit_chk_pg_fk_without_index(struct audit_run *r,
 	int	i;
 
 	for (i = 0; i < PQntuples(in->res); i++) {
+		if (audit_full(r, c, (unsigned int)(PQntuples(in->res) - i)))
+			break;
 		snprintf(where, sizeof where, "%s: table %s, foreign key %s",
 		    in->path, PQgetvalue(in->res, i, 0), PQgetvalue(in->res, i,
 		    1));
@@ -843,6 +845,8 @@ audit_chk_pg_unused_index(struct audit_run *r, const struct audit_check *c,
 		return;
 	}
 	for (i = 0; i < PQntuples(in->res); i++) {
+		if (audit_full(r, c, (unsigned int)(PQntuples(in->res) - i)))
+			break;
 		snprintf(where, sizeof where, "%s: index %s on %s", in->path,
 		    PQgetvalue(in->res, i, 0), PQgetvalue(in->res, i, 1));
 		snprintf(fix, sizeof fix, "DROP INDEX CONCURRENTLY %s (after "

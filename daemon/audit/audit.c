@@ -200,6 +200,9 @@ struct audit_run {
 	json_t			*findings;
 	json_t			*unchecked;
 	unsigned int		 counts[AUDIT_NSEV];
+	unsigned int		 limit;		/* findings per check, 0: all */
+	unsigned int		*listed;	/* per check */
+	unsigned int		*dropped;	/* per check, past limit */
 	struct audit_pg		**pgs;
 	unsigned int		 npgs;
 	unsigned int		 pending;
@@ -264,13 +267,32 @@ add_finding(struct audit_run *r, const struct audit_check *c, int sev,
     const char *where, const char *fix, const char *fmt, va_list ap)
 {
 	char	*what;
+	size_t	 ci = (size_t)(c - audit_checks);
 
+	r->counts[sev]++;
+	if (r->limit > 0 && r->listed[ci] >= r->limit) {
+		r->dropped[ci]++;
+		return;
+	}
+	r->listed[ci]++;
 	xvasprintf(&what, fmt, ap);
 	json_array_append_new(r->findings, json_pack("{s:s, s:s, s:s, s:s, "
 	    "s:s}", "id", c->id, "severity", audit_sev_name(sev), "where",
 	    where, "what", what, "fix", fix != NULL ? fix : ""));
 	free(what);
-	r->counts[sev]++;
+}
+
+int
+audit_full(struct audit_run *r, const struct audit_check *c, unsigned int n)
+{
+	size_t	ci = (size_t)(c - audit_checks);
+
+	if (r->limit == 0 || r->listed[ci] < r->limit)
+		return (0);
+	/* counted like the listed ones, without formatting each */
+	r->dropped[ci] += n;
+	r->counts[c->sev] += n;
+	return (1);
 }
 
 void
@@ -459,6 +481,8 @@ run_free(struct audit_run *r)
 	free(r->only);
 	json_decref(r->findings);
 	json_decref(r->unchecked);
+	free(r->listed);
+	free(r->dropped);
 	if (r->finish_ev != NULL)
 		event_free(r->finish_ev);
 	free(r);
@@ -487,6 +511,21 @@ run_finish(struct audit_run *r)
 
 	run_unlink(r);
 	secs = (double)(now_usec() - r->start_usec) / 1e6;
+	/* one line for what the limit left out, counted in counts */
+	for (i = 0; i < (int)audit_nchecks; i++)
+		if (r->dropped[i] > 0) {
+			char *what;
+
+			xasprintf(&what, "%u more finding%s of this check not "
+			    "listed (the limit is %u a check; audit.run with "
+			    "limit 0 lists all)", r->dropped[i], r->dropped[i] ==
+			    1 ? "" : "s", r->limit);
+			json_array_append_new(r->findings, json_pack("{s:s, s:s, "
+			    "s:s, s:s, s:s}", "id", audit_checks[i].id,
+			    "severity", audit_sev_name(audit_checks[i].sev),
+			    "where", "(more)", "what", what, "fix", ""));
+			free(what);
+		}
 	findings = sorted(r->findings);
 	counts = json_object();
 	for (i = 0; i < AUDIT_NSEV; i++)
@@ -514,10 +553,10 @@ run_finish(struct audit_run *r)
 	if (st->job != NULL && r->scheduled)
 		job_finished(st->job, 1, "%zu findings", json_array_size(
 		    findings));
-	res = json_pack("{s:I, s:f, s:b, s:o, s:o, s:O}", "started",
+	res = json_pack("{s:I, s:f, s:b, s:o, s:o, s:O, s:i}", "started",
 	    (json_int_t)r->started, "elapsed_seconds", secs, "scheduled",
 	    r->scheduled, "counts", counts, "findings", findings, "unchecked",
-	    r->unchecked);
+	    r->unchecked, "limit", (int)r->limit);
 	if (fresh != NULL)
 		json_object_set_new(res, "new", fresh);
 	if (r->cb != NULL)
@@ -548,7 +587,8 @@ pg_done(struct audit_run *r)
 
 int
 audit_run_start(struct opsd *o, const char *const *only, size_t nonly,
-    int scheduled, audit_done_cb cb, void *arg, char *err, size_t errlen)
+    unsigned int limit, int scheduled, audit_done_cb cb, void *arg, char *err,
+    size_t errlen)
 {
 	struct audit_state	*st = audit_state_get(o);
 	const struct audit_conf	*a = st->conf;
@@ -580,6 +620,9 @@ audit_run_start(struct opsd *o, const char *const *only, size_t nonly,
 	r->start_usec = now_usec();
 	r->findings = json_array();
 	r->unchecked = json_array();
+	r->limit = limit;
+	r->listed = xcalloc(audit_nchecks, sizeof *r->listed);
+	r->dropped = xcalloc(audit_nchecks, sizeof *r->dropped);
 	r->cb = cb;
 	r->arg = arg;
 	r->finish_ev = evtimer_new(o->base, finish_cb, r);
@@ -640,8 +683,8 @@ job_cb(struct job *job, void *arg)
 	char			 err[256];
 
 	job_started(job);
-	if (audit_run_start(st->opsd, NULL, 0, 1, NULL, NULL, err,
-	    sizeof err) != 0)
+	if (audit_run_start(st->opsd, NULL, 0, AUDIT_LIMIT_DEFAULT, 1, NULL,
+	    NULL, err, sizeof err) != 0)
 		job_finished(job, 0, "%s", err);
 }
 

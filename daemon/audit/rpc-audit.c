@@ -18,6 +18,7 @@
 
 struct run_params {
 	json_t		*only;
+	json_t		*limit;
 };
 
 static void
@@ -59,9 +60,17 @@ audit_run_rpc(struct rpc_call *call, void *params, json_t **result)
 			only[i] = json_string_value(v);
 		}
 	}
+	if (p->limit != NULL && (!json_is_integer(p->limit) ||
+	    json_integer_value(p->limit) < 0 || json_integer_value(p->limit) >
+	    100000)) {
+		free(only);
+		return (rpc_error(call, RPC_INVALID_PARAMS, "limit: an integer, "
+		    "0 (all) to 100000"));
+	}
 	w = rpc_defer(call);
-	e = audit_run_start(call->opsd, only, n, 0, run_done, w, err,
-	    sizeof err);
+	e = audit_run_start(call->opsd, only, n, p->limit == NULL ?
+	    AUDIT_LIMIT_DEFAULT : (unsigned int)json_integer_value(p->limit),
+	    0, run_done, w, err, sizeof err);
 	free(only);
 	if (e != 0) {
 		rpc_pending_fail(w, e, NULL, "%s", err);
@@ -94,6 +103,8 @@ audit_checks_rpc(struct rpc_call *call, void *params, json_t **result)
 static const struct rpc_param run_params[] = {
 	{ "only", RPC_P_JSON, RP(only), 0, "check ids or families (\"pg\", "
 	    "\"secret.age\") to run; default all" },
+	{ "limit", RPC_P_JSON, RP(limit), 0, "findings listed per check, the "
+	    "rest summed up in one (default 50; 0: all)" },
 };
 #undef RP
 

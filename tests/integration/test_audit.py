@@ -86,6 +86,7 @@ def bad_pg():
         db = pg.new_db("bad", rows=50, extra_sql="""
 CREATE TABLE parent (id int PRIMARY KEY);
 CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent);
+CREATE TABLE child2 (id int PRIMARY KEY, parent_id int REFERENCES parent);
 """)
         pg.db = db
         yield pg
@@ -206,6 +207,12 @@ def test_fail_on_and_only(bk_daemons, bad_setup):
     assert rc == 1 and "unknown check 'pg.nosuch'" in err, (rc, out, err)
     rc, out, err = d.cli("audit", "--fail-on", "severe")
     assert rc == 2 and "--fail-on" in err
+    # the listing is limited per check; counts and the gate are not
+    res, _ = audit(d, "--only", "pg.fk_without_index", "--limit", "1",
+                   "--fail-on", "low", rc=1)
+    assert res["counts"]["low"] >= 2, res
+    more = [f for f in res["findings"] if f["where"] == "(more)"]
+    assert len(more) == 1 and "not listed" in more[0]["what"], res
     # the text form exits the same way
     rc, out, err = d.cli("audit", "--fail-on", "critical")
     assert rc == 1 and "critical" in out

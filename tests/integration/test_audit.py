@@ -173,7 +173,7 @@ def test_bad_setup_finds_each_with_its_id(bk_daemons, bad_setup):
     (md5,) = find(res, "pg.md5_verifier")
     assert md5["where"].endswith("role legacy")
     (fk,) = [f for f in find(res, "pg.fk_without_index")
-             if "child" in f["where"]]
+             if "table child," in f["where"]]
     assert "CREATE INDEX CONCURRENTLY ON child (parent_id)" == fk["fix"]
     (ph,) = find(res, "env.placeholder")
     assert ph["where"].endswith(".env.prod:2 DB_PASSWORD")

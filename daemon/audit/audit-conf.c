@@ -56,11 +56,16 @@ static const struct ini_key audit_keys[] = {	/* sorted */
 	  .off2 = O(nsecret_files), .validate = validate_abs },
 	{ .name = "timeout", .kind = INI_DURATION, .off = O(timeout),
 	  .dflt = "10s", .min = 100, .max = 600000 },
+	{ .name = "tls", .kind = INI_LIST, .off = O(tls), .off2 = O(ntls),
+	  .validate = audit_tls_validate },
+	{ .name = "tls_ca_file", .kind = INI_PATH, .off = O(tls_ca_file),
+	  .validate = ini_validate_readable },
 	{ .name = "unit_file", .kind = INI_PATH, .off = O(unit_file) },
 };
 #undef O
 
 #define AUDIT_FILES_MAX	256
+#define AUDIT_TLS_MAX	32
 
 static void *
 audit_open(void *ctx, const char *name)
@@ -121,6 +126,9 @@ audit_check_section(void *ctx, void *obj, const char *file, int line,
 				ini_error(errs, file, KL("secret_files"),
 				    "secret_files %s is listed twice",
 				    a->secret_files[i]);
+	if (a->ntls > AUDIT_TLS_MAX)
+		ini_error(errs, file, KL("tls"), "at most %d tls endpoints",
+		    AUDIT_TLS_MAX);
 	if (a->nalert > 0 && a->schedule == NULL)
 		ini_error(errs, file, a->alert_line, "alert is for scheduled "
 		    "runs, and there is no schedule");

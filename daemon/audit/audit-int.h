@@ -48,6 +48,7 @@ enum audit_scope {
 	AUDIT_ENV,		/* one env file */
 	AUDIT_PG,		/* one database, through one query */
 	AUDIT_HOST,		/* opsd's own files */
+	AUDIT_TLS,		/* one endpoint of [audit] tls */
 };
 
 /* [audit] max_secret_age's default, also without an [audit] section */
@@ -78,6 +79,9 @@ struct audit_conf {
 	uint64_t	 timeout;		/* per query */
 	int		 require_password_expiry;
 	char		*unit_file;
+	char		**tls;
+	unsigned int	 ntls;
+	char		*tls_ca_file;
 };
 
 extern const struct ini_section audit_section;
@@ -169,6 +173,9 @@ struct audit_input {
 	const PGresult		*settings;	/* AQ_SETTINGS' result */
 	const char		*app_user;	/* the conninfo's role */
 	int			 admin;		/* the admin role's session */
+	/* AUDIT_TLS: cert-int.h's struct grade_facts and grade_result */
+	const void		*grade_facts;
+	const void		*grade_result;
 };
 
 /* One finding: where, what, how to fix it; none of it a secret value. */
@@ -253,6 +260,16 @@ AUDIT_FN(audit_chk_pg_saturation);
 AUDIT_FN(audit_chk_pg_idle_in_transaction);
 AUDIT_FN(audit_chk_pg_waiting);
 AUDIT_FN(audit_chk_pg_wraparound);
+AUDIT_FN(audit_chk_tls_grade);
+AUDIT_FN(audit_chk_tls_issue);
+
+/* audit-tls.c: the grader of the cert room, one endpoint at a time */
+struct audit_tls;
+struct audit_tls *audit_tls_start(struct audit_run *, const char *target,
+	    const char *ca_file, uint64_t timeout_ms,
+	    void (*done)(struct audit_run *));
+void	 audit_tls_cancel(struct audit_tls *);
+const char *audit_tls_validate(const char *value, char *buf, size_t len);
 
 /* audit-pg.c: one session per database; done() when every one ended */
 struct audit_pg;

@@ -40,6 +40,7 @@ const struct evt_type EVT_AUDIT_RESOLVED = {
 #define E(x)	AUDIT_ENV, 0, x
 #define H(x)	AUDIT_HOST, 0, x
 #define P(q, x)	AUDIT_PG, q, x
+#define T(x)	AUDIT_TLS, 0, x
 
 /*
  * The checks. An id is stable (scripts and --only name it); the
@@ -182,12 +183,18 @@ const struct audit_check audit_checks[] = {
 	{ "pg.wraparound", AUDIT_MEDIUM, P(AQ_WRAP, "A database is within "
 	    "1 billion transactions of ID wraparound (high within 500 "
 	    "million, critical within 100 million)"), audit_chk_pg_wraparound },
+	{ "tls.grade", AUDIT_MEDIUM, T("An endpoint of [audit] tls grades "
+	    "below A (A- low; F, T and M high)"), audit_chk_tls_grade },
+	{ "tls.issue", AUDIT_HIGH, T("The grader's findings of an endpoint "
+	    "(its critical, high and warn ones, the last as low)"),
+	    audit_chk_tls_issue },
 };
 const size_t audit_nchecks = nitems(audit_checks);
 #undef S
 #undef E
 #undef H
 #undef P
+#undef T
 
 struct audit_run {
 	struct audit_state	*st;
@@ -205,6 +212,8 @@ struct audit_run {
 	unsigned int		*dropped;	/* per check, past limit */
 	struct audit_pg		**pgs;
 	unsigned int		 npgs;
+	struct audit_tls	**tlss;
+	unsigned int		 ntlss;
 	unsigned int		 pending;
 	struct event		*finish_ev;
 	audit_done_cb		 cb;
@@ -476,6 +485,10 @@ run_free(struct audit_run *r)
 		if (r->pgs[i] != NULL)
 			audit_pg_cancel(r->pgs[i]);
 	free(r->pgs);
+	for (i = 0; i < r->ntlss; i++)
+		if (r->tlss[i] != NULL)
+			audit_tls_cancel(r->tlss[i]);
+	free(r->tlss);
 	for (i = 0; i < r->nonly; i++)
 		free(r->only[i]);
 	free(r->only);
@@ -597,7 +610,7 @@ audit_run_start(struct opsd *o, const char *const *only, size_t nonly,
 	struct timeval		 tv = { 0, 0 };
 	size_t			 i, j;
 	unsigned int		 n, ndb;
-	int			 want_pg = 0;
+	int			 want_pg = 0, want_tls;
 
 	for (i = 0; i < nonly; i++) {
 		for (j = 0; j < audit_nchecks; j++)
@@ -643,9 +656,25 @@ audit_run_start(struct opsd *o, const char *const *only, size_t nonly,
 			want_pg = 1;
 	ndb = a != NULL && a->ndatabases > 0 ? a->ndatabases :
 	    config_count(o->conf, &db_section);
+	want_tls = 0;
+	for (j = 0; j < audit_nchecks; j++)
+		if (audit_checks[j].scope == AUDIT_TLS &&
+		    audit_selected(r, &audit_checks[j]))
+			want_tls = 1;
+	if (want_tls && a != NULL && a->ntls > 0) {
+		r->tlss = xcalloc(a->ntls, sizeof *r->tlss);
+		for (n = 0; n < a->ntls; n++) {
+			r->pending++;
+			if ((r->tlss[r->ntlss] = audit_tls_start(r, a->tls[n],
+			    a->tls_ca_file, a->timeout, pg_done)) != NULL)
+				r->ntlss++;
+			else
+				r->pending--;
+		}
+	}
 	if (want_pg && ndb > 0) {
 		r->pgs = xcalloc(ndb, sizeof *r->pgs);
-		r->pending = ndb;
+		r->pending += ndb;
 		for (n = 0; n < ndb; n++) {
 			d = a != NULL && a->ndatabases > 0 ? db_conf_find(
 			    o->conf, a->databases[n]) : config_at(o->conf,
@@ -672,6 +701,17 @@ audit_run_pg_gone(struct audit_run *r, struct audit_pg *p)
 	for (i = 0; i < r->npgs; i++)
 		if (r->pgs[i] == p)
 			r->pgs[i] = NULL;
+}
+
+void audit_run_tls_gone(struct audit_run *, struct audit_tls *);
+void
+audit_run_tls_gone(struct audit_run *r, struct audit_tls *t)
+{
+	unsigned int	i;
+
+	for (i = 0; i < r->ntlss; i++)
+		if (r->tlss[i] == t)
+			r->tlss[i] = NULL;
 }
 
 /* --- the schedule and the life cycle ------------------------------------- */

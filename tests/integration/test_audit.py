@@ -373,3 +373,29 @@ def test_man_page_lists_exactly_the_checks(bk_daemons):
     wrong = {k: (documented[k], v) for k, v in table.items()
              if documented[k] != v}
     assert not wrong, f"severities differ (doc, table): {wrong}"
+
+
+def test_tls_endpoints_through_the_grader(bk_daemons, good_pg, bad_pg):
+    """[audit] tls: PostgreSQL's STARTTLS endpoint graded by the same
+    grader as tls check; a server without TLS is not checked, not
+    failed."""
+    crt = good_pg.data / "server.crt"
+    ca = good_pg.files / "ca.crt"
+    shutil.copy(crt, ca)
+    body = (f"[audit]\ntls = postgres://127.0.0.1:{good_pg.port}\n"
+            f"tls = postgres://127.0.0.1:{bad_pg.port}\n"
+            f"tls_ca_file = {ca}\ntimeout = 5s\n")
+    d = bk_daemons(body)
+    res, _ = audit(d, "--only", "tls")
+    good = f"postgres://127.0.0.1:{good_pg.port}"
+    bad = f"postgres://127.0.0.1:{bad_pg.port}"
+    assert not [u for u in res["unchecked"] if u["where"] == good], res
+    assert {u["id"] for u in res["unchecked"] if u["where"] == bad} == \
+        {"tls.grade", "tls.issue"}, res
+    assert not [f for f in res["findings"] if f["where"] == bad]
+    # a self-signed certificate for another name: the grader's findings
+    issues = {f["what"].split(":")[0] for f in find(res, "tls.issue")
+              if f["where"] == good and f["severity"] == "high"}
+    assert {"self_signed", "name_mismatch"} <= issues, res
+    (grade,) = [f for f in find(res, "tls.grade") if f["where"] == good]
+    assert grade["what"].startswith("grade ") and grade["fix"], grade

@@ -700,6 +700,22 @@ audit_chk_host_config(struct audit_run *r, const struct audit_check *c,
 	    07777));
 }
 
+/* 1 if v (up to blanks) is one of the blank-separated words of list */
+static int
+word_in(const char *list, const char *v)
+{
+	size_t	n = strcspn(v, " \t\r"), w;
+
+	while (*list != '\0') {
+		w = strcspn(list, " ");
+		if (w == n && strncmp(list, v, n) == 0)
+			return (1);
+		list += w;
+		list += strspn(list, " ");
+	}
+	return (0);
+}
+
 void
 audit_chk_host_unit(struct audit_run *r, const struct audit_check *c,
     const struct audit_input *in)
@@ -742,7 +758,7 @@ audit_chk_host_unit(struct audit_run *r, const struct audit_check *c,
 		for (i = 0; i < nitems(want); i++) {
 			kl = strlen(want[i].key);
 			if (strncmp(p, want[i].key, kl) == 0 && p[kl] != '\0' &&
-			    strstr(want[i].vals, p + kl) != NULL)
+			    word_in(want[i].vals, p + kl))
 				found[i] = 1;
 		}
 	}
@@ -753,6 +769,7 @@ audit_chk_host_unit(struct audit_run *r, const struct audit_check *c,
 		snprintf(fix, sizeof fix, "add %s%.*s to [Service] (opsd's own "
 		    "units/opsd.service has it)", want[i].key,
 		    (int)strcspn(want[i].vals, " "), want[i].vals);
-		audit_finding(r, c, path, fix, "%sis not set", want[i].key);
+		audit_finding(r, c, path, fix, "%.*s is not set to %s",
+		    (int)strlen(want[i].key) - 1, want[i].key, want[i].vals);
 	}
 }

@@ -587,8 +587,9 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
 	run_finish(arg);
 }
 
+/* A database or a TLS endpoint is done. */
 static void
-pg_done(struct audit_run *r)
+part_done(struct audit_run *r)
 {
 	struct timeval	tv = { 0, 0 };
 
@@ -666,7 +667,7 @@ audit_run_start(struct opsd *o, const char *const *only, size_t nonly,
 		for (n = 0; n < a->ntls; n++) {
 			r->pending++;
 			if ((r->tlss[r->ntlss] = audit_tls_start(r, a->tls[n],
-			    a->tls_ca_file, a->timeout, pg_done)) != NULL)
+			    a->tls_ca_file, a->timeout, part_done)) != NULL)
 				r->ntlss++;
 			else
 				r->pending--;
@@ -683,7 +684,7 @@ audit_run_start(struct opsd *o, const char *const *only, size_t nonly,
 				r->pending--;
 				continue;
 			}
-			r->pgs[r->npgs++] = audit_pg_start(r, d, pg_done);
+			r->pgs[r->npgs++] = audit_pg_start(r, d, part_done);
 		}
 	}
 	if (r->pending == 0)

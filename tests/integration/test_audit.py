@@ -21,7 +21,7 @@ import pytest
 
 pytest.register_assert_rewrite("backup_svc")
 
-from backup_svc import (OPSD, PGBIN, REPO, Postgres, free_port,  # noqa
+from backup_svc import (BUILD, OPSD, PGBIN, REPO, Postgres, free_port,  # noqa
                         must, wait_for)
 
 pytest_plugins = ["backup_svc"]
@@ -399,3 +399,29 @@ def test_tls_endpoints_through_the_grader(bk_daemons, good_pg, bad_pg):
     assert {"self_signed", "name_mismatch"} <= issues, res
     (grade,) = [f for f in find(res, "tls.grade") if f["where"] == good]
     assert grade["what"].startswith("grade ") and grade["fix"], grade
+
+
+def test_host_checks(bk_daemons, tmp_path):
+    unit = BUILD / "units" / "opsd.service"     # the shipped unit, built
+    d = bk_daemons(f"[audit]\nunit_file = {unit}\n")
+    res, _ = audit(d, "--only", "host")
+    assert not res["findings"] and not res["unchecked"], res
+    weak = tmp_path / "opsd.service"
+    weak.write_text("".join(l for l in unit.read_text().splitlines(True)
+                            if not l.startswith("PrivateTmp=")) +
+                    "ProtectSystem=s\n")
+    d.write(f"[audit]\nunit_file = {weak}\n")
+    assert d.cli("reload")[0] == 0
+    os.chmod(d.state_dir, 0o757)
+    os.chmod(d.conf_path, 0o666)
+    try:
+        res, _ = audit(d, "--only", "host")
+    finally:
+        os.chmod(d.state_dir, 0o700)
+        os.chmod(d.conf_path, 0o644)
+    got = {(f["id"], f["severity"]) for f in res["findings"]}
+    assert got == {("host.unit", "low"), ("host.state_dir", "high"),
+                   ("host.config", "high")}, res
+    (u,) = find(res, "host.unit")
+    assert u["what"].startswith("PrivateTmp ") and \
+        "PrivateTmp=yes" in u["fix"], u

@@ -65,10 +65,15 @@ const char *const audit_queries[AQ_N] = {
 	    "coalesce(error, '') FROM pg_hba_file_rules ORDER BY line_number",
 	[AQ_AUTHID] = "SELECT rolname FROM pg_authid WHERE rolpassword LIKE "
 	    "'md5%' ORDER BY 1",
-	[AQ_ROLES] = "SELECT rolname, rolsuper, rolcreaterole, rolconnlimit, "
-	    "rolvaliduntil IS NULL, coalesce(array_to_string(rolconfig, "
-	    "E'\\n'), '') FROM pg_roles WHERE rolcanlogin AND rolname !~ "
-	    "'^pg_' ORDER BY 1",
+	/* the role's own settings, also those IN DATABASE the audited one */
+	[AQ_ROLES] = "SELECT r.rolname, r.rolsuper, r.rolcreaterole, "
+	    "r.rolconnlimit, r.rolvaliduntil IS NULL, "
+	    "coalesce(array_to_string(r.rolconfig, E'\\n'), '') || E'\\n' || "
+	    "coalesce((SELECT array_to_string(s.setconfig, E'\\n') FROM "
+	    "pg_db_role_setting s JOIN pg_database d ON d.oid = "
+	    "s.setdatabase WHERE s.setrole = r.oid AND d.datname = "
+	    "current_database()), '') FROM pg_roles r WHERE r.rolcanlogin AND "
+	    "r.rolname !~ '^pg_' ORDER BY 1",
 	[AQ_FKEYS] = "SELECT c.conrelid::regclass::text, c.conname, "
 	    "(SELECT string_agg(a.attname, ', ' ORDER BY k.n) FROM "
 	    "unnest(c.conkey) WITH ORDINALITY k(attnum, n) JOIN pg_attribute a "

@@ -103,7 +103,8 @@ def good_pg():
         pg.configure(GOOD_CONF, GOOD_HBA)
         db = pg.new_db("good", rows=50)
         for sql in ("ALTER ROLE backup SET statement_timeout = '30s'",
-                    "ALTER ROLE backup SET "
+                    # a setting for the role in this database counts too
+                    f"ALTER ROLE backup IN DATABASE {db} SET "
                     "idle_in_transaction_session_timeout = '60s'",
                     "ALTER ROLE backup SET idle_session_timeout = '1h'",
                     "ALTER ROLE backup CONNECTION LIMIT 20"):

@@ -61,6 +61,8 @@ static const struct ini_key audit_keys[] = {	/* sorted */
 	{ .name = "tls_ca_file", .kind = INI_PATH, .off = O(tls_ca_file),
 	  .validate = ini_validate_readable },
 	{ .name = "unit_file", .kind = INI_PATH, .off = O(unit_file) },
+	{ .name = "units", .kind = INI_LIST, .off = O(units),
+	  .off2 = O(nunits) },
 };
 #undef O
 
@@ -126,6 +128,9 @@ audit_check_section(void *ctx, void *obj, const char *file, int line,
 				ini_error(errs, file, KL("secret_files"),
 				    "secret_files %s is listed twice",
 				    a->secret_files[i]);
+	if (a->nunits > AUDIT_TLS_MAX)
+		ini_error(errs, file, KL("units"), "at most %d units",
+		    AUDIT_TLS_MAX);
 	if (a->ntls > AUDIT_TLS_MAX)
 		ini_error(errs, file, KL("tls"), "at most %d tls endpoints",
 		    AUDIT_TLS_MAX);

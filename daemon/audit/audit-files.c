@@ -700,6 +700,24 @@ audit_chk_host_config(struct audit_run *r, const struct audit_check *c,
 	    07777));
 }
 
+const char *
+audit_unit_file(const struct audit_conf *a)
+{
+	static const char *const paths[] = {
+		"/etc/systemd/system/opsd.service",
+		"/usr/lib/systemd/system/opsd.service",
+		"/lib/systemd/system/opsd.service", NULL
+	};
+	size_t	i;
+
+	if (a != NULL && a->unit_file != NULL)
+		return (a->unit_file);
+	for (i = 0; paths[i] != NULL; i++)
+		if (access(paths[i], F_OK) == 0)
+			return (paths[i]);
+	return (NULL);
+}
+
 /* 1 if v (up to blanks) is one of the blank-separated words of list */
 static int
 word_in(const char *list, const char *v)
@@ -720,27 +738,18 @@ void
 audit_chk_host_unit(struct audit_run *r, const struct audit_check *c,
     const struct audit_input *in)
 {
-	static const char *const paths[] = {
-		"/etc/systemd/system/opsd.service",
-		"/usr/lib/systemd/system/opsd.service",
-		"/lib/systemd/system/opsd.service", NULL
-	};
 	static const struct { const char *key; const char *vals; } want[] = {
 		{ "NoNewPrivileges=", "yes true 1 on" },
 		{ "ProtectSystem=", "strict full yes true" },
 		{ "PrivateTmp=", "yes true 1 on" },
 	};
-	const struct audit_conf	*a = audit_run_conf(r);
-	const char		*path = a != NULL ? a->unit_file : NULL;
+	const char		*path = audit_unit_file(audit_run_conf(r));
 	struct stat		 st;
 	char			*data, *p, *eol, fix[512];
 	size_t			 len, i, kl;
 	int			 found[3] = { 0, 0, 0 }, e;
 
 	(void)in;
-	for (i = 0; path == NULL && paths[i] != NULL; i++)
-		if (access(paths[i], F_OK) == 0)
-			path = paths[i];
 	if (path == NULL) {
 		audit_unchecked(r, c->id, "opsd.service", "no unit file found "
 		    "(not installed with systemd, or set [audit] unit_file)");

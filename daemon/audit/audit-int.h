@@ -49,6 +49,7 @@ enum audit_scope {
 	AUDIT_PG,		/* one database, through one query */
 	AUDIT_HOST,		/* opsd's own files */
 	AUDIT_TLS,		/* one endpoint of [audit] tls */
+	AUDIT_UNIT,		/* one systemd unit (systemd-analyze) */
 };
 
 /* [audit] max_secret_age's default, also without an [audit] section */
@@ -81,6 +82,8 @@ struct audit_conf {
 	char		*unit_file;
 	char		**tls;
 	unsigned int	 ntls;
+	char		**units;
+	unsigned int	 nunits;
 	char		*tls_ca_file;
 };
 
@@ -176,6 +179,8 @@ struct audit_input {
 	/* AUDIT_TLS: cert-int.h's struct grade_facts and grade_result */
 	const void		*grade_facts;
 	const void		*grade_result;
+	/* AUDIT_UNIT: systemd-analyze's overall exposure, 0 to 10 */
+	double			 exposure;
 };
 
 /* One finding: where, what, how to fix it; none of it a secret value. */
@@ -262,6 +267,15 @@ AUDIT_FN(audit_chk_pg_waiting);
 AUDIT_FN(audit_chk_pg_wraparound);
 AUDIT_FN(audit_chk_tls_grade);
 AUDIT_FN(audit_chk_tls_issue);
+AUDIT_FN(audit_chk_host_unit_exposure);
+
+/* audit-unit.c: systemd-analyze security, a child per unit */
+struct audit_unit;
+struct audit_unit *audit_unit_start(struct audit_run *, const char *unit,
+	    uint64_t timeout_ms, void (*done)(struct audit_run *));
+void	 audit_unit_cancel(struct audit_unit *);
+/* The unit file host.unit reads: unit_file or the first that exists. */
+const char *audit_unit_file(const struct audit_conf *);
 
 /* audit-tls.c: the grader of the cert room, one endpoint at a time */
 struct audit_tls;

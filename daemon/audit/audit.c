@@ -41,6 +41,7 @@ const struct evt_type EVT_AUDIT_RESOLVED = {
 #define H(x)	AUDIT_HOST, 0, x
 #define P(q, x)	AUDIT_PG, q, x
 #define T(x)	AUDIT_TLS, 0, x
+#define U(x)	AUDIT_UNIT, 0, x
 
 /*
  * The checks. An id is stable (scripts and --only name it); the
@@ -100,6 +101,9 @@ const struct audit_check audit_checks[] = {
 	{ "host.unit", AUDIT_LOW, H("opsd's systemd unit lacks sandboxing "
 	    "(NoNewPrivileges, ProtectSystem, PrivateTmp)"),
 	    audit_chk_host_unit },
+	{ "host.unit_exposure", AUDIT_MEDIUM, U("systemd-analyze security "
+	    "rates opsd's unit or one of [audit] units EXPOSED (MEDIUM: low; "
+	    "UNSAFE: high)"), audit_chk_host_unit_exposure },
 	{ "pg.ssl", AUDIT_HIGH, P(AQ_SETTINGS, "ssl is off"),
 	    audit_chk_pg_ssl },
 	{ "pg.ssl_min_protocol", AUDIT_MEDIUM, P(AQ_SETTINGS,
@@ -195,6 +199,7 @@ const size_t audit_nchecks = nitems(audit_checks);
 #undef H
 #undef P
 #undef T
+#undef U
 
 struct audit_run {
 	struct audit_state	*st;
@@ -214,6 +219,8 @@ struct audit_run {
 	unsigned int		 npgs;
 	struct audit_tls	**tlss;
 	unsigned int		 ntlss;
+	struct audit_unit	**units;
+	unsigned int		 nunits;
 	unsigned int		 pending;
 	struct event		*finish_ev;
 	audit_done_cb		 cb;
@@ -489,6 +496,10 @@ run_free(struct audit_run *r)
 		if (r->tlss[i] != NULL)
 			audit_tls_cancel(r->tlss[i]);
 	free(r->tlss);
+	for (i = 0; i < r->nunits; i++)
+		if (r->units[i] != NULL)
+			audit_unit_cancel(r->units[i]);
+	free(r->units);
 	for (i = 0; i < r->nonly; i++)
 		free(r->only[i]);
 	free(r->only);
@@ -611,7 +622,7 @@ audit_run_start(struct opsd *o, const char *const *only, size_t nonly,
 	struct timeval		 tv = { 0, 0 };
 	size_t			 i, j;
 	unsigned int		 n, ndb;
-	int			 want_pg = 0, want_tls;
+	int			 want_pg = 0, want_tls, want_unit;
 
 	for (i = 0; i < nonly; i++) {
 		for (j = 0; j < audit_nchecks; j++)
@@ -673,6 +684,33 @@ audit_run_start(struct opsd *o, const char *const *only, size_t nonly,
 				r->pending--;
 		}
 	}
+	want_unit = 0;
+	for (j = 0; j < audit_nchecks; j++)
+		if (audit_checks[j].scope == AUDIT_UNIT &&
+		    audit_selected(r, &audit_checks[j]))
+			want_unit = 1;
+	if (want_unit) {
+		const char *own = audit_unit_file(a);
+
+		n = (a != NULL ? a->nunits : 0) + 1;
+		r->units = xcalloc(n, sizeof *r->units);
+		for (j = 0; j < n; j++) {
+			const char *name = j + 1 < n ? a->units[j] : own;
+
+			if (name == NULL) {
+				audit_unchecked(r, "host.unit_exposure",
+				    "opsd.service", "no unit file found (set "
+				    "[audit] unit_file)");
+				continue;
+			}
+			r->pending++;
+			if ((r->units[r->nunits] = audit_unit_start(r, name,
+			    a != NULL ? a->timeout : 10000, part_done)) != NULL)
+				r->nunits++;
+			else
+				r->pending--;
+		}
+	}
 	if (want_pg && ndb > 0) {
 		r->pgs = xcalloc(ndb, sizeof *r->pgs);
 		r->pending += ndb;
@@ -713,6 +751,17 @@ audit_run_tls_gone(struct audit_run *r, struct audit_tls *t)
 	for (i = 0; i < r->ntlss; i++)
 		if (r->tlss[i] == t)
 			r->tlss[i] = NULL;
+}
+
+void audit_run_unit_gone(struct audit_run *, struct audit_unit *);
+void
+audit_run_unit_gone(struct audit_run *r, struct audit_unit *u)
+{
+	unsigned int	i;
+
+	for (i = 0; i < r->nunits; i++)
+		if (r->units[i] == u)
+			r->units[i] = NULL;
 }
 
 /* --- the schedule and the life cycle ------------------------------------- */

@@ -83,7 +83,7 @@ static int
 audit_checks_rpc(struct rpc_call *call, void *params, json_t **result)
 {
 	static const char *const scopes[] = { "secret file", "env file",
-	    "database", "host", "tls endpoint" };
+	    "database", "host", "tls endpoint", "systemd unit" };
 	json_t	*list = json_array();
 	size_t	 i;
 

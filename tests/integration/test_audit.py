@@ -426,3 +426,23 @@ def test_host_checks(bk_daemons, tmp_path):
     (u,) = find(res, "host.unit")
     assert u["what"].startswith("PrivateTmp ") and \
         "PrivateTmp=yes" in u["fix"], u
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="no systemd-analyze")
+def test_unit_exposure_through_systemd_analyze(bk_daemons, tmp_path):
+    bare = tmp_path / "api.service"
+    bare.write_text("[Service]\nExecStart=/bin/true\n")
+    unit = BUILD / "units" / "opsd.service"
+    d = bk_daemons(f"[audit]\nunit_file = {unit}\nunits = {bare}\n"
+                   "units = nosuch.service\n")
+    res, _ = audit(d, "--only", "host.unit_exposure")
+    (f,) = res["findings"]
+    assert f["where"] == str(bare) and f["severity"] == "high" and \
+        "UNSAFE" in f["what"], res
+    assert "systemd-analyze security --offline=yes" in f["fix"]
+    # opsd's own unit is sandboxed: no finding; a unit name needs systemd
+    un = {u["where"]: u["what"] for u in res["unchecked"]}
+    if not os.path.isdir("/run/systemd/system"):
+        assert "systemd does not run here" in un["nosuch.service"], res
+    assert str(unit) not in un, res

@@ -54,6 +54,42 @@ cmd_audit_json(json_t *r)
 	return (cmd_audit_verdict(r));
 }
 
+/*
+ * One line per place and reason: a database that does not answer is
+ * one line naming its checks, not thirty.
+ */
+static void
+cmd_audit_unchecked(json_t *list)
+{
+	json_t	*f, *g;
+	size_t	 i, j, n = json_array_size(list), k;
+	char	*done = calloc(n + 1, 1);
+
+	if (done == NULL)
+		cli_die(EXIT_RPC, "out of memory");
+	for (i = 0; i < n; i++) {
+		if (done[i])
+			continue;
+		f = json_array_get(list, i);
+		printf("  %s", out_str(f, "id"));
+		for (j = i + 1, k = 1; j < n; j++) {
+			g = json_array_get(list, j);
+			if (done[j] || strcmp(out_str(f, "where"), out_str(g,
+			    "where")) != 0 || strcmp(out_str(f, "what"),
+			    out_str(g, "what")) != 0)
+				continue;
+			done[j] = 1;
+			if (k++ < 4)
+				printf(", %s", out_str(g, "id"));
+		}
+		if (k > 4)
+			printf(" and %zu more", k - 4);
+		printf("  %s: %s\n", out_clean(out_str(f, "where")),
+		    out_clean(out_str(f, "what")));
+	}
+	free(done);
+}
+
 static int
 cmd_audit_show(json_t *r)
 {
@@ -70,10 +106,7 @@ cmd_audit_show(json_t *r)
 	}
 	if (json_array_size(json_object_get(r, "unchecked")) > 0) {
 		printf("%snot checked:\n", n > 0 ? "\n" : "");
-		json_array_foreach(json_object_get(r, "unchecked"), i, f)
-			printf("  %s  %s: %s\n", out_str(f, "id"),
-			    out_clean(out_str(f, "where")),
-			    out_clean(out_str(f, "what")));
+		cmd_audit_unchecked(json_object_get(r, "unchecked"));
 	}
 	printf("%s%zu finding%s: %lld critical, %lld high, %lld medium, %lld "
 	    "low, %lld info (%.2fs)\n", n > 0 || json_array_size(

@@ -150,7 +150,7 @@ audit_files_run(struct audit_run *r)
 	const struct audit_conf	*a = audit_run_conf(r);
 	struct audit_input	 in;
 	struct secret_conf	*s;
-	unsigned int		 i, n;
+	unsigned int		 i, n, k;
 
 	if (scope_selected(r, AUDIT_SECRET)) {
 		n = config_count(o->conf, &secret_section);
@@ -169,11 +169,41 @@ audit_files_run(struct audit_run *r)
 			    sched_period(&s->spec) * 1000 + s->grace :
 			    a != NULL ? a->max_secret_age : AUDIT_MAX_AGE_DEFAULT;
 			check_file(r, AUDIT_SECRET, &in);
+			in.is_value = 0;
 			if (s->combined_path != NULL) {
 				in.path = s->combined_path;
-				in.is_value = 0;
 				check_file(r, AUDIT_SECRET, &in);
 			}
+			/* the previous values: their modes, if they exist */
+			for (k = 1; k <= s->keep_previous; k++) {
+				char *prev;
+
+				if (k == 1)
+					xasprintf(&prev, "%s.previous", s->path);
+				else
+					xasprintf(&prev, "%s.previous.%u", s->path,
+					    k);
+				if (access(prev, F_OK) == 0) {
+					in.path = prev;
+					check_file(r, AUDIT_SECRET, &in);
+				}
+				free(prev);
+			}
+		}
+		/* [env_file]s opsd renders hold secrets' values */
+		n = config_count(o->conf, &env_section);
+		for (i = 0; i < n; i++) {
+			struct env_conf *e = config_at(o->conf, &env_section, i);
+
+			memset(&in, 0, sizeof in);
+			in.path = e->path;
+			in.managed = 1;
+			in.env_file = 1;
+			in.owner = e->name;
+			in.want_uid = e->uid == (uid_t)-1 ? geteuid() : e->uid;
+			in.want_gid = e->gid == (gid_t)-1 ? getegid() : e->gid;
+			in.want_mode = e->mode;
+			check_file(r, AUDIT_SECRET, &in);
 		}
 		for (i = 0; a != NULL && i < a->nsecret_files; i++) {
 			memset(&in, 0, sizeof in);
@@ -218,7 +248,10 @@ audit_chk_secret_missing(struct audit_run *r, const struct audit_check *c,
 
 	if (in->st != NULL)
 		return;
-	if (in->managed)
+	if (in->managed && in->env_file)
+		snprintf(fix, sizeof fix, "restart opsd: it renders [env_file "
+		    "%s] again", in->owner);
+	else if (in->managed)
 		snprintf(fix, sizeof fix, "opsd-cli secret rotate %s (or "
 		    "restart opsd: it publishes a [secret]'s file again)",
 		    in->owner);
@@ -304,14 +337,12 @@ audit_chk_secret_owner(struct audit_run *r, const struct audit_check *c,
 		return;
 	if (in->st->st_uid == in->want_uid && in->st->st_gid == in->want_gid)
 		return;
-	snprintf(fix, sizeof fix, "chown %u:%u %s (or opsd-cli secret rotate "
-	    "%s, which publishes it with its owner)",
-	    (unsigned int)in->want_uid, (unsigned int)in->want_gid, in->path,
-	    in->owner);
-	audit_finding(r, c, where_of(in), fix, "owned by %u:%u, [secret %s] "
-	    "says %u:%u", (unsigned int)in->st->st_uid,
-	    (unsigned int)in->st->st_gid, in->owner,
-	    (unsigned int)in->want_uid, (unsigned int)in->want_gid);
+	snprintf(fix, sizeof fix, "chown %u:%u %s", (unsigned int)in->want_uid,
+	    (unsigned int)in->want_gid, in->path);
+	audit_finding(r, c, where_of(in), fix, "owned by %u:%u, [%s %s] says "
+	    "%u:%u", (unsigned int)in->st->st_uid,
+	    (unsigned int)in->st->st_gid, in->env_file ? "env_file" : "secret",
+	    in->owner, (unsigned int)in->want_uid, (unsigned int)in->want_gid);
 }
 
 void

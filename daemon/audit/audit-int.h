@@ -166,6 +166,7 @@ struct audit_input {
 	int			 is_value;	/* the file is one value */
 	int			 sample;	/* *.sample, *.example */
 	const char		*owner;		/* managed: the [secret] */
+	int			 env_file;	/* managed: an [env_file] */
 	uid_t			 want_uid;	/* managed: its owner */
 	gid_t			 want_gid;
 	mode_t			 want_mode;

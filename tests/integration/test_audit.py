@@ -16,6 +16,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -446,3 +447,33 @@ def test_unit_exposure_through_systemd_analyze(bk_daemons, tmp_path):
     if not os.path.isdir("/run/systemd/system"):
         assert "systemd does not run here" in un["nosuch.service"], res
     assert str(unit) not in un, res
+
+
+def test_previous_values_and_rendered_env_files(bk_daemons, tmp_path):
+    """The files opsd writes that hold values besides a [secret]'s path:
+    its previous values (keep_previous) and the [env_file]s it renders."""
+    path = tmp_path / "jwt.key"
+    tpl = write(tmp_path / "app.env.tpl", "JWT_SECRET={{secret:jwt}}\n",
+                0o644)
+    out = tmp_path / "app.env"
+    body = (f"[secret jwt]\nkind = random\npath = {path}\nkeep_previous = 1\n"
+            f"bytes = 32\n\n[env_file app]\ntemplate = {tpl}\n"
+            f"path = {out}\n")
+    d = bk_daemons(body)
+    wait_for(out.exists, 10, "the rendered env file")
+    op = d.rpc("secret.rotate", {"name": "jwt"})["op"]
+    wait_for(lambda: d.rpc("op.show", {"id": op}).get("state") == "ok", 20,
+             "the rotation")
+    prev = Path(f"{path}.previous")
+    assert prev.exists()
+    res, _ = audit(d, "--only", "secret")
+    assert not res["findings"], res
+    os.chmod(prev, 0o644)
+    os.chmod(out, 0o644)
+    res, _ = audit(d, "--only", "secret")
+    got = {(f["id"], f["where"]) for f in res["findings"]}
+    assert ("secret.world_readable", str(prev)) in got, res
+    assert ("secret.world_readable", str(out)) in got, res
+    values = [prev.read_text(), path.read_text()]
+    for v in values:
+        assert v.strip() not in json.dumps(res)

@@ -25,6 +25,8 @@ pytest.register_assert_rewrite("backup_svc")
 from backup_svc import (BUILD, OPSD, PGBIN, REPO, Postgres, free_port,  # noqa
                         must, wait_for)
 
+from svc import Webhook  # noqa: E402
+
 pytest_plugins = ["backup_svc"]
 
 
@@ -291,12 +293,25 @@ def test_managed_secret_mode_bit_by_bit(bk_daemons, tmp_path):
 
 
 def test_schedule_alerts_on_new_findings_only(bk_daemons, tmp_path):
+    hook = Webhook()
+    hook.up()
+    try:
+        schedule_alerts(bk_daemons, tmp_path, hook)
+    finally:
+        hook.down()
+
+
+def schedule_alerts(bk_daemons, tmp_path, hook):
     a = write(tmp_path / "a.pass", secrets.token_urlsafe(32), 0o644)
     b = write(tmp_path / "b.pass", secrets.token_urlsafe(32), 0o600)
-    body = (f"[audit]\nsecret_files = {a}\nsecret_files = {b}\n"
-            "schedule = every 1s\n")
+    body = (f"[alert ops]\ntype = webhook\nurl = {hook.url}\n\n"
+            f"[audit]\nsecret_files = {a}\nsecret_files = {b}\n"
+            "schedule = every 1s\nalert = ops\n")
     d = bk_daemons(body)
     d.wait_event("audit.new_findings", timeout=10)
+    (post,) = hook.wait(lambda p: (p["json"] or {}).get("status") ==
+                        "firing")
+    assert str(a) in json.dumps(post["json"]), post["json"]
     wait_for(lambda: len(d.events("audit.finished")) >= 4, 15,
              "four scheduled runs")
     news = d.events("audit.new_findings")
@@ -309,6 +324,10 @@ def test_schedule_alerts_on_new_findings_only(bk_daemons, tmp_path):
     os.chmod(a, 0o600)
     os.chmod(b, 0o600)
     d.wait_event("audit.resolved", timeout=10)
+    hook.wait(lambda p: (p["json"] or {}).get("status") == "resolved")
+    # one firing message per new finding set, not one per run
+    assert len(hook.received(lambda p: (p["json"] or {}).get("status") ==
+                             "firing")) == 2, hook.received()
     # the known set survives a restart: no alert for what was known
     d.stop()
     os.chmod(a, 0o644)

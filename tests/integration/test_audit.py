@@ -277,6 +277,7 @@ def test_managed_secret_mode_bit_by_bit(bk_daemons, tmp_path):
             "bytes = 32\n")
     d = bk_daemons(body)
     wait_for(path.exists, 10, "the secret's file")
+    d.wait_event("secret.created")      # its first version is in place
     res, _ = audit(d, "--only", "secret")
     assert not ids(res), res
     os.chmod(path, 0o604)
@@ -480,7 +481,11 @@ def test_previous_values_and_rendered_env_files(bk_daemons, tmp_path):
             f"path = {out}\n")
     d = bk_daemons(body)
     wait_for(out.exists, 10, "the rendered env file")
-    op = d.rpc("secret.rotate", {"name": "jwt"})["op"]
+    # the creation is a rotation of its own: the next one once it ended
+    rot = wait_for(lambda: (lambda x: x if "result" in x else None)(
+        d.rpc_raw("secret.rotate", {"name": "jwt"})), 20,
+        "the creation's rotation to end")
+    op = rot["result"]["op"]
     wait_for(lambda: d.rpc("op.show", {"id": op}).get("state") == "ok", 20,
              "the rotation")
     prev = Path(f"{path}.previous")

@@ -278,6 +278,10 @@ audit_selected(const struct audit_run *r, const struct audit_check *c)
 	return (0);
 }
 
+static void add_finding(struct audit_run *, const struct audit_check *, int,
+    const char *, const char *, const char *, va_list)
+    __attribute__((format(printf, 6, 0)));
+
 static void
 add_finding(struct audit_run *r, const struct audit_check *c, int sev,
     const char *where, const char *fix, const char *fmt, va_list ap)

@@ -111,8 +111,7 @@ struct rot {
 	int			 changed;	/* anything outside the state */
 	char			 error[SECRET_ERROR_MAX];
 	int64_t			 started;
-	struct rpc_pending	**followers;
-	unsigned int		 nfollowers;
+	struct rpc_followers	 followers;
 };
 
 static void	rot_next(struct rot *);
@@ -201,13 +200,11 @@ static void
 rot_listener(struct op *op, void *arg)
 {
 	struct rot	*r = arg;
-	unsigned int	 i;
 
 	if (op_state(op) != OP_RUNNING)
 		return;
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_notify(r->followers[i], "secret.progress",
-		    rot_progress(r));
+	rpc_followers_notify(&r->followers, "secret.progress",
+	    rot_progress(r));
 }
 
 /* Makes step current in the journal; -1 (and the rotation failed) if not. */
@@ -910,7 +907,14 @@ rb_next(struct rot *r)
 		    (r->nprev > 0 && r->s->meta.role[0] != '\0' ? r->prev[0] :
 		    NULL) : r->have_current ? r->current : NULL;
 		if (old != NULL) {
-			rot_alter(r, r->target, old, 0, rb_db_done);
+			/*
+			 * With the fleet lock: an open session holds it
+			 * already; a new one (after a crash, or after the
+			 * database went away) takes it first, so a second
+			 * host rotating meanwhile is never undone. Refused,
+			 * it is tried again like any database error.
+			 */
+			rot_alter(r, r->target, old, 1, rb_db_done);
 			return;
 		}
 		r->db_changed = 0;
@@ -982,7 +986,6 @@ rot_end(struct rot *r, enum op_outcome outcome)
 	struct secret		*s = r->s;
 	const char		*result;
 	json_t			*fin;
-	unsigned int		 i;
 	int64_t			 now = (int64_t)time(NULL);
 
 	result = outcome == OP_OK ? "ok" : outcome == OP_ROLLED_BACK ?
@@ -1043,13 +1046,7 @@ rot_end(struct rot *r, enum op_outcome outcome)
 	    outcome == OP_OK ? NULL : r->error, "version",
 	    (json_int_t)s->meta.version, "fingerprint", s->meta.fp[0] ?
 	    s->meta.fp : NULL);
-	for (i = 0; i < r->nfollowers; i++) {
-		rpc_pending_notify(r->followers[i], "secret.finished",
-		    json_incref(fin));
-		rpc_pending_release(r->followers[i]);
-	}
-	r->nfollowers = 0;
-	json_decref(fin);
+	rpc_followers_end(&r->followers, "secret.finished", fin);
 	s->rot = NULL;
 	secret_rotation_ended(s, outcome == OP_OK, outcome == OP_OK ? NULL :
 	    r->error);
@@ -1072,9 +1069,7 @@ rot_free(struct rot *r)
 		OPENSSL_cleanse(r->prev[i], strlen(r->prev[i]));
 		free(r->prev[i]);
 	}
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_release(r->followers[i]);
-	free(r->followers);
+	rpc_followers_end(&r->followers, NULL, NULL);
 	OPENSSL_cleanse(r->pending, sizeof r->pending);
 	OPENSSL_cleanse(r->current, sizeof r->current);
 	free(r);
@@ -1154,10 +1149,8 @@ secret_rotate(struct secret *s, int manual, int force,
 	if (manual)
 		op_set(r->op, "manual", "yes");
 	op_listen(r->op, rot_listener, r);
-	if (follower != NULL) {
-		r->followers = xcalloc(1, sizeof *r->followers);
-		r->followers[r->nfollowers++] = follower;
-	}
+	if (follower != NULL)
+		rpc_followers_add(&r->followers, follower);
 	s->rot = r;
 	s->last_start = now;
 	*id = xstrdup(r->op_id);

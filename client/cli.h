@@ -55,6 +55,7 @@ struct cli_cmd {
 
 /* cmd-*.c: one entry per command, listed in opsd-cli.c's table */
 extern const struct cli_cmd cmd_alert_test_entry;
+extern const struct cli_cmd cmd_audit_entry;
 extern const struct cli_cmd cmd_backup_list_entry;
 extern const struct cli_cmd cmd_backup_prune_entry;
 extern const struct cli_cmd cmd_backup_restore_entry;

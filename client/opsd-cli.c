@@ -24,6 +24,7 @@
 /* In any order: the help sorts them. */
 static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_alert_test_entry,
+	&cmd_audit_entry,
 	&cmd_backup_list_entry,
 	&cmd_backup_prune_entry,
 	&cmd_backup_restore_entry,

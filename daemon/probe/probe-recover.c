@@ -651,15 +651,19 @@ probe_recover_done(struct probe *p, enum probe_state prev)
 	unsigned int		 i, j;
 	int			 h;
 
-	(void)prev;
 	h = held_why(p, why, sizeof why);
 	if (p->rec == NULL && c->on_down == PROBE_ON_DOWN_NONE && h == 0)
 		return;		/* nothing held, nothing to restart */
 	rec = rec_get(p);
+	/*
+	 * Said when restarts are held for a probe that is down: when it goes
+	 * down under a hold that began while it was up, or the hold changes.
+	 */
+	if (h != 0 && p->state == PROBE_DOWN && c->on_down !=
+	    PROBE_ON_DOWN_NONE && (prev != PROBE_DOWN ||
+	    strcmp(why, rec->held) != 0))
+		held_event(p, why, "restarts");
 	if (strcmp(why, rec->held) != 0 && (h != 0 || rec->held[0] != '\0')) {
-		if (h != 0 && p->state == PROBE_DOWN && c->on_down !=
-		    PROBE_ON_DOWN_NONE)
-			held_event(p, why, "restarts");
 		snprintf(rec->held, sizeof rec->held, "%s", why);
 		rec->gen++;
 	}

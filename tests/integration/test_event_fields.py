@@ -103,6 +103,19 @@ NOT_TRIGGERED = {
     "cert.renewal_failed": "a failing renew command (test_cert.py)",
     "cert.served_differs": "a forgotten reload (test_cert.py)",
     "cert.served_unchecked": "an endpoint where nothing listens (test_cert.py)",
+    # recovery: test_recover.py (real backends, restart scripts)
+    "probe.restart": "a probe with on_down = restart (test_recover.py)",
+    "probe.flapping": "a backend that dies after every start "
+                      "(test_recover.py)",
+    "probe.held": "a dependency down, or maintenance (test_recover.py)",
+    "maintenance.started": "opsd-cli maintenance start (test_recover.py)",
+    "maintenance.ended": "maintenance stop or expiry (test_recover.py)",
+    # the audit: test_audit.py (two real PostgreSQL servers)
+    "audit.finished": "an audit run (test_audit.py)",
+    "audit.new_findings": "a scheduled audit with new findings "
+                          "(test_audit.py)",
+    "audit.resolved": "findings fixed between scheduled audits "
+                      "(test_audit.py)",
     "cert.overdue": "a renewal overdue (test_cert.py)",
     "cert.recovered": "a crash in a renewal (test_cert.py)",
     "cert.state": "a state file that cannot be read or written",

@@ -289,6 +289,8 @@ def test_dependency_down_holds_alerts_and_restarts(opsd_launcher,
     p = d.probe("api")
     assert p["note"] == "held: depends on db", p
     assert d.probe("web")["note"] == "held: depends on api"
+    held = d.wait_event("probe.held", pred=lambda e: e["probe"] == "api")[0]
+    assert "db" in held["why"], held
     rc, out, err = d.cli("probe", "show", "api")
     assert rc == 0 and "held: depends on db" in out, out
     assert d.cli_json("probe", "show", "api")["depends_on"] == ["db"]

@@ -255,6 +255,8 @@ static const struct ini_key probe_keys[] = {	/* sorted */
 	  .dflt = "none", .choices = on_down_names },
 	{ .name = "password_file", .kind = INI_PATH, .off = O(password_file),
 	  .validate = ini_validate_readable },
+	{ .name = "password_secret", .kind = INI_STRING,
+	  .off = O(password_secret) },
 	{ .name = "query", .kind = INI_STRING, .off = O(query),
 	  .dflt = "SELECT 1" },
 	{ .name = "restart", .kind = INI_STRING, .off = O(restart) },
@@ -293,8 +295,8 @@ static const char *const kind_keys[][10] = {
 	    "expect_header", "host_header", "ca_file", "tls_verify",
 	    "follow_redirects", NULL },
 	[PROBE_TCP] = { "address", "send", "expect", NULL },
-	[PROBE_POSTGRES] = { "conninfo", "password_file", "query", "expect",
-	    NULL },
+	[PROBE_POSTGRES] = { "conninfo", "password_file", "password_secret",
+	    "query", "expect", NULL },
 	[PROBE_TLS] = { "address", "servername", "warn_days", "ca_file",
 	    "tls_verify", NULL },
 	[PROBE_EXEC] = { "command", NULL },
@@ -351,6 +353,8 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
 	(void)ctx;
 	pc->line = line;
 	pc->alert_line = ini_keyline(&probe_section, keylines, "alert");
+	pc->password_secret_line = ini_keyline(&probe_section, keylines,
+	    "password_secret");
 	if (pc->kind < 0)
 		return;		/* missing or invalid: reported already */
 	kind = kind_names[pc->kind];

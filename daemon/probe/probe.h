@@ -77,6 +77,8 @@ struct probe_conf {
 	/* postgres */
 	char		*conninfo;
 	char		*password_file;
+	char		*password_secret;	/* [secret NAME]: its path */
+	int		 password_secret_line;
 	char		*query;
 
 	/* exec */

@@ -514,6 +514,9 @@ path_claim(const char ***seen, unsigned int *n, const char *path,
 	(*seen)[(*n)++] = path;
 }
 
+static void	probe_password_refs(struct opsd_config *,
+		    struct config_errors *);
+
 void
 secret_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 {
@@ -626,5 +629,42 @@ secret_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 		if (s->kind == SECRET_POSTGRES && s->strategy ==
 		    SECRET_ALTERNATING)
 			d->user_file = xstrdup(s->user_path);
+	}
+	probe_password_refs(conf, errs);
+}
+
+/*
+ * A postgres probe's password_secret: the secret's published file, which
+ * need not exist yet when the configuration is read (the first value is
+ * made at start), unlike a password_file.
+ */
+static void
+probe_password_refs(struct opsd_config *conf, struct config_errors *errs)
+{
+	struct probe_conf	*pc;
+	struct secret_conf	*s;
+	unsigned int		 i;
+
+	for (i = 0; (pc = config_at(conf, &probe_section, i)) != NULL; i++) {
+		if (pc->password_secret == NULL)
+			continue;
+		s = config_find(conf, &secret_section, pc->password_secret);
+		if (s == NULL)
+			ini_error(errs, conf->path, pc->password_secret_line,
+			    "unknown secret '%s' (no [secret %s] section)",
+			    pc->password_secret, pc->password_secret);
+		else if (pc->password_file != NULL)
+			ini_error(errs, conf->path, pc->password_secret_line,
+			    "password_secret and password_file: set one or "
+			    "the other");
+		else if (s->kind == SECRET_POSTGRES && s->strategy ==
+		    SECRET_ALTERNATING)
+			ini_error(errs, conf->path, pc->password_secret_line,
+			    "password_secret = %s: an alternating secret "
+			    "changes the role too, which conninfo names; use "
+			    "a single secret, or a [database] with "
+			    "password_secret", s->name);
+		else
+			pc->password_file = xstrdup(s->path);
 	}
 }

@@ -568,3 +568,58 @@ def test_failure_alter_role_times_out(bk_pg, bk_daemons, tmp_path):
     assert path.read_text() == v1
     assert login(pg, r, v1) == (0, r)
     assert secret(d, "dbpw")["version"] == 1
+
+
+# --- a probe that logs in with a secret --------------------------------------
+
+
+def test_probe_password_secret_follows_rotations(bk_pg, bk_daemons,
+                                                 tmp_path):
+    """password_secret names a [secret] whose file does not exist yet when
+    the configuration is read (password_file would be refused): the probe
+    logs in with each version as it is published."""
+    pg = bk_pg
+    r = role(pg)
+    path = tmp_path / "pub" / "db_password"
+    d = bk_daemons(db_section(pg) +
+                   f"[secret dbpw]\nkind = postgres-password\n"
+                   f"database = main\nrole = {r}\npath = {path}\n\n"
+                   f"[probe app]\nkind = postgres\n"
+                   f"conninfo = host=127.0.0.1 port={pg.port} user={r} "
+                   f"dbname=postgres connect_timeout=5\n"
+                   f"password_secret = dbpw\ninterval = 200ms\n")
+
+    def state():
+        return {p["name"]: p for p in d.rpc("probe.list")["probes"]}["app"]
+    wait_for(lambda: state()["state"] == "up", 20, "the probe to log in",
+             detail=lambda: (state(), d.log()[-3000:]))
+    rotate(d, "dbpw")
+    assert login(pg, r, path.read_text()) == (0, r)
+    # the newest runs (every 200 ms, a second after the rotation ended)
+    # started after it: they logged in with the new password
+    time.sleep(1.0)
+    hist = d.rpc("probe.history", {"name": "app"})["history"]   # newest first
+    assert len(hist) >= 3 and all(h["ok"] for h in hist[:3]), hist
+    assert state()["state"] == "up", state()
+
+
+@pytest.mark.parametrize("body,words", [
+    ("password_secret = nosuch\n", "unknown secret 'nosuch'"),
+    ("password_secret = dbpw\npassword_file = /etc/hostname\n",
+     "password_secret and password_file: set one or the other"),
+])
+def test_probe_password_secret_errors(bk_pg, tmp_path, body, words):
+    from backup_svc import OPSD, run
+    conf = tmp_path / "opsd.conf"
+    conf.write_text(f"[opsd]\nstate_dir = {tmp_path}/state\n\n" +
+                    db_section(bk_pg) +
+                    f"[secret dbpw]\nkind = postgres-password\n"
+                    f"database = main\nrole = nobody_here\n"
+                    f"path = {tmp_path}/pw\n\n"
+                    "[probe app]\nkind = postgres\n"
+                    "conninfo = host=127.0.0.1 dbname=postgres\n" + body)
+    rc, out, err = run([OPSD, "-c", conf, "--check-config"])
+    assert rc != 0, out + err
+    line = next(i + 1 for i, x in enumerate(conf.read_text().splitlines())
+                if x.startswith("password_secret"))
+    assert f"{conf}:{line}: {words}" in err, err

@@ -13,6 +13,7 @@
 
 #include "backup.h"
 #include "daemon.h"
+#include "status.h"
 #include "subsys.h"
 
 /* "26h": short enough for a one-line check, exact enough to act on. */
@@ -106,4 +107,73 @@ backup_health(struct opsd *o, struct health *h)
 		health_fine(h, "%u backup%s verified", good, good == 1 ? "" :
 		    "s");
 	return (worst);
+}
+
+/* The newest good backup's upload: "ok", "FAILED", "-" or "off". */
+static const char *
+status_uploaded(json_t *items, int configured)
+{
+	json_t		*m;
+	const char	*v;
+	size_t		 i;
+
+	if (!configured)
+		return ("off");
+	for (i = json_array_size(items); i-- > 0;) {
+		m = json_array_get(items, i);
+		if (json_object_get(m, "error") != NULL)
+			continue;
+		v = json_string_value(json_object_get(m, "uploaded"));
+		return (v != NULL ? v : "-");
+	}
+	return ("-");
+}
+
+/*
+ * The status page's section: the row 'opsd-cli backup list' prints of
+ * each backup, judged as backup_health() judges it.
+ */
+json_t *
+backup_status(struct opsd *o)
+{
+	const struct backup_conf *bc;
+	json_t		*list, *b, *items, *sec, *bk;
+	const char	*name, *verified, *level, *newest, *next;
+	json_int_t	 age;
+	size_t		 i;
+	char		 agebuf[32];
+	int		 is_stale;
+
+	if (backup_count(o) == 0)
+		return (NULL);
+	sec = status_section("Backups", "no backups");
+	items = json_object_get(sec, "items");
+	list = backup_list_json(o, NULL);
+	json_array_foreach(list, i, b) {
+		name = json_string_value(json_object_get(b, "name"));
+		bc = config_find(o->conf, &backup_section, name);
+		bk = json_object_get(b, "backups");
+		verified = bc == NULL || bc->verify != BACKUP_VERIFY_NEVER ?
+		    health_verified(bk) : "off";
+		age = json_integer_value(json_object_get(b, "age_seconds"));
+		is_stale = json_is_true(json_object_get(b, "stale"));
+		status_age(age, agebuf, sizeof agebuf);
+		level = is_stale ? "critical" : strcmp(verified, "failed") ==
+		    0 || strcmp(verified, "never") == 0 ? "warning" : "ok";
+		newest = json_string_value(json_object_get(b, "newest_good"));
+		next = json_string_value(json_object_get(b, "next_run"));
+		json_array_append_new(items, json_pack("{s:s, s:s?, s:s?, "
+		    "s:s, s:b, s:s, s:s, s:s?, s:O, s:s}", "name", name,
+		    "database", json_string_value(json_object_get(b,
+		    "database")), "newest_good", newest,
+		    "age", age < 0 ? "no good backup yet" : agebuf,
+		    "stale", is_stale, "verified", verified,
+		    "uploaded", status_uploaded(bk, bc != NULL &&
+		    bc->upload != NULL), "next_run", next,
+		    "running", json_object_get(b, "running") != NULL ?
+		    json_object_get(b, "running") : json_null(),
+		    "level", level));
+	}
+	json_decref(list);
+	return (sec);
 }

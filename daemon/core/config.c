@@ -83,6 +83,8 @@ static const struct ini_key opsd_keys[] = {	/* sorted */
 	  .dflt = "0660" },
 	{ .name = "state_dir", .kind = INI_PATH, .off = O(state_dir),
 	  .dflt = "/var/lib/opsd" },
+	{ .name = "status_page", .kind = INI_BOOL, .off = O(status_page),
+	  .dflt = "yes" },
 };
 #undef O
 

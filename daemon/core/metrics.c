@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "rpc.h"
 #include "secretfile.h"
+#include "status.h"
 #include "subsys.h"
 #include "util.h"
 
@@ -74,6 +75,7 @@ struct metrics {
 	unsigned char	 auth[SHA256_DIGEST_LENGTH];	/* of "user:password" */
 
 	uint64_t	 scrapes;
+	uint64_t	 pages;			/* / and /status.json */
 	uint64_t	 rejected;		/* over the connection cap */
 	uint64_t	 unauthorized;
 };
@@ -202,6 +204,10 @@ metrics_render(struct opsd *o, struct evbuffer *b)
 		evbuffer_add_printf(b, "opsd_metrics_rejected_total"
 		    "{reason=\"auth\"} %llu\n",
 		    (unsigned long long)o->metrics->unauthorized);
+		metrics_head(b, "opsd_status_page_requests_total", "counter",
+		    "Status pages served (/ and /status.json).");
+		evbuffer_add_printf(b, "opsd_status_page_requests_total %llu\n",
+		    (unsigned long long)o->metrics->pages);
 	}
 
 	/* each subsystem renders its own families, in registry order */
@@ -283,20 +289,23 @@ metrics_load_auth(struct metrics *m, const char *path)
 	return (0);
 }
 
-static void
-metrics_cb(struct evhttp_request *req, void *arg)
+/*
+ * What every page but /healthz goes through: GET or HEAD only, and the
+ * credential when one is set. 0: answered already.
+ */
+static int
+metrics_gate(struct metrics *m, struct evhttp_request *req)
 {
-	struct opsd	*o = arg;
 	struct evbuffer	*b;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
 	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
 		evhttp_send_error(req, 405, "use GET");
-		return;
+		return (0);
 	}
-	if (!metrics_authorized(o->metrics, req)) {
+	if (!metrics_authorized(m, req)) {
 		/* not evhttp_send_error(): it drops the headers set here */
-		o->metrics->unauthorized++;
+		m->unauthorized++;
 		b = evbuffer_new();
 		ADDLIT(b, "credentials required\n");
 		evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -305,8 +314,19 @@ metrics_cb(struct evhttp_request *req, void *arg)
 		    "Content-Type", "text/plain");
 		evhttp_send_reply(req, 401, "Unauthorized", b);
 		evbuffer_free(b);
-		return;
+		return (0);
 	}
+	return (1);
+}
+
+static void
+metrics_cb(struct evhttp_request *req, void *arg)
+{
+	struct opsd	*o = arg;
+	struct evbuffer	*b;
+
+	if (!metrics_gate(o->metrics, req))
+		return;
 	o->metrics->scrapes++;
 	b = evbuffer_new();
 	metrics_render(o, b);
@@ -314,6 +334,34 @@ metrics_cb(struct evhttp_request *req, void *arg)
 	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, 200, "OK", b);
 	evbuffer_free(b);
+}
+
+static void
+status_cb(struct evhttp_request *req, void *arg, int html)
+{
+	struct opsd	*o = arg;
+
+	if (!o->conf->status_page) {
+		evhttp_send_error(req, 404, "status_page is off; try /metrics "
+		    "or /healthz");
+		return;
+	}
+	if (!metrics_gate(o->metrics, req))
+		return;
+	o->metrics->pages++;
+	status_serve(o, req, html, o->metrics->ssl != NULL);
+}
+
+static void
+status_html_cb(struct evhttp_request *req, void *arg)
+{
+	status_cb(req, arg, 1);
+}
+
+static void
+status_json_cb(struct evhttp_request *req, void *arg)
+{
+	status_cb(req, arg, 0);
 }
 
 static void
@@ -340,7 +388,8 @@ static void
 notfound_cb(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
-	evhttp_send_error(req, 404, "try /metrics or /healthz");
+	evhttp_send_error(req, 404, "try /, /status.json, /metrics or "
+	    "/healthz");
 }
 
 /* --- connections ---------------------------------------------------- */
@@ -578,6 +627,8 @@ metrics_bind(struct opsd *o)
 	evhttp_set_bevcb(m->http, metrics_bev_cb, m);
 	evhttp_set_cb(m->http, "/metrics", metrics_cb, o);
 	evhttp_set_cb(m->http, "/healthz", healthz_cb, o);
+	evhttp_set_cb(m->http, "/", status_html_cb, o);
+	evhttp_set_cb(m->http, "/status.json", status_json_cb, o);
 	evhttp_set_gencb(m->http, notfound_cb, o);
 	/*
 	 * A host name is resolved here, with a blocking getaddrinfo(), and

@@ -11,6 +11,7 @@
 #include "ini.h"
 #include "probe.h"
 #include "rpc.h"
+#include "status.h"
 #include "subsys.h"
 #include "util.h"
 
@@ -54,6 +55,55 @@ probe_health(struct opsd *o, struct health *h)
 	return (n[PROBE_DOWN] > 0 ? HEALTH_CRITICAL : HEALTH_OK);
 }
 
+/*
+ * The status page: what probe.list shows of a run, and the history ring
+ * as a sparkline. A reason that is not UTF-8 is shown as such.
+ */
+static json_t *
+probe_status(struct opsd *o)
+{
+	struct probe		*p;
+	const struct probe_hist	*h;
+	json_t			*sec, *items, *it, *hist, *reason;
+	unsigned int		 i, k;
+	char			 since[32], last[32];
+
+	if (probe_count(o) == 0)
+		return (NULL);
+	sec = status_section("Probes", "no probes");
+	items = json_object_get(sec, "items");
+	for (i = 0; i < probe_count(o); i++) {
+		p = probe_at(o, i);
+		util_iso_time(p->since, since, sizeof since);
+		last[0] = '\0';
+		if (p->has_last)
+			util_iso_time(p->last.ts_usec / 1000000, last,
+			    sizeof last);
+		reason = p->has_last ? status_text(p->last.reason) :
+		    json_null();
+		hist = json_array();
+		for (k = p->nhist; k-- > 0;) {
+			h = &p->hist[(p->hist_next + PROBE_HISTORY - 1 - k) %
+			    PROBE_HISTORY];
+			json_array_append_new(hist, json_boolean(h->ok));
+		}
+		it = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o, s:o, s:o, "
+		    "s:s}", "name", p->conf->name, "kind",
+		    probe_kind_name(p->conf->kind), "state",
+		    probe_state_name(p->state),
+		    "since", p->since != 0 ? since : NULL,
+		    "last_run", last[0] ? last : NULL,
+		    "latency_ms", p->has_last ? json_real(p->last.latency_ms) :
+		    json_null(),
+		    "reason", reason,
+		    "history", hist,
+		    "level", p->state == PROBE_UP ? "ok" : p->state ==
+		    PROBE_DOWN ? "critical" : "unknown");
+		json_array_append_new(items, it);
+	}
+	return (sec);
+}
+
 const struct subsys probe_subsys = {
 	.name = "probe",
 	.sections = probe_sections,
@@ -62,6 +112,7 @@ const struct subsys probe_subsys = {
 	.stop = probe_stop_all,
 	.free = probe_stop_all,
 	.health = probe_health,
+	.status = probe_status,
 	.metrics = probe_metrics,
 	.methods = rpc_probe_methods,
 	.nmethods = &rpc_probe_nmethods,

@@ -44,7 +44,8 @@ static const char stylesheet[] =
     "p.meta{margin:0;color:var(--unk)}"
     "table{border-collapse:collapse;width:100%}"
     "th,td{text-align:left;padding:.25em .5em;border-bottom:1px solid "
-    "var(--line);vertical-align:top;overflow-wrap:anywhere}"
+    "var(--line);vertical-align:top;overflow-wrap:break-word}"
+    "td.w{overflow-wrap:anywhere}"
     "th{font-weight:600;white-space:nowrap}"
     "tr.critical td:first-child{border-left:4px solid var(--crit)}"
     "tr.warning td:first-child{border-left:4px solid var(--warn)}"
@@ -401,10 +402,15 @@ section(struct evbuffer *b, const char *id, const json_t *sec)
 			continue;
 		evbuffer_add_printf(b, "<tr class=\"%s\">", level_of(it));
 		for (k = 0; k < ncols; k++) {
-			ADDLIT(b, "<td data-label=\"");
+			v = json_object_get(it, cols[k]);
+			/* long text may break anywhere, short words never */
+			if (json_is_string(v) && json_string_length(v) > 24)
+				ADDLIT(b, "<td class=\"w\" data-label=\"");
+			else
+				ADDLIT(b, "<td data-label=\"");
 			column_label(b, cols[k]);
 			ADDLIT(b, "\">");
-			value(b, cols[k], json_object_get(it, cols[k]));
+			value(b, cols[k], v);
 			ADDLIT(b, "</td>");
 		}
 		ADDLIT(b, "</tr>\n");

@@ -8,11 +8,14 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
+#include "backup-int.h"
 #include "backup.h"
 #include "daemon.h"
+#include "jobs.h"
 #include "status.h"
 #include "subsys.h"
 
@@ -109,71 +112,74 @@ backup_health(struct opsd *o, struct health *h)
 	return (worst);
 }
 
-/* The newest good backup's upload: "ok", "FAILED", "-" or "off". */
+/*
+ * What item_summary() (backup-manifest.c) says of a manifest's verify or
+ * upload member: "ok", "FAILED", or "-" when there is none.
+ */
 static const char *
-status_uploaded(json_t *items, int configured)
+outcome(json_t *m, const char *key)
 {
-	json_t		*m;
-	const char	*v;
-	size_t		 i;
+	json_t	*v = json_object_get(m, key);
 
-	if (!configured)
-		return ("off");
-	for (i = json_array_size(items); i-- > 0;) {
-		m = json_array_get(items, i);
-		if (json_object_get(m, "error") != NULL)
-			continue;
-		v = json_string_value(json_object_get(m, "uploaded"));
-		return (v != NULL ? v : "-");
-	}
-	return ("-");
+	if (!json_is_object(v))
+		return ("-");
+	return (json_is_true(json_object_get(v, "ok")) ? "ok" : "FAILED");
 }
 
 /*
  * The status page's section: the row 'opsd-cli backup list' prints of
- * each backup, judged as backup_health() judges it.
+ * each backup, judged as backup_health() judges it. Read from the
+ * manifests in memory (b->items, the good ones, oldest first), not from
+ * backup_list_json(): that also reads each backup's directory for files
+ * that are not good backups, which the page does not show.
  */
 json_t *
 backup_status(struct opsd *o)
 {
-	const struct backup_conf *bc;
-	json_t		*list, *b, *items, *sec, *bk;
-	const char	*name, *verified, *level, *newest, *next;
-	json_int_t	 age;
-	size_t		 i;
-	char		 agebuf[32];
-	int		 is_stale;
+	struct backup	*b;
+	json_t		*items, *sec, *m;
+	const char	*verified, *uploaded, *level, *v;
+	int64_t		 good, age, now = (int64_t)time(NULL);
+	size_t		 k;
+	unsigned int	 i;
+	char		 agebuf[32], newest[32], next[32];
 
 	if (backup_count(o) == 0)
 		return (NULL);
 	sec = status_section("Backups", "no backups");
 	items = json_object_get(sec, "items");
-	list = backup_list_json(o, NULL);
-	json_array_foreach(list, i, b) {
-		name = json_string_value(json_object_get(b, "name"));
-		bc = config_find(o->conf, &backup_section, name);
-		bk = json_object_get(b, "backups");
-		verified = bc == NULL || bc->verify != BACKUP_VERIFY_NEVER ?
-		    health_verified(bk) : "off";
-		age = json_integer_value(json_object_get(b, "age_seconds"));
-		is_stale = json_is_true(json_object_get(b, "stale"));
+	for (i = 0; i < backup_count(o); i++) {
+		b = BACKUPS(o)->v[i];
+		/* health_verified(): the newest verdict among the good ones */
+		verified = b->conf->verify == BACKUP_VERIFY_NEVER ? "off" :
+		    "never";
+		for (k = json_array_size(b->items); k-- > 0 &&
+		    strcmp(verified, "never") == 0;) {
+			v = outcome(json_array_get(b->items, k), "verify");
+			if (strcmp(v, "ok") == 0)
+				verified = "ok";
+			else if (strcmp(v, "FAILED") == 0)
+				verified = "failed";
+		}
+		m = json_array_get(b->items, json_array_size(b->items) - 1);
+		uploaded = b->conf->upload == NULL ? "off" : m != NULL ?
+		    outcome(m, "upload") : "-";
+		good = backup_newest_good(b);
+		age = good > 0 ? now - good : -1;
 		status_age(age, agebuf, sizeof agebuf);
-		level = is_stale ? "critical" : strcmp(verified, "failed") ==
-		    0 || strcmp(verified, "never") == 0 ? "warning" : "ok";
-		newest = json_string_value(json_object_get(b, "newest_good"));
-		next = json_string_value(json_object_get(b, "next_run"));
-		json_array_append_new(items, json_pack("{s:s, s:s?, s:s?, "
-		    "s:s, s:b, s:s, s:s, s:s?, s:O, s:s}", "name", name,
-		    "database", json_string_value(json_object_get(b,
-		    "database")), "newest_good", newest,
+		status_iso(good, newest, sizeof newest);
+		status_iso(job_next(b->job), next, sizeof next);
+		level = b->stale_firing ? "critical" : strcmp(verified,
+		    "failed") == 0 || strcmp(verified, "never") == 0 ?
+		    "warning" : "ok";
+		json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, "
+		    "s:b, s:s, s:s, s:s, s:s?, s:s}", "name", b->conf->name,
+		    "database", b->conf->database, "newest_good", newest,
 		    "age", age < 0 ? "no good backup yet" : agebuf,
-		    "stale", is_stale, "verified", verified,
-		    "uploaded", status_uploaded(bk, bc != NULL &&
-		    bc->upload != NULL), "next_run", next,
-		    "running", json_object_get(b, "running") != NULL ?
-		    json_object_get(b, "running") : json_null(),
+		    "stale", b->stale_firing != 0, "verified", verified,
+		    "uploaded", uploaded, "next_run", next,
+		    "running", b->run != NULL ? b->run->id : NULL,
 		    "level", level));
 	}
-	json_decref(list);
 	return (sec);
 }

@@ -10,6 +10,7 @@
  * no 'unsafe-inline' and nothing injected could style or script it.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,24 @@ status_text(const char *s)
 }
 
 void
+status_iso(int64_t t, char *buf, size_t len)
+{
+	static int64_t	last_t[8];
+	static char	last[8][32];
+	unsigned int	k = (unsigned int)((uint64_t)t % 8);
+
+	if (t <= 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	if (last_t[k] != t) {
+		util_iso_time(t, last[k], sizeof last[k]);
+		last_t[k] = t;
+	}
+	snprintf(buf, len, "%s", last[k]);
+}
+
+void
 status_age(int64_t s, char *buf, size_t len)
 {
 	if (s < 0)
@@ -186,8 +205,63 @@ status_json(struct opsd *o)
 
 /* --- HTML ----------------------------------------------------------------- */
 
+/*
+ * The page is made of some 60,000 small pieces for 1,000 probes: they go
+ * into one growing buffer, handed to libevent once, since an evbuffer
+ * call per piece was a good part of a render's time.
+ */
+struct sb {
+	char	*p;
+	size_t	 len, cap;
+};
+
+#define SBLIT(b, s)	sb_add((b), (s), sizeof (s) - 1)
+
 static void
-esc(struct evbuffer *b, const char *s)
+sb_grow(struct sb *b, size_t n)
+{
+	if (b->len + n <= b->cap)
+		return;
+	while (b->len + n > b->cap)
+		b->cap = b->cap == 0 ? 64 * 1024 : b->cap * 2;
+	b->p = xreallocarray(b->p, b->cap, 1);
+}
+
+static void
+sb_add(struct sb *b, const char *s, size_t n)
+{
+	sb_grow(b, n);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void
+sb_printf(struct sb *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+sb_printf(struct sb *b, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	sb_grow(b, 128);
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= b->cap - b->len) {
+		sb_grow(b, (size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+}
+
+static void
+esc(struct sb *b, const char *s)
 {
 	const char	*p;
 
@@ -196,97 +270,148 @@ esc(struct evbuffer *b, const char *s)
 	for (p = s; *p != '\0'; p++) {
 		switch (*p) {
 		case '&':
-			ADDLIT(b, "&amp;");
+			SBLIT(b, "&amp;");
 			break;
 		case '<':
-			ADDLIT(b, "&lt;");
+			SBLIT(b, "&lt;");
 			break;
 		case '>':
-			ADDLIT(b, "&gt;");
+			SBLIT(b, "&gt;");
 			break;
 		case '"':
-			ADDLIT(b, "&quot;");
+			SBLIT(b, "&quot;");
 			break;
 		case '\'':
-			ADDLIT(b, "&#39;");
+			SBLIT(b, "&#39;");
 			break;
 		default:
 			/* runs of plain bytes in one call */
 			{
 				size_t n = strcspn(p, "&<>\"'");
 
-				evbuffer_add(b, p, n);
+				sb_add(b, p, n);
 				p += n - 1;
 			}
 		}
 	}
 }
 
-/* "1999-12-31T23:59:59Z" exactly: the form times take in the document */
+static int
+digits(const char *s, int n)
+{
+	int	v = 0;
+
+	for (; n > 0; n--, s++) {
+		if (*s < '0' || *s > '9')
+			return (-1);
+		v = v * 10 + (*s - '0');
+	}
+	return (v);
+}
+
+/* Days since 1970-01-01 of a date of the proleptic Gregorian calendar. */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t	era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return (era * 146097 + doe - 719468);
+}
+
+/*
+ * "1999-12-31T23:59:59Z" exactly: the form times take in the document.
+ * By hand, not sscanf() and timegm(): a page has thousands of them.
+ */
 static int
 iso_time(const char *s, time_t *t)
 {
-	struct tm	tm;
-	int		n = 0;
+	int	y, mo, d, h, mi, se;
 
-	if (strlen(s) != 20 || s[4] != '-' || s[10] != 'T' || s[19] != 'Z')
+	if (s[0] < '0' || s[0] > '9' || strlen(s) != 20 || s[4] != '-' ||
+	    s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+	    s[19] != 'Z')
 		return (0);
-	memset(&tm, 0, sizeof tm);
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon,
-	    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
-	    n != 20)
+	if ((y = digits(s, 4)) < 0 || (mo = digits(s + 5, 2)) < 1 ||
+	    mo > 12 || (d = digits(s + 8, 2)) < 1 || d > 31 ||
+	    (h = digits(s + 11, 2)) < 0 || h > 23 ||
+	    (mi = digits(s + 14, 2)) < 0 || mi > 59 ||
+	    (se = digits(s + 17, 2)) < 0 || se > 60)
 		return (0);
-	tm.tm_year -= 1900;
-	tm.tm_mon--;
-	*t = timegm(&tm);
-	return (*t != (time_t)-1);
+	*t = (time_t)(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
+	    se);
+	return (1);
 }
 
+/*
+ * The times of one render, converted once each: 1,000 probes that run on
+ * the same few-second grid share a handful of distinct seconds.
+ */
+#define TCACHE	32
+static struct {
+	time_t	t;
+	int	used;
+	char	text[96];
+	size_t	len;
+} tcache[TCACHE];
+
 static void
-local_time(struct evbuffer *b, const char *iso, time_t t)
+local_time(struct sb *b, const char *iso, time_t t)
 {
-	struct tm	tm;
-	char		buf[64];
+	struct tm	 tm;
+	char		 buf[64];
+	unsigned int	 k = (unsigned int)((uint64_t)t % TCACHE);
+	int		 n;
 
-	localtime_r(&t, &tm);
-	strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
-	ADDLIT(b, "<time datetime=\"");
-	esc(b, iso);
-	ADDLIT(b, "\">");
-	esc(b, buf);
-	ADDLIT(b, "</time>");
+	if (!tcache[k].used || tcache[k].t != t) {
+		localtime_r(&t, &tm);
+		strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
+		/* iso has been checked: digits and punctuation only */
+		n = snprintf(tcache[k].text, sizeof tcache[k].text,
+		    "<time datetime=\"%s\">%s</time>", iso, buf);
+		tcache[k].len = n > 0 && (size_t)n < sizeof tcache[k].text ?
+		    (size_t)n : 0;
+		tcache[k].t = t;
+		tcache[k].used = 1;
+	}
+	sb_add(b, tcache[k].text, tcache[k].len);
 }
 
-/* ▆ for a pass, ▁ for a failure, · for no result; runs in one span */
+/*
+ * "history": one character a run, oldest first, '+' passed, '-' failed,
+ * anything else no result. Drawn as ▆ and ▁ in runs of one colour.
+ */
 static void
-sparkline(struct evbuffer *b, const json_t *a)
+sparkline(struct sb *b, const char *h)
 {
 	static const char *const cls[] = { "s-unk", "s-ok", "s-bad" };
 	static const char *const glyph[] = { "\xc2\xb7", "\xe2\x96\x86",
 	    "\xe2\x96\x81" };
-	const json_t	*v;
-	size_t		 i;
-	int		 cur = -1, k;
+	int	 cur = -1, k;
 
-	ADDLIT(b, "<span class=\"spark\" role=\"img\" aria-label=\"recent "
+	SBLIT(b, "<span class=\"spark\" role=\"img\" aria-label=\"recent "
 	    "results, oldest first\">");
-	json_array_foreach(a, i, v) {
-		k = json_is_true(v) ? 1 : json_is_false(v) ? 2 : 0;
+	for (; *h != '\0'; h++) {
+		k = *h == '+' ? 1 : *h == '-' ? 2 : 0;
 		if (k != cur) {
 			if (cur >= 0)
-				ADDLIT(b, "</span>");
-			evbuffer_add_printf(b, "<span class=\"%s\">", cls[k]);
+				SBLIT(b, "</span>");
+			sb_printf(b, "<span class=\"%s\">", cls[k]);
 			cur = k;
 		}
-		evbuffer_add(b, glyph[k], strlen(glyph[k]));
+		sb_add(b, glyph[k], strlen(glyph[k]));
 	}
 	if (cur >= 0)
-		ADDLIT(b, "</span>");
-	ADDLIT(b, "</span>");
+		SBLIT(b, "</span>");
+	SBLIT(b, "</span>");
 }
 
 static void
-value(struct evbuffer *b, const char *key, const json_t *v)
+value(struct sb *b, const char *key, const json_t *v)
 {
 	const char	*s;
 	time_t		 t;
@@ -294,46 +419,44 @@ value(struct evbuffer *b, const char *key, const json_t *v)
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		s = json_string_value(v);
-		if (iso_time(s, &t))
+		if (strcmp(key, "history") == 0)
+			sparkline(b, s);
+		else if (iso_time(s, &t))
 			local_time(b, s, t);
 		else if (strcmp(key, "state") == 0 || strcmp(key,
 		    "status") == 0) {
-			ADDLIT(b, "<b>");
+			SBLIT(b, "<b>");
 			esc(b, s);
-			ADDLIT(b, "</b>");
+			SBLIT(b, "</b>");
 		} else
 			esc(b, s);
 		break;
 	case JSON_INTEGER:
-		evbuffer_add_printf(b, "%" JSON_INTEGER_FORMAT,
+		sb_printf(b, "%" JSON_INTEGER_FORMAT,
 		    json_integer_value(v));
 		break;
 	case JSON_REAL:
-		evbuffer_add_printf(b, "%.1f", json_real_value(v));
+		sb_printf(b, "%.1f", json_real_value(v));
 		break;
 	case JSON_TRUE:
-		ADDLIT(b, "yes");
+		SBLIT(b, "yes");
 		break;
 	case JSON_FALSE:
-		ADDLIT(b, "no");
-		break;
-	case JSON_ARRAY:
-		if (strcmp(key, "history") == 0)
-			sparkline(b, v);
+		SBLIT(b, "no");
 		break;
 	default:
-		ADDLIT(b, "-");
+		SBLIT(b, "-");
 	}
 }
 
 static void
-column_label(struct evbuffer *b, const char *key)
+column_label(struct sb *b, const char *key)
 {
 	const char	*p;
 
 	for (p = key; *p != '\0'; p++) {
 		if (*p == '_')
-			ADDLIT(b, " ");
+			SBLIT(b, " ");
 		else
 			esc(b, (char[]){ *p, '\0' });
 	}
@@ -353,7 +476,7 @@ level_of(const json_t *item)
 #define MAX_COLS	24
 
 static void
-section(struct evbuffer *b, const char *id, const json_t *sec)
+section(struct sb *b, const char *id, const json_t *sec)
 {
 	const json_t	*items = json_object_get(sec, "items"), *it, *v;
 	const char	*cols[MAX_COLS], *key;
@@ -361,11 +484,11 @@ section(struct evbuffer *b, const char *id, const json_t *sec)
 
 	if (!json_is_object(sec))
 		return;
-	ADDLIT(b, "<section id=\"");
+	SBLIT(b, "<section id=\"");
 	esc(b, id);
-	ADDLIT(b, "\"><h2>");
+	SBLIT(b, "\"><h2>");
 	esc(b, json_string_value(json_object_get(sec, "title")));
-	evbuffer_add_printf(b, " <small>(%zu)</small></h2>\n",
+	sb_printf(b, " <small>(%zu)</small></h2>\n",
 	    json_array_size(items));
 	/* the columns: every member of any item, in order of appearance */
 	json_array_foreach(items, i, it) {
@@ -385,106 +508,118 @@ section(struct evbuffer *b, const char *id, const json_t *sec)
 			break;
 	}
 	if (ncols == 0) {
-		ADDLIT(b, "<p class=\"empty\">");
+		SBLIT(b, "<p class=\"empty\">");
 		esc(b, json_string_value(json_object_get(sec, "empty")));
-		ADDLIT(b, "</p></section>\n");
+		SBLIT(b, "</p></section>\n");
 		return;
 	}
-	ADDLIT(b, "<table><thead><tr>");
+	SBLIT(b, "<table><thead><tr>");
 	for (k = 0; k < ncols; k++) {
-		ADDLIT(b, "<th>");
+		SBLIT(b, "<th>");
 		column_label(b, cols[k]);
-		ADDLIT(b, "</th>");
+		SBLIT(b, "</th>");
 	}
-	ADDLIT(b, "</tr></thead><tbody>\n");
+	SBLIT(b, "</tr></thead><tbody>\n");
 	json_array_foreach(items, i, it) {
 		if (!json_is_object(it))
 			continue;
-		evbuffer_add_printf(b, "<tr class=\"%s\">", level_of(it));
+		sb_printf(b, "<tr class=\"%s\">", level_of(it));
 		for (k = 0; k < ncols; k++) {
 			v = json_object_get(it, cols[k]);
 			/* long text may break anywhere, short words never */
 			if (json_is_string(v) && json_string_length(v) > 24)
-				ADDLIT(b, "<td class=\"w\" data-label=\"");
+				SBLIT(b, "<td class=\"w\" data-label=\"");
 			else
-				ADDLIT(b, "<td data-label=\"");
+				SBLIT(b, "<td data-label=\"");
 			column_label(b, cols[k]);
-			ADDLIT(b, "\">");
+			SBLIT(b, "\">");
 			value(b, cols[k], v);
-			ADDLIT(b, "</td>");
+			SBLIT(b, "</td>");
 		}
-		ADDLIT(b, "</tr>\n");
+		SBLIT(b, "</tr>\n");
 	}
-	ADDLIT(b, "</tbody></table></section>\n");
+	SBLIT(b, "</tbody></table></section>\n");
 }
 
 static void
-list(struct evbuffer *b, const char *cls, const json_t *a)
+list(struct sb *b, const char *cls, const json_t *a)
 {
 	const json_t	*v;
 	size_t		 i;
 
 	if (json_array_size(a) == 0)
 		return;
-	evbuffer_add_printf(b, "<ul class=\"%s\">", cls);
+	sb_printf(b, "<ul class=\"%s\">", cls);
 	json_array_foreach(a, i, v) {
-		ADDLIT(b, "<li>");
+		SBLIT(b, "<li>");
 		esc(b, json_string_value(v));
-		ADDLIT(b, "</li>");
+		SBLIT(b, "</li>");
 	}
-	ADDLIT(b, "</ul>\n");
+	SBLIT(b, "</ul>\n");
 }
 
-void
-status_html(const json_t *doc, struct evbuffer *b)
+static void
+html(const json_t *doc, struct sb *b)
 {
+	memset(tcache, 0, sizeof tcache);
 	const char	*host = json_string_value(json_object_get(doc, "host"));
 	const char	*st = json_string_value(json_object_get(doc, "status"));
 	const char	*key, *gen;
 	const json_t	*secs, *sec;
 	time_t		 t;
 
+	sb_grow(b, 256 * 1024);
 	if (host == NULL)
 		host = "this host";
 	if (st == NULL || (strcmp(st, "ok") != 0 && strcmp(st, "warning") !=
 	    0 && strcmp(st, "critical") != 0))
 		st = "unknown";
-	ADDLIT(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset="
+	SBLIT(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset="
 	    "\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, "
 	    "initial-scale=1\"><meta name=\"referrer\" content=\"no-referrer\">"
 	    "<title>");
 	esc(b, st);
-	ADDLIT(b, " - opsd on ");
+	SBLIT(b, " - opsd on ");
 	esc(b, host);
-	ADDLIT(b, "</title><style>");
-	evbuffer_add(b, stylesheet, sizeof stylesheet - 1);
-	ADDLIT(b, "</style></head><body>\n<header><h1>opsd on ");
+	SBLIT(b, "</title><style>");
+	sb_add(b, stylesheet, sizeof stylesheet - 1);
+	SBLIT(b, "</style></head><body>\n<header><h1>opsd on ");
 	esc(b, host);
-	evbuffer_add_printf(b, " <span class=\"badge b-%s\">%s</span></h1>"
+	sb_printf(b, " <span class=\"badge b-%s\">%s</span></h1>"
 	    "<p class=\"meta\">", st, st);
 	gen = json_string_value(json_object_get(doc, "generated"));
 	if (gen != NULL && iso_time(gen, &t)) {
-		ADDLIT(b, "generated ");
+		SBLIT(b, "generated ");
 		local_time(b, gen, t);
-		ADDLIT(b, " &middot; ");
+		SBLIT(b, " &middot; ");
 	}
-	ADDLIT(b, "times in ");
+	SBLIT(b, "times in ");
 	esc(b, json_string_value(json_object_get(doc, "timezone")));
-	ADDLIT(b, " (UTC");
+	SBLIT(b, " (UTC");
 	esc(b, json_string_value(json_object_get(doc, "utc_offset")));
-	ADDLIT(b, ") &middot; opsd ");
+	SBLIT(b, ") &middot; opsd ");
 	esc(b, json_string_value(json_object_get(doc, "version")));
-	ADDLIT(b, " &middot; <a href=\"status.json\">status.json</a></p>"
+	SBLIT(b, " &middot; <a href=\"status.json\">status.json</a></p>"
 	    "</header>\n<section id=\"summary\"><h2>Summary</h2>\n");
 	if (json_array_size(json_object_get(doc, "problems")) == 0)
-		ADDLIT(b, "<p>Nothing is down, stale or overdue.</p>\n");
+		SBLIT(b, "<p>Nothing is down, stale or overdue.</p>\n");
 	list(b, "problems", json_object_get(doc, "problems"));
 	list(b, "fine", json_object_get(doc, "fine"));
-	ADDLIT(b, "</section>\n");
+	SBLIT(b, "</section>\n");
 	secs = json_object_get(doc, "sections");
 	json_object_foreach((json_t *)secs, key, sec)
 		section(b, key, sec);
-	ADDLIT(b, "</body></html>\n");
+	SBLIT(b, "</body></html>\n");
+}
+
+void
+status_html(const json_t *doc, struct evbuffer *out)
+{
+	struct sb	sb = { NULL, 0, 0 };
+
+	html(doc, &sb);
+	evbuffer_add(out, sb.p, sb.len);
+	free(sb.p);
 }
 
 /* --- serving -------------------------------------------------------------- */

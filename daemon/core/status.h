@@ -11,8 +11,9 @@
  * order of the first item that has them. Values are strings, numbers,
  * booleans or null; a string of the form YYYY-MM-DDTHH:MM:SSZ is a time
  * (UTC in the JSON, the host's zone on the page); "level" (ok, warning,
- * critical, unknown) colours the row and is no column; "history", an
- * array of true/false/null oldest first, is drawn as a sparkline.
+ * critical, unknown) colours the row and is no column; "history", a
+ * string of one character a run, oldest first ('+' passed, '-' failed),
+ * is drawn as a sparkline.
  */
 #ifndef OPSD_STATUS_H
 #define OPSD_STATUS_H
@@ -42,6 +43,8 @@ void		 status_serve(struct opsd *, struct evhttp_request *,
 struct json_t	*status_section(const char *title, const char *empty);
 /* A JSON string of text from outside, made UTF-8 if it is not; never NULL. */
 struct json_t	*status_text(const char *);
+/* util_iso_time(), remembering the last few: a page has many alike. */
+void		 status_iso(int64_t t, char *buf, size_t len);
 /* "3m", "26h", "4d"; "-" below 0. */
 void		 status_age(int64_t secs, char *buf, size_t len);
 

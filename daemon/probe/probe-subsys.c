@@ -63,10 +63,9 @@ static json_t *
 probe_status(struct opsd *o)
 {
 	struct probe		*p;
-	const struct probe_hist	*h;
-	json_t			*sec, *items, *it, *hist, *reason;
+	json_t			*sec, *items, *it, *reason;
 	unsigned int		 i, k;
-	char			 since[32], last[32];
+	char			 since[32], last[32], hist[PROBE_HISTORY + 1];
 
 	if (probe_count(o) == 0)
 		return (NULL);
@@ -74,20 +73,19 @@ probe_status(struct opsd *o)
 	items = json_object_get(sec, "items");
 	for (i = 0; i < probe_count(o); i++) {
 		p = probe_at(o, i);
-		util_iso_time(p->since, since, sizeof since);
+		status_iso(p->since, since, sizeof since);
 		last[0] = '\0';
 		if (p->has_last)
-			util_iso_time(p->last.ts_usec / 1000000, last,
+			status_iso(p->last.ts_usec / 1000000, last,
 			    sizeof last);
 		reason = p->has_last ? status_text(p->last.reason) :
 		    json_null();
-		hist = json_array();
-		for (k = p->nhist; k-- > 0;) {
-			h = &p->hist[(p->hist_next + PROBE_HISTORY - 1 - k) %
-			    PROBE_HISTORY];
-			json_array_append_new(hist, json_boolean(h->ok));
-		}
-		it = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o, s:o, s:o, "
+		for (k = 0; k < p->nhist; k++)
+			hist[k] = p->hist[(p->hist_next + PROBE_HISTORY +
+			    PROBE_HISTORY - p->nhist + k) % PROBE_HISTORY].ok ?
+			    '+' : '-';
+		hist[k] = '\0';
+		it = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o, s:o, s:s, "
 		    "s:s}", "name", p->conf->name, "kind",
 		    probe_kind_name(p->conf->kind), "state",
 		    probe_state_name(p->state),

@@ -90,8 +90,12 @@ def test_status_json_tells_what_opsd_knows(stack, tmp_path):
         assert isinstance(p["latency_ms"], (int, float))
         # the sparkline is the history ring (32 runs), oldest first
         assert 1 <= len(p["history"]) <= 32, p
-    assert set(probes["web"]["history"]) == {True}
-    assert set(probes["gone"]["history"]) == {False}
+    # one character a run: '+' passed, '-' failed
+    assert set(probes["web"]["history"]) == {"+"}
+    assert set(probes["gone"]["history"]) == {"-"}
+    # the newest run is the last character
+    newest = stack.history("hostile")[0]
+    assert newest["ok"] is False and probes["hostile"]["history"][-1] == "-"
     assert probes["hostile"]["reason"] == HOSTILE + " (exited with status 1)"
     assert "refused" in probes["gone"]["reason"].lower(), probes["gone"]
 

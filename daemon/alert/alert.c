@@ -576,6 +576,12 @@ alert_status(struct opsd *o)
 		    "message", status_text(a->payload != NULL ?
 		    alert_payload_text(a->payload) : ""), "level", "warning"));
 	}
+	/* alert_health()'s words: firing is a warning */
+	if (set->nactive > 0) {
+		json_object_set_new(sec, "level", json_string("warning"));
+		json_object_set_new(sec, "problem", json_sprintf("%u alert%s "
+		    "firing", set->nactive, set->nactive == 1 ? "" : "s"));
+	}
 	return (sec);
 }
 

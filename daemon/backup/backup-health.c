@@ -137,7 +137,7 @@ json_t *
 backup_status(struct opsd *o)
 {
 	struct backup	*b;
-	json_t		*items, *sec, *m;
+	json_t		*items, *sec, *m, *it;
 	const char	*verified, *uploaded, *level, *v;
 	int64_t		 good, age, now = (int64_t)time(NULL);
 	size_t		 k;
@@ -172,14 +172,27 @@ backup_status(struct opsd *o)
 		level = b->stale_firing ? "critical" : strcmp(verified,
 		    "failed") == 0 || strcmp(verified, "never") == 0 ?
 		    "warning" : "ok";
-		json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, "
+		it = json_pack("{s:s, s:s, s:s, s:s, "
 		    "s:b, s:s, s:s, s:s, s:s?, s:s}", "name", b->conf->name,
 		    "database", b->conf->database, "newest_good", newest,
 		    "age", age < 0 ? "no good backup yet" : agebuf,
 		    "stale", b->stale_firing != 0, "verified", verified,
 		    "uploaded", uploaded, "next_run", next,
 		    "running", b->run != NULL ? b->run->id : NULL,
-		    "level", level));
+		    "level", level);
+		/* backup_health()'s words */
+		if (b->stale_firing) {
+			health_age(age, agebuf, sizeof agebuf);
+			json_object_set_new(it, "problem", json_sprintf(
+			    "backup %s stale (%s)", b->conf->name, agebuf));
+		} else if (strcmp(verified, "failed") == 0)
+			json_object_set_new(it, "problem", json_sprintf(
+			    "backup %s: last verification failed",
+			    b->conf->name));
+		else if (strcmp(verified, "never") == 0)
+			json_object_set_new(it, "problem", json_sprintf(
+			    "backup %s never verified", b->conf->name));
+		json_array_append_new(items, it);
 	}
 	return (sec);
 }

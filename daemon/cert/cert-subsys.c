@@ -127,7 +127,7 @@ static json_t *
 cert_status(struct opsd *o)
 {
 	struct cert_set	*set = cert_set_get(o);
-	json_t		*sec, *items, *j, *err;
+	json_t		*sec, *items, *j, *err, *it;
 	const char	*st, *level;
 	unsigned int	 i;
 
@@ -144,13 +144,20 @@ cert_status(struct opsd *o)
 		    "unknown" : "warning";
 		if ((err = json_object_get(j, "file_error")) == NULL)
 			err = json_object_get(j, "last_error");
-		json_array_append_new(items, json_pack("{s:s, s:s, s:O?, s:O?, "
+		it = json_pack("{s:s, s:s, s:O?, s:O?, "
 		    "s:O?, s:O?, s:O?, s:s}", "name", set->v[i]->conf->name,
 		    "state", st, "days_left", json_object_get(j, "days_left"),
 		    "not_after", json_object_get(j, "not_after"),
 		    "served_matches", json_object_get(j, "served_matches"),
 		    "next_renewal", json_object_get(j, "next_renewal"),
-		    "error", err, "level", level));
+		    "error", err, "level", level);
+		if (strcmp(level, "critical") == 0 || strcmp(level,
+		    "warning") == 0)	/* cert_health()'s words */
+			json_object_set_new(it, "problem", json_sprintf(
+			    "cert %s %s", set->v[i]->conf->name,
+			    strcmp(st, "differs") == 0 ? "served differs" :
+			    strcmp(st, "failed") == 0 ? "renewal failed" : st));
+		json_array_append_new(items, it);
 		json_decref(j);
 	}
 	return (sec);

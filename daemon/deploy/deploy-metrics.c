@@ -136,7 +136,7 @@ deploy_status(struct opsd *o)
 {
 	struct deploy_set	*set = deploy_set_get(o);
 	struct deploy		*d;
-	json_t			*sec, *items;
+	json_t			*sec, *items, *it;
 	const char		*st, *level;
 	unsigned int		 i;
 	int			 failed;
@@ -157,7 +157,7 @@ deploy_status(struct opsd *o)
 		util_iso_time(d->st.active_since, since, sizeof since);
 		util_iso_time(d->st.nhist > 0 ? d->st.hist[0].started : 0,
 		    started, sizeof started);
-		json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:o, "
+		it = json_pack("{s:s, s:s, s:s, s:o, "
 		    "s:s?, s:s?, s:s?, s:s?, s:o, s:s}", "name", d->conf->name,
 		    "state", st, "active_slot",
 		    deploy_slot_name(d->st.active_slot), "version",
@@ -167,7 +167,15 @@ deploy_status(struct opsd *o)
 		    "last_result", d->st.nhist > 0 ? d->st.hist[0].result : NULL,
 		    "last_started", d->st.nhist > 0 ? started : NULL,
 		    "degraded", d->st.degraded[0] ? status_text(d->st.degraded) :
-		    json_null(), "level", level));
+		    json_null(), "level", level);
+		if (strcmp(level, "critical") == 0 || strcmp(level,
+		    "warning") == 0)	/* deploy_health()'s words */
+			json_object_set_new(it, "problem", json_sprintf(
+			    "deploy %s %s", d->conf->name, strcmp(st,
+			    "degraded") == 0 ? "degraded" : strcmp(st,
+			    "recovering") == 0 ? "recovering" :
+			    "last deploy failed"));
+		json_array_append_new(items, it);
 	}
 	return (sec);
 }

@@ -75,6 +75,16 @@ def test_status_json_tells_what_opsd_knows(stack, tmp_path):
     assert "probe gone down" in doc["problems"]
     assert "probe hostile down" in doc["problems"]
     assert any(p.startswith("backup nightly stale") for p in doc["problems"])
+    # the same problems, in the same words, as opsd.health
+    def agree():
+        a = set(status_json(stack)["problems"])
+        b = set(stack.rpc("opsd.health")["problems"])
+        return (a, b) if a == b else None
+    wait_for(agree, 5, "the page's problems to be opsd.health's",
+             detail=lambda: (status_json(stack)["problems"],
+                             stack.rpc("opsd.health")["problems"]))
+    assert doc["counts"]["probe"] == {"ok": 1, "critical": 2, "warning": 0,
+                                      "unknown": 0}, doc["counts"]
     assert doc["timezone"] == "IST" and doc["utc_offset"] == "+0530", doc
     assert ISO.match(doc["generated"])
     assert list(doc["sections"]) == ["alert", "probe", "secret", "backup",

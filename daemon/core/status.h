@@ -35,6 +35,9 @@ struct json_t	*status_json(struct opsd *);
  */
 void		 status_html(const struct json_t *doc, struct evbuffer *buf);
 
+/* The document as JSON, appended to buf (what /status.json sends). */
+void		 status_dump(const struct json_t *doc, struct evbuffer *buf);
+
 /* Answers GET / (html) or GET /status.json; tls adds HSTS. */
 void		 status_serve(struct opsd *, struct evhttp_request *,
 		    int html, int tls);

@@ -514,6 +514,10 @@ value(struct sb *b, enum col_kind kind, const json_t *v)
 	const char	*s;
 	time_t		 t;
 
+	if (v == NULL) {	/* an item without the column's member */
+		SBLIT(b, "-");
+		return;
+	}
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		s = json_string_value(v);

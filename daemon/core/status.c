@@ -981,6 +981,8 @@ status_serve(struct opsd *o, struct evhttp_request *req, int html, int tls)
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "Cross-Origin-Opener-Policy", "same-origin");
 	evhttp_add_header(h, "Cross-Origin-Resource-Policy", "same-origin");
+	evhttp_add_header(h, "Permissions-Policy", "camera=(), microphone=(), "
+	    "geolocation=(), payment=(), usb=()");
 	if (tls)
 		evhttp_add_header(h, "Strict-Transport-Security",
 		    "max-age=31536000");

@@ -235,27 +235,44 @@ def test_status_page_behind_basic_auth(opsd_launcher, tmp_path):
     assert pw not in d.log()
 
 
-def test_status_page_over_tls_has_hsts(opsd_launcher, tmp_path):
-    crt, key = tmp_path / "m.crt", tmp_path / "m.key"
-    must(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-          "-subj", "/CN=localhost", "-days", "2", "-keyout", key,
-          "-out", crt, "-addext", "subjectAltName=IP:127.0.0.1"],
-         "openssl req")
-    key.chmod(0o600)
+def test_status_page_over_tls_grades_clean(opsd_launcher, tls_certs):
+    """Served over TLS (the suite's CA-signed certificate), the page has
+    HSTS, and opsd's own grader (tls.check, which also fetches a path that
+    does not exist) finds nothing above information."""
     d = opsd_launcher(start=False)
     d.conf_path.write_text(d.conf_path.read_text().replace(
-        "[opsd]\n", f"[opsd]\nmetrics_tls_cert = {crt}\n"
-        f"metrics_tls_key = {key}\n", 1))
+        "[opsd]\n", f"[opsd]\nmetrics_tls_cert = {tls_certs.server_crt}\n"
+        f"metrics_tls_key = {tls_certs.server_key}\n", 1))
     d.start()
-    ctx = ssl.create_default_context(cafile=str(crt))
+    ctx = ssl.create_default_context(cafile=str(tls_certs.ca))
+    for path in ("/", "/nothing-here"):
+        c = http.client.HTTPSConnection("127.0.0.1", d.metrics_port,
+                                        context=ctx, timeout=5)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        assert r.status == (200 if path == "/" else 404), (path, r.status)
+        assert r.getheader("Strict-Transport-Security") == \
+            "max-age=31536000", path
+    assert "<h1>opsd on" in get_body(d, ctx)
+    g = d.cli_json("tls", "check", f"127.0.0.1:{d.metrics_port}", "--ca",
+                   str(tls_certs.ca))
+    bad = [f for f in g["findings"] if f["severity"] != "info"]
+    assert not bad, bad
+    assert g["grade"].startswith("A"), g["grade"]
+    h = g["http"]
+    assert h["hsts"] and h["hsts_on_error"] and h["nosniff"] and \
+        h["frame_protection"] and h["csp"] and h["permissions_policy"], h
+
+
+def get_body(d, ctx):
     c = http.client.HTTPSConnection("127.0.0.1", d.metrics_port,
                                     context=ctx, timeout=5)
     c.request("GET", "/")
-    r = c.getresponse()
-    body = r.read().decode()
+    body = c.getresponse().read().decode()
     c.close()
-    assert r.status == 200 and "<h1>opsd on" in body
-    assert r.getheader("Strict-Transport-Security") == "max-age=31536000"
+    return body
 
 
 def test_status_page_without_subsystems(opsd_launcher):

@@ -9,7 +9,6 @@
  * stylesheet's hash goes in the Content-Security-Policy, so the page needs
  * no 'unsafe-inline' and nothing injected could style or script it.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +30,6 @@
 #include "subsys.h"
 #include "util.h"
 
-#define ADDLIT(b, s)	evbuffer_add((b), (s), sizeof (s) - 1)
 #define STATUS_OPS	10	/* operations shown */
 
 static const char stylesheet[] =

@@ -191,12 +191,18 @@ def test_status_security_headers(stack):
         assert h["Referrer-Policy"] == "no-referrer"
         assert h["Cache-Control"] == "no-store"
         assert h["Strict-Transport-Security"] is None, "HSTS over http"
-    # the stylesheet's hash is what the CSP allows
+    # the stylesheets' hashes are what the CSP allows, and nothing else
     _, h, body = get(stack, "/")
-    css = re.search(r"<style>(.*?)</style>", body, re.S).group(1)
+    sheets = re.findall(r"<style>(.*?)</style>", body, re.S)
+    assert len(sheets) == 2, len(sheets)
     import hashlib
-    want = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
-    assert f"style-src 'sha256-{want}'" in h["Content-Security-Policy"]
+    want = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest())
+        .decode() + "'" for css in sheets)
+    assert f"style-src {want};" in h["Content-Security-Policy"], \
+        h["Content-Security-Policy"]
+    # the narrow layout's labels come from the columns
+    assert '#probe td:nth-child(1)::before{content:"name: "}' in sheets[1]
     # read-only: nothing but GET and HEAD
     for method in ("POST", "PUT", "DELETE"):
         c = http.client.HTTPConnection("127.0.0.1", stack.metrics_port,

@@ -10,6 +10,7 @@
  * no 'unsafe-inline' and nothing injected could style or script it.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,6 +501,115 @@ sparkline(struct sb *b, const char *h)
 	SBLIT(b, "</span>");
 }
 
+/* --- rows kept from one page to the next -------------------------------- */
+
+/*
+ * An item's row of the page and its JSON text, kept while the item is:
+ * the probes keep their items from page to page while they have not run
+ * (probe-subsys.c), so a page of 1,000 probes writes only the few that
+ * changed. The table holds a reference to each item, so an item's
+ * address cannot be another's while its row is here; a row not used by
+ * the last two pages is dropped, with its reference.
+ */
+struct row {
+	json_t		*item;
+	uint64_t	 sig;		/* of the columns its HTML is for */
+	unsigned int	 used;		/* the page that used it last */
+	char		*html;
+	size_t		 hlen;
+	char		*json;
+	size_t		 jlen;
+};
+
+static struct row	*rowtab;
+static size_t		 rowcap, nrows;	/* rowcap: 0 or a power of 2 */
+static unsigned int	 pages;
+
+static size_t
+row_hash(const void *p)
+{
+	uint64_t	x = (uint64_t)(uintptr_t)p;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return ((size_t)x);
+}
+
+static void
+row_free(struct row *r)
+{
+	json_decref(r->item);
+	free(r->html);
+	free(r->json);
+	memset(r, 0, sizeof *r);
+}
+
+/* Into a table of cap slots, without the rows older than two pages. */
+static void
+rows_rebuild(size_t cap)
+{
+	struct row	*old = rowtab;
+	size_t		 oldcap = rowcap, i, j;
+
+	rowtab = xcalloc(cap, sizeof *rowtab);
+	rowcap = cap;
+	nrows = 0;
+	for (i = 0; i < oldcap; i++) {
+		if (old[i].item == NULL)
+			continue;
+		if (old[i].used + 2 < pages) {
+			row_free(&old[i]);
+			continue;
+		}
+		for (j = row_hash(old[i].item) & (cap - 1);
+		    rowtab[j].item != NULL; j = (j + 1) & (cap - 1))
+			;
+		rowtab[j] = old[i];
+		nrows++;
+	}
+	free(old);
+}
+
+/* The item's row, made if it has none; valid until the next row_get(). */
+static struct row *
+row_get(const json_t *item)
+{
+	size_t	i;
+
+	if (rowcap == 0 || 2 * (nrows + 1) > rowcap)
+		rows_rebuild(rowcap == 0 ? 256 : 2 * rowcap);
+	for (i = row_hash(item) & (rowcap - 1); rowtab[i].item != NULL;
+	    i = (i + 1) & (rowcap - 1))
+		if (rowtab[i].item == item) {
+			rowtab[i].used = pages;
+			return (&rowtab[i]);
+		}
+	rowtab[i].item = json_incref((json_t *)item);
+	rowtab[i].used = pages;
+	nrows++;
+	return (&rowtab[i]);
+}
+
+/* After each page: the next one, and the rows it did not use gone. */
+static void
+rows_page_done(void)
+{
+	pages++;
+	if (rowcap > 0)
+		rows_rebuild(rowcap > 256 && 8 * nrows < rowcap ? rowcap / 2 :
+		    rowcap);
+}
+
+static void
+row_keep(char **dst, size_t *dstlen, const char *p, size_t len)
+{
+	free(*dst);
+	*dst = xmalloc(len > 0 ? len : 1);
+	memcpy(*dst, p, len);
+	*dstlen = len;
+}
+
 enum col_kind {
 	COL_PLAIN,
 	COL_HISTORY,	/* a sparkline */
@@ -619,8 +729,10 @@ section(struct sb *b, struct sb *css, const char *id, const json_t *sec)
 	const json_t	*items = json_object_get(sec, "items"), *it, *v;
 	const char	*cols[MAX_COLS], *key;
 	enum col_kind	 kind[MAX_COLS];
-	size_t		 i, ncols = 0, k;
+	size_t		 i, ncols = 0, k, start;
 	void		*iter;
+	struct row	*r;
+	uint64_t	 sig;
 	int		 css_ok;
 
 	if (!json_is_object(sec))
@@ -670,9 +782,23 @@ section(struct sb *b, struct sb *css, const char *id, const json_t *sec)
 			css_label(css, id, k + 1, cols[k]);
 	}
 	SBLIT(b, "</tr></thead><tbody>\n");
+	/* the columns' signature: a kept row is for the same ones */
+	sig = 1469598103934665603ULL;
+	for (k = 0; k < ncols; k++)
+		for (key = cols[k]; ; key++) {
+			sig = (sig ^ (unsigned char)*key) * 1099511628211ULL;
+			if (*key == '\0')
+				break;
+		}
 	json_array_foreach(items, i, it) {
 		if (!json_is_object(it))
 			continue;
+		r = row_get(it);
+		if (r->html != NULL && r->sig == sig) {
+			sb_add(b, r->html, r->hlen);
+			continue;
+		}
+		start = b->len;
 		sb_printf(b, "<tr class=\"%s\">", level_of(it));
 		/*
 		 * The members walked in step with the columns (an item has
@@ -699,6 +825,9 @@ section(struct sb *b, struct sb *css, const char *id, const json_t *sec)
 			SBLIT(b, "</td>");
 		}
 		SBLIT(b, "</tr>\n");
+		r = row_get(it);	/* value() made none, but be plain */
+		row_keep(&r->html, &r->hlen, b->p + start, b->len - start);
+		r->sig = sig;
 	}
 	SBLIT(b, "</tbody></table></section>\n");
 }
@@ -840,6 +969,7 @@ status_html(const json_t *doc, struct evbuffer *out)
 	html(doc, b);
 	evbuffer_add(out, b->p, b->len);
 	scratch_trim(b);
+	rows_page_done();
 }
 
 /* --- JSON ---------------------------------------------------------------- */
@@ -884,6 +1014,37 @@ jstr(struct sb *b, const char *s, size_t len)
 	SBLIT(b, "\"");
 }
 
+static void	jvalue(struct sb *, const json_t *, int);
+
+/* A section's items, each object's text kept with its row. */
+static void
+jitems(struct sb *b, const json_t *a, int depth)
+{
+	const json_t	*x;
+	struct row	*r;
+	size_t		 i, start;
+
+	SBLIT(b, "[");
+	json_array_foreach(a, i, x) {
+		if (i > 0)
+			SBLIT(b, ",");
+		if (!json_is_object(x)) {
+			jvalue(b, x, depth + 1);
+			continue;
+		}
+		r = row_get(x);
+		if (r->json != NULL) {
+			sb_add(b, r->json, r->jlen);
+			continue;
+		}
+		start = b->len;
+		jvalue(b, x, depth + 1);
+		r = row_get(x);
+		row_keep(&r->json, &r->jlen, b->p + start, b->len - start);
+	}
+	SBLIT(b, "]");
+}
+
 static void
 jvalue(struct sb *b, const json_t *v, int depth)
 {
@@ -906,7 +1067,10 @@ jvalue(struct sb *b, const json_t *v, int depth)
 			first = 0;
 			jstr(b, key, strlen(key));
 			SBLIT(b, ":");
-			jvalue(b, x, depth + 1);
+			if (strcmp(key, "items") == 0 && json_is_array(x))
+				jitems(b, x, depth + 1);
+			else
+				jvalue(b, x, depth + 1);
 		}
 		SBLIT(b, "}");
 		break;
@@ -960,6 +1124,7 @@ status_dump(const json_t *doc, struct evbuffer *out)
 	SBLIT(b, "\n");
 	evbuffer_add(out, b->p, b->len);
 	scratch_trim(b);
+	rows_page_done();
 }
 
 /* --- serving -------------------------------------------------------------- */

@@ -55,6 +55,7 @@ struct cli_cmd {
 
 /* cmd-*.c: one entry per command, listed in opsd-cli.c's table */
 extern const struct cli_cmd cmd_alert_test_entry;
+extern const struct cli_cmd cmd_audit_entry;
 extern const struct cli_cmd cmd_backup_list_entry;
 extern const struct cli_cmd cmd_backup_prune_entry;
 extern const struct cli_cmd cmd_backup_restore_entry;
@@ -72,12 +73,16 @@ extern const struct cli_cmd cmd_deploy_start_entry;
 extern const struct cli_cmd cmd_deploy_status_entry;
 extern const struct cli_cmd cmd_jobs_entry;
 extern const struct cli_cmd cmd_log_level_entry;
+extern const struct cli_cmd cmd_maint_list_entry;
+extern const struct cli_cmd cmd_maint_start_entry;
+extern const struct cli_cmd cmd_maint_stop_entry;
 extern const struct cli_cmd cmd_methods_entry;
 extern const struct cli_cmd cmd_op_list_entry;
 extern const struct cli_cmd cmd_op_show_entry;
 extern const struct cli_cmd cmd_probe_history_entry;
 extern const struct cli_cmd cmd_probe_list_entry;
 extern const struct cli_cmd cmd_probe_run_entry;
+extern const struct cli_cmd cmd_probe_show_entry;
 extern const struct cli_cmd cmd_reload_entry;
 extern const struct cli_cmd cmd_secret_list_entry;
 extern const struct cli_cmd cmd_secret_rotate_entry;

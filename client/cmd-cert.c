@@ -181,7 +181,8 @@ cmd_cert_show_show(json_t *r)
 		out_table_cell(t, "%s", out_str(e, "endpoint"));
 		out_table_cell(t, "%s", json_is_true(json_object_get(e,
 		    "matches")) ? "yes" : json_is_false(json_object_get(e,
-		    "matches")) ? "NO" : "-");
+		    "matches")) ? "NO" : json_is_false(json_object_get(e,
+		    "answered")) ? "unknown" : "-");
 		out_table_cell(t, "%s", out_when(e, "checked_at"));
 		out_table_cell(t, "%s", out_str(e, "serial"));
 		if (json_is_string(json_object_get(e, "error")))

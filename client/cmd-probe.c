@@ -33,6 +33,10 @@ cmd_probe_state_cell(struct out_table *t, json_t *p)
 		out_table_cell(t, "unknown, %s %lld/%lld", ok > 0 ? "rising" :
 		    "failing", ok > 0 ? ok : bad, out_int(p, ok > 0 ? "rise" :
 		    "fall"));
+	else if (out_str(p, "note")[0] != '\0')
+		/* "down, held: depends on db", "down, maintenance until 12:30" */
+		out_table_cell(t, "%s, %s", state, out_clean(out_str(p,
+		    "note")));
 	else
 		out_table_cell(t, "%s", state);
 }
@@ -167,4 +171,81 @@ const struct cli_cmd cmd_probe_history_entry = {
 	"probe", "history", "NAME",
 	"a probe's last results, newest first",
 	{ "probe.history" }, 1, 1, 0, cmd_probe_history_exec
+};
+
+/* "probe show NAME": one probe of probe.list, with its recovery */
+static int
+cmd_probe_show_show(json_t *p)
+{
+	json_t		*rec, *last, *m;
+
+	printf("probe %s (%s)\n", out_str(p, "name"), out_str(p, "kind"));
+	printf("  state:      %s", out_str(p, "state"));
+	if (json_is_string(json_object_get(p, "since")))
+		printf(" since %s", out_when(p, "since"));
+	printf("\n");
+	if (out_str(p, "note")[0] != '\0')
+		printf("  note:       %s\n", out_clean(out_str(p, "note")));
+	if ((last = json_object_get(p, "last")) != NULL &&
+	    json_is_object(last))
+		printf("  last run:   %s in %.1f ms: %s\n", out_true(last, "ok") ?
+		    "ok" : "FAILED", out_real(last, "latency_ms"),
+		    out_clean(out_str(last, "reason")));
+	if ((m = json_object_get(p, "maintenance")) != NULL)
+		printf("  maintenance: %s (%s)%s%s\n",
+		    json_is_string(json_object_get(m, "until")) ?
+		    out_when(m, "until") : "until stopped", out_str(m, "source"),
+		    out_str(m, "reason")[0] ? ": " : "",
+		    out_clean(out_str(m, "reason")));
+	if (json_object_get(p, "depends_on") != NULL) {
+		json_t	*d;
+		size_t	 j;
+
+		printf("  depends on:");
+		json_array_foreach(json_object_get(p, "depends_on"), j, d)
+			printf(" %s", out_clean(json_string_value(d)));
+		printf("\n");
+	}
+	if ((rec = json_object_get(p, "recovery")) != NULL) {
+		json_t	*tot = json_object_get(rec, "restarts_total");
+
+		printf("  on down:    %s %s (%s)\n", out_str(rec, "on_down"),
+		    out_str(rec, "service"), out_str(rec, "status"));
+		printf("  restarts:   %lld in the window, limit %s; %lld ok, "
+		    "%lld failed, %lld timed out in all\n", out_int(rec,
+		    "restarts"), out_str(rec, "restart_limit"), out_int(tot,
+		    "ok"), out_int(tot, "failed"), out_int(tot, "timeout"));
+	}
+	return (EXIT_OK);
+}
+
+/* The probe's own object of probe.list, also with --json. */
+static int
+cmd_probe_show_exec(struct cli *cli, int argc, char **argv)
+{
+	json_t	*r, *p;
+	size_t	 i;
+	int	 rc = EXIT_RPC;
+
+	(void)argc;
+	if ((r = conn_call(cli, "probe.list", NULL)) == NULL)
+		return (EXIT_RPC);
+	json_array_foreach(json_object_get(r, "probes"), i, p) {
+		if (strcmp(out_str(p, "name"), argv[0]) == 0) {
+			rc = out_result(cli, p, cmd_probe_show_show);
+			break;
+		}
+	}
+	if (i == json_array_size(json_object_get(r, "probes")))
+		cli_die(EXIT_RPC, "no probe named '%s' (probe list shows them)",
+		    argv[0]);
+	json_decref(r);
+	return (rc);
+}
+
+const struct cli_cmd cmd_probe_show_entry = {
+	"probe", "show", "NAME",
+	"one probe: state, last result, hold (dependency, maintenance) and "
+	"restarts",
+	{ "probe.list" }, 1, 1, 0, cmd_probe_show_exec
 };

@@ -18,9 +18,10 @@
 #
 # Environment: FUZZ_SECONDS (60; 0 skips fuzzing), PYTEST_TIMEOUT (seconds
 # per tree, 1500), PYTEST_JOBS (pytest-xdist workers for the integration
-# suite; default 1, one test at a time: on a 2-core machine two workers
-# halve the wall time but starve the timing-sensitive crash tests of the
-# ASan tree), PYTEST_ARGS (extra pytest arguments, e.g. "-k probe").
+# suite of the plain build; default 2, which halves its wall time on a
+# 2-core machine), PYTEST_JOBS_ASAN (the same for the ASan tree; default 1:
+# two ASan workers starve its timing-sensitive crash tests), PYTEST_ARGS
+# (extra pytest arguments, e.g. "-k probe").
 set -u
 set -o pipefail
 
@@ -29,7 +30,8 @@ root=$PWD
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-1500}
-PYTEST_JOBS=${PYTEST_JOBS:-1}
+PYTEST_JOBS=${PYTEST_JOBS:-2}
+PYTEST_JOBS_ASAN=${PYTEST_JOBS_ASAN:-1}
 PYTEST_ARGS=${PYTEST_ARGS:-}
 PYTHON=/usr/bin/python3		# Debian's, which has python3-pytest
 
@@ -189,8 +191,10 @@ integration_tests() {
 	fi
 	# the tests are independent (free ports, private dirs)
 	jobs=
-	if [ "$PYTEST_JOBS" -gt 1 ] 2>/dev/null; then
-		jobs="-n $PYTEST_JOBS"
+	n=$PYTEST_JOBS
+	case $tree in *asan*) n=$PYTEST_JOBS_ASAN ;; esac
+	if [ "$n" -gt 1 ] 2>/dev/null; then
+		jobs="-n $n"
 	fi
 	echo "OPSD_BUILD=$root/$tree $PYTHON -m pytest tests/integration -q $jobs"
 	# shellcheck disable=SC2086

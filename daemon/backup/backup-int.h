@@ -27,6 +27,7 @@
 #include "child.h"
 #include "db.h"
 #include "pg.h"
+#include "rpc.h"
 
 struct brun;
 struct verify;
@@ -165,8 +166,7 @@ struct brun {
 	unsigned int		 dump_tries;
 	int			 upload_manifest;
 	struct event		*timer;		/* progress, retries */
-	struct rpc_pending	**followers;
-	unsigned int		 nfollowers;
+	struct rpc_followers	 followers;
 	struct job		*job;
 	int			 scheduled;	/* by the schedule or a retry */
 	int			 verify_result;	/* verify_done_cb ok, -2 */

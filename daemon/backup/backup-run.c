@@ -152,11 +152,8 @@ run_progress(struct brun *r)
 static void
 run_notify(struct brun *r)
 {
-	unsigned int	i;
-
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_notify(r->followers[i], "backup.progress",
-		    run_progress(r));
+	rpc_followers_notify(&r->followers, "backup.progress",
+	    run_progress(r));
 }
 
 /* The op's listener: every step the journal records reaches --follow. */
@@ -184,13 +181,9 @@ static void	run_dump_stop(struct brun *);
 static void
 run_free(struct brun *r)
 {
-	unsigned int	i;
-
 	if (r->b->verify != NULL && r->b->verify->arg == r)
 		backup_verify_abort(r->b->verify, "the run ended");
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_release(r->followers[i]);
-	free(r->followers);
+	rpc_followers_end(&r->followers, NULL, NULL);
 	if (r->timer != NULL)
 		event_free(r->timer);
 	if (r->lock_retry != NULL)
@@ -233,7 +226,6 @@ backup_run_finish(struct brun *r, int ok, int skipped)
 {
 	struct backup	*b = r->b;
 	json_t		*fin;
-	unsigned int	 i;
 	double		 dur = (double)(now_usec() - r->start_usec) / 1e6;
 
 	if (r->fd != -1) {
@@ -327,10 +319,7 @@ backup_run_finish(struct brun *r, int ok, int skipped)
 	}
 	if (r->pruned != NULL)
 		json_object_set_new(fin, "pruned", json_incref(r->pruned));
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_notify(r->followers[i], "backup.finished",
-		    json_incref(fin));
-	json_decref(fin);
+	rpc_followers_notify(&r->followers, "backup.finished", fin);
 	b->run = NULL;
 	run_free(r);
 }
@@ -837,11 +826,8 @@ backup_run_start(struct backup *b, struct job *job,
 	}
 	r->step = RUN_CONNECT;
 	op_listen(r->op, run_op_step, r);
-	if (follower != NULL) {
-		r->followers = xreallocarray(r->followers, r->nfollowers + 1,
-		    sizeof *r->followers);
-		r->followers[r->nfollowers++] = follower;
-	}
+	if (follower != NULL)
+		rpc_followers_add(&r->followers, follower);
 	b->run = r;
 	/*
 	 * The first tick at once, from the loop: a follower hears the

@@ -269,8 +269,15 @@ void	 cert_conf_check_refs(struct opsd_config *, struct config_errors *);
  * Called once: error NULL and info filled with the served leaf, or an
  * error (info NULL). The served is freed after it returns.
  */
+/*
+ * ci: the leaf the endpoint served; else error says why, and answered says
+ * whether the endpoint itself answered (PostgreSQL's 'N' to the SSLRequest,
+ * a handshake without a certificate: it serves no certificate) or could not
+ * be asked at all (DNS, connect, timeout, a handshake that failed: what it
+ * serves is unknown).
+ */
 typedef void (*served_cb)(struct served *, const struct cert_info *,
-    const char *error, void *arg);
+    const char *error, int answered, void *arg);
 struct served *cert_served_start(struct opsd *, const struct cert_endpoint *,
 	    const char *servername, uint64_t timeout_ms, served_cb, void *arg);
 void	 cert_served_cancel(struct served *);
@@ -294,9 +301,14 @@ struct bufferevent *cert_served_take(struct served *);
 
 /* --- the running certificate (cert.c) ----------------------------------- */
 
+/* cert_ep_state.matches: what the last check of the endpoint found */
+#define CERT_SERVED_DIFFERS	0
+#define CERT_SERVED_MATCHES	1
+#define CERT_SERVED_UNKNOWN	(-1)	/* could not be asked: see error */
+
 struct cert_ep_state {
 	int		 checked;
-	int		 matches;
+	int		 matches;	/* CERT_SERVED_* */
 	char		 sha256[65];
 	char		 serial[132];
 	char		 error[CERT_ERROR_MAX];
@@ -339,6 +351,7 @@ struct cert {
 	int			 expiring_firing;
 	int			 unreadable_firing;
 	int			 differs_firing;
+	int			 unknown_logged;	/* cert.served_unchecked */
 	int			 overdue_firing;
 	int			 failed_firing;
 	const char		*event_error;

@@ -66,7 +66,7 @@ static const char *const ren_step_names[] = {
 static void	renew_resume(struct opsd *, struct op *);
 
 const struct op_kind cert_renew_kind = {
-	"cert.renew", ren_step_names, REN_NSTEPS, renew_resume, NULL
+	"cert.renew", ren_step_names, REN_NSTEPS, renew_resume, NULL, 0
 };
 
 #define CONFIRM_RETRY_MS	250
@@ -92,8 +92,7 @@ struct renewal {
 	uint64_t		 confirm_deadline;	/* monotonic usec */
 	char			 error[CERT_ERROR_MAX];
 	int64_t			 started;
-	struct rpc_pending	**followers;
-	unsigned int		 nfollowers;
+	struct rpc_followers	 followers;
 };
 
 static void	ren_next(struct renewal *);
@@ -128,13 +127,10 @@ static void
 ren_listener(struct op *op, void *arg)
 {
 	struct renewal	*r = arg;
-	unsigned int	 i;
 
 	if (op_state(op) != OP_RUNNING)
 		return;
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_notify(r->followers[i], "cert.progress",
-		    ren_progress(r));
+	rpc_followers_notify(&r->followers, "cert.progress", ren_progress(r));
 }
 
 static void
@@ -467,7 +463,7 @@ cert_renew_confirmed(struct cert *c)
 		return;
 	list[0] = '\0';
 	for (i = 0; i < c->conf->neps && o < sizeof list; i++)
-		if (!c->eps[i].matches)
+		if (c->eps[i].matches != CERT_SERVED_MATCHES)
 			o += (size_t)snprintf(list + o, sizeof list - o, "%s%s: %s",
 			    o ? "; " : "", c->conf->eps[i].text,
 			    c->eps[i].error);
@@ -602,7 +598,6 @@ ren_end(struct renewal *r, enum op_outcome outcome)
 	struct cert	*c = r->c;
 	const char	*result;
 	json_t		*fin;
-	unsigned int	 i;
 	char		 when[64];
 
 	result = outcome == OP_OK ? "ok" : outcome == OP_ROLLED_BACK ?
@@ -650,18 +645,11 @@ ren_end(struct renewal *r, enum op_outcome outcome)
 	    "cert", c->conf->name, "result", result, "step", r->step >= 0 ?
 	    ren_step_names[r->step] : NULL, "error", outcome == OP_OK ? NULL :
 	    r->error, "sha256", c->have_info ? c->info.sha256 : NULL);
-	for (i = 0; i < r->nfollowers; i++) {
-		rpc_pending_notify(r->followers[i], "cert.finished",
-		    json_incref(fin));
-		rpc_pending_release(r->followers[i]);
-	}
-	r->nfollowers = 0;
-	json_decref(fin);
+	rpc_followers_end(&r->followers, "cert.finished", fin);
 	if (r->timer != NULL)
 		event_free(r->timer);
 	if (r->child != NULL)
 		child_abandon(r->child);
-	free(r->followers);
 	free(r);
 }
 
@@ -715,10 +703,8 @@ cert_renew(struct cert *c, int manual, struct rpc_pending *follower,
 	}
 	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(r->op));
 	op_listen(r->op, ren_listener, r);
-	if (follower != NULL) {
-		r->followers = xcalloc(1, sizeof *r->followers);
-		r->followers[r->nfollowers++] = follower;
-	}
+	if (follower != NULL)
+		rpc_followers_add(&r->followers, follower);
 	c->ren = r;
 	*id = xstrdup(r->op_id);
 	/* from the loop: the caller answers before the first step */
@@ -730,7 +716,6 @@ void
 cert_renew_abandon(struct cert *c)
 {
 	struct renewal	*r = c->ren;
-	unsigned int	 i;
 
 	if (r == NULL)
 		return;
@@ -740,9 +725,7 @@ cert_renew_abandon(struct cert *c)
 		child_abandon(r->child);
 	if (r->timer != NULL)
 		event_free(r->timer);
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_release(r->followers[i]);
-	free(r->followers);
+	rpc_followers_end(&r->followers, NULL, NULL);
 	free(r);
 }
 

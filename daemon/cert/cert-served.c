@@ -38,6 +38,7 @@ struct served {
 	void			*arg;
 	int			 starttls;	/* SSLRequest sent, no answer */
 	int			 taken;		/* the caller has the bev */
+	int			 answered;	/* a definite answer: no TLS */
 	unsigned long		 sslerr;
 };
 
@@ -90,19 +91,19 @@ leaf_cb(struct served *s, SSL *ssl, const char *error, unsigned long sslerr,
 
 	(void)sslerr;
 	if (ssl == NULL) {
-		s->cb(s, NULL, error, arg);
+		s->cb(s, NULL, error, s->answered, arg);
 		return;
 	}
 	if ((x = SSL_get1_peer_certificate(ssl)) == NULL) {
 		char	buf[CERT_ERROR_MAX];
 
 		snprintf(buf, sizeof buf, "%s sent no certificate", s->ep.text);
-		s->cb(s, NULL, buf, arg);
+		s->cb(s, NULL, buf, 1, arg);
 		return;
 	}
 	cert_info_x509(x, &ci);
 	X509_free(x);
-	s->cb(s, &ci, NULL, arg);
+	s->cb(s, &ci, NULL, 1, arg);
 }
 
 static void
@@ -168,6 +169,7 @@ pg_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	s->starttls = 0;
 	if (c != 'S') {
+		s->answered = 1;
 		served_end(s, NULL, "%s answered the SSLRequest with '%c': "
 		    "the server does not offer TLS (ssl = off)", s->ep.text,
 		    c == 'N' ? 'N' : '?');

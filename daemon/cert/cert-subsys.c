@@ -49,13 +49,30 @@ cert_metrics(struct opsd *o, struct evbuffer *buf)
 			    c->meta.n_ok : k == 1 ? c->meta.n_failed :
 			    c->meta.n_rolled_back));
 	}
-	metrics_head(buf, "opsd_cert_served_matches", "gauge",
-	    "1 if the endpoint serves the file's certificate (absent: not "
-	    "checked yet).");
+	metrics_head(buf, "opsd_cert_served_answered", "gauge",
+	    "1 if the endpoint answered the last check, 0 if it could not be "
+	    "asked (absent: not checked yet).");
 	for (i = 0; i < set->n; i++) {
 		c = set->v[i];
 		for (k = 0; k < c->conf->neps; k++) {
 			if (!c->eps[k].checked)
+				continue;
+			evbuffer_add_printf(buf, "opsd_cert_served_answered{cert="
+			    "\"%s\",endpoint=\"", c->conf->name);
+			metrics_label(buf, c->conf->eps[k].text);
+			evbuffer_add_printf(buf, "\"} %d\n", c->eps[k].matches !=
+			    CERT_SERVED_UNKNOWN);
+		}
+	}
+	metrics_head(buf, "opsd_cert_served_matches", "gauge",
+	    "1 if the endpoint serves the file's certificate, 0 if it serves "
+	    "another or none (absent: not checked yet, or it could not be "
+	    "asked: see opsd_cert_served_answered).");
+	for (i = 0; i < set->n; i++) {
+		c = set->v[i];
+		for (k = 0; k < c->conf->neps; k++) {
+			if (!c->eps[k].checked || c->eps[k].matches ==
+			    CERT_SERVED_UNKNOWN)
 				continue;
 			evbuffer_add_printf(buf, "opsd_cert_served_matches{cert="
 			    "\"%s\",endpoint=\"", c->conf->name);
@@ -106,6 +123,8 @@ cert_health(struct opsd *o, struct health *h)
 		else {
 			health_problem(h, "cert %s %s", set->v[i]->conf->name,
 			    strcmp(st, "differs") == 0 ? "served differs" :
+			    strcmp(st, "unreachable") == 0 ? "served "
+			    "certificate could not be checked" :
 			    strcmp(st, "failed") == 0 ? "renewal failed" : st);
 			if (worst < HEALTH_WARNING)
 				worst = HEALTH_WARNING;
@@ -169,7 +188,8 @@ static const struct ini_section *const cert_sections[] = {
 
 static const struct evt_type *const cert_events[] = {
 	&EVT_CERT_EXPIRING, &EVT_CERT_UNREADABLE, &EVT_CERT_RENEWED,
-	&EVT_CERT_RENEWAL_FAILED, &EVT_CERT_SERVED_DIFFERS, &EVT_CERT_OVERDUE,
+	&EVT_CERT_RENEWAL_FAILED, &EVT_CERT_SERVED_DIFFERS,
+	&EVT_CERT_SERVED_UNCHECKED, &EVT_CERT_OVERDUE,
 	&EVT_CERT_RECOVERED, NULL
 };
 

@@ -42,6 +42,9 @@ const struct evt_type EVT_CERT_RENEWAL_FAILED = {
 const struct evt_type EVT_CERT_SERVED_DIFFERS = {
 	"cert.served_differs", "e51fbcf5a0bb49be52fb49eb65853067",
 	LOG_WARNING };
+const struct evt_type EVT_CERT_SERVED_UNCHECKED = {
+	"cert.served_unchecked", "3c0b7e4f9a2d4e51b8c6d17f05a9e2b4",
+	LOG_NOTICE };
 const struct evt_type EVT_CERT_OVERDUE = {
 	"cert.overdue", "51044f4f13db165481c1b339d0f12b7b", LOG_WARNING };
 const struct evt_type EVT_CERT_RECOVERED = {
@@ -304,27 +307,45 @@ cert_overdue(const struct cert *c, int64_t now)
 	return (c->conf->renew == NULL || c->meta.last_at > due);
 }
 
+/*
+ * 0 when an endpoint serves another certificate (or none); 1 when every
+ * endpoint was asked and serves the file's; -1 when none differs but at
+ * least one could not be asked (or none has been yet): unknown, never a
+ * "differs" that was not seen.
+ */
 static int
-served_matches(const struct cert *c, int *any)
+served_matches(const struct cert *c)
 {
 	unsigned int	i;
-	int		all = 1;
+	int		known = c->conf->neps > 0;
 
-	*any = 0;
 	for (i = 0; i < c->conf->neps; i++) {
-		if (!c->eps[i].checked)
-			continue;
-		*any = 1;
-		all &= c->eps[i].matches;
+		if (c->eps[i].checked && c->eps[i].matches ==
+		    CERT_SERVED_DIFFERS)
+			return (0);
+		if (!c->eps[i].checked || c->eps[i].matches ==
+		    CERT_SERVED_UNKNOWN)
+			known = 0;
 	}
-	return (all);
+	return (known ? 1 : -1);
+}
+
+/* endpoints the last check could not ask */
+static unsigned int
+served_unknown(const struct cert *c)
+{
+	unsigned int	i, n = 0;
+
+	for (i = 0; i < c->conf->neps; i++)
+		n += c->eps[i].checked && c->eps[i].matches ==
+		    CERT_SERVED_UNKNOWN;
+	return (n);
 }
 
 const char *
 cert_state_word(const struct cert *c)
 {
 	int64_t	now = (int64_t)time(NULL);
-	int	any;
 
 	if (c->ren != NULL)
 		return ("renewing");
@@ -334,7 +355,7 @@ cert_state_word(const struct cert *c)
 		return ("unchecked");
 	if (c->info.not_after <= now)
 		return ("expired");
-	if (!served_matches(c, &any))
+	if (served_matches(c) == 0)
 		return ("differs");
 	if (c->info.not_after - now < (int64_t)c->conf->warn_days * 86400)
 		return ("expiring");
@@ -342,6 +363,8 @@ cert_state_word(const struct cert *c)
 		return ("overdue");
 	if (c->failed_firing)
 		return ("failed");
+	if (served_unknown(c) > 0)
+		return ("unreachable");
 	return ("ok");
 }
 
@@ -391,18 +414,50 @@ check_file_alerts(struct cert *c, int64_t now)
 	}
 }
 
+/*
+ * An endpoint that could not be asked is not one that differs: no alert
+ * (its own probe says it is down), one record when it starts and one when
+ * every endpoint answers again.
+ */
+static void
+served_unknown_log(struct cert *c)
+{
+	char		 list[CERT_ERROR_MAX];
+	unsigned int	 i, n = served_unknown(c);
+	size_t		 o = 0;
+
+	if ((n > 0) == c->unknown_logged)
+		return;
+	c->unknown_logged = n > 0;
+	list[0] = '\0';
+	for (i = 0; i < c->conf->neps && o < sizeof list; i++)
+		if (c->eps[i].checked && c->eps[i].matches ==
+		    CERT_SERVED_UNKNOWN)
+			o += (size_t)snprintf(list + o, sizeof list - o, "%s%s: %s",
+			    o ? "; " : "", c->conf->eps[i].text,
+			    c->eps[i].error);
+	c->event_error = n > 0 ? list : NULL;
+	cert_event(c, &EVT_CERT_SERVED_UNCHECKED, NULL, 0, NULL, n > 0 ?
+	    "cert %s: the served certificate could NOT BE CHECKED at %u "
+	    "endpoint%s (%s)" : "cert %s: every endpoint answers again",
+	    c->conf->name, n, n == 1 ? "" : "s", list);
+	c->event_error = NULL;
+}
+
 void
 cert_served_alert(struct cert *c, int again)
 {
 	char		 list[CERT_ERROR_MAX];
 	unsigned int	 i;
 	size_t		 o = 0;
-	int		 any, differs;
+	int		 differs;
 
-	differs = !served_matches(c, &any);
+	served_unknown_log(c);
+	differs = served_matches(c) == 0;
 	list[0] = '\0';
 	for (i = 0; i < c->conf->neps && o < sizeof list; i++)
-		if (c->eps[i].checked && !c->eps[i].matches)
+		if (c->eps[i].checked && c->eps[i].matches ==
+		    CERT_SERVED_DIFFERS)
 			o += (size_t)snprintf(list + o, sizeof list - o, "%s%s: %s",
 			    o ? "; " : "", c->conf->eps[i].text,
 			    c->eps[i].error[0] ? c->eps[i].error : "serves "
@@ -472,7 +527,7 @@ check_done(struct cert *c)
 
 static void
 served_done(struct served *q, const struct cert_info *ci, const char *error,
-    void *arg)
+    int answered, void *arg)
 {
 	struct cert		*c = arg;
 	struct cert_ep_state	*st = NULL;
@@ -488,7 +543,8 @@ served_done(struct served *q, const struct cert_info *ci, const char *error,
 	st->at = (int64_t)time(NULL);
 	st->error[0] = '\0';
 	if (error != NULL) {
-		st->matches = 0;
+		st->matches = answered ? CERT_SERVED_DIFFERS :
+		    CERT_SERVED_UNKNOWN;
 		st->sha256[0] = st->serial[0] = '\0';
 		snprintf(st->error, sizeof st->error, "%s", error);
 	} else {
@@ -496,8 +552,9 @@ served_done(struct served *q, const struct cert_info *ci, const char *error,
 		snprintf(st->serial, sizeof st->serial, "%s", ci->serial);
 		st->matches = c->have_info && strcmp(ci->sha256,
 		    c->info.sha256) == 0 && strcmp(ci->serial,
-		    c->info.serial) == 0;
-		if (!st->matches)
+		    c->info.serial) == 0 ? CERT_SERVED_MATCHES :
+		    CERT_SERVED_DIFFERS;
+		if (st->matches != CERT_SERVED_MATCHES)
 			snprintf(st->error, sizeof st->error, "serves %.16s… "
 			    "serial %s, the file holds %.16s… serial %s",
 			    ci->sha256, ci->serial, c->info.sha256,
@@ -535,7 +592,7 @@ cert_check(struct cert *c, struct rpc_pending *waiter)
 		    c->conf->servername, c->conf->timeout, served_done, c);
 		if (st->q == NULL) {
 			st->checked = 1;
-			st->matches = 0;
+			st->matches = CERT_SERVED_UNKNOWN;
 			snprintf(st->error, sizeof st->error, "cannot start the "
 			    "TLS connection: out of memory");
 			continue;
@@ -758,7 +815,7 @@ cert_json(struct cert *c, int full)
 	json_t		*j, *served, *names, *e;
 	int64_t		 now = (int64_t)time(NULL);
 	unsigned int	 i;
-	int		 any, all;
+	int		 all;
 
 	j = json_pack("{s:s, s:s, s:s}", "name", c->conf->name, "path",
 	    c->conf->path, "state", cert_state_word(c));
@@ -776,8 +833,8 @@ cert_json(struct cert *c, int full)
 	}
 	json_object_set_new(j, "next_renewal",
 	    time_or_null(cert_next_renewal(c)));
-	all = served_matches(c, &any);
-	json_object_set_new(j, "served_matches", any ? json_boolean(all) :
+	all = served_matches(c);
+	json_object_set_new(j, "served_matches", all >= 0 ? json_boolean(all) :
 	    json_null());
 	if (c->file_error[0] != '\0')
 		json_object_set_new(j, "file_error",
@@ -811,8 +868,11 @@ cert_json(struct cert *c, int full)
 	for (i = 0; i < c->conf->neps; i++) {
 		e = json_pack("{s:s}", "endpoint", c->conf->eps[i].text);
 		if (c->eps[i].checked) {
-			json_object_set_new(e, "matches",
+			json_object_set_new(e, "matches", c->eps[i].matches ==
+			    CERT_SERVED_UNKNOWN ? json_null() :
 			    json_boolean(c->eps[i].matches));
+			json_object_set_new(e, "answered", json_boolean(
+			    c->eps[i].matches != CERT_SERVED_UNKNOWN));
 			json_object_set_new(e, "checked_at",
 			    time_or_null(c->eps[i].at));
 			if (c->eps[i].sha256[0] != '\0') {

@@ -19,6 +19,7 @@ extern const struct evt_type EVT_CERT_UNREADABLE;
 extern const struct evt_type EVT_CERT_RENEWED;
 extern const struct evt_type EVT_CERT_RENEWAL_FAILED;
 extern const struct evt_type EVT_CERT_SERVED_DIFFERS;
+extern const struct evt_type EVT_CERT_SERVED_UNCHECKED;
 extern const struct evt_type EVT_CERT_OVERDUE;
 extern const struct evt_type EVT_CERT_RECOVERED;
 

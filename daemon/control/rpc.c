@@ -581,3 +581,39 @@ rpc_pending_release(struct rpc_pending *p)
 	json_decref(p->id);
 	free(p);
 }
+
+void
+rpc_followers_add(struct rpc_followers *f, struct rpc_pending *p)
+{
+	f->v = xreallocarray(f->v, f->n + 1, sizeof *f->v);
+	f->v[f->n++] = p;
+}
+
+void
+rpc_followers_notify(struct rpc_followers *f, const char *method,
+    json_t *params)
+{
+	unsigned int	i;
+
+	for (i = 0; i < f->n; i++)
+		rpc_pending_notify(f->v[i], method, json_incref(params));
+	json_decref(params);
+}
+
+void
+rpc_followers_end(struct rpc_followers *f, const char *method,
+    json_t *params)
+{
+	unsigned int	i;
+
+	for (i = 0; i < f->n; i++) {
+		if (params != NULL)
+			rpc_pending_notify(f->v[i], method,
+			    json_incref(params));
+		rpc_pending_release(f->v[i]);
+	}
+	json_decref(params);
+	free(f->v);
+	f->v = NULL;
+	f->n = 0;
+}

@@ -97,6 +97,23 @@ void	 rpc_pending_notify(struct rpc_pending *, const char *method,
 	    json_t *params);				/* steals params */
 /* Drops a follower without a reply (its reply was already sent). */
 void	 rpc_pending_release(struct rpc_pending *);
+/*
+ * The callers that follow one piece of work (--follow): a progress
+ * notification to each, then the last one and their release at the end.
+ * Zeroed is empty.
+ */
+struct rpc_followers {
+	struct rpc_pending	**v;
+	unsigned int		  n;
+};
+
+void	 rpc_followers_add(struct rpc_followers *, struct rpc_pending *);
+void	 rpc_followers_notify(struct rpc_followers *, const char *method,
+	    json_t *params);				/* steals params */
+/* Notifies each (if params), releases them all and empties the set. */
+void	 rpc_followers_end(struct rpc_followers *, const char *method,
+	    json_t *params);				/* steals params */
+
 /* Sends the reply now but keeps p for notifications (a follower). */
 void	 rpc_pending_reply_keep(struct rpc_pending *, json_t *result);
 void	 rpc_pending_reply(struct rpc_pending *, json_t *result); /* steals */

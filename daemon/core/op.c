@@ -466,6 +466,27 @@ op_find(struct opsd *o, const char *kind, const char *object)
 	return (NULL);
 }
 
+struct op *
+op_find_service(struct opsd *o, const char *object)
+{
+	struct op_journal	*j = journal(o);
+	struct op		*op;
+
+	if (j == NULL)
+		return (NULL);
+	TAILQ_FOREACH(op, &j->running, entry) {
+		const struct op_kind *k = op->kind;
+
+		/* an op loaded at start has its kind only once dispatched */
+		if (k == NULL)
+			k = kind_find(j, op->kind_name);
+		if (k != NULL && k->service_lock &&
+		    strcmp(op->object, object) == 0)
+			return (op);
+	}
+	return (NULL);
+}
+
 static void
 new_id(struct op_journal *j, char *id, time_t now)
 {
@@ -505,9 +526,10 @@ op_begin(struct opsd *o, const struct op_kind *k, const char *object,
 		xasprintf(err, "%s: invalid object name", k->name);
 		return (-EINVAL);
 	}
-	if ((op = op_find(o, k->name, object)) != NULL) {
+	if ((op = op_find(o, k->name, object)) != NULL ||
+	    (k->service_lock && (op = op_find_service(o, object)) != NULL)) {
 		xasprintf(err, "%s on %s is already in progress (op %s, step "
-		    "%s)", k->name, object, op->id, *op->step_name != '\0' ?
+		    "%s)", op->kind_name, object, op->id, *op->step_name != '\0' ?
 		    op->step_name : "starting");
 		return (-EBUSY);
 	}

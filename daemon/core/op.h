@@ -71,6 +71,13 @@ struct op_kind {
 	 */
 	void			(*resume)(struct opsd *, struct op *);
 	void			(*rollback)(struct opsd *, struct op *);
+	/*
+	 * Set for kinds that act on a running service (a cutover, a
+	 * rotation, a probe's restart): such ops on one object exclude
+	 * each other whatever their kinds, so that a restart never fights
+	 * a deploy of the same service. Other kinds lock only themselves.
+	 */
+	int			 service_lock;
 };
 
 /*
@@ -101,7 +108,8 @@ void	 op_recover_all(struct opsd *);
  * Starts an op of kind on object (a configured name: letters, digits,
  * '-', '_', '.'). Nothing is written before the first op_step(), so do no
  * side effect before it. 0 with *opp set; -EBUSY when an op of this kind
- * on this object is unfinished, -EINVAL for a bad object or a kind not
+ * (or, for a service_lock kind, of any such kind) on this object is
+ * unfinished, -EINVAL for a bad object or a kind not
  * registered, -ENODEV without a journal; *err (free() it) says why.
  */
 int	 op_begin(struct opsd *, const struct op_kind *, const char *object,
@@ -143,6 +151,8 @@ const char	*op_outcome_name(enum op_outcome);	/* "rolled_back" */
 
 /* The unfinished op of kind on object, or NULL. */
 struct op	*op_find(struct opsd *, const char *kind, const char *object);
+/* An unfinished op of a service_lock kind on object, or NULL. */
+struct op	*op_find_service(struct opsd *, const char *object);
 
 /*
  * For op.list and op.show (docs/protocol.md): {"ops": [...]} newest first,

@@ -64,33 +64,14 @@
 #include "config.h"
 #include "daemon.h"
 #include "deploy-int.h"
+#include "deploy-run-int.h"
 #include "evt.h"
+#include "maint.h"
 #include "op.h"
 #include "opsd-parse.h"
 #include "rpc.h"
 #include "state.h"
 #include "util.h"
-
-enum drun_step {
-	DS_PREPARE,
-	DS_START,
-	DS_GATE,
-	DS_MIGRATE,
-	DS_RENDER,
-	DS_SWITCH,
-	DS_TEST,
-	DS_RELOAD,
-	DS_CONFIRM,
-	DS_VERIFY,
-	DS_WATCH,
-	DS_DRAIN,
-	DS_STOP_OLD,
-	DS_RESTORE,
-	DS_RELOAD_BACK,
-	DS_CONFIRM_BACK,
-	DS_STOP_NEW,
-	DS_NSTEPS
-};
 
 static const char *const drun_step_names[] = {
 	"prepare", "start", "gate", "migrate", "render", "switch", "test",
@@ -99,98 +80,30 @@ static const char *const drun_step_names[] = {
 };
 
 const struct op_kind deploy_cutover_kind = {
-	"deploy.cutover", drun_step_names, DS_NSTEPS, deploy_run_recover, NULL
+	"deploy.cutover", drun_step_names, DS_NSTEPS, deploy_run_recover, NULL,
+	1	/* service_lock: a probe's restart waits for the cutover */
 };
 
-/* How a failure is undone (op data "undo", for a restart meanwhile). */
-enum undo {
-	UNDO_NONE,
-	UNDO_PRE,	/* stop the new slot: traffic never moved */
-	UNDO_TEST,	/* include back, no reload, stop the new slot */
-	UNDO_FULL,	/* include back, reload, confirm, stop the new slot */
-};
-static const char *const undo_names[] = { "", "pre", "test", "full" };
+const char *const deploy_undo_names[4] = { "", "pre", "test", "full" };
 
-#define VERIFY_PASSES		3	/* fresh connections in a row */
-#define VERIFY_SPACING_MS	50
-#define VERIFY_RETRY_MS		50
-#define CONFIRM_POLL_MS		20
-
-struct drun {
-	struct deploy		*d;
-	struct op		*op;
-	char			 op_id[DEPLOY_OP_ID_MAX];
-	int			 mode;
-	int			 step;		/* -1 before the first */
-	int			 next;
-	int			 slot;		/* the new one */
-	int			 old_slot;
-	char			 version[DEPLOY_VERSION_MAX + 1];
-	char			 old_version[DEPLOY_VERSION_MAX + 1];
-	char			 prev_version[DEPLOY_VERSION_MAX + 1];
-	int64_t			 old_since;
-	int			 old_irreversible;
-	int			 force;
-	int			 reuse;		/* the slot runs it already */
-	int			 recovering;
-	int			 rolling_back;
-	enum undo		 undo;
-	int			 committed;	/* the state names it active */
-	int			 irreversible;
-	int			 aborted;
-	int			 keep_new;	/* nginx unsure: keep both */
-	char			*prev;		/* the include before */
-	size_t			 prevlen;
-	int			 prev_existed;
-	int			 have_prev;
-	struct child		*child;
-	struct deploy_check	*check;
-	struct event		*timer;		/* the next step */
-	struct event		*tick;		/* checks, polls */
-	uint64_t		 gate_from;	/* monotonic usec */
-	uint64_t		 deadline;
-	unsigned int		 passes;
-	unsigned int		 fails;
-	unsigned int		 nchecks;
-	pid_t			 pid;		/* the slot's process */
-	struct deploy_workers	 before;
-	struct deploy_check_result kept[DEPLOY_CHECKS_KEPT];
-	unsigned int		 nkept;
-	char			 error[DEPLOY_ERROR_MAX];
-	char			 fail_step[32];
-	char			 verify_last[256];
-	int64_t			 started;	/* unix */
-	uint64_t		 t0;		/* monotonic usec */
-	uint64_t		 healthy_at;
-	uint64_t		 verified_at;
-	int64_t			 switched_at;	/* unix */
-	struct rpc_pending	**followers;
-	unsigned int		 nfollowers;
-};
-
-static void	run_next(struct drun *);
-static void	run_goto(struct drun *, int step);
-static void	run_fail(struct drun *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static void	run_end(struct drun *, enum op_outcome);
 static void	run_free(struct drun *);
 
 /* --- small helpers -------------------------------------------------------- */
 
-static struct opsd *
-run_opsd(struct drun *r)
+struct opsd *
+deploy_run_opsd(struct drun *r)
 {
 	return (r->d->opsd);
 }
 
-static const struct deploy_conf *
-run_conf(struct drun *r)
+const struct deploy_conf *
+deploy_run_conf(struct drun *r)
 {
 	return (r->d->conf);
 }
 
-static const char *
-step_name(int step)
+const char *
+deploy_step_name(int step)
 {
 	return (step >= 0 && step < DS_NSTEPS ? drun_step_names[step] : "");
 }
@@ -207,21 +120,22 @@ deploy_run_rolling_back(const struct deploy *d)
 	return (d->run != NULL && d->run->rolling_back);
 }
 
-static void
-timer_in(struct drun *r, struct event **ev, uint64_t ms, event_callback_fn fn)
+void
+deploy_timer_in(struct drun *r, struct event **ev, uint64_t ms,
+    event_callback_fn fn)
 {
 	struct timeval	tv;
 
 	if (*ev != NULL)
 		event_free(*ev);
-	*ev = evtimer_new(run_opsd(r)->base, fn, r);
+	*ev = evtimer_new(deploy_run_opsd(r)->base, fn, r);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(*ev, &tv);
 }
 
-static void
-timer_off(struct event **ev)
+void
+deploy_timer_off(struct event **ev)
 {
 	if (*ev != NULL) {
 		event_free(*ev);
@@ -240,8 +154,8 @@ stop_work(struct drun *r)
 		deploy_check_cancel(r->check);
 		r->check = NULL;
 	}
-	timer_off(&r->tick);
-	timer_off(&r->timer);
+	deploy_timer_off(&r->tick);
+	deploy_timer_off(&r->timer);
 }
 
 static int64_t
@@ -250,45 +164,43 @@ elapsed_ms(const struct drun *r)
 	return ((int64_t)((now_usec() - r->t0) / 1000));
 }
 
-static void
-notify(struct drun *r, const char *detail)
+void
+deploy_notify(struct drun *r, const char *detail)
 {
 	json_t		*p;
-	unsigned int	 i;
 
-	for (i = 0; i < r->nfollowers; i++) {
-		p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "op",
-		    r->op_id, "deploy", run_conf(r)->name, "mode", r->mode ==
-		    DEPLOY_MODE_ROLLBACK ? "rollback" : "deploy", "step",
-		    step_name(r->step), "slot", deploy_slot_name(r->slot),
-		    "version", r->version, "elapsed_ms",
-		    (json_int_t)elapsed_ms(r));
-		if (p == NULL)
-			fatalx("deploy: cannot build a progress notification");
-		if (detail != NULL)
-			json_object_set_new(p, "detail",
-			    json_string(detail));
-		rpc_pending_notify(r->followers[i], "deploy.progress", p);
-	}
+	if (r->followers.n == 0)
+		return;
+	p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "op",
+	    r->op_id, "deploy", deploy_run_conf(r)->name, "mode", r->mode ==
+	    DEPLOY_MODE_ROLLBACK ? "rollback" : "deploy", "step",
+	    deploy_step_name(r->step), "slot", deploy_slot_name(r->slot),
+	    "version", r->version, "elapsed_ms", (json_int_t)elapsed_ms(r));
+	if (p == NULL)
+		fatalx("deploy: cannot build a progress notification");
+	if (detail != NULL)
+		json_object_set_new(p, "detail", json_string(detail));
+	rpc_followers_notify(&r->followers, "deploy.progress", p);
 }
 
-static void
-run_listener(struct op *op, void *arg)
+void
+deploy_run_listener(struct op *op, void *arg)
 {
 	struct drun	*r = arg;
 
 	if (op_state(op) != OP_RUNNING)
 		return;
-	deploy_event(r->d, &EVT_DEPLOY_STEP, r->op_id, step_name(r->step),
+	deploy_event(r->d, &EVT_DEPLOY_STEP, r->op_id,
+	    deploy_step_name(r->step),
 	    r->slot, r->version, 0, "deploy %s: %s (%s %s on %s)",
-	    run_conf(r)->name, step_name(r->step), r->mode ==
+	    deploy_run_conf(r)->name, deploy_step_name(r->step), r->mode ==
 	    DEPLOY_MODE_ROLLBACK ? "rollback to" : "version", r->version,
 	    deploy_slot_name(r->slot));
-	notify(r, NULL);
+	deploy_notify(r, NULL);
 }
 
-static void
-keep_check(struct drun *r, const struct deploy_check_result *res)
+void
+deploy_keep_check(struct drun *r, const struct deploy_check_result *res)
 {
 	if (r->nkept == DEPLOY_CHECKS_KEPT) {
 		memmove(&r->kept[0], &r->kept[1], sizeof r->kept[0] *
@@ -298,8 +210,9 @@ keep_check(struct drun *r, const struct deploy_check_result *res)
 	r->kept[r->nkept++] = *res;
 }
 
-static void
-describe_check(const struct deploy_check_result *res, char *buf, size_t len)
+void
+deploy_describe_check(const struct deploy_check_result *res, char *buf,
+    size_t len)
 {
 	if (res->ok)
 		snprintf(buf, len, "ok (%ld%s%s, %llu ms)", res->status,
@@ -315,22 +228,23 @@ describe_check(const struct deploy_check_result *res, char *buf, size_t len)
  * version that served before opsd's first deploy when active_version was
  * not set (only a warm slot is ever rolled back to it).
  */
-static const char *
-want_version(const struct drun *r)
+const char *
+deploy_want_version(const struct drun *r)
 {
 	return (strcmp(r->version, DEPLOY_UNKNOWN) == 0 ? NULL : r->version);
 }
 
 /* The template of a slot's health URL (or pid file) with its values. */
-static char *
-slot_expand(struct drun *r, const char *tmpl, int slot, const char *version)
+char *
+deploy_slot_expand(struct drun *r, const char *tmpl, int slot,
+    const char *version)
 {
 	struct deploy_vars	v;
 
-	v.deploy = run_conf(r)->name;
+	v.deploy = deploy_run_conf(r)->name;
 	v.slot = deploy_slot_name(slot);
 	v.version = version;
-	v.port = deploy_port(run_conf(r), slot);
+	v.port = deploy_port(deploy_run_conf(r), slot);
 	return (deploy_expand(tmpl, &v));
 }
 
@@ -342,22 +256,24 @@ run_step(struct drun *r, int step)
 
 	r->step = step;
 	if ((e = op_step(r->op, (unsigned int)step)) != 0) {
-		run_fail(r, "cannot record step %s in the op journal: %s",
-		    step_name(step), strerror(-e));
+		deploy_run_fail(r,
+		    "cannot record step %s in the op journal: %s",
+		    deploy_step_name(step), strerror(-e));
 		return (-1);
 	}
 	return (0);
 }
 
-static void
-set_datum(struct drun *r, const char *key, const char *value)
+void
+deploy_set_datum(struct drun *r, const char *key, const char *value)
 {
 	int	e;
 
 	if (r->op != NULL && (e = op_set(r->op, key, value)) != 0)
 		evt_log_about(LOG_WARNING, "deploy.journal", "deploy",
-		    run_conf(r)->name, "deploy %s: cannot record %s in the op "
-		    "journal: %s", run_conf(r)->name, key, strerror(-e));
+		    deploy_run_conf(r)->name,
+		    "deploy %s: cannot record %s in the op "
+		    "journal: %s", deploy_run_conf(r)->name, key, strerror(-e));
 }
 
 /* --- commands --------------------------------------------------------------- */
@@ -391,8 +307,8 @@ cmd_exited(struct child *c, const struct child_result *res, void *arg)
 }
 
 /* Runs tmpl for slot/version; done gets the outcome (never synchronously). */
-static void
-run_cmd(struct drun *r, const char *what, const char *tmpl, int slot,
+void
+deploy_run_cmd(struct drun *r, const char *what, const char *tmpl, int slot,
     const char *version, uint64_t timeout, cmd_done done)
 {
 	struct cmd	*k;
@@ -418,8 +334,8 @@ run_cmd(struct drun *r, const char *what, const char *tmpl, int slot,
 /* --- the state --------------------------------------------------------------- */
 
 /* The commit point: the state names the new slot active. */
-static int
-commit(struct drun *r)
+int
+deploy_run_commit(struct drun *r)
 {
 	struct deploy_state	*st = &r->d->st;
 	char			 ts[32];
@@ -445,7 +361,7 @@ commit(struct drun *r)
 		return (e);
 	r->committed = 1;
 	snprintf(ts, sizeof ts, "%lld", (long long)r->switched_at);
-	set_datum(r, "switched", ts);
+	deploy_set_datum(r, "switched", ts);
 	return (0);
 }
 
@@ -471,784 +387,6 @@ uncommit(struct drun *r)
 	r->committed = 0;
 }
 
-/* --- steps: forward --------------------------------------------------------- */
-
-static void
-prepared(struct drun *r, int ok, const char *why, int status)
-{
-	(void)status;
-	if (!ok) {
-		run_fail(r, "the old version in slot %s could not be stopped: "
-		    "%s", deploy_slot_name(r->slot), why);
-		return;
-	}
-	run_next(r);
-}
-
-static void
-step_prepare(struct drun *r)
-{
-	struct deploy_state	*st = &r->d->st;
-
-	if (!r->reuse && ((st->has_previous && st->prev_slot == r->slot &&
-	    st->prev_running) || st->degraded[0] != '\0')) {
-		/* a warm old version holds the slot: it goes first */
-		st->prev_running = 0;
-		deploy_save(r->d);
-		run_cmd(r, "stop", run_conf(r)->stop, r->slot,
-		    st->has_previous && st->prev_version[0] != '\0' ?
-		    st->prev_version : "unknown", run_conf(r)->stop_timeout,
-		    prepared);
-		return;
-	}
-	run_next(r);
-}
-
-static void
-started(struct drun *r, int ok, const char *why, int status)
-{
-	(void)status;
-	if (!ok) {
-		run_fail(r, "%s", why);
-		return;
-	}
-	run_next(r);
-}
-
-static void
-step_start(struct drun *r)
-{
-	run_cmd(r, "start", run_conf(r)->start, r->slot, r->version,
-	    run_conf(r)->start_timeout, started);
-}
-
-/*
- * The slot's process, from pid_file: the first living pid seen is the
- * candidate; that it exits or another one takes its place fails the
- * check. A stale file (a dead pid) before that is a process not yet up.
- */
-static int
-pid_watch(struct drun *r, int slot)
-{
-	const struct deploy_conf	*c = run_conf(r);
-	char				*path;
-	pid_t				 pid;
-	int				 e;
-
-	if (c->pid_file == NULL)
-		return (0);
-	path = slot_expand(r, c->pid_file, slot, r->version);
-	e = deploy_pid_file(path, &pid);
-	if (r->pid == 0) {
-		if (e == 0 && deploy_pid_alive(pid))
-			r->pid = pid;
-		free(path);
-		return (0);
-	}
-	if (e != 0 || pid == r->pid) {
-		if (!deploy_pid_alive(r->pid)) {
-			run_fail(r, "the process of slot %s (pid %d, from %s) "
-			    "exited during the %s", deploy_slot_name(slot),
-			    (int)r->pid, path, step_name(r->step));
-			free(path);
-			return (-1);
-		}
-		free(path);
-		return (0);
-	}
-	run_fail(r, "the process of slot %s restarted during the %s (pid %d, "
-	    "then %d, in %s)", deploy_slot_name(slot), step_name(r->step),
-	    (int)r->pid, (int)pid, path);
-	free(path);
-	return (-1);
-}
-
-static void
-last_checks(struct drun *r, char *buf, size_t len)
-{
-	char		 one[320];
-	size_t		 off = 0;
-	unsigned int	 i;
-
-	buf[0] = '\0';
-	for (i = 0; i < r->nkept && off < len; i++) {
-		describe_check(&r->kept[i], one, sizeof one);
-		off += (size_t)snprintf(buf + off, len - off, "%s%s",
-		    i > 0 ? "; " : "", one);
-	}
-}
-
-static void	gate_tick(evutil_socket_t, short, void *);
-
-static struct deploy_check_spec
-health_spec(struct drun *r, char **url)
-{
-	const struct deploy_conf	*c = run_conf(r);
-	struct deploy_check_spec	 s;
-
-	*url = slot_expand(r, c->health, r->slot, r->version);
-	memset(&s, 0, sizeof s);
-	s.url = *url;
-	s.host = c->health_host;
-	s.timeout_ms = c->health_timeout;
-	s.version_header = c->version_header;
-	s.want_version = want_version(r);
-	return (s);
-}
-
-static void
-gate_result(const struct deploy_check_result *res, void *arg)
-{
-	struct drun	*r = arg;
-	unsigned int	 rise = r->reuse ? 1 : (unsigned int)
-			    run_conf(r)->health_rise;
-	char		 what[320], note[400];
-
-	r->check = NULL;
-	r->nchecks++;
-	keep_check(r, res);
-	if (res->ok)
-		r->passes++;
-	else
-		r->passes = 0;
-	describe_check(res, what, sizeof what);
-	snprintf(note, sizeof note, "health check %u: %s (%u/%u in a row)",
-	    r->nchecks, what, r->passes, rise);
-	notify(r, note);
-	evt_log_about(LOG_INFO, "deploy.health", "deploy", run_conf(r)->name,
-	    "deploy %s: slot %s %s", run_conf(r)->name,
-	    deploy_slot_name(r->slot), note);
-	if (r->passes >= rise) {
-		timer_off(&r->tick);
-		r->healthy_at = now_usec();
-		run_next(r);
-	}
-}
-
-static void
-gate_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct drun			*r = arg;
-	const struct deploy_conf	*c = run_conf(r);
-	struct deploy_check_spec	 s;
-	char				*url, why[256], checks[1400];
-	uint64_t			 now = now_usec();
-
-	(void)fd;
-	(void)what;
-	timer_in(r, &r->tick, c->health_interval, gate_tick);
-	if (pid_watch(r, r->slot) != 0)
-		return;
-	if (now < r->gate_from)
-		return;		/* health_start_delay */
-	if (now >= r->deadline) {
-		last_checks(r, checks, sizeof checks);
-		run_fail(r, "slot %s did not pass %llu health check%s in a row "
-		    "within health_deadline (%llus after the start delay); "
-		    "last checks: %s", deploy_slot_name(r->slot),
-		    (unsigned long long)(r->reuse ? 1 : c->health_rise),
-		    (r->reuse ? 1 : c->health_rise) == 1 ? "" : "s",
-		    (unsigned long long)(c->health_deadline / 1000),
-		    checks[0] ? checks : "none answered");
-		return;
-	}
-	if (r->check != NULL)
-		return;		/* the last one is still out */
-	s = health_spec(r, &url);
-	r->check = deploy_check_start(run_opsd(r), &s, gate_result, r, why,
-	    sizeof why);
-	free(url);
-	if (r->check == NULL) {
-		struct deploy_check_result res;
-
-		memset(&res, 0, sizeof res);
-		res.at = (int64_t)time(NULL);
-		snprintf(res.error, sizeof res.error, "%s", why);
-		keep_check(r, &res);
-		r->passes = 0;
-	}
-}
-
-static void
-step_gate(struct drun *r)
-{
-	const struct deploy_conf	*c = run_conf(r);
-	uint64_t			 delay = r->reuse ? 0 :
-					    c->health_start_delay;
-
-	r->passes = r->nchecks = 0;
-	r->nkept = 0;
-	r->gate_from = now_usec() + delay * 1000;
-	r->deadline = r->gate_from + c->health_deadline * 1000;
-	if (delay > 0) {
-		char	note[96], d[32];
-
-		format_duration(delay, d, sizeof d);
-		snprintf(note, sizeof note, "waiting health_start_delay %s", d);
-		notify(r, note);
-	}
-	/* pid checks during the delay too: a crash there fails at once */
-	timer_in(r, &r->tick, delay > 0 && c->health_interval < delay ?
-	    c->health_interval : delay, gate_tick);
-}
-
-static void
-migrated(struct drun *r, int ok, const char *why, int status)
-{
-	if (!ok && status != 3) {
-		run_fail(r, "%s", why);
-		return;
-	}
-	if (status == 3 || !run_conf(r)->migrate_reversible) {
-		r->irreversible = 1;
-		set_datum(r, "irreversible", "yes");
-		notify(r, "the migration cannot be undone: failures after the "
-		    "switch alert instead of rolling back");
-	}
-	run_next(r);
-}
-
-static void
-step_migrate(struct drun *r)
-{
-	run_cmd(r, "migrate", run_conf(r)->migrate, r->slot, r->version,
-	    run_conf(r)->migrate_timeout, migrated);
-}
-
-/* dirname and basename of upstream_file, and the name of the new one */
-static void
-include_paths(const struct deploy_conf *c, char **dir, char **base,
-    char **tmp)
-{
-	const char	*slash = strrchr(c->upstream_file, '/');
-
-	*dir = slash == c->upstream_file ? xstrdup("/") :
-	    xstrndup(c->upstream_file, (size_t)(slash - c->upstream_file));
-	*base = xstrdup(slash + 1);
-	xasprintf(tmp, "%s.opsd-new", *base);
-}
-
-/* The include file's bytes now: 0 (existed set), or -errno. */
-static int
-include_read(const char *path, char **buf, size_t *len, int *existed)
-{
-	struct stat	 st;
-	ssize_t		 n;
-	int		 fd, e;
-
-	*buf = NULL;
-	*len = 0;
-	*existed = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
-		return (errno == ENOENT ? 0 : -errno);
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size > DEPLOY_INCLUDE_MAX) {
-		e = fstat(fd, &st) == -1 ? -errno : !S_ISREG(st.st_mode) ?
-		    -EINVAL : -EFBIG;
-		close(fd);
-		return (e);
-	}
-	*buf = xmalloc((size_t)st.st_size + 1);
-	n = read(fd, *buf, (size_t)st.st_size);
-	e = n == -1 ? -errno : n != st.st_size ? -EIO : 0;
-	close(fd);
-	if (e != 0) {
-		free(*buf);
-		*buf = NULL;
-		return (e);
-	}
-	*len = (size_t)n;
-	*existed = 1;
-	return (0);
-}
-
-static void
-step_render(struct drun *r)
-{
-	const struct deploy_conf	*c = run_conf(r);
-	struct deploy_state		*st = &r->d->st;
-	char				*dir, *base, *tmp, *text;
-	int				 e;
-
-	free(r->prev);
-	r->prev = NULL;
-	if ((e = include_read(c->upstream_file, &r->prev, &r->prevlen,
-	    &r->prev_existed)) != 0) {
-		run_fail(r, "cannot read upstream_file %s: %s",
-		    c->upstream_file, strerror(-e));
-		return;
-	}
-	/* the way back first: on disk before the new file exists */
-	if ((e = deploy_prev_save(run_opsd(r), c->name, r->prev != NULL ?
-	    r->prev : "", r->prevlen)) != 0) {
-		run_fail(r, "cannot save the include file's bytes in "
-		    "%s/deploy: %s", run_opsd(r)->conf->state_dir,
-		    strerror(-e));
-		return;
-	}
-	snprintf(st->pending_op, sizeof st->pending_op, "%s", r->op_id);
-	st->pending_existed = r->prev_existed;
-	if ((e = deploy_save(r->d)) != 0) {
-		st->pending_op[0] = '\0';
-		run_fail(r, "cannot record the cutover in %s/deploy: %s",
-		    run_opsd(r)->conf->state_dir, strerror(-e));
-		return;
-	}
-	r->have_prev = 1;
-	text = slot_expand(r, c->template_text != NULL ? c->template_text :
-	    deploy_default_template, r->slot, r->version);
-	include_paths(c, &dir, &base, &tmp);
-	e = state_write(dir, tmp, text, strlen(text), 0644);
-	free(text);
-	if (e != 0)
-		run_fail(r, "cannot write %s/%s: %s", dir, tmp, strerror(-e));
-	free(dir);
-	free(base);
-	free(tmp);
-	if (e == 0)
-		run_next(r);
-}
-
-static int
-fsync_dir(const char *dir)
-{
-	int	fd, e = 0;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return (-errno);
-	if (fsync(fd) == -1)
-		e = -errno;
-	close(fd);
-	return (e);
-}
-
-static void
-step_switch(struct drun *r)
-{
-	const struct deploy_conf	*c = run_conf(r);
-	char				*dir, *base, *tmp, *from;
-	int				 e = 0;
-
-	include_paths(c, &dir, &base, &tmp);
-	xasprintf(&from, "%s/%s", dir, tmp);
-	if (rename(from, c->upstream_file) == -1)
-		e = -errno;
-	else
-		e = fsync_dir(dir);
-	if (e != 0)
-		run_fail(r, "cannot rename %s to %s: %s", from,
-		    c->upstream_file, strerror(-e));
-	free(from);
-	free(dir);
-	free(base);
-	free(tmp);
-	if (e == 0)
-		run_next(r);
-}
-
-static void
-tested(struct drun *r, int ok, const char *why, int status)
-{
-	(void)status;
-	if (!ok) {
-		run_fail(r, "proxy_test: %s", why);
-		return;
-	}
-	run_next(r);
-}
-
-static void
-step_test(struct drun *r)
-{
-	run_cmd(r, "proxy_test", run_conf(r)->proxy_test, r->slot, r->version,
-	    run_conf(r)->proxy_timeout, tested);
-}
-
-/* nginx's workers before a reload, for confirm. 0, or -1 (failed). */
-static int
-note_workers(struct drun *r)
-{
-	const struct deploy_conf	*c = run_conf(r);
-	int				 e;
-
-	if (c->proxy_pid_file == NULL)
-		return (0);
-	if ((e = deploy_workers_read(c->proxy_pid_file, &r->before)) != 0) {
-		run_fail(r, "cannot find nginx's master from %s: %s (is nginx "
-		    "running? set proxy_pid_file)", c->proxy_pid_file,
-		    e == -ESRCH ? "no such process" : strerror(-e));
-		return (-1);
-	}
-	return (0);
-}
-
-static void
-reloaded(struct drun *r, int ok, const char *why, int status)
-{
-	(void)status;
-	if (!ok) {
-		run_fail(r, "proxy_reload: %s", why);
-		return;
-	}
-	run_next(r);
-}
-
-static void
-step_reload(struct drun *r)
-{
-	if (note_workers(r) != 0)
-		return;
-	run_cmd(r, "proxy_reload", run_conf(r)->proxy_reload, r->slot,
-	    r->version, run_conf(r)->proxy_timeout, reloaded);
-}
-
-static void
-confirm_poll(evutil_socket_t fd, short what, void *arg)
-{
-	struct drun			*r = arg;
-	const struct deploy_conf	*c = run_conf(r);
-	struct deploy_workers		 now;
-	char				 note[128];
-
-	(void)fd;
-	(void)what;
-	if (deploy_workers_read(c->proxy_pid_file, &now) == 0 &&
-	    deploy_workers_changed(&r->before, &now)) {
-		timer_off(&r->tick);
-		snprintf(note, sizeof note, "nginx (master %d) runs new workers",
-		    (int)now.master);
-		notify(r, note);
-		run_next(r);
-		return;
-	}
-	if (now_usec() >= r->deadline) {
-		timer_off(&r->tick);
-		run_fail(r, "nginx (master %d) did not start new workers within "
-		    "%llus of the reload: it did not take effect (nginx's error "
-		    "log says why)", (int)r->before.master,
-		    (unsigned long long)(c->proxy_timeout / 1000));
-		return;
-	}
-	timer_in(r, &r->tick, CONFIRM_POLL_MS, confirm_poll);
-}
-
-static void
-step_confirm(struct drun *r)
-{
-	r->deadline = now_usec() + run_conf(r)->proxy_timeout * 1000;
-	confirm_poll(-1, 0, r);
-}
-
-static void	verify_tick(evutil_socket_t, short, void *);
-
-static void
-verify_result(const struct deploy_check_result *res, void *arg)
-{
-	struct drun	*r = arg;
-	char		 what[320], note[400];
-	int		 e;
-
-	r->check = NULL;
-	keep_check(r, res);
-	r->nchecks++;
-	r->passes = res->ok ? r->passes + 1 : 0;
-	describe_check(res, what, sizeof what);
-	snprintf(note, sizeof note, "verify through the proxy: %s", what);
-	/* a failure is retried every 50 ms: tell the first and a few more */
-	if (r->passes == VERIFY_PASSES || (!res->ok && (r->nchecks == 1 ||
-	    strcmp(res->error, r->verify_last) != 0 || r->nchecks % 20 == 0)))
-		notify(r, note);
-	snprintf(r->verify_last, sizeof r->verify_last, "%s", res->ok ? "" :
-	    res->error);
-	if (r->passes >= VERIFY_PASSES) {
-		r->verified_at = now_usec();
-		if ((e = commit(r)) != 0) {
-			run_fail(r, "cannot record the new active slot in "
-			    "%s/deploy: %s", run_opsd(r)->conf->state_dir,
-			    strerror(-e));
-			return;
-		}
-		run_next(r);
-		return;
-	}
-	if (!res->ok && now_usec() >= r->deadline) {
-		run_fail(r, "verify_url %s did not answer with version %s "
-		    "through the proxy within verify_timeout: %s",
-		    run_conf(r)->verify_url, r->version, res->error);
-		return;
-	}
-	timer_in(r, &r->tick, res->ok ? VERIFY_SPACING_MS : VERIFY_RETRY_MS,
-	    verify_tick);
-}
-
-static void
-verify_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct drun			*r = arg;
-	const struct deploy_conf	*c = run_conf(r);
-	struct deploy_check_spec	 s;
-	char				*body = NULL, why[256];
-
-	(void)fd;
-	(void)what;
-	memset(&s, 0, sizeof s);
-	s.url = c->verify_url;
-	s.host = c->verify_host;
-	s.timeout_ms = c->health_timeout;
-	s.version_header = c->version_header;
-	s.want_version = want_version(r);
-	if (c->verify_body != NULL)
-		s.body = body = slot_expand(r, c->verify_body, r->slot,
-		    r->version);
-	r->check = deploy_check_start(run_opsd(r), &s, verify_result, r, why,
-	    sizeof why);
-	free(body);
-	if (r->check == NULL)
-		run_fail(r, "verify: %s", why);
-}
-
-static void
-step_verify(struct drun *r)
-{
-	int	e;
-
-	if (run_conf(r)->verify_url == NULL) {
-		r->verified_at = now_usec();
-		if ((e = commit(r)) != 0) {
-			run_fail(r, "cannot record the new active slot in "
-			    "%s/deploy: %s", run_opsd(r)->conf->state_dir,
-			    strerror(-e));
-			return;
-		}
-		run_next(r);
-		return;
-	}
-	r->passes = r->nchecks = 0;
-	r->deadline = now_usec() + run_conf(r)->verify_timeout * 1000;
-	verify_tick(-1, 0, r);
-}
-
-static void	watch_tick(evutil_socket_t, short, void *);
-
-static void
-watch_result(const struct deploy_check_result *res, void *arg)
-{
-	struct drun	*r = arg;
-	char		 what[320], note[400], checks[1400];
-
-	r->check = NULL;
-	keep_check(r, res);
-	r->fails = res->ok ? 0 : r->fails + 1;
-	if (res->ok)
-		return;
-	describe_check(res, what, sizeof what);
-	snprintf(note, sizeof note, "watch: health check %s (%u in a row)",
-	    what, r->fails);
-	notify(r, note);
-	evt_log_about(LOG_WARNING, "deploy.health", "deploy",
-	    run_conf(r)->name, "deploy %s: slot %s %s", run_conf(r)->name,
-	    deploy_slot_name(r->slot), note);
-	if (r->fails >= run_conf(r)->health_fall) {
-		last_checks(r, checks, sizeof checks);
-		run_fail(r, "slot %s failed %u health checks in a row during the "
-		    "watch after the switch: %s", deploy_slot_name(r->slot),
-		    r->fails, checks);
-	}
-}
-
-static void
-watch_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct drun			*r = arg;
-	struct deploy_check_spec	 s;
-	char				*url, why[256];
-
-	(void)fd;
-	(void)what;
-	if (now_usec() >= r->deadline && r->check == NULL) {
-		timer_off(&r->tick);
-		run_next(r);
-		return;
-	}
-	timer_in(r, &r->tick, run_conf(r)->health_interval, watch_tick);
-	if (pid_watch(r, r->slot) != 0 || r->check != NULL)
-		return;
-	s = health_spec(r, &url);
-	r->check = deploy_check_start(run_opsd(r), &s, watch_result, r, why,
-	    sizeof why);
-	free(url);
-}
-
-static void
-step_watch(struct drun *r)
-{
-	r->fails = 0;
-	r->deadline = now_usec() + run_conf(r)->watch * 1000;
-	timer_in(r, &r->tick, run_conf(r)->health_interval, watch_tick);
-}
-
-static void
-drained(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	run_next(arg);
-}
-
-static void
-step_drain(struct drun *r)
-{
-	int64_t		now = (int64_t)now_realtime_usec() / 1000;
-	int64_t		until = r->switched_at * 1000 +
-			    (int64_t)run_conf(r)->drain;
-
-	timer_in(r, &r->tick, until > now ? (uint64_t)(until - now) : 0,
-	    drained);
-}
-
-static void
-old_stopped(struct drun *r, int ok, const char *why, int status)
-{
-	(void)status;
-	if (!ok)
-		evt_log_about(LOG_WARNING, "deploy.stop", "deploy",
-		    run_conf(r)->name, "deploy %s: the old slot %s: %s",
-		    run_conf(r)->name, deploy_slot_name(r->old_slot), why);
-	else {
-		r->d->st.prev_running = 0;
-		deploy_save(r->d);
-	}
-	run_next(r);
-}
-
-static void
-step_stop_old(struct drun *r)
-{
-	run_cmd(r, "stop", run_conf(r)->stop, r->old_slot,
-	    r->old_version[0] != '\0' ? r->old_version : "unknown",
-	    run_conf(r)->stop_timeout, old_stopped);
-}
-
-/* --- steps: back ---------------------------------------------------------- */
-
-static void
-step_restore(struct drun *r)
-{
-	const struct deploy_conf	*c = run_conf(r);
-	char				*dir, *base, *tmp, *path;
-	int				 e = 0;
-
-	include_paths(c, &dir, &base, &tmp);
-	xasprintf(&path, "%s/%s", dir, tmp);
-	unlink(path);		/* a render that was not renamed */
-	free(path);
-	if (!r->have_prev) {
-		if ((e = deploy_prev_load(run_opsd(r), c->name, &r->prev,
-		    &r->prevlen)) != 0) {
-			run_fail(r, "cannot read the saved include file from "
-			    "%s/deploy: %s", run_opsd(r)->conf->state_dir,
-			    strerror(-e));
-			goto out;
-		}
-		r->have_prev = 1;
-		r->prev_existed = r->d->st.pending_existed;
-	}
-	if (r->prev_existed)
-		e = state_write(dir, base, r->prev != NULL ? r->prev : "",
-		    r->prevlen, 0644);
-	else if (unlink(c->upstream_file) == -1 && errno != ENOENT)
-		e = -errno;
-	else
-		e = fsync_dir(dir);
-	if (e != 0) {
-		run_fail(r, "cannot put %s back: %s", c->upstream_file,
-		    strerror(-e));
-		goto out;
-	}
-	run_next(r);
-out:
-	free(dir);
-	free(base);
-	free(tmp);
-}
-
-static void
-reloaded_back(struct drun *r, int ok, const char *why, int status)
-{
-	(void)status;
-	if (!ok) {
-		run_fail(r, "the reload back failed: %s", why);
-		return;
-	}
-	run_next(r);
-}
-
-static void
-step_reload_back(struct drun *r)
-{
-	const struct deploy_conf	*c = run_conf(r);
-	int				 e;
-
-	if (c->proxy_pid_file != NULL && (e = deploy_workers_read(
-	    c->proxy_pid_file, &r->before)) != 0) {
-		run_fail(r, "nginx's master could not be found from %s: %s",
-		    c->proxy_pid_file, e == -ESRCH ? "no such process" :
-		    strerror(-e));
-		return;
-	}
-	run_cmd(r, "proxy_reload", c->proxy_reload, r->old_slot,
-	    r->old_version, c->proxy_timeout, reloaded_back);
-}
-
-static void
-confirm_back_poll(evutil_socket_t fd, short what, void *arg)
-{
-	struct drun			*r = arg;
-	const struct deploy_conf	*c = run_conf(r);
-	struct deploy_workers		 now;
-
-	(void)fd;
-	(void)what;
-	if (deploy_workers_read(c->proxy_pid_file, &now) == 0 &&
-	    deploy_workers_changed(&r->before, &now)) {
-		timer_off(&r->tick);
-		run_next(r);
-		return;
-	}
-	if (now_usec() >= r->deadline) {
-		timer_off(&r->tick);
-		run_fail(r, "nginx did not confirm the reload back within %llus",
-		    (unsigned long long)(c->proxy_timeout / 1000));
-		return;
-	}
-	timer_in(r, &r->tick, CONFIRM_POLL_MS, confirm_back_poll);
-}
-
-static void
-step_confirm_back(struct drun *r)
-{
-	r->deadline = now_usec() + run_conf(r)->proxy_timeout * 1000;
-	confirm_back_poll(-1, 0, r);
-}
-
-static void
-new_stopped(struct drun *r, int ok, const char *why, int status)
-{
-	(void)status;
-	if (!ok)
-		evt_log_about(LOG_WARNING, "deploy.stop", "deploy",
-		    run_conf(r)->name, "deploy %s: stopping the new slot %s: "
-		    "%s", run_conf(r)->name, deploy_slot_name(r->slot), why);
-	run_end(r, r->undo == UNDO_FULL ? OP_ROLLED_BACK : OP_FAILED);
-}
-
-static void
-step_stop_new(struct drun *r)
-{
-	run_cmd(r, "stop", run_conf(r)->stop, r->slot, r->version,
-	    run_conf(r)->stop_timeout, new_stopped);
-}
-
 /* --- the sequence ----------------------------------------------------------- */
 
 /* The step's side effect, one loop iteration after its journal entry. */
@@ -1261,55 +399,55 @@ effect_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	switch (r->step) {
 	case DS_PREPARE:
-		step_prepare(r);
+		deploy_step_prepare(r);
 		break;
 	case DS_START:
-		step_start(r);
+		deploy_step_start(r);
 		break;
 	case DS_GATE:
-		step_gate(r);
+		deploy_step_gate(r);
 		break;
 	case DS_MIGRATE:
-		step_migrate(r);
+		deploy_step_migrate(r);
 		break;
 	case DS_RENDER:
-		step_render(r);
+		deploy_step_render(r);
 		break;
 	case DS_SWITCH:
-		step_switch(r);
+		deploy_step_switch(r);
 		break;
 	case DS_TEST:
-		step_test(r);
+		deploy_step_test(r);
 		break;
 	case DS_RELOAD:
-		step_reload(r);
+		deploy_step_reload(r);
 		break;
 	case DS_CONFIRM:
-		step_confirm(r);
+		deploy_step_confirm(r);
 		break;
 	case DS_VERIFY:
-		step_verify(r);
+		deploy_step_verify(r);
 		break;
 	case DS_WATCH:
-		step_watch(r);
+		deploy_step_watch(r);
 		break;
 	case DS_DRAIN:
-		step_drain(r);
+		deploy_step_drain(r);
 		break;
 	case DS_STOP_OLD:
-		step_stop_old(r);
+		deploy_step_stop_old(r);
 		break;
 	case DS_RESTORE:
-		step_restore(r);
+		deploy_step_restore(r);
 		break;
 	case DS_RELOAD_BACK:
-		step_reload_back(r);
+		deploy_step_reload_back(r);
 		break;
 	case DS_CONFIRM_BACK:
-		step_confirm_back(r);
+		deploy_step_confirm_back(r);
 		break;
 	default:
-		step_stop_new(r);
+		deploy_step_stop_new(r);
 		break;
 	}
 }
@@ -1321,23 +459,24 @@ journal_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (run_opsd(r)->stopping)
+	if (deploy_run_opsd(r)->stopping)
 		return;		/* the next start takes it from here */
 	if (r->next >= DS_NSTEPS) {
-		run_end(r, !r->rolling_back ? OP_OK : r->undo == UNDO_FULL &&
-		    !r->keep_new ? OP_ROLLED_BACK : OP_FAILED);
+		deploy_run_end(r, !r->rolling_back ? OP_OK :
+		    r->undo == UNDO_FULL && !r->keep_new ? OP_ROLLED_BACK :
+		    OP_FAILED);
 		return;
 	}
 	if (run_step(r, r->next) != 0)
 		return;
-	timer_in(r, &r->timer, 0, effect_cb);
+	deploy_timer_in(r, &r->timer, 0, effect_cb);
 }
 
 /* The step after step that has work to do; DS_NSTEPS: the end. */
-static int
-next_of(struct drun *r, int step)
+int
+deploy_next_of(struct drun *r, int step)
 {
-	const struct deploy_conf	*c = run_conf(r);
+	const struct deploy_conf	*c = deploy_run_conf(r);
 	int				 n = step + 1;
 
 	if (!r->rolling_back) {
@@ -1374,18 +513,18 @@ next_of(struct drun *r, int step)
 	}
 }
 
-static void
-run_goto(struct drun *r, int step)
+void
+deploy_run_goto(struct drun *r, int step)
 {
-	timer_off(&r->timer);
+	deploy_timer_off(&r->timer);
 	r->next = step;
-	timer_in(r, &r->timer, 0, journal_cb);
+	deploy_timer_in(r, &r->timer, 0, journal_cb);
 }
 
-static void
-run_next(struct drun *r)
+void
+deploy_run_next(struct drun *r)
 {
-	run_goto(r, next_of(r, r->step));
+	deploy_run_goto(r, deploy_next_of(r, r->step));
 }
 
 /* --- failures --------------------------------------------------------------- */
@@ -1395,21 +534,21 @@ failed_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	run_end(arg, OP_FAILED);
+	deploy_run_end(arg, OP_FAILED);
 }
 
 /* The rendered include, when a failure comes before its rename. */
-static void
-remove_render(struct drun *r)
+void
+deploy_remove_render(struct drun *r)
 {
 	char	*dir, *base, *tmp, *path;
 
-	include_paths(run_conf(r), &dir, &base, &tmp);
+	deploy_include_paths(deploy_run_conf(r), &dir, &base, &tmp);
 	xasprintf(&path, "%s/%s", dir, tmp);
 	if (unlink(path) == -1 && errno != ENOENT)
 		evt_log_about(LOG_WARNING, "deploy.render", "deploy",
-		    run_conf(r)->name, "deploy %s: cannot remove %s: %s",
-		    run_conf(r)->name, path, strerror(errno));
+		    deploy_run_conf(r)->name, "deploy %s: cannot remove %s: %s",
+		    deploy_run_conf(r)->name, path, strerror(errno));
 	free(path);
 	free(dir);
 	free(base);
@@ -1421,16 +560,18 @@ begin_undo(struct drun *r, enum undo u)
 {
 	r->rolling_back = 1;
 	r->undo = u;
-	set_datum(r, "undo", undo_names[u]);
+	deploy_set_datum(r, "undo", deploy_undo_names[u]);
 	if (u == UNDO_FULL)
-		notify(r, "rolling back: nginx goes back to the old slot");
-	run_goto(r, next_of(r, r->step < 0 ? DS_PREPARE - 1 : r->step));
+		deploy_notify(r,
+		    "rolling back: nginx goes back to the old slot");
+	deploy_run_goto(r, deploy_next_of(r, r->step < 0 ? DS_PREPARE - 1 :
+	    r->step));
 }
 
-static void
-run_fail(struct drun *r, const char *fmt, ...)
+void
+deploy_run_fail(struct drun *r, const char *fmt, ...)
 {
-	const struct deploy_conf	*c = run_conf(r);
+	const struct deploy_conf	*c = deploy_run_conf(r);
 	va_list				 ap;
 	char				 buf[DEPLOY_ERROR_MAX];
 
@@ -1445,20 +586,21 @@ run_fail(struct drun *r, const char *fmt, ...)
 		r->keep_new = 1;
 		snprintf(r->error + strlen(r->error), sizeof r->error -
 		    strlen(r->error), "; then %s", buf);
-		run_end(r, OP_FAILED);
+		deploy_run_end(r, OP_FAILED);
 		return;
 	}
 	snprintf(r->error, sizeof r->error, "%s", buf);
-	snprintf(r->fail_step, sizeof r->fail_step, "%s", step_name(r->step));
-	notify(r, buf);
+	snprintf(r->fail_step, sizeof r->fail_step, "%s",
+	    deploy_step_name(r->step));
+	deploy_notify(r, buf);
 	if (r->step <= DS_PREPARE) {
 		/* nothing started: nothing to undo (from the loop) */
-		timer_in(r, &r->timer, 0, failed_cb);
+		deploy_timer_in(r, &r->timer, 0, failed_cb);
 		return;
 	}
 	if (r->step <= DS_RENDER) {
 		if (r->step == DS_RENDER)
-			remove_render(r);
+			deploy_remove_render(r);
 		begin_undo(r, UNDO_PRE);
 		return;
 	}
@@ -1483,15 +625,15 @@ run_fail(struct drun *r, const char *fmt, ...)
 	 */
 	r->keep_new = 1;
 	if (!r->committed)
-		commit(r);
+		deploy_run_commit(r);
 	snprintf(r->d->st.degraded, sizeof r->d->st.degraded, "%s", buf);
-	run_end(r, OP_FAILED);
+	deploy_run_end(r, OP_FAILED);
 }
 
 /* --- the end ------------------------------------------------------------- */
 
-static void
-run_end(struct drun *r, enum op_outcome outcome)
+void
+deploy_run_end(struct drun *r, enum op_outcome outcome)
 {
 	struct deploy			*d = r->d;
 	const struct deploy_conf	*c = d->conf;
@@ -1500,7 +642,6 @@ run_end(struct drun *r, enum op_outcome outcome)
 	const char			*result;
 	int				 alert, degraded;
 	json_t				*fin;
-	unsigned int			 i;
 	char				 cut[64];
 
 	stop_work(r);
@@ -1575,7 +716,8 @@ run_end(struct drun *r, enum op_outcome outcome)
 		alert = d->alert_firing ? 3 : 1;
 		d->alert_firing = 0;
 		deploy_event(d, &EVT_DEPLOY_SUCCEEDED, r->op_id, "", r->slot,
-		    r->version, alert, "deploy %s: version %s serves on slot %s "
+		    r->version, alert,
+		    "deploy %s: version %s serves on slot %s "
 		    "(was %s on %s) in %lld ms%s; roll back with: opsd-cli "
 		    "deploy rollback %s", c->name, r->version,
 		    deploy_slot_name(r->slot), r->old_version[0] ?
@@ -1639,13 +781,7 @@ run_end(struct drun *r, enum op_outcome outcome)
 		    st->prev_running, "command", cmd));
 		free(cmd);
 	}
-	for (i = 0; i < r->nfollowers; i++) {
-		rpc_pending_notify(r->followers[i], "deploy.finished",
-		    json_incref(fin));
-		rpc_pending_release(r->followers[i]);
-	}
-	r->nfollowers = 0;
-	json_decref(fin);
+	rpc_followers_end(&r->followers, "deploy.finished", fin);
 	d->run = NULL;
 	run_free(r);
 	deploy_retire_schedule(d);
@@ -1654,20 +790,16 @@ run_end(struct drun *r, enum op_outcome outcome)
 static void
 run_free(struct drun *r)
 {
-	unsigned int	i;
-
 	stop_work(r);
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_release(r->followers[i]);
-	free(r->followers);
+	rpc_followers_end(&r->followers, NULL, NULL);
 	free(r->prev);
 	free(r);
 }
 
 /* --- starting ------------------------------------------------------------- */
 
-static struct drun *
-run_new(struct deploy *d, int mode, int slot, const char *version)
+struct drun *
+deploy_run_new(struct deploy *d, int mode, int slot, const char *version)
 {
 	struct drun	*r;
 
@@ -1686,16 +818,17 @@ run_new(struct deploy *d, int mode, int slot, const char *version)
 static void
 run_data(struct drun *r)
 {
-	set_datum(r, "mode", r->mode == DEPLOY_MODE_ROLLBACK ? "rollback" :
+	deploy_set_datum(r, "mode", r->mode == DEPLOY_MODE_ROLLBACK ? "rollback"
+	    :
 	    "deploy");
-	set_datum(r, "slot", deploy_slot_name(r->slot));
-	set_datum(r, "version", r->version);
+	deploy_set_datum(r, "slot", deploy_slot_name(r->slot));
+	deploy_set_datum(r, "version", r->version);
 	if (r->old_version[0] != '\0')
-		set_datum(r, "from_version", r->old_version);
+		deploy_set_datum(r, "from_version", r->old_version);
 	if (r->prev_version[0] != '\0')
-		set_datum(r, "prev_version", r->prev_version);
+		deploy_set_datum(r, "prev_version", r->prev_version);
 	if (r->reuse)
-		set_datum(r, "reuse", "yes");
+		deploy_set_datum(r, "reuse", "yes");
 }
 
 int
@@ -1720,7 +853,8 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 		    "%s%s (opsd-cli deploy status %s; opsd-cli deploy abort "
 		    "%s)", d->run->mode == DEPLOY_MODE_ROLLBACK ? "rollback" :
 		    "deploy", d->conf->name, d->run->op_id,
-		    d->run->step >= 0 ? step_name(d->run->step) : "starting",
+		    d->run->step >= 0 ? deploy_step_name(d->run->step) :
+		    "starting",
 		    d->run->recovering ? ", recovering after a restart" : "",
 		    d->conf->name, d->conf->name);
 		return (-EBUSY);
@@ -1762,7 +896,8 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 		want = st->prev_version;
 	} else {
 		if (strcmp(version, DEPLOY_UNKNOWN) == 0) {
-			xasprintf(err, "'%s' names a version opsd does not know; "
+			xasprintf(err,
+			    "'%s' names a version opsd does not know; "
 			    "it cannot be deployed", version);
 			return (-EINVAL);
 		}
@@ -1775,14 +910,15 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 		}
 		if (strcmp(version, st->active_version) == 0 &&
 		    st->degraded[0] == '\0') {
-			xasprintf(err, "deploy %s: version %s already serves on "
+			xasprintf(err,
+			    "deploy %s: version %s already serves on "
 			    "slot %s", d->conf->name, version,
 			    deploy_slot_name(st->active_slot));
 			return (-EINVAL);
 		}
 		want = version;
 	}
-	r = run_new(d, mode, slot, want);
+	r = deploy_run_new(d, mode, slot, want);
 	r->force = force;
 	snprintf(r->old_version, sizeof r->old_version, "%s",
 	    st->active_version);
@@ -1801,12 +937,12 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 		return (e);
 	}
 	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(r->op));
-	op_listen(r->op, run_listener, r);
+	op_listen(r->op, deploy_run_listener, r);
+	/* the probes of this service hold their alerts and restarts */
+	maint_deploy_begin(o, d->conf->name, r->op_id);
 	run_data(r);
-	if (follower != NULL) {
-		r->followers = xcalloc(1, sizeof *r->followers);
-		r->followers[r->nfollowers++] = follower;
-	}
+	if (follower != NULL)
+		rpc_followers_add(&r->followers, follower);
 	d->run = r;
 	deploy_retire_schedule(d);	/* no retire while it runs */
 	*id = xstrdup(r->op_id);
@@ -1817,7 +953,7 @@ deploy_run_start(struct deploy *d, int mode, const char *version, int force,
 	    r->op_id, "version", st->active_version[0] ? st->active_version :
 	    "unknown", deploy_slot_name(st->active_slot));
 	/* from the loop: the caller answers before the first step */
-	run_goto(r, DS_PREPARE);
+	deploy_run_goto(r, DS_PREPARE);
 	return (0);
 }
 
@@ -1835,7 +971,8 @@ deploy_run_abort(struct deploy *d, int force, char **id, char **err)
 	}
 	if (r->rolling_back) {
 		xasprintf(err, "deploy %s: op %s is already on its way back "
-		    "(step %s)", d->conf->name, r->op_id, step_name(r->step));
+		    "(step %s)", d->conf->name, r->op_id,
+		    deploy_step_name(r->step));
 		return (-EBUSY);
 	}
 	if (r->step == DS_MIGRATE) {
@@ -1845,7 +982,8 @@ deploy_run_abort(struct deploy *d, int force, char **id, char **err)
 		return (-EBUSY);
 	}
 	if (r->step == DS_STOP_OLD) {
-		xasprintf(err, "deploy %s: the old slot is being stopped (op %s): "
+		xasprintf(err,
+		    "deploy %s: the old slot is being stopped (op %s): "
 		    "there is nothing left to go back to; roll back once the "
 		    "cutover has ended (it starts the old version again)",
 		    d->conf->name, r->op_id);
@@ -1862,8 +1000,8 @@ deploy_run_abort(struct deploy *d, int force, char **id, char **err)
 	r->force = r->force || force;
 	/* from the loop, like every step */
 	stop_work(r);
-	run_fail(r, "aborted by request at step %s", r->step >= 0 ?
-	    step_name(r->step) : "start");
+	deploy_run_fail(r, "aborted by request at step %s", r->step >= 0 ?
+	    deploy_step_name(r->step) : "start");
 	return (0);
 }
 
@@ -1894,7 +1032,7 @@ deploy_run_json(const struct deploy *d)
 		json_array_append_new(checks, deploy_check_json(&r->kept[i]));
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, "
 	    "s:o}", "op", r->op_id, "mode", r->mode == DEPLOY_MODE_ROLLBACK ?
-	    "rollback" : "deploy", "step", step_name(r->step), "slot",
+	    "rollback" : "deploy", "step", deploy_step_name(r->step), "slot",
 	    deploy_slot_name(r->slot), "version", r->version, "started",
 	    (json_int_t)r->started, "elapsed_ms", (json_int_t)elapsed_ms(r),
 	    "recovered", r->recovering != 0, "rolling_back",
@@ -1907,147 +1045,3 @@ deploy_run_json(const struct deploy *d)
 	return (j);
 }
 
-/* --- after a crash ---------------------------------------------------------- */
-
-static int
-datum_version(const struct op *op, const char *key, char *dst, size_t size)
-{
-	const char	*v = op_get(op, key);
-
-	dst[0] = '\0';
-	if (v == NULL)
-		return (0);
-	if (!deploy_version_ok(v) || strlen(v) >= size)
-		return (-1);
-	snprintf(dst, size, "%s", v);
-	return (0);
-}
-
-/*
- * An unfinished cutover of a previous opsd. What the op says is checked
- * against its shape (a slot is blue or green, a version a version) and
- * the state; paths and commands come from the configuration.
- */
-void
-deploy_run_recover(struct opsd *o, struct op *op)
-{
-	struct deploy		*d = deploy_find(o, op_object(op));
-	struct deploy_state	*st;
-	struct drun		*r;
-	unsigned int		 step = op_step_index(op);
-	const char		*mode = op_get(op, "mode");
-	const char		*undo = op_get(op, "undo");
-	const char		*sw = op_get(op, "switched");
-	char			 version[DEPLOY_VERSION_MAX + 1];
-	int			 slot;
-	unsigned int		 i;
-
-	if (d == NULL) {
-		op_finish(op, OP_ABANDONED, "no [deploy %s] in the configuration "
-		    "any more: nginx and both slots are as the cutover left "
-		    "them", op_object(op));
-		return;
-	}
-	if (d->run != NULL) {
-		op_finish(op, OP_ABANDONED, "another cutover of %s is under way",
-		    d->conf->name);
-		return;
-	}
-	st = &d->st;
-	slot = deploy_slot_parse(op_get(op, "slot"));
-	if (slot < 0 || datum_version(op, "version", version,
-	    sizeof version) != 0 || version[0] == '\0' || (mode != NULL &&
-	    strcmp(mode, "deploy") != 0 && strcmp(mode, "rollback") != 0)) {
-		op_finish(op, OP_ABANDONED, "the op's slot or version is "
-		    "malformed; nothing was touched (check nginx and both "
-		    "slots by hand)");
-		return;
-	}
-	r = run_new(d, mode != NULL && strcmp(mode, "rollback") == 0 ?
-	    DEPLOY_MODE_ROLLBACK : DEPLOY_MODE_DEPLOY, slot, version);
-	r->op = op;
-	r->recovering = 1;
-	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(op));
-	r->step = step == OP_NO_STEP ? -1 : (int)step;
-	if (datum_version(op, "from_version", r->old_version,
-	    sizeof r->old_version) != 0 || datum_version(op, "prev_version",
-	    r->prev_version, sizeof r->prev_version) != 0)
-		r->old_version[0] = r->prev_version[0] = '\0';
-	r->reuse = op_get(op, "reuse") != NULL;
-	r->irreversible = op_get(op, "irreversible") != NULL;
-	r->committed = st->known && st->active_slot == slot &&
-	    strcmp(st->active_version, version) == 0;
-	if (r->committed) {
-		r->switched_at = st->active_since;
-		if (sw != NULL)
-			r->switched_at = strtoll(sw, NULL, 10);
-		if (r->switched_at <= 0 || r->switched_at > (int64_t)time(NULL))
-			r->switched_at = (int64_t)time(NULL);
-	}
-	d->run = r;
-	op_listen(op, run_listener, r);
-	snprintf(r->error, sizeof r->error, "interrupted by a restart at step "
-	    "%s", r->step >= 0 ? step_name(r->step) : "start");
-	snprintf(r->fail_step, sizeof r->fail_step, "%s", step_name(r->step));
-	for (i = 1; undo != NULL && i < nitems(undo_names); i++)
-		if (strcmp(undo, undo_names[i]) == 0)
-			r->undo = (enum undo)i;
-	if (r->undo != UNDO_NONE) {
-		/* a way back was under way: again, from its start */
-		r->rolling_back = 1;
-		if (r->undo != UNDO_PRE && r->step >= DS_RESTORE && r->step <
-		    DS_STOP_NEW)
-			run_goto(r, DS_RESTORE);
-		else if (r->step == DS_STOP_NEW || r->undo == UNDO_PRE)
-			run_goto(r, DS_STOP_NEW);
-		else
-			run_goto(r, next_of(r, r->step));
-		return;
-	}
-	if (r->step < 0 || r->step == DS_PREPARE) {
-		snprintf(r->error, sizeof r->error, "interrupted by a restart "
-		    "before slot %s was started; nothing changed",
-		    deploy_slot_name(slot));
-		run_end(r, OP_FAILED);
-		return;
-	}
-	if (r->step <= DS_RENDER) {
-		r->rolling_back = 1;
-		r->undo = UNDO_PRE;
-		set_datum(r, "undo", "pre");
-		if (r->step == DS_RENDER)
-			remove_render(r);	/* if it was written */
-		run_goto(r, DS_STOP_NEW);
-		return;
-	}
-	if (r->step <= DS_TEST) {
-		if (strcmp(st->pending_op, r->op_id) != 0) {
-			/* the saved include is not this cutover's */
-			r->keep_new = 1;
-			snprintf(r->error, sizeof r->error, "interrupted by a "
-			    "restart at step %s, and the include file's saved "
-			    "bytes are not this cutover's: %s left as it is, "
-			    "both slots running", step_name(r->step),
-			    d->conf->upstream_file);
-			snprintf(st->degraded, sizeof st->degraded, "%s",
-			    r->error);
-			run_end(r, OP_FAILED);
-			return;
-		}
-		r->rolling_back = 1;
-		r->undo = UNDO_TEST;
-		set_datum(r, "undo", "test");
-		run_goto(r, DS_RESTORE);
-		return;
-	}
-	/* the reload may have been sent: on from there */
-	if (r->step <= DS_VERIFY)
-		run_goto(r, DS_RELOAD);
-	else if (r->step == DS_WATCH)
-		run_goto(r, DS_WATCH);
-	else {
-		if (!r->committed)
-			commit(r);
-		run_goto(r, r->step == DS_STOP_OLD ? DS_STOP_OLD : DS_DRAIN);
-	}
-}

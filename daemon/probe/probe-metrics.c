@@ -108,4 +108,5 @@ probe_metrics(struct opsd *o, struct evbuffer *b)
 	    "\n", lt->sum);
 	evbuffer_add_printf(b, "opsd_probe_schedule_lateness_seconds_count "
 	    "%llu\n", (unsigned long long)lt->n);
+	probe_recover_metrics(o, b);
 }

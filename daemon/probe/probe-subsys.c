@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "evt.h"
 #include "ini.h"
+#include "op.h"
 #include "probe.h"
 #include "rpc.h"
 #include "status.h"
@@ -23,7 +24,12 @@ static const struct ini_section *const probe_sections[] = {
 };
 
 static const struct evt_type *const probe_events[] = {
-	&EVT_PROBE_STATE, NULL
+	&EVT_PROBE_STATE, &EVT_PROBE_RESTART, &EVT_PROBE_FLAPPING,
+	&EVT_PROBE_HELD, NULL
+};
+
+static const struct op_kind *const probe_op_kinds[] = {
+	&probe_restart_kind, NULL
 };
 
 static enum health_status
@@ -185,4 +191,5 @@ const struct subsys probe_subsys = {
 	.methods = rpc_probe_methods,
 	.nmethods = &rpc_probe_nmethods,
 	.events = probe_events,
+	.op_kinds = probe_op_kinds,
 };

@@ -47,6 +47,10 @@ const struct evt_type EVT_PROBE_STATE = {
 /* This subsystem's state in the daemon context (subsys.h). */
 #define PROBES(o)	((struct probe_set *)(o)->sub[SUBSYS_PROBE])
 
+static const char *const on_down_names[] = {
+	"none", "restart", "exec", NULL
+};
+
 static const char *const kind_names[] = {
 	"http", "tcp", "postgres", "tls", "exec", "tls-grade", NULL
 };
@@ -225,6 +229,8 @@ static const struct ini_key probe_keys[] = {	/* sorted */
 	  .validate = ini_validate_readable },
 	{ .name = "command", .kind = INI_STRING, .off = O(command) },
 	{ .name = "conninfo", .kind = INI_STRING, .off = O(conninfo) },
+	{ .name = "depends_on", .kind = INI_LIST, .off = O(depends_on),
+	  .off2 = O(ndepends_on) },
 	{ .name = "expect", .kind = INI_STRING, .off = O(expect) },
 	{ .name = "expect_body", .kind = INI_STRING, .off = O(expect_body) },
 	{ .name = "expect_header", .kind = INI_LIST, .off = O(expect_header),
@@ -245,14 +251,29 @@ static const struct ini_key probe_keys[] = {	/* sorted */
 	  .dflt = "GET" },
 	{ .name = "min_grade", .kind = INI_STRING, .off = O(min_grade),
 	  .dflt = "A", .validate = validate_grade },
+	{ .name = "on_down", .kind = INI_ENUM, .off = O(on_down),
+	  .dflt = "none", .choices = on_down_names },
 	{ .name = "password_file", .kind = INI_PATH, .off = O(password_file),
 	  .validate = ini_validate_readable },
 	{ .name = "query", .kind = INI_STRING, .off = O(query),
 	  .dflt = "SELECT 1" },
+	{ .name = "restart", .kind = INI_STRING, .off = O(restart) },
+	{ .name = "restart_backoff", .kind = INI_DURATION,
+	  .off = O(restart_backoff), .dflt = "1s", .max = 3600 * 1000 },
+	{ .name = "restart_cooldown", .kind = INI_DURATION,
+	  .off = O(restart_cooldown), .max = 7 * 86400 * 1000 },
+	{ .name = "restart_grace", .kind = INI_DURATION,
+	  .off = O(restart_grace), .dflt = "5s", .max = 3600 * 1000 },
+	{ .name = "restart_limit", .kind = INI_STRING,
+	  .off = O(restart_limit), .dflt = "3 in 10m" },
+	{ .name = "restart_timeout", .kind = INI_DURATION,
+	  .off = O(restart_timeout), .dflt = "60s", .min = 100,
+	  .max = 3600 * 1000 },
 	{ .name = "rise", .kind = INI_UINT, .off = O(rise), .dflt = "2",
 	  .min = 1, .max = 100 },
 	{ .name = "send", .kind = INI_STRING, .off = O(send) },
 	{ .name = "servername", .kind = INI_STRING, .off = O(servername) },
+	{ .name = "service", .kind = INI_STRING, .off = O(service) },
 	{ .name = "starttls", .kind = INI_STRING, .off = O(starttls),
 	  .validate = validate_starttls },
 	{ .name = "timeout", .kind = INI_DURATION, .off = O(timeout),
@@ -281,7 +302,11 @@ static const char *const kind_keys[][10] = {
 	    "starttls", NULL },
 };
 static const char *const common_keys[] = {
-	"alert", "fall", "interval", "kind", "rise", "timeout", NULL
+	"alert", "fall", "interval", "kind", "rise", "timeout",
+	/* probe-recover.c */
+	"depends_on", "on_down", "restart", "restart_backoff",
+	"restart_cooldown", "restart_grace", "restart_limit",
+	"restart_timeout", "service", NULL
 };
 static const char *const kind_required[] = {
 	[PROBE_HTTP] = "url", [PROBE_TCP] = "address",
@@ -376,6 +401,7 @@ probe_conf_check(void *ctx, void *obj, const char *file, int line,
 		ini_error(errs, file, kl, "timeout %s is longer than "
 		    "interval %s", t, iv);
 	}
+	probe_recover_conf_check(pc, file, keylines, errs);
 	parse_status_list(pc->expect_status, pc);
 	if ((pc->kind == PROBE_TCP || pc->kind == PROBE_TLS) &&
 	    pc->address != NULL)
@@ -429,6 +455,7 @@ probe_conf_check_refs(struct opsd_config *conf, struct config_errors *errs)
 				    pc->alert[j]);
 		}
 	}
+	probe_recover_check_refs(conf, errs);
 }
 
 /* --- helpers for the kinds ---------------------------------------------- */
@@ -699,6 +726,7 @@ probe_json(const struct probe *p)
 	json_object_set_new(o, "fail_streak", json_integer(p->fail_streak));
 	json_object_set_new(o, "rise", json_integer((json_int_t)p->conf->rise));
 	json_object_set_new(o, "fall", json_integer((json_int_t)p->conf->fall));
+	probe_recover_json((struct probe *)p, o);
 	return (o);
 }
 
@@ -727,6 +755,7 @@ probe_json_text(struct probe *p, size_t *len)
 	k.running = (uint64_t)p->running;
 	k.ok_streak = p->ok_streak;
 	k.fail_streak = p->fail_streak;
+	k.recover = probe_recover_generation(p);
 	if (p->text == NULL || memcmp(&k, &p->text_key, sizeof k) != 0) {
 		free(p->text);
 		p->text = NULL;
@@ -759,7 +788,7 @@ probe_state_event(struct probe *p, enum probe_state prev,
 	evt_add(ev, "latency_ms", "%.1f", r->latency_ms);
 	/* alert: down fires, up after down resolves; unknown->up is quiet */
 	if (p->conf->nalert > 0 && (p->state == PROBE_DOWN ||
-	    prev == PROBE_DOWN))
+	    prev == PROBE_DOWN) && probe_recover_alert(p, prev))
 		evt_alert(ev, (const char *const *)p->conf->alert,
 		    p->conf->nalert, "probe", p->conf->name,
 		    p->state == PROBE_DOWN);
@@ -793,7 +822,9 @@ probe_done(struct probe *p, struct probe_result *r)
 	if (r->cert_not_after != 0)
 		p->cert_not_after = r->cert_not_after;
 
-	if (r->ok) {
+	if (!r->ok && probe_recover_grace(p)) {
+		p->runs_failed++;	/* not judged: a restart's grace */
+	} else if (r->ok) {
 		p->runs_ok++;
 		p->ok_streak++;
 		p->fail_streak = 0;
@@ -815,6 +846,7 @@ probe_done(struct probe *p, struct probe_result *r)
 		p->since = (int64_t)(now_realtime_usec() / 1000000);
 		probe_state_event(p, prev, r);
 	}
+	probe_recover_done(p, prev);
 
 	for (i = 0; i < p->nwaiters; i++) {
 		json_t *res = probe_result_json(r);
@@ -891,6 +923,7 @@ probe_free(struct probe *p, int err, const char *why)
 	unsigned int	i;
 
 	probe_cancel_run(p, err, why);
+	probe_recover_free(p);
 	/* an alert of this probe would otherwise fire forever */
 	if (p->state == PROBE_DOWN && p->conf->nalert > 0 &&
 	    err != -ESHUTDOWN)

@@ -86,6 +86,27 @@ struct probe_conf {
 	char		*min_grade;
 	char		*starttls;
 	int		 starttls_pg;
+
+	/* recovery (probe-recover.c) */
+	int		 on_down;	/* enum probe_on_down */
+	char		*restart;	/* the command */
+	uint64_t	 restart_timeout;	/* msec */
+	uint64_t	 restart_grace;		/* msec */
+	char		*restart_limit;		/* "3 in 10m" */
+	uint64_t	 restart_max;		/* parsed from it */
+	uint64_t	 restart_window;	/* msec */
+	uint64_t	 restart_backoff;	/* msec, doubles */
+	uint64_t	 restart_cooldown;	/* msec, 0: the window */
+	char		**depends_on;
+	unsigned int	 ndepends_on;
+	int		 depends_line;
+	char		*service;	/* op lock and maintenance name */
+};
+
+enum probe_on_down {
+	PROBE_ON_DOWN_NONE,
+	PROBE_ON_DOWN_RESTART,
+	PROBE_ON_DOWN_EXEC,
 };
 
 struct probe_result {
@@ -145,6 +166,7 @@ struct probe_text_key {
 	uint64_t		 running;
 	uint64_t		 ok_streak;
 	uint64_t		 fail_streak;
+	uint64_t		 recover;	/* probe_recover_generation() */
 };
 
 struct probe {
@@ -180,6 +202,8 @@ struct probe {
 
 	struct rpc_pending	**waiters;	/* probe.run callers */
 	unsigned int		 nwaiters;
+
+	struct probe_recover	*rec;		/* probe-recover.c */
 
 	char			*text;		/* probe_json(), encoded */
 	size_t			 textlen;
@@ -234,6 +258,35 @@ struct probe_lateness {
 	uint64_t	 n;
 };
 const struct probe_lateness *probe_lateness(struct opsd *);
+
+/*
+ * Recovery (probe-recover.c): restarts, dependencies, maintenance. The
+ * core calls these where a result is judged and an alert is raised.
+ */
+struct json_t;
+struct ini_section;
+struct config_errors;
+struct op_kind;
+extern const struct evt_type EVT_PROBE_RESTART;
+extern const struct evt_type EVT_PROBE_FLAPPING;
+extern const struct evt_type EVT_PROBE_HELD;
+extern const struct op_kind probe_restart_kind;
+void	 probe_recover_conf_check(struct probe_conf *, const char *file,
+	    const int *keylines, struct config_errors *);
+void	 probe_recover_check_refs(struct opsd_config *,
+	    struct config_errors *);
+/* A failed result not to judge: a restart runs or is in its grace. */
+int	 probe_recover_grace(struct probe *);
+/* Whether the state change's alert goes out (else it is held). */
+int	 probe_recover_alert(struct probe *, enum probe_state prev);
+/* After every judged run: restarts, flapping, released holds. */
+void	 probe_recover_done(struct probe *, enum probe_state prev);
+void	 probe_recover_free(struct probe *);
+void	 probe_recover_json(struct probe *, struct json_t *);
+uint64_t probe_recover_generation(struct probe *);
+void	 probe_recover_metrics(struct opsd *, struct evbuffer *);
+/* A probe, or a probe's service, of that name exists. */
+int	 probe_name_known(struct opsd *, const char *name);
 
 /* Small helpers shared by the kinds. */
 void	 probe_fail(struct probe_result *, const char *fmt, ...)

@@ -49,88 +49,32 @@
 #include "probe.h"
 #include "rpc.h"
 #include "secret-int.h"
+#include "secret-rot-int.h"
 #include "util.h"
 
-enum rot_step {
-	ROT_GENERATE,
-	ROT_SET_PASSWORD,
-	ROT_TEST_LOGIN,
-	ROT_WRITE_FILES,
-	ROT_ON_ROTATE,
-	ROT_VERIFY,
-	ROT_PROMOTE,
-	ROT_NSTEPS
-};
-
-static const char *const rot_step_names[] = {
+const char *const secret_rot_step_names[ROT_NSTEPS] = {
 	"generate", "set_password", "test_login", "write_files", "on_rotate",
 	"verify", "promote"
 };
 
-static void	rotate_resume(struct opsd *, struct op *);
-
 const struct op_kind secret_rotate_kind = {
-	"secret.rotate", rot_step_names, ROT_NSTEPS, rotate_resume, NULL
+	"secret.rotate", secret_rot_step_names, ROT_NSTEPS,
+	    secret_rotate_resume, NULL,
+	1	/* service_lock: a probe's restart waits for the rotation */
 };
 
-#define RECOVER_RETRY_SEC	10
-
-struct alter;
-
-struct rot {
-	struct secret		*s;
-	struct op		*op;
-	char			 op_id[64];
-	int			 step;		/* -1 before the first */
-	int			 next;		/* to take */
-	int			 manual;
-	int			 recovering;	/* after a crash */
-	int			 db_retry;	/* the undo waits for the db */
-	int			 rolling_back;
-	int			 initial;	/* no version yet */
-	int64_t			 version;	/* the new one */
-	char			 pending[SECRET_VALUE_MAX];
-	char			 current[SECRET_VALUE_MAX];
-	int			 have_current;
-	char			*prev[SECRET_KEEP_MAX + 1];	/* newest first */
-	unsigned int		 nprev;
-	char			 target[SECRET_ROLE_MAX + 1];
-	struct pgq		*q;
-	struct alter		*alter;		/* an ALTER ROLE under way */
-	struct pgq		*lq;		/* the login with the new value */
-	struct child		*child;
-	unsigned int		 cmd;
-	struct event		*timer;
-	int64_t			 verify_from;	/* wall usec */
-	int64_t			 verify_begin;	/* wall usec, the step began */
-	uint64_t		 verify_deadline;	/* monotonic usec */
-	int			 files_written;
-	int			 db_changed;
-	int			 alter_unknown;	/* may yet take effect */
-	int			 on_rotate_ran;
-	int			 changed;	/* anything outside the state */
-	char			 error[SECRET_ERROR_MAX];
-	int64_t			 started;
-	struct rpc_pending	**followers;
-	unsigned int		 nfollowers;
-};
-
-static void	rot_next(struct rot *);
-static void	rot_fail(struct rot *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static void	rb_next(struct rot *);
 static void	rot_free(struct rot *);
 
 /* --- small helpers -------------------------------------------------------- */
 
-static struct opsd *
-rot_opsd(struct rot *r)
+struct opsd *
+secret_rot_opsd(struct rot *r)
 {
 	return (r->s->opsd);
 }
 
-static int
-is_pg(const struct rot *r)
+int
+secret_rot_is_pg(const struct rot *r)
 {
 	return (r->s->conf->kind == SECRET_POSTGRES);
 }
@@ -148,8 +92,8 @@ secret_rotate_recovering(const struct secret *s)
 }
 
 /* Loads version N and the kept previous versions from the state. */
-static int
-load_values(struct rot *r)
+int
+secret_rot_load_values(struct rot *r)
 {
 	struct secret	*s = r->s;
 	char		 label[32], buf[SECRET_VALUE_MAX];
@@ -167,7 +111,8 @@ load_values(struct rot *r)
 	if (keep < 1)
 		keep = 1;	/* an alternating role's last password */
 	for (i = 0; i < s->meta.nhist && r->nprev < keep; i++) {
-		secret_version_label(s->meta.hist[i].version, label, sizeof label);
+		secret_version_label(s->meta.hist[i].version, label,
+		    sizeof label);
 		if (secret_value_read(s->opsd, s->conf->name, label, buf,
 		    sizeof buf) != 0)
 			break;
@@ -177,8 +122,8 @@ load_values(struct rot *r)
 	return (0);
 }
 
-static const char *
-other_role(const struct secret *s)
+const char *
+secret_other_role(const struct secret *s)
 {
 	const struct secret_conf *c = s->conf;
 
@@ -193,21 +138,20 @@ static json_t *
 rot_progress(struct rot *r)
 {
 	return (json_pack("{s:s, s:s, s:s}", "op", r->op_id, "secret",
-	    r->s->conf->name, "step", r->step >= 0 ? rot_step_names[r->step] :
+	    r->s->conf->name, "step", r->step >= 0 ?
+	    secret_rot_step_names[r->step] :
 	    ""));
 }
 
-static void
-rot_listener(struct op *op, void *arg)
+void
+secret_rot_listener(struct op *op, void *arg)
 {
 	struct rot	*r = arg;
-	unsigned int	 i;
 
 	if (op_state(op) != OP_RUNNING)
 		return;
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_notify(r->followers[i], "secret.progress",
-		    rot_progress(r));
+	rpc_followers_notify(&r->followers, "secret.progress",
+	    rot_progress(r));
 }
 
 /* Makes step current in the journal; -1 (and the rotation failed) if not. */
@@ -218,214 +162,43 @@ rot_step(struct rot *r, int step)
 
 	r->step = step;
 	if ((e = op_step(r->op, (unsigned int)step)) != 0) {
-		rot_fail(r, "cannot record step %s in the op journal: %s",
-		    rot_step_names[step], strerror(-e));
+		secret_rot_fail(r,
+		    "cannot record step %s in the op journal: %s",
+		    secret_rot_step_names[step], strerror(-e));
 		return (-1);
 	}
 	return (0);
 }
 
-static void
-timer_in(struct rot *r, uint64_t ms, event_callback_fn fn)
+void
+secret_rot_timer_in(struct rot *r, uint64_t ms, event_callback_fn fn)
 {
 	struct timeval	tv;
 
 	if (r->timer != NULL)
 		event_free(r->timer);
-	r->timer = evtimer_new(rot_opsd(r)->base, fn, r);
+	r->timer = evtimer_new(secret_rot_opsd(r)->base, fn, r);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(r->timer, &tv);
 }
 
-static void	alter_drop(struct alter *);
-
 /* Closes the session; an ALTER ROLE on it is dropped (no callback). */
-static void
-close_session(struct rot *r)
+void
+secret_rot_close_session(struct rot *r)
 {
 	if (r->q != NULL) {
 		pg_cancel(r->q);
 		r->q = NULL;
 	}
 	if (r->alter != NULL) {
-		alter_drop(r->alter);
+		secret_alter_drop(r->alter);
 		r->alter = NULL;
 	}
 	if (r->lq != NULL) {
 		pg_cancel(r->lq);
 		r->lq = NULL;
 	}
-}
-
-/* --- the database ------------------------------------------------------- */
-
-typedef void (*alter_done)(struct rot *, const char *error);
-
-struct alter {
-	struct rot	*r;
-	char		 role[SECRET_ROLE_MAX + 1];
-	char		*password;	/* wiped */
-	alter_done	 done;
-	int		 lock;
-};
-
-static void	alter_locked(struct pgq *, const PGresult *, const char *,
-		    void *);
-
-static void
-alter_drop(struct alter *a)
-{
-	OPENSSL_cleanse(a->password, strlen(a->password));
-	free(a->password);
-	free(a);
-}
-
-static void
-alter_finish(struct alter *a, const char *error)
-{
-	struct rot	*r = a->r;
-	alter_done	 done = a->done;
-
-	r->alter = NULL;
-	alter_drop(a);
-	done(r, error);
-}
-
-static void
-alter_result(struct pgq *q, const PGresult *res, const char *error, void *arg)
-{
-	struct alter	*a = arg;
-	PGconn		*conn;
-
-	(void)res;
-	/*
-	 * A statement that timed out is still running on the server (a
-	 * client that goes away does not stop it), and one whose connection
-	 * broke may have committed: either may yet set the password.
-	 */
-	if (error != NULL && ((conn = pg_conn(q)) == NULL ||
-	    PQtransactionStatus(conn) == PQTRANS_ACTIVE))
-		a->r->alter_unknown = 1;
-	alter_finish(a, error);
-}
-
-static void
-alter_send(struct alter *a)
-{
-	struct rot	*r = a->r;
-	char		*verifier, *ident, *sql;
-	char		 buf[SECRET_ERROR_MAX];
-	PGconn		*conn;
-	int		 e;
-
-	if ((conn = pg_conn(r->q)) == NULL) {
-		alter_finish(a, "the admin session closed");
-		return;
-	}
-	if ((verifier = pg_scram_verifier(conn, a->role, a->password)) ==
-	    NULL) {
-		snprintf(buf, sizeof buf, "cannot compute the SCRAM verifier: "
-		    "%s", PQerrorMessage(conn));
-		alter_finish(a, buf);
-		return;
-	}
-	ident = pg_quote_ident(a->role);
-	/* a verifier is [A-Za-z0-9+/=$:-]: nothing to escape in a literal */
-	xasprintf(&sql, "ALTER ROLE %s PASSWORD '%s'", ident, verifier);
-	OPENSSL_cleanse(verifier, strlen(verifier));
-	PQfreemem(verifier);
-	free(ident);
-	e = pg_exec(r->q, sql, r->s->conf->timeout, alter_result, a);
-	OPENSSL_cleanse(sql, strlen(sql));
-	free(sql);
-	if (e != 0) {
-		snprintf(buf, sizeof buf, "cannot send ALTER ROLE: %s",
-		    strerror(-e));
-		alter_finish(a, buf);
-	}
-}
-
-static void
-alter_connected(struct pgq *q, const PGresult *res, const char *error,
-    void *arg)
-{
-	struct alter	*a = arg;
-	struct rot	*r = a->r;
-	char		 buf[SECRET_ERROR_MAX];
-	int		 e;
-
-	(void)res;
-	if (error != NULL) {
-		/* a session stays open on an error: close it, keep a */
-		r->alter = NULL;
-		close_session(r);
-		r->alter = a;
-		snprintf(buf, sizeof buf, "cannot connect to database %s as "
-		    "its admin role: %s", r->s->conf->database, error);
-		alter_finish(a, buf);
-		return;
-	}
-	if (a->lock && r->s->conf->lock == 1) {
-		if ((e = db_try_lock(q, db_lock_key("secret",
-		    r->s->conf->name), r->s->conf->timeout, alter_locked,
-		    a)) != 0) {
-			snprintf(buf, sizeof buf, "cannot take the advisory "
-			    "lock: %s", strerror(-e));
-			alter_finish(a, buf);
-		}
-		return;
-	}
-	alter_send(a);
-}
-
-static void
-alter_locked(struct pgq *q, const PGresult *res, const char *error,
-    void *arg)
-{
-	struct alter	*a = arg;
-	char		 buf[SECRET_ERROR_MAX];
-
-	(void)q;
-	if (error != NULL) {
-		snprintf(buf, sizeof buf, "cannot take the advisory lock: %s",
-		    error);
-		alter_finish(a, buf);
-	} else if (!db_lock_held(res)) {
-		snprintf(buf, sizeof buf, "another host holds the advisory "
-		    "lock opsd.secret.%s and rotates this secret",
-		    a->r->s->conf->name);
-		alter_finish(a, buf);
-	} else
-		alter_send(a);
-}
-
-/*
- * Sets role's password on the admin session (opened if need be), taking
- * the fleet lock first when lock is set and the secret asks for it.
- */
-static void
-rot_alter(struct rot *r, const char *role, const char *password, int lock,
-    alter_done done)
-{
-	struct alter	*a;
-
-	a = xcalloc(1, sizeof *a);
-	a->r = r;
-	snprintf(a->role, sizeof a->role, "%s", role);
-	a->password = xstrdup(password);
-	a->done = done;
-	a->lock = lock;
-	r->alter_unknown = 0;
-	if (r->q != NULL && pg_conn(r->q) != NULL) {
-		r->alter = a;
-		alter_send(a);
-		return;
-	}
-	close_session(r);
-	r->alter = a;
-	r->q = db_session_open(rot_opsd(r), r->s->db, 1, NULL,
-	    r->s->conf->timeout, alter_connected, a);
 }
 
 /* --- forward -------------------------------------------------------------- */
@@ -438,18 +211,19 @@ step_generate(struct rot *r)
 
 	if ((e = secret_generate(r->s->conf->bytes, r->s->conf->encoding,
 	    r->pending, sizeof r->pending)) != 0) {
-		rot_fail(r, "cannot generate a value: %s", e == -EIO ?
+		secret_rot_fail(r, "cannot generate a value: %s", e == -EIO ?
 		    "the random generator failed" : strerror(-e));
 		return;
 	}
 	secret_version_label(r->version, label, sizeof label);
-	if ((e = secret_value_write(rot_opsd(r), r->s->conf->name, label,
+	if ((e = secret_value_write(secret_rot_opsd(r), r->s->conf->name, label,
 	    r->pending)) != 0) {
-		rot_fail(r, "cannot store the pending version in %s/secrets: "
-		    "%s", rot_opsd(r)->conf->state_dir, strerror(-e));
+		secret_rot_fail(r,
+		    "cannot store the pending version in %s/secrets: "
+		    "%s", secret_rot_opsd(r)->conf->state_dir, strerror(-e));
 		return;
 	}
-	rot_next(r);
+	secret_rot_next(r);
 }
 
 static void
@@ -461,26 +235,28 @@ set_password_done(struct rot *r, const char *error)
 			 * The old password is set back, on a session of its
 			 * own: behind the first statement if it still waits.
 			 */
-			close_session(r);
+			secret_rot_close_session(r);
 			r->db_changed = r->changed = 1;
-			rot_fail(r, "cannot set the password of role %s: %s "
+			secret_rot_fail(r,
+			    "cannot set the password of role %s: %s "
 			    "(the statement may still take effect: the old "
 			    "password is set back)", r->target, error);
 			return;
 		}
-		rot_fail(r, "cannot set the password of role %s: %s", r->target,
+		secret_rot_fail(r, "cannot set the password of role %s: %s",
+		    r->target,
 		    error);
 		return;
 	}
 	r->db_changed = r->changed = 1;
-	rot_next(r);
+	secret_rot_next(r);
 }
 
 static void
 step_set_password(struct rot *r)
 {
 	secret_roles_compare(r->s);
-	rot_alter(r, r->target, r->pending, 1, set_password_done);
+	secret_rot_alter(r, r->target, r->pending, 1, set_password_done);
 }
 
 static void
@@ -492,11 +268,12 @@ login_done(struct pgq *q, const PGresult *res, const char *error, void *arg)
 	(void)res;
 	r->lq = NULL;
 	if (error != NULL) {
-		rot_fail(r, "cannot log in as %s with the new password: %s",
+		secret_rot_fail(r,
+		    "cannot log in as %s with the new password: %s",
 		    r->target, error);
 		return;
 	}
-	rot_next(r);
+	secret_rot_next(r);
 }
 
 static void
@@ -517,8 +294,8 @@ step_test_login(struct rot *r)
 	spec.password = r->pending;
 	spec.query = "SELECT 1";
 	spec.timeout_ms = r->s->conf->timeout;
-	spec.dns = rot_opsd(r)->dns;
-	r->lq = pg_query(rot_opsd(r)->base, &spec, login_done, r);
+	spec.dns = secret_rot_opsd(r)->dns;
+	r->lq = pg_query(secret_rot_opsd(r)->base, &spec, login_done, r);
 	free(ci);
 	free(full);
 }
@@ -536,15 +313,14 @@ step_write_files(struct rot *r)
 	for (i = 0; i < r->nprev && n < SECRET_KEEP_MAX; i++)
 		prev[n++] = r->prev[i];
 	r->files_written = r->changed = 1;
-	if (secret_publish(r->s, r->pending, is_pg(r) ? r->target : NULL,
+	if (secret_publish(r->s, r->pending, secret_rot_is_pg(r) ? r->target :
+	    NULL,
 	    prev, n, err, sizeof err) != 0) {
-		rot_fail(r, "%s", err);
+		secret_rot_fail(r, "%s", err);
 		return;
 	}
-	rot_next(r);
+	secret_rot_next(r);
 }
-
-static void	run_command(struct rot *, int back);
 
 static void
 command_done(struct child *c, const struct child_result *res, void *arg)
@@ -557,7 +333,7 @@ command_done(struct child *c, const struct child_result *res, void *arg)
 	r->child = NULL;
 	if (child_failed(res, why, sizeof why)) {
 		if (!r->rolling_back) {
-			rot_fail(r, "on_rotate '%s' %s", cmd, why);
+			secret_rot_fail(r, "on_rotate '%s' %s", cmd, why);
 			return;
 		}
 		evt_log_about(LOG_WARNING, "secret.on_rotate", "secret",
@@ -565,11 +341,11 @@ command_done(struct child *c, const struct child_result *res, void *arg)
 		    "rolling back", r->s->conf->name, cmd, why);
 	}
 	r->cmd++;
-	run_command(r, r->rolling_back);
+	secret_rot_command(r, r->rolling_back);
 }
 
-static void
-run_command(struct rot *r, int back)
+void
+secret_rot_command(struct rot *r, int back)
 {
 	struct secret_conf	*c = r->s->conf;
 	struct child_spec	 spec;
@@ -580,9 +356,9 @@ run_command(struct rot *r, int back)
 
 	if (r->cmd >= c->non_rotate) {
 		if (back)
-			rb_next(r);
+			secret_rb_next(r);
 		else
-			rot_next(r);
+			secret_rot_next(r);
 		return;
 	}
 	r->on_rotate_ran = 1;
@@ -601,18 +377,19 @@ run_command(struct rot *r, int back)
 	spec.env = (const char *const *)env;
 	spec.timeout_ms = c->on_rotate_timeout;
 	spec.merge_stderr = 0;
-	r->child = child_spawn(rot_opsd(r), &spec, command_done, r, &e);
+	r->child = child_spawn(secret_rot_opsd(r), &spec, command_done, r, &e);
 	free(env[0]);
 	free(env[1]);
 	free(env[2]);
 	if (r->child == NULL) {
 		if (!back) {
-			rot_fail(r, "cannot run on_rotate '%s': %s", argv[2],
+			secret_rot_fail(r, "cannot run on_rotate '%s': %s",
+			    argv[2],
 			    strerror(-e));
 			return;
 		}
 		r->cmd++;
-		run_command(r, back);
+		secret_rot_command(r, back);
 	}
 }
 
@@ -620,7 +397,7 @@ static void
 step_on_rotate(struct rot *r)
 {
 	r->cmd = 0;
-	run_command(r, 0);
+	secret_rot_command(r, 0);
 }
 
 static void
@@ -631,7 +408,7 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (rot_opsd(r)->stopping) {
+	if (secret_rot_opsd(r)->stopping) {
 		/*
 		 * The probes stopped with opsd: the op stays in the journal and
 		 * the next start finishes the rotation from write_files.
@@ -647,44 +424,49 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 		opsd_maybe_exit(s->opsd);
 		return;
 	}
-	if ((p = probe_find(rot_opsd(r), r->s->conf->verify_probe)) == NULL) {
-		rot_fail(r, "verify_probe %s is not configured",
+	if ((p = probe_find(secret_rot_opsd(r),
+	    r->s->conf->verify_probe)) == NULL) {
+		secret_rot_fail(r, "verify_probe %s is not configured",
 		    r->s->conf->verify_probe);
 		return;
 	}
 	if (!p->running && p->has_last && p->last.ts_usec >= r->verify_from) {
 		if (p->last.ok) {
-			rot_next(r);
+			secret_rot_next(r);
 			return;
 		}
 		if (now_usec() >= r->verify_deadline) {
-			rot_fail(r, "verify_probe %s still fails after %llus: "
+			secret_rot_fail(r,
+			    "verify_probe %s still fails after %llus: "
 			    "%s", p->conf->name, (unsigned long long)
-			    (r->s->conf->verify_timeout / 1000), p->last.reason);
+			    (r->s->conf->verify_timeout / 1000),
+			    p->last.reason);
 			return;
 		}
 		/* a failed run: try again in a second */
 		r->verify_from = (int64_t)now_realtime_usec() + 1000000;
-		timer_in(r, 1000, verify_poll);
+		secret_rot_timer_in(r, 1000, verify_poll);
 		return;
 	}
 	if (now_usec() >= r->verify_deadline) {
 		/* between two runs: the last one's reason is the why */
 		if (p->has_last && !p->last.ok && p->last.ts_usec >=
 		    r->verify_begin)
-			rot_fail(r, "verify_probe %s still fails after %llus: "
+			secret_rot_fail(r,
+			    "verify_probe %s still fails after %llus: "
 			    "%s", p->conf->name, (unsigned long long)
 			    (r->s->conf->verify_timeout / 1000),
 			    p->last.reason);
 		else
-			rot_fail(r, "verify_probe %s has not passed within "
+			secret_rot_fail(r,
+			    "verify_probe %s has not passed within "
 			    "%llus", p->conf->name, (unsigned long long)
 			    (r->s->conf->verify_timeout / 1000));
 		return;
 	}
 	if (!p->running && (int64_t)now_realtime_usec() >= r->verify_from)
 		probe_run_now(p, NULL);
-	timer_in(r, 100, verify_poll);
+	secret_rot_timer_in(r, 100, verify_poll);
 }
 
 static void
@@ -709,8 +491,8 @@ fsync_dir(struct opsd *o)
 }
 
 /* Removes the value files no version in NAME.json keeps any longer. */
-static void
-prune_versions(struct secret *s)
+void
+secret_prune_versions(struct secret *s)
 {
 	char		label[32];
 	unsigned int	i, keep = (unsigned int)s->conf->keep_previous;
@@ -718,19 +500,18 @@ prune_versions(struct secret *s)
 	if (keep < 1)
 		keep = 1;
 	for (i = keep; i < s->meta.nhist; i++) {
-		secret_version_label(s->meta.hist[i].version, label, sizeof label);
+		secret_version_label(s->meta.hist[i].version, label,
+		    sizeof label);
 		secret_value_remove(s->opsd, s->conf->name, label);
 	}
 }
-
-static void	rot_end(struct rot *, enum op_outcome);
 
 static void
 promoted_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	rot_end(arg, OP_OK);
+	secret_rot_end(arg, OP_OK);
 }
 
 static void
@@ -754,7 +535,7 @@ step_promote(struct rot *r)
 	m.version = r->version;
 	secretfile_fingerprint(r->pending, strlen(r->pending), m.fp);
 	m.created = now;
-	if (is_pg(r) && s->conf->strategy == SECRET_ALTERNATING)
+	if (secret_rot_is_pg(r) && s->conf->strategy == SECRET_ALTERNATING)
 		snprintf(m.role, sizeof m.role, "%s", r->target);
 	else
 		m.role[0] = '\0';
@@ -767,16 +548,18 @@ step_promote(struct rot *r)
 	m.failures = 0;
 	m.n_ok++;
 	/* the commit point: NAME.json names the new version */
-	if ((e = secret_meta_save(rot_opsd(r), s->conf->name, &m)) != 0) {
-		rot_fail(r, "cannot record the new version in %s/secrets: %s",
-		    rot_opsd(r)->conf->state_dir, strerror(-e));
+	if ((e = secret_meta_save(secret_rot_opsd(r), s->conf->name,
+	    &m)) != 0) {
+		secret_rot_fail(r,
+		    "cannot record the new version in %s/secrets: %s",
+		    secret_rot_opsd(r)->conf->state_dir, strerror(-e));
 		return;
 	}
 	s->meta = m;
-	prune_versions(s);
+	secret_prune_versions(s);
 	secret_env_sync(s);
-	fsync_dir(rot_opsd(r));
-	timer_in(r, 0, promoted_cb);
+	fsync_dir(secret_rot_opsd(r));
+	secret_rot_timer_in(r, 0, promoted_cb);
 }
 
 /* The step's side effect, one loop iteration after its journal entry. */
@@ -826,11 +609,11 @@ journal_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (rot_step(r, r->next) != 0)
 		return;
-	timer_in(r, 0, effect_cb);
+	secret_rot_timer_in(r, 0, effect_cb);
 }
 
-static void
-rot_next(struct rot *r)
+void
+secret_rot_next(struct rot *r)
 {
 	int	next = r->step + 1;
 
@@ -839,150 +622,25 @@ rot_next(struct rot *r)
 		r->timer = NULL;
 	}
 	/* random values have no role; steps without work are not taken */
-	if (!is_pg(r) && (next == ROT_SET_PASSWORD || next == ROT_TEST_LOGIN))
+	if (!secret_rot_is_pg(r) && (next == ROT_SET_PASSWORD
+	    || next == ROT_TEST_LOGIN))
 		next = ROT_WRITE_FILES;
 	if (next == ROT_ON_ROTATE && r->s->conf->non_rotate == 0)
 		next = ROT_VERIFY;
 	if (next == ROT_VERIFY && r->s->conf->verify_probe == NULL)
 		next = ROT_PROMOTE;
 	r->next = next;
-	timer_in(r, 0, journal_cb);
-}
-
-/* --- back ----------------------------------------------------------------- */
-
-/*
- * The undo, in order: the database (the old password back), the files
- * (published again from the current version), the consumers (on_rotate
- * again), then the pending version is dropped. rb_next() takes the next
- * phase that is left to do.
- */
-static void
-rb_retry(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	rb_next(arg);
-}
-
-
-static void
-rb_db_done(struct rot *r, const char *error)
-{
-	if (error != NULL) {
-		/*
-		 * The role may hold the new password while the files hold
-		 * the old: neither may stay so. Keep trying.
-		 */
-		if (!r->db_retry)
-			evt_log_about(LOG_ERR, "secret.rollback", "secret",
-			    r->s->conf->name, "secret %s: cannot set the "
-			    "password of %s back: %s; trying again every %ds",
-			    r->s->conf->name, r->target, error,
-			    RECOVER_RETRY_SEC);
-		r->db_retry = 1;
-		close_session(r);
-		timer_in(r, RECOVER_RETRY_SEC * 1000, rb_retry);
-		return;
-	}
-	r->db_retry = 0;
-	r->db_changed = 0;
-	rb_next(r);
-}
-
-static void
-rb_next(struct rot *r)
-{
-	char	 err[SECRET_ERROR_MAX], label[32];
-	const char *old;
-
-	if (r->timer != NULL) {
-		event_free(r->timer);
-		r->timer = NULL;
-	}
-	if (r->db_changed) {
-		/*
-		 * single: the role gets the current value back. alternating:
-		 * the role not in use gets its last value back (the newest
-		 * previous), if there is one.
-		 */
-		old = r->s->conf->strategy == SECRET_ALTERNATING ?
-		    (r->nprev > 0 && r->s->meta.role[0] != '\0' ? r->prev[0] :
-		    NULL) : r->have_current ? r->current : NULL;
-		if (old != NULL) {
-			rot_alter(r, r->target, old, 0, rb_db_done);
-			return;
-		}
-		r->db_changed = 0;
-	}
-	close_session(r);
-	if (r->files_written) {
-		r->files_written = 0;
-		if (r->have_current) {
-			if (secret_publish(r->s, r->current, NULL, r->prev,
-			    r->nprev, err, sizeof err) != 0)
-				evt_log_about(LOG_ERR, "secret.rollback",
-				    "secret", r->s->conf->name, "secret %s: "
-				    "cannot publish the current value again: "
-				    "%s", r->s->conf->name, err);
-		} else {
-			/* a first value that did not make it: none at all */
-			unlink(r->s->conf->path);
-		}
-		if (r->on_rotate_ran && r->s->conf->non_rotate > 0) {
-			r->on_rotate_ran = 0;
-			r->cmd = 0;
-			if (r->have_current) {
-				run_command(r, 1);
-				return;
-			}
-		}
-	}
-	secret_version_label(r->version, label, sizeof label);
-	secret_value_remove(rot_opsd(r), r->s->conf->name, label);
-	rot_end(r, r->changed ? OP_ROLLED_BACK : OP_FAILED);
-}
-
-static void
-rot_fail(struct rot *r, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (r->rolling_back)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(r->error, sizeof r->error, fmt, ap);
-	va_end(ap);
-	r->rolling_back = 1;
-	/* a hint for the next start, should it come in the middle */
-	if (r->op != NULL)
-		op_set(r->op, "rollback", "yes");
-	if (r->child != NULL) {
-		child_abandon(r->child);
-		r->child = NULL;
-	}
-	if (r->lq != NULL) {
-		pg_cancel(r->lq);
-		r->lq = NULL;
-	}
-	/*
-	 * An idle admin session stays: the password is set back on it,
-	 * still under the fleet lock (a broken one is replaced).
-	 */
-	if (r->alter != NULL)
-		close_session(r);
-	rb_next(r);
+	secret_rot_timer_in(r, 0, journal_cb);
 }
 
 /* --- the end ---------------------------------------------------------------- */
 
-static void
-rot_end(struct rot *r, enum op_outcome outcome)
+void
+secret_rot_end(struct rot *r, enum op_outcome outcome)
 {
 	struct secret		*s = r->s;
 	const char		*result;
 	json_t			*fin;
-	unsigned int		 i;
 	int64_t			 now = (int64_t)time(NULL);
 
 	result = outcome == OP_OK ? "ok" : outcome == OP_ROLLED_BACK ?
@@ -1001,7 +659,8 @@ rot_end(struct rot *r, enum op_outcome outcome)
 		else
 			s->meta.n_failed++;
 		if (s->meta.version > 0 || s->meta.nhist > 0)
-			secret_meta_save(rot_opsd(r), s->conf->name, &s->meta);
+			secret_meta_save(secret_rot_opsd(r), s->conf->name,
+			    &s->meta);
 	}
 	if (r->op != NULL) {
 		if (outcome == OP_OK)
@@ -1033,7 +692,8 @@ rot_end(struct rot *r, enum op_outcome outcome)
 		s->event_error = r->error;
 		secret_event(s, &EVT_SECRET_ROTATION_FAILED, "secret.rotation",
 		    1, r->op_id, "secret %s: rotation FAILED (%s, %s): %s",
-		    s->conf->name, r->step >= 0 ? rot_step_names[r->step] :
+		    s->conf->name, r->step >= 0 ? secret_rot_step_names[r->step]
+		    :
 		    "start", outcome == OP_ROLLED_BACK ? "rolled back, version "
 		    "unchanged" : "nothing changed", r->error);
 		s->event_error = NULL;
@@ -1043,13 +703,7 @@ rot_end(struct rot *r, enum op_outcome outcome)
 	    outcome == OP_OK ? NULL : r->error, "version",
 	    (json_int_t)s->meta.version, "fingerprint", s->meta.fp[0] ?
 	    s->meta.fp : NULL);
-	for (i = 0; i < r->nfollowers; i++) {
-		rpc_pending_notify(r->followers[i], "secret.finished",
-		    json_incref(fin));
-		rpc_pending_release(r->followers[i]);
-	}
-	r->nfollowers = 0;
-	json_decref(fin);
+	rpc_followers_end(&r->followers, "secret.finished", fin);
 	s->rot = NULL;
 	secret_rotation_ended(s, outcome == OP_OK, outcome == OP_OK ? NULL :
 	    r->error);
@@ -1065,16 +719,14 @@ rot_free(struct rot *r)
 
 	if (r->timer != NULL)
 		event_free(r->timer);
-	close_session(r);
+	secret_rot_close_session(r);
 	if (r->child != NULL)
 		child_abandon(r->child);
 	for (i = 0; i < r->nprev; i++) {
 		OPENSSL_cleanse(r->prev[i], strlen(r->prev[i]));
 		free(r->prev[i]);
 	}
-	for (i = 0; i < r->nfollowers; i++)
-		rpc_pending_release(r->followers[i]);
-	free(r->followers);
+	rpc_followers_end(&r->followers, NULL, NULL);
 	OPENSSL_cleanse(r->pending, sizeof r->pending);
 	OPENSSL_cleanse(r->current, sizeof r->current);
 	free(r);
@@ -1082,8 +734,8 @@ rot_free(struct rot *r)
 
 /* --- starting --------------------------------------------------------------- */
 
-static struct rot *
-rot_new(struct secret *s)
+struct rot *
+secret_rot_new(struct secret *s)
 {
 	struct rot	*r;
 
@@ -1129,10 +781,10 @@ secret_rotate(struct secret *s, int manual, int force,
 		    SECRET_ALTERNATING ? "role" : "value");
 		return (-EBUSY);
 	}
-	r = rot_new(s);
+	r = secret_rot_new(s);
 	r->manual = manual;
 	s->last_manual = manual;
-	if (load_values(r) != 0) {
+	if (secret_rot_load_values(r) != 0) {
 		xasprintf(err, "version %lld of secret %s is missing from "
 		    "%s/secrets (see docs/secrets.md, recovering by hand)",
 		    (long long)s->meta.version, s->conf->name,
@@ -1140,8 +792,9 @@ secret_rotate(struct secret *s, int manual, int force,
 		rot_free(r);
 		return (-EIO);
 	}
-	if (is_pg(r))
-		snprintf(r->target, sizeof r->target, "%s", other_role(s));
+	if (secret_rot_is_pg(r))
+		snprintf(r->target, sizeof r->target, "%s",
+		    secret_other_role(s));
 	if ((e = op_begin(o, &secret_rotate_kind, s->conf->name, &r->op,
 	    &msg)) != 0) {
 		xasprintf(err, "%s", msg != NULL ? msg : strerror(-e));
@@ -1153,11 +806,9 @@ secret_rotate(struct secret *s, int manual, int force,
 	/* for the next start: a manual rotation is not retried on its own */
 	if (manual)
 		op_set(r->op, "manual", "yes");
-	op_listen(r->op, rot_listener, r);
-	if (follower != NULL) {
-		r->followers = xcalloc(1, sizeof *r->followers);
-		r->followers[r->nfollowers++] = follower;
-	}
+	op_listen(r->op, secret_rot_listener, r);
+	if (follower != NULL)
+		rpc_followers_add(&r->followers, follower);
 	s->rot = r;
 	s->last_start = now;
 	*id = xstrdup(r->op_id);
@@ -1166,7 +817,7 @@ secret_rotate(struct secret *s, int manual, int force,
 	 * secret's rotation can end before this returns, and its follower
 	 * must see the reply before secret.finished).
 	 */
-	rot_next(r);
+	secret_rot_next(r);
 	return (0);
 }
 
@@ -1193,128 +844,10 @@ secret_rotate_json(const struct secret *s)
 	if (r == NULL)
 		return (NULL);
 	return (json_pack("{s:s, s:s, s:I, s:b, s:b, s:s?}", "op", r->op_id,
-	    "step", r->step >= 0 ? rot_step_names[r->step] : "", "started",
+	    "step", r->step >= 0 ? secret_rot_step_names[r->step] : "",
+	    "started",
 	    (json_int_t)r->started, "recovered", r->recovering != 0,
 	    "rolling_back", r->rolling_back != 0, "error", r->rolling_back ?
 	    r->error : NULL));
 }
 
-/* --- after a crash ---------------------------------------------------------- */
-
-/*
- * NAME.json names the op: the rotation had ended (promoted, or its
- * failure recorded) when opsd stopped, and only the journal missed it.
- * What is left is the end: a promotion's clean-up and its events, or the
- * recorded outcome; the counters already have it.
- */
-static void
-rotate_ended(struct secret *s, struct op *op)
-{
-	struct rot	*r;
-
-	if (strcmp(s->meta.last_result, "ok") != 0) {
-		op_finish(op, strcmp(s->meta.last_result, "rolled_back") == 0 ?
-		    OP_ROLLED_BACK : OP_FAILED, "%s", s->meta.last_error);
-		secret_event(s, &EVT_SECRET_RECOVERED, NULL, 0, s->meta.last_op,
-		    "secret %s: the rotation interrupted by a restart had been "
-		    "rolled back; version %lld stays current", s->conf->name,
-		    (long long)s->meta.version);
-		return;
-	}
-	r = rot_new(s);
-	r->op = op;
-	r->recovering = 1;
-	r->step = ROT_PROMOTE;
-	r->version = s->meta.version;
-	r->initial = s->meta.nhist == 0 && strcmp(s->meta.origin,
-	    "generated") == 0;
-	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(op));
-	s->rot = r;
-	prune_versions(s);
-	secret_env_sync(s);
-	rot_end(r, OP_OK);
-}
-
-/*
- * An unfinished rotation of a previous opsd: finished from write_files
- * on when it got that far (the new value works: the role has it, the
- * login proved it), rolled back when it did not, or when it was already
- * rolling back. Nothing read from the op is trusted but its step and that
- * hint: the version, the role and every path come from NAME.json and the
- * configuration.
- */
-void
-secret_rotate_recover(struct opsd *o, struct op *op)
-{
-	struct secret	*s = secret_find(o, op_object(op));
-	struct rot	*r;
-	unsigned int	 step = op_step_index(op);
-	const char	*hint = op_get(op, "rollback");
-	char		 label[32];
-
-	if (s == NULL) {
-		op_finish(op, OP_ABANDONED, "no [secret %s] in the "
-		    "configuration any more", op_object(op));
-		return;
-	}
-	if (s->rot != NULL) {
-		op_finish(op, OP_ABANDONED, "another rotation of %s is under "
-		    "way", s->conf->name);
-		return;
-	}
-	if (strcmp(s->meta.last_op, op_id(op)) == 0) {
-		rotate_ended(s, op);
-		return;
-	}
-	r = rot_new(s);
-	r->op = op;
-	r->recovering = 1;
-	r->manual = s->last_manual = op_get(op, "manual") != NULL;
-	snprintf(r->op_id, sizeof r->op_id, "%s", op_id(op));
-	r->step = step == OP_NO_STEP ? -1 : (int)step;
-	s->rot = r;
-	op_listen(op, rot_listener, r);
-	if (load_values(r) != 0) {
-		snprintf(r->error, sizeof r->error, "version %lld is missing "
-		    "from the state", (long long)s->meta.version);
-		r->rolling_back = 1;
-		rb_next(r);
-		return;
-	}
-	if (is_pg(r))
-		snprintf(r->target, sizeof r->target, "%s", other_role(s));
-	secret_version_label(r->version, label, sizeof label);
-	if (step == OP_NO_STEP || step == ROT_GENERATE) {
-		/* stopped before write_files: rolled back, its value dropped */
-		snprintf(r->error, sizeof r->error, "interrupted by a restart "
-		    "while generating; the new value was discarded");
-		r->rolling_back = 1;
-		r->changed = 1;
-		rb_next(r);
-		return;
-	}
-	if (step < ROT_WRITE_FILES || hint != NULL || secret_value_read(o,
-	    s->conf->name, label, r->pending, sizeof r->pending) != 0) {
-		snprintf(r->error, sizeof r->error, "interrupted by a restart "
-		    "at step %s", rot_step_names[step]);
-		r->rolling_back = 1;
-		r->changed = 1;
-		r->db_changed = is_pg(r);
-		r->files_written = step >= ROT_WRITE_FILES;
-		r->on_rotate_ran = step >= ROT_ON_ROTATE;
-		op_set(op, "rollback", "yes");
-		rb_next(r);
-		return;
-	}
-	/* forward: publish again (the same bytes), then the rest */
-	r->changed = 1;
-	r->db_changed = is_pg(r);
-	r->step = ROT_TEST_LOGIN;
-	rot_next(r);
-}
-
-static void
-rotate_resume(struct opsd *o, struct op *op)
-{
-	secret_rotate_recover(o, op);
-}

@@ -156,6 +156,13 @@ secret_next(const struct secret *s)
 		t = s->retry_at;
 	else if ((t = due_at(s)) > 0)
 		t += jitter(s);
+	/*
+	 * start_scheduled() postpones a start before min_interval has passed:
+	 * say when it will really start, not when it will be put off.
+	 */
+	if (t > 0 && s->meta.version > 0 && s->conf->min_interval > 0 &&
+	    t < s->meta.created + (int64_t)(s->conf->min_interval / 1000))
+		t = s->meta.created + (int64_t)(s->conf->min_interval / 1000);
 	return (t > 0 ? t : 0);
 }
 

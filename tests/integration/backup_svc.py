@@ -14,100 +14,23 @@ SCRAM passwords:
 Passwords reach psql through PGPASSWORD in psql's own environment only,
 and opsd through password files (0600).
 """
-import json
 import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("OPSD_BUILD") or REPO / "build").resolve()
-OPSD = BUILD / "daemon" / "opsd"
-CLI = BUILD / "client" / "opsd-cli"
+from opsd_proc import (BUILD, CLI, OPSD, PG_ENV, REPO,  # noqa: F401
+                       SANITIZED, SANITIZER_MARKERS, SCALE, SYSTEMD_ENV,
+                       DaemonProc, env, free_port, must, pid_alive,
+                       port_open, run, wait_for)
+
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 PSQL = PGBIN / "psql"
-
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:",
-                     "LeakSanitizer")
-SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
-               "LISTEN_PID", "LISTEN_FDNAMES", "JOURNAL_STREAM",
-               "OPSD_SOCKET", "INVOCATION_ID")
-# libpq variables that would change what opsd, pg_dump or psql connect to
-PG_ENV = ("PGPASSWORD", "PGPASSFILE", "PGHOST", "PGPORT", "PGUSER",
-          "PGDATABASE", "PGSERVICE", "PGSSLMODE", "PGOPTIONS")
-
-
-def _sanitized(path):
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return False
-    return b"__asan_init" in data or b"__ubsan_handle" in data
-
-
-SANITIZED = _sanitized(OPSD)
-SCALE = 2.5 if SANITIZED else 1.0
-
-
-def env(**extra):
-    e = {k: v for k, v in os.environ.items()
-         if k not in SYSTEMD_ENV and k not in PG_ENV}
-    e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-    e.update({k: str(v) for k, v in extra.items()})
-    return e
-
-
-def run(argv, timeout=60, **kw):
-    kw.setdefault("env", env())
-    p = subprocess.run([str(a) for a in argv], capture_output=True,
-                       text=True, timeout=timeout, **kw)
-    return p.returncode, p.stdout, p.stderr
-
-
-def must(argv, what=None, **kw):
-    rc, out, err = run(argv, **kw)
-    if rc != 0:
-        raise AssertionError(f"{what or argv[0]} failed ({rc}): "
-                             f"{' '.join(map(str, argv))}\n{out}{err}")
-    return out
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for(pred, timeout=5.0, what="condition", interval=0.02,
-             detail=None):
-    """Polls pred() until it returns something true and returns it; fails
-    with what (and detail()) after timeout (longer on sanitizer builds)."""
-    deadline = time.monotonic() + timeout * SCALE
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            extra = "\n" + str(detail()) if detail is not None else ""
-            raise AssertionError(f"timed out after {timeout * SCALE:.1f}s "
-                                 f"waiting for {what}{extra}")
-        time.sleep(interval)
 
 
 def tmpdir(prefix):
@@ -368,163 +291,12 @@ def find_pg_dump(db):
     return pids
 
 
-def pid_alive(pid):
-    try:
-        st = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return st.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 # --- the daemon under test ---------------------------------------------------
 
 
-class Daemon:
-    """opsd with a private config, socket, state dir and stderr log (JSON
-    lines, --log-target=stderr). Restartable: the log is appended to."""
-
-    def __init__(self, workdir, rundir, name):
-        self.name = name
-        self.workdir = Path(workdir)
-        self.socket = Path(rundir) / f"{name}.sock"
-        self.state_dir = self.workdir / f"{name}.state"
-        self.conf_path = self.workdir / f"{name}.conf"
-        self.stderr_path = self.workdir / f"{name}.stderr"
-        self.proc = None
-        self._err = None
-        self.log_offset = 0
-
-    def write(self, body=""):
-        self.conf_path.write_text(
-            "[opsd]\n"
-            f"socket = {self.socket}\n"
-            f"state_dir = {self.state_dir}\n"
-            "socket_mode = 0600\n"
-            "log_level = info\n"
-            "metrics_listen = off\n"
-            "\n" + body)
-        return self
-
-    def start(self):
-        self.log_offset = len(self._log_bytes())
-        self._err = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(OPSD), "-c", str(self.conf_path), "--log-target=stderr"],
-            stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
-            env=env())
-        wait_for(self._ready, 10, f"opsd {self.name} to answer",
-                 detail=lambda: self.log()[-3000:])
-        return self
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"opsd exited with {self.proc.returncode} "
-                                 f"at start-up:\n{self.log()[-3000:]}")
-        if not self.socket.exists():
-            return False
-        try:
-            return "result" in self.rpc_raw("opsd.status", timeout=2)
-        except (OSError, ValueError):
-            return False
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15 * SCALE)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-                raise AssertionError(f"opsd {self.name} ignored SIGTERM:\n"
-                                     f"{self.log()[-3000:]}")
-        self._close()
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._close()
-
-    def _close(self):
-        if self._err is not None:
-            self._err.close()
-            self._err = None
-
-    # --- output --------------------------------------------------------------
-    def _log_bytes(self):
-        try:
-            return self.stderr_path.read_bytes()
-        except FileNotFoundError:
-            return b""
-
-    def log(self, since_start=False):
-        b = self._log_bytes()
-        if since_start:
-            b = b[self.log_offset:]
-        return b.decode("utf-8", "replace")
-
-    def events(self, name=None, since_start=False):
-        out = []
-        for line in self.log(since_start).splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if name is None or e.get("event") == name:
-                out.append(e)
-        return out
-
-    def wait_event(self, name, pred=None, timeout=10.0, since_start=False):
-        def found():
-            return [e for e in self.events(name, since_start)
-                    if pred is None or pred(e)]
-        return wait_for(found, timeout, f"a '{name}' event from opsd "
-                        f"{self.name}", interval=0.05,
-                        detail=lambda: self.log()[-4000:])
-
-    def sanitizer_report(self):
-        for line in self.log().splitlines():
-            if any(m in line for m in SANITIZER_MARKERS):
-                return line
-        return None
-
-    # --- control -------------------------------------------------------------
-    def rpc_raw(self, method, params=None, timeout=10.0):
-        req = {"jsonrpc": "2.0", "id": 1, "method": method}
-        if params is not None:
-            req["params"] = params
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(self.socket))
-            s.sendall(json.dumps(req).encode() + b"\n")
-            buf = b""
-            while b"\n" not in buf:
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise OSError(f"opsd closed the connection during "
-                                  f"{method}")
-                buf += chunk
-        return json.loads(buf.split(b"\n")[0])
-
-    def rpc(self, method, params=None, timeout=10.0):
-        reply = self.rpc_raw(method, params, timeout)
-        assert "result" in reply, f"{method} failed: {reply}"
-        return reply["result"]
-
-    def cli(self, *args, timeout=60):
-        return run([CLI, "-s", self.socket] + [str(a) for a in args],
-                   timeout=timeout * SCALE)
-
-    def cli_popen(self, *args):
-        return subprocess.Popen(
-            [str(CLI), "-s", str(self.socket)] + [str(a) for a in args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env())
+class Daemon(DaemonProc):
+    """opsd for the backup tests (see opsd_proc.DaemonProc), with
+    helpers for its backups and jobs."""
 
     # --- backups -------------------------------------------------------------
     def backups(self, name):

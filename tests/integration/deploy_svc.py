@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,97 +29,23 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("OPSD_BUILD") or REPO / "build").resolve()
-OPSD = BUILD / "daemon" / "opsd"
-CLI = BUILD / "client" / "opsd-cli"
+import opsd_proc
+from opsd_proc import (BUILD, CLI, OPSD, REPO, SANITIZED,  # noqa: F401
+                       SANITIZER_MARKERS, DaemonProc, env, free_port, must,
+                       pid_alive, port_open, run)
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BACKEND = Path(__file__).resolve().parent / "deploy_backend.py"
 PYTHON = "/usr/bin/python3"
 
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:",
-                     "LeakSanitizer")
-SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
-               "LISTEN_PID", "LISTEN_FDNAMES", "JOURNAL_STREAM",
-               "OPSD_SOCKET", "INVOCATION_ID")
-
-
-def _sanitized(path):
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return False
-    return b"__asan_init" in data or b"__ubsan_handle" in data
-
-
-SANITIZED = _sanitized(OPSD)
 # a shared 2-core machine: deadlines stretch, never shrink
 SCALE = 2.5 if SANITIZED else 1.5
 
 
-def env(**extra):
-    e = {k: v for k, v in os.environ.items() if k not in SYSTEMD_ENV}
-    e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-    e.update({k: str(v) for k, v in extra.items()})
-    return e
-
-
-def run(argv, timeout=60, **kw):
-    kw.setdefault("env", env())
-    p = subprocess.run([str(a) for a in argv], capture_output=True,
-                       text=True, timeout=timeout, **kw)
-    return p.returncode, p.stdout, p.stderr
-
-
-def must(argv, what=None, **kw):
-    rc, out, err = run(argv, **kw)
-    if rc != 0:
-        raise AssertionError(f"{what or argv[0]} failed ({rc}): "
-                             f"{' '.join(map(str, argv))}\n{out}{err}")
-    return out
-
-
-_given = set()
-
-
-def free_port():
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _given:
-            _given.add(port)
-            return port
-
-
-def port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 def wait_for(pred, timeout=5.0, what="condition", interval=0.05,
              detail=None):
-    deadline = time.monotonic() + timeout * SCALE
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            extra = "\n" + str(detail()) if detail is not None else ""
-            raise AssertionError(f"timed out after {timeout * SCALE:.1f}s "
-                                 f"waiting for {what}{extra}")
-        time.sleep(interval)
-
-
-def pid_alive(pid):
-    try:
-        st = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return st.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    return opsd_proc.wait_for(pred, timeout, what, interval, detail,
+                              scale=SCALE)
 
 
 def get(port, path="/", host=None, timeout=5.0):
@@ -387,169 +312,15 @@ class Load:
 # --- opsd ------------------------------------------------------------------
 
 
-class Daemon:
-    """opsd with a private config, socket, state dir, metrics port and
-    stderr log (JSON lines). Restartable; kill9() for crash tests."""
+class Daemon(DaemonProc):
+    """opsd for the deploy tests (see opsd_proc.DaemonProc), with its own
+    metrics port and helpers for deploys and ops."""
+
+    scale = SCALE
+    cli_timeout = 120
 
     def __init__(self, workdir, rundir, name="d1"):
-        self.name = name
-        self.workdir = Path(workdir)
-        self.socket = Path(rundir) / f"{name}.sock"
-        self.state_dir = self.workdir / f"{name}.state"
-        self.conf_path = self.workdir / f"{name}.conf"
-        self.stderr_path = self.workdir / f"{name}.stderr"
-        self.metrics_port = free_port()
-        self.proc = None
-        self._err = None
-        self.log_offset = 0
-
-    def write(self, body=""):
-        self.conf_path.write_text(
-            "[opsd]\n"
-            f"socket = {self.socket}\n"
-            f"state_dir = {self.state_dir}\n"
-            "socket_mode = 0600\n"
-            "log_level = info\n"
-            f"metrics_listen = 127.0.0.1:{self.metrics_port}\n"
-            "\n" + body)
-        return self
-
-    def start(self, extra_env=None):
-        self.log_offset = len(self._log_bytes())
-        self._err = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(OPSD), "-c", str(self.conf_path), "--log-target=stderr"],
-            stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
-            env=env(**(extra_env or {})))
-        if extra_env is None or "OPSD_FAULT" not in extra_env:
-            self.wait_ready()
-        else:
-            wait_for(lambda: self.proc.poll() is not None or self._ready(),
-                     10, f"opsd {self.name} to answer",
-                     detail=lambda: self.log()[-3000:])
-        return self
-
-    def wait_ready(self):
-        wait_for(self._ready, 10, f"opsd {self.name} to answer",
-                 detail=lambda: self.log()[-3000:])
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"opsd exited with {self.proc.returncode} "
-                                 f"at start-up:\n{self.log()[-3000:]}")
-        if not self.socket.exists():
-            return False
-        try:
-            return "result" in self.rpc_raw("opsd.status", timeout=2)
-        except (OSError, ValueError):
-            return False
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15 * SCALE)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-                raise AssertionError(f"opsd {self.name} ignored SIGTERM:\n"
-                                     f"{self.log()[-3000:]}")
-        self._close()
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._close()
-
-    def wait_exit(self, timeout=30):
-        try:
-            rc = self.proc.wait(timeout=timeout * SCALE)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"opsd did not exit:\n{self.log()[-4000:]}")
-        self._close()
-        return rc
-
-    def _close(self):
-        if self._err is not None:
-            self._err.close()
-            self._err = None
-
-    def _log_bytes(self):
-        try:
-            return self.stderr_path.read_bytes()
-        except FileNotFoundError:
-            return b""
-
-    def log(self, since_start=False):
-        b = self._log_bytes()
-        if since_start:
-            b = b[self.log_offset:]
-        return b.decode("utf-8", "replace")
-
-    def events(self, name=None, since_start=False):
-        out = []
-        for line in self.log(since_start).splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if name is None or e.get("event") == name:
-                out.append(e)
-        return out
-
-    def wait_event(self, name, pred=None, timeout=10.0, since_start=False):
-        return wait_for(lambda: [e for e in self.events(name, since_start)
-                                 if pred is None or pred(e)], timeout,
-                        f"a '{name}' event", detail=lambda: self.log()[-4000:])
-
-    def sanitizer_report(self):
-        for line in self.log().splitlines():
-            if any(m in line for m in SANITIZER_MARKERS):
-                return line
-        return None
-
-    def rpc_raw(self, method, params=None, timeout=10.0):
-        req = {"jsonrpc": "2.0", "id": 1, "method": method}
-        if params is not None:
-            req["params"] = params
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(self.socket))
-            s.sendall(json.dumps(req).encode() + b"\n")
-            buf = b""
-            while b"\n" not in buf:
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise OSError(f"opsd closed the connection during "
-                                  f"{method}")
-                buf += chunk
-        return json.loads(buf.split(b"\n")[0])
-
-    def rpc(self, method, params=None, timeout=10.0):
-        reply = self.rpc_raw(method, params, timeout)
-        assert "result" in reply, f"{method} failed: {reply}"
-        return reply["result"]
-
-    def cli(self, *args, timeout=120):
-        return run([CLI, "-s", self.socket] + [str(a) for a in args],
-                   timeout=timeout * SCALE)
-
-    def cli_popen(self, *args):
-        return subprocess.Popen(
-            [str(CLI), "-s", str(self.socket)] + [str(a) for a in args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env())
-
-    def metrics(self):
-        c = http.client.HTTPConnection("127.0.0.1", self.metrics_port,
-                                       timeout=5)
-        c.request("GET", "/metrics")
-        r = c.getresponse()
-        body = r.read().decode()
-        c.close()
-        return body
+        super().__init__(workdir, rundir, name, metrics=True)
 
     # --- deploys -------------------------------------------------------------
     def status(self, name="api"):

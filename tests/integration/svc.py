@@ -45,79 +45,21 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("OPSD_BUILD") or REPO / "build").resolve()
-OPSD = BUILD / "daemon" / "opsd"
-CLI = BUILD / "client" / "opsd-cli"
-
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:",
-                     "LeakSanitizer")
+from opsd_proc import (BUILD, CLI, OPSD, REPO, SANITIZED, _given,  # noqa
+                       SANITIZER_MARKERS, SYSTEMD_ENV, env, free_port, must,
+                       port_open)
+import opsd_proc
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
-               "LISTEN_PID", "LISTEN_FDNAMES", "JOURNAL_STREAM",
-               "OPSD_SOCKET", "INVOCATION_ID")
-
-
-def _sanitized(path):
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return False
-    return b"__asan_init" in data or b"__ubsan_handle" in data
-
-
-SANITIZED = _sanitized(OPSD)
 # deadlines for things that normally take milliseconds
 SLOW = 3.0 if SANITIZED else 1.0
 
 
-def env(**extra):
-    e = {k: v for k, v in os.environ.items() if k not in SYSTEMD_ENV}
-    e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-    e.update({k: str(v) for k, v in extra.items()})
-    return e
-
-
 def run(argv, timeout=30, **kw):
     """Runs argv; returns (rc, stdout, stderr) as text."""
-    kw.setdefault("env", env())
-    p = subprocess.run([str(a) for a in argv], capture_output=True,
-                       text=True, timeout=timeout, **kw)
-    return p.returncode, p.stdout, p.stderr
-
-
-def must(argv, what=None, **kw):
-    rc, out, err = run(argv, **kw)
-    if rc != 0:
-        raise AssertionError(f"{what or argv[0]} failed ({rc}): "
-                             f"{' '.join(map(str, argv))}\n{out}{err}")
-    return out
-
-
-_given = set()      # ports handed out in this session: never twice
-
-
-def free_port():
-    """A port that was free a moment ago and that no other helper of this
-    session hands out again."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _given:
-            _given.add(port)
-            return port
-
-
-def port_open(port, host="127.0.0.1"):
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+    return opsd_proc.run(argv, timeout, **kw)
 
 
 def wait_for(pred, timeout=5.0, what="condition", interval=0.02,

@@ -621,10 +621,26 @@ def test_cert_postgres_without_ssl(opsd_launcher, pg_up, site, tmp_path):
     # a port where nothing listens: an error, not a hang
     port = free_port()
     d2 = opsd_launcher(f"[cert x]\npath = {site.crt}\n"
-                       f"served_at = 127.0.0.1:{port}\ntimeout = 2s\n")
+                       f"served_at = 127.0.0.1:{port}\ntimeout = 2s\n"
+                       "warn_days = 1\n")
     r = d2.rpc("cert.check", {"name": "x"})
-    assert r["served_matches"] is False and "connect" in \
+    # could not check is not "differs": unknown, no alert
+    assert r["served_matches"] is None and "connect" in \
         r["served"][0]["error"], r
+    assert r["served"][0]["matches"] is None, r
+    assert r["served"][0]["answered"] is False, r
+    assert r["state"] == "unreachable", r
+    ev = d2.wait_event("cert.served_unchecked")[0]
+    assert "could NOT BE CHECKED" in ev["msg"] and "connect" in \
+        ev["error"], ev
+    assert not d2.events("cert.served_differs")
+    m = parse_metrics(d2.metrics())
+    assert metric_value(m, "opsd_cert_served_answered", cert="x",
+                        endpoint=f"127.0.0.1:{port}") == 0, m
+    assert metric_value(m, "opsd_cert_served_matches", cert="x",
+                        endpoint=f"127.0.0.1:{port}") is None, m
+    h = d2.rpc("opsd.health")
+    assert any("could not be checked" in p for p in h["problems"]), h
 
 
 def test_cert_overdue_without_renew_command(opsd_launcher, site, pki):

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import textwrap
 import time
 from pathlib import Path
@@ -28,6 +27,8 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("backup_svc", "svc")
+
+import journal_svc  # noqa: E402
 
 from backup_svc import (CLI, OPSD, Daemon,  # noqa: E402
                         TableLock, backup_section, env, find_pg_dump,
@@ -101,6 +102,20 @@ NOT_TRIGGERED = {
     "cert.renewed": "a renewal (test_cert.py)",
     "cert.renewal_failed": "a failing renew command (test_cert.py)",
     "cert.served_differs": "a forgotten reload (test_cert.py)",
+    "cert.served_unchecked": "an endpoint where nothing listens (test_cert.py)",
+    # recovery: test_recover.py (real backends, restart scripts)
+    "probe.restart": "a probe with on_down = restart (test_recover.py)",
+    "probe.flapping": "a backend that dies after every start "
+                      "(test_recover.py)",
+    "probe.held": "a dependency down, or maintenance (test_recover.py)",
+    "maintenance.started": "opsd-cli maintenance start (test_recover.py)",
+    "maintenance.ended": "maintenance stop or expiry (test_recover.py)",
+    # the audit: test_audit.py (two real PostgreSQL servers)
+    "audit.finished": "an audit run (test_audit.py)",
+    "audit.new_findings": "a scheduled audit with new findings "
+                          "(test_audit.py)",
+    "audit.resolved": "findings fixed between scheduled audits "
+                      "(test_audit.py)",
     "cert.overdue": "a renewal overdue (test_cert.py)",
     "cert.recovered": "a crash in a renewal (test_cert.py)",
     "cert.state": "a state file that cannot be read or written",
@@ -472,34 +487,8 @@ def test_every_event_type_is_seen_or_explained(scenario):
 
 # --- the same through a real journald ---------------------------------------
 
-JOURNALD = "/lib/systemd/systemd-journald"
-JOURNAL_DIRS = "/run/systemd/journal /run/log/journal /var/log/journal"
-
-SCRIPT = textwrap.dedent("""\
-    set -u
-    W=$1 OPSD=$2 CLI=$3 CONF=$4 SOCK=$5
-    step() { echo "$1 $2" >> "$W/steps"; }
-    for d in $JOURNAL_DIRS; do
-        mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" ||
-            { echo "cannot mount tmpfs on $d" >&2; exit 10; }
-    done
-    OPID=
-    {JOURNALD} >"$W/journald.log" 2>&1 &
-    JPID=$!
-    cleanup() {
-        [ -n "$OPID" ] && kill -KILL "$OPID" 2>/dev/null
-        kill -TERM "$JPID" 2>/dev/null
-        wait 2>/dev/null
-    }
-    trap cleanup EXIT
-    ok=0
-    for i in $(seq 250); do
-        if echo ping | systemd-cat -t opsd-it-ping 2>/dev/null; then
-            ok=1; break
-        fi
-        sleep 0.02
-    done
-    [ $ok = 1 ] || { echo "journald did not come up" >&2; exit 11; }
+SCRIPT = journal_svc.script(textwrap.dedent("""\
+    OPSD=$2 CLI=$3 CONF=$4 SOCK=$5
     "$OPSD" -c "$CONF" --log-target=journal 2>"$W/opsd.stderr" &
     OPID=$!
     for i in $(seq 500); do
@@ -525,22 +514,11 @@ SCRIPT = textwrap.dedent("""\
     journalctl -o json --no-pager -t opsd OPSD_BACKUP=app >"$W/backup.json"
     journalctl -o json --no-pager -t opsd OPSD_PROBE=api >"$W/probe.json"
     journalctl -o json --no-pager -t opsd OPSD_ROUTE=ok >"$W/route.json"
-    """).replace("$JOURNAL_DIRS", JOURNAL_DIRS).replace("{JOURNALD}",
-                                                        JOURNALD)
-
-
-def _journal_lines(path):
-    return [json.loads(x) for x in path.read_text().splitlines()] \
-        if path.exists() else []
+    """))
 
 
 def test_journal_records_carry_the_fields(bk_pg, tmp_path):
-    for tool in (JOURNALD, shutil.which("unshare"),
-                 shutil.which("journalctl"), shutil.which("systemd-cat")):
-        if not tool or not os.access(tool, os.X_OK):
-            pytest.skip(f"journald tooling missing ({tool})")
-    if os.geteuid() != 0:
-        pytest.skip("needs root for a private mount namespace")
+    journal_svc.require_tools()
     pg = bk_pg
     db = pg.new_db(rows=100)
     hook = Webhook()
@@ -555,33 +533,24 @@ def test_journal_records_carry_the_fields(bk_pg, tmp_path):
                               expect="> 0"))
     script = tmp_path / "run.sh"
     script.write_text(SCRIPT)
-    p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh",
-                          str(script), str(tmp_path), str(OPSD), str(CLI),
-                          str(d.conf_path), str(d.socket)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         env=env(), start_new_session=True, text=True)
+    p = journal_svc.start(script, tmp_path,
+                          [OPSD, CLI, d.conf_path, d.socket], env())
     try:
         # the probe's alert reaches the webhook: the script may stop opsd
         wait_for(lambda: hook.received(), 20, "the probe's alert")
         got.touch()
-        out, _ = p.communicate(timeout=60)
-    except (subprocess.TimeoutExpired, AssertionError):
-        os.killpg(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
+        rc, out = journal_svc.finish(p, 60)
+    except AssertionError:
+        journal_svc.kill(p)
         raise
     finally:
         hook.down()
         shutil.rmtree(rundir, ignore_errors=True)
-    steps = dict(x.split() for x in (tmp_path / "steps").read_text()
-                 .splitlines()) if (tmp_path / "steps").exists() else {}
-    log = f"exit {p.returncode}: {out}\nsteps {steps}\n"
-    for name in ("opsd.stderr", "cli.err", "journald.log"):
-        f = tmp_path / name
-        if f.exists():
-            log += f"--- {name}:\n{f.read_text(errors='replace')[-3000:]}\n"
-    assert p.returncode == 0 and steps.get("backup") == "0" and \
+    steps = journal_svc.steps(tmp_path)
+    log = journal_svc.log(tmp_path, rc, out)
+    assert rc == 0 and steps.get("backup") == "0" and \
         steps.get("opsd-exit") == "0", log
-    entries = _journal_lines(tmp_path / "journal.json")
+    entries = journal_svc.json_lines(tmp_path / "journal.json")
     assert entries, log
 
     key, other, ids = parse_logging_md()
@@ -608,14 +577,15 @@ def test_journal_records_carry_the_fields(bk_pg, tmp_path):
         assert by_sub.get(sub), f"no {sub}.* record in the journal: " \
             f"{sorted(by_sub)}"
     # the promise: one object's records by its field
-    backup = {e["OPSD_EVENT"] for e in _journal_lines(tmp_path /
-                                                      "backup.json")}
+    def events_in(name):
+        return {e["OPSD_EVENT"]
+                for e in journal_svc.json_lines(tmp_path / name)}
+    backup = events_in("backup.json")
     assert {"backup.start", "backup.succeeded", "backup.verified"} <= \
         backup, backup
-    probe = {e["OPSD_EVENT"] for e in _journal_lines(tmp_path /
-                                                     "probe.json")}
+    probe = events_in("probe.json")
     assert {"probe.state", "probe.result"} <= probe, probe
-    rt = {e["OPSD_EVENT"] for e in _journal_lines(tmp_path / "route.json")}
+    rt = events_in("route.json")
     assert "alert.sent" in rt, rt
     assert not any(m in (tmp_path / "opsd.stderr").read_text()
                    for m in ("AddressSanitizer", "runtime error:",

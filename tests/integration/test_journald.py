@@ -1,49 +1,20 @@
 """Logging to journald (a private journald in its own mount namespace) and
 the JSON-lines fallback on stderr when there is no journal."""
 import json
-import os
 import shutil
-import signal
-import subprocess
 import textwrap
 
 import pytest
 
+import journal_svc
 from conftest import (AS_NOBODY, CLI, NOBODY_UID, OPSD, base_env,
                       check_sanitizers, message_ids, parse_json_lines,
                       short_rundir, Daemon)
 
-JOURNALD = "/lib/systemd/systemd-journald"
-JOURNAL_DIRS = "/run/systemd/journal /run/log/journal /var/log/journal"
-
-# Runs inside `unshare -m --propagation private`: tmpfs over the journal
-# directories keeps the host's journal (if any) out of it, both ways.
-SCRIPT = textwrap.dedent("""\
-    set -u
-    W=$1 OPSD=$2 CLI=$3 CONF=$4 SOCK=$5
-    step() { echo "$1 $2" >> "$W/steps"; }
-    for d in $JOURNAL_DIRS; do
-        mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" ||
-            { echo "cannot mount tmpfs on $d" >&2; exit 10; }
-    done
-    OPID=
-    {JOURNALD} >"$W/journald.log" 2>&1 &
-    JPID=$!
-    cleanup() {
-        [ -n "$OPID" ] && kill -KILL "$OPID" 2>/dev/null
-        kill -TERM "$JPID" 2>/dev/null
-        wait 2>/dev/null
-    }
-    trap cleanup EXIT
-    ok=0
-    for i in $(seq 250); do
-        if echo ping | systemd-cat -t opsd-it-ping 2>/dev/null; then
-            ok=1; break
-        fi
-        sleep 0.02
-    done
-    [ $ok = 1 ] || { echo "journald did not come up" >&2; exit 11; }
-
+# Runs inside `unshare -m --propagation private` (journal_svc.py): a
+# private journald, then these steps.
+SCRIPT = journal_svc.script(textwrap.dedent("""\
+    OPSD=$2 CLI=$3 CONF=$4 SOCK=$5
     "$OPSD" -c "$CONF" --log-target=journal 2>"$W/opsd.stderr" &
     OPID=$!
     for i in $(seq 500); do
@@ -66,8 +37,7 @@ SCRIPT = textwrap.dedent("""\
     step sync $?
     journalctl -o json --no-pager SYSLOG_IDENTIFIER=opsd >"$W/journal.json"
     step journalctl $?
-    """).replace("$JOURNAL_DIRS", JOURNAL_DIRS) \
-    .replace("{JOURNALD}", JOURNALD).replace("{AS_NOBODY}", " ".join(AS_NOBODY))
+    """).replace("{AS_NOBODY}", " ".join(AS_NOBODY)))
 
 
 class JournalRun:
@@ -83,52 +53,29 @@ class JournalRun:
         return [e for e in self.entries if e.get("OPSD_EVENT") == name]
 
 
-def require_tools():
-    for tool in (JOURNALD, shutil.which("unshare"), shutil.which("journalctl"),
-                 shutil.which("systemd-cat")):
-        if not tool or not os.access(tool, os.X_OK):
-            pytest.skip(f"journald tooling missing ({tool})")
-    if os.geteuid() != 0:
-        pytest.skip("needs root for a private mount namespace")
-
-
 @pytest.fixture(scope="session")
 def journal_run(tmp_path_factory):
     """One opsd run against a private journald; its journal as JSON."""
-    require_tools()
+    journal_svc.require_tools()
     work = tmp_path_factory.mktemp("journald")
     rundir = short_rundir()
     d = Daemon(work, rundir, name="jd")
     d.write_config()
     script = work / "run.sh"
     script.write_text(SCRIPT)
-    p = subprocess.Popen(["unshare", "-m", "--propagation", "private",
-                          "sh", str(script), str(work), str(OPSD), str(CLI),
-                          str(d.conf_path), str(d.socket)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         env=base_env(), start_new_session=True, text=True)
+    p = journal_svc.start(script, work, [OPSD, CLI, d.conf_path, d.socket],
+                          base_env())
     try:
-        out, _ = p.communicate(timeout=90)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
+        rc, out = journal_svc.finish(p, 90)
+    except AssertionError as e:
+        pytest.fail(str(e))
+    finally:
         shutil.rmtree(rundir, ignore_errors=True)
-        pytest.fail(f"the journald script hung:\n{out}")
-    shutil.rmtree(rundir, ignore_errors=True)
-    steps_path = work / "steps"
-    steps = dict(l.split() for l in steps_path.read_text().splitlines()) \
-        if steps_path.exists() else {}
-    log = f"script exit {p.returncode}, output:\n{out}\nsteps: {steps}\n"
-    for name in ("journald.log", "opsd.stderr", "cli.err"):
-        f = work / name
-        if f.exists():
-            log += f"--- {name}:\n{f.read_text(errors='replace')}\n"
-    if p.returncode != 0:
+    steps = journal_svc.steps(work)
+    log = journal_svc.log(work, rc, out, tail=None)
+    if rc != 0:
         pytest.fail("the journald run failed:\n" + log)
-    entries = []
-    jf = work / "journal.json"
-    for line in jf.read_text().splitlines() if jf.exists() else []:
-        entries.append(json.loads(line))
+    entries = journal_svc.json_lines(work / "journal.json")
     # opsd's stderr in the namespace: checked like every daemon's
     d.stderr_path = work / "opsd.stderr"
     return JournalRun(work, d, steps, entries,
@@ -231,7 +178,7 @@ def test_without_journald_logs_json_on_stderr(opsd_factory, target,
                                               journal_socket):
     """No journald and JOURNAL_STREAM unset: auto picks stderr, and a
     journal target falls back to stderr rather than losing the records."""
-    require_tools()
+    journal_svc.require_tools()
     d = opsd_factory(start=False)
     d.start(prefix=no_journal_prefix(journal_socket == "stale"),
             log_target=target, env=base_env(JOURNAL_STREAM=None))

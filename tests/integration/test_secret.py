@@ -1154,6 +1154,8 @@ def test_min_interval_postpones_without_spinning(opsd_launcher, tmp_path):
     d = opsd_launcher(secret_conf("k", path, rotate_every="1s",
                                   min_interval="3s"))
     s1 = wait_version(d, "k", 1)
+    # the time it will really start, not the one it will be put off from
+    assert s1["next_rotation"] == s1["created"] + 3, s1
     cpu0, t0 = cpu_seconds(d.pid), time.monotonic()
     s2 = wait_version(d, "k", 2, timeout=8)
     assert s2["created"] - s1["created"] >= 3, (s1, s2)

@@ -345,6 +345,38 @@ def test_database_down_during_recovery(pg, bk_daemons, tmp_path,
     st.check(d, 2)
 
 
+def test_recovery_takes_the_fleet_lock(pg, bk_daemons, tmp_path,
+                                       monkeypatch):
+    """A crash after set_password, and another host holding the fleet
+    lock when opsd starts again: the role is not touched until the lock
+    is free, then the password is set back."""
+    from test_secret_pg import AdvisoryLock, fleet_key
+    st = Setup("pg", pg, tmp_path)
+    st.body = st.body.replace("timeout = 5s\n",
+                              "timeout = 5s\nlock = advisory\n")
+    monkeypatch.setenv("OPSD_FAULT", "secret.rotate:test_login")
+    d = bk_daemons(st.body)
+    monkeypatch.delenv("OPSD_FAULT")
+    start_rotation(d)
+    assert wait_exit(d) == 77, d.log()[-3000:]
+    op = json.loads(op_files(d)[0].read_text())
+    new = (d.state_dir / "secrets" / f"{NAME}.v2").read_text()
+    assert login(pg, st.role, new) == (0, st.role)
+    other = AdvisoryLock(pg, fleet_key("secret", NAME))
+    try:
+        d.start()
+        d.wait_event("secret.rollback",
+                     pred=lambda e: "another host holds" in e["msg"])
+        assert secret(d)["state"] == "recovering"
+        assert login(pg, st.role, new) == (0, st.role)
+    finally:
+        other.release()
+    o = wait_op_done(d, op["id"], timeout=25)
+    assert o["state"] == "rolled_back" and o["recovered"], o
+    st.check(d, 1)
+    assert login(pg, st.role, new)[0] != 0
+
+
 # --- a real kill -9 while on_rotate hangs ------------------------------------
 
 

@@ -75,19 +75,27 @@ fake_rollback(struct opsd *ctx, struct op *op)
 }
 
 static const struct op_kind kind_resume = {
-	"test.resume", test_steps, 3, fake_resume, NULL
+	"test.resume", test_steps, 3, fake_resume, NULL, 0
 };
 static const struct op_kind kind_rollback = {
-	"test.rollback", test_steps, 3, NULL, fake_rollback
+	"test.rollback", test_steps, 3, NULL, fake_rollback, 0
 };
 static const struct op_kind kind_none = {
-	"test.none", test_steps, 3, NULL, NULL
+	"test.none", test_steps, 3, NULL, NULL, 0
 };
 static const struct op_kind kind_gone = {
-	"test.gone", test_steps, 3, NULL, NULL
+	"test.gone", test_steps, 3, NULL, NULL, 0
+};
+/* a cutover and a restart of one service: they exclude each other */
+static const struct op_kind kind_svc_a = {
+	"test.svc-a", test_steps, 3, NULL, fake_rollback, 1
+};
+static const struct op_kind kind_svc_b = {
+	"test.svc-b", test_steps, 3, NULL, fake_rollback, 1
 };
 static const struct op_kind *const all_kinds[] = {
-	&kind_resume, &kind_rollback, &kind_none, NULL
+	&kind_resume, &kind_rollback, &kind_none, &kind_svc_a, &kind_svc_b,
+	NULL
 };
 
 /* Events seen, by type. */
@@ -349,6 +357,40 @@ test_busy(void)
 	err = NULL;
 	op_finish(op_find(&o, "test.resume", "app"), OP_ABANDONED, NULL);
 	CHECK_INT(op_begin(&o, &kind_resume, "app", &b, &err), 0);
+	op_finish(b, OP_OK, NULL);
+	op_journal_close(&o);
+}
+
+static void
+test_service_lock(void)
+{
+	struct op	*a, *b, *c;
+	char		*err = NULL;
+
+	open_case();
+	CHECK_INT(op_begin(&o, &kind_svc_a, "api", &a, &err), 0);
+	CHECK_INT(op_step(a, 0), 0);
+	/* another service kind on the same object waits, told by whom */
+	CHECK_INT(op_begin(&o, &kind_svc_b, "api", &b, &err), -EBUSY);
+	CHECK(b == NULL);
+	CHECK_CONTAINS(err, "test.svc-a on api");
+	CHECK_CONTAINS(err, op_id(a));
+	free(err);
+	err = NULL;
+	CHECK(op_find_service(&o, "api") == a);
+	CHECK(op_find_service(&o, "web") == NULL);
+	/* another object, or a kind without the lock: not held */
+	CHECK_INT(op_begin(&o, &kind_svc_b, "web", &b, &err), 0);
+	CHECK_INT(op_begin(&o, &kind_resume, "api", &c, &err), 0);
+	op_finish(b, OP_OK, NULL);
+	op_finish(c, OP_OK, NULL);
+	/* held across a restart too, until the recovered op ends */
+	reopen(1);
+	CHECK_INT(op_begin(&o, &kind_svc_b, "api", &b, &err), -EBUSY);
+	free(err);
+	err = NULL;
+	op_finish(op_find(&o, "test.svc-a", "api"), OP_ABANDONED, NULL);
+	CHECK_INT(op_begin(&o, &kind_svc_b, "api", &b, &err), 0);
 	op_finish(b, OP_OK, NULL);
 	op_journal_close(&o);
 }
@@ -850,6 +892,7 @@ main(void)
 	evt_subscribe(sink, NULL);
 	RUN(test_begin_step_finish);
 	RUN(test_busy);
+	RUN(test_service_lock);
 	RUN(test_history_bounded);
 	RUN(test_recover_each_step);
 	RUN(test_unknown_kind_abandoned);

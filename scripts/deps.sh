@@ -31,6 +31,9 @@ packages=(
 	curl
 	strace		# which syscalls the loop makes (test_backup_loop)
 	ca-certificates
+	chromium		# the status page in a real browser (test_status_browser)
+	python3-websocket	# its DevTools protocol from the test
+	systemd-journal-remote	# journal-upload -> journal-remote (test_log_shipping)
 )
 
 # One dpkg-query for all: "name status" for each package dpkg knows.

@@ -48,6 +48,7 @@ const struct subsys alert_subsys = {
 	.busy = alert_deliveries,
 	.free = alert_stop_all,
 	.health = alert_health,
+	.status = alert_status,
 	.metrics = alert_metrics,
 	.methods = rpc_alert_methods,
 	.nmethods = &rpc_alert_nmethods,

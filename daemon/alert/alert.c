@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "opsd-proto.h"
 #include "rpc.h"
+#include "status.h"
 #include "util.h"
 
 const struct evt_type EVT_ALERT_FAILED = {
@@ -552,6 +553,36 @@ unsigned int
 alert_active_count(struct opsd *o)
 {
 	return (ALERTS(o) != NULL ? ALERTS(o)->nactive : 0);
+}
+
+/* The status page's section: the alerts firing now, one per route. */
+json_t *
+alert_status(struct opsd *o)
+{
+	struct alert_set	*set = ALERTS(o);
+	struct active		*a;
+	json_t			*sec, *items;
+	char			 since[32];
+
+	if (set == NULL || (set->nroutes == 0 && set->nactive == 0))
+		return (NULL);
+	sec = status_section("Open alerts", "no alert is firing");
+	items = json_object_get(sec, "items");
+	LIST_FOREACH(a, &set->active, entry) {
+		util_iso_time(a->since, since, sizeof since);
+		json_array_append_new(items, json_pack("{s:o, s:o, s:s, s:s, "
+		    "s:o, s:s}", "source", status_text(a->source), "object",
+		    status_text(a->object), "route", a->route, "since", since,
+		    "message", status_text(a->payload != NULL ?
+		    alert_payload_text(a->payload) : ""), "level", "warning"));
+	}
+	/* alert_health()'s words: firing is a warning */
+	if (set->nactive > 0) {
+		json_object_set_new(sec, "level", json_string("warning"));
+		json_object_set_new(sec, "problem", json_sprintf("%u alert%s "
+		    "firing", set->nactive, set->nactive == 1 ? "" : "s"));
+	}
+	return (sec);
 }
 
 /* The registry's collector for alerts. */

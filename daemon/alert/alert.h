@@ -74,6 +74,7 @@ unsigned int alert_route_count(struct opsd *);
 const char *alert_route_stats(struct opsd *, unsigned int i, uint64_t *ok,
 	    uint64_t *failed);
 unsigned int alert_active_count(struct opsd *);
+struct json_t *alert_status(struct opsd *);	/* core/status.h */
 unsigned int alert_deliveries(struct opsd *);	/* under way or queued */
 void	 alert_metrics(struct opsd *, struct evbuffer *);
 

@@ -8,11 +8,15 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
+#include "backup-int.h"
 #include "backup.h"
 #include "daemon.h"
+#include "jobs.h"
+#include "status.h"
 #include "subsys.h"
 
 /* "26h": short enough for a one-line check, exact enough to act on. */
@@ -106,4 +110,89 @@ backup_health(struct opsd *o, struct health *h)
 		health_fine(h, "%u backup%s verified", good, good == 1 ? "" :
 		    "s");
 	return (worst);
+}
+
+/*
+ * What item_summary() (backup-manifest.c) says of a manifest's verify or
+ * upload member: "ok", "FAILED", or "-" when there is none.
+ */
+static const char *
+outcome(json_t *m, const char *key)
+{
+	json_t	*v = json_object_get(m, key);
+
+	if (!json_is_object(v))
+		return ("-");
+	return (json_is_true(json_object_get(v, "ok")) ? "ok" : "FAILED");
+}
+
+/*
+ * The status page's section: the row 'opsd-cli backup list' prints of
+ * each backup, judged as backup_health() judges it. Read from the
+ * manifests in memory (b->items, the good ones, oldest first), not from
+ * backup_list_json(): that also reads each backup's directory for files
+ * that are not good backups, which the page does not show.
+ */
+json_t *
+backup_status(struct opsd *o)
+{
+	struct backup	*b;
+	json_t		*items, *sec, *m, *it;
+	const char	*verified, *uploaded, *level, *v;
+	int64_t		 good, age, now = (int64_t)time(NULL);
+	size_t		 k;
+	unsigned int	 i;
+	char		 agebuf[32], newest[32], next[32];
+
+	if (backup_count(o) == 0)
+		return (NULL);
+	sec = status_section("Backups", "no backups");
+	items = json_object_get(sec, "items");
+	for (i = 0; i < backup_count(o); i++) {
+		b = BACKUPS(o)->v[i];
+		/* health_verified(): the newest verdict among the good ones */
+		verified = b->conf->verify == BACKUP_VERIFY_NEVER ? "off" :
+		    "never";
+		for (k = json_array_size(b->items); k-- > 0 &&
+		    strcmp(verified, "never") == 0;) {
+			v = outcome(json_array_get(b->items, k), "verify");
+			if (strcmp(v, "ok") == 0)
+				verified = "ok";
+			else if (strcmp(v, "FAILED") == 0)
+				verified = "failed";
+		}
+		m = json_array_get(b->items, json_array_size(b->items) - 1);
+		uploaded = b->conf->upload == NULL ? "off" : m != NULL ?
+		    outcome(m, "upload") : "-";
+		good = backup_newest_good(b);
+		age = good > 0 ? now - good : -1;
+		status_age(age, agebuf, sizeof agebuf);
+		status_iso(good, newest, sizeof newest);
+		status_iso(job_next(b->job), next, sizeof next);
+		level = b->stale_firing ? "critical" : strcmp(verified,
+		    "failed") == 0 || strcmp(verified, "never") == 0 ?
+		    "warning" : "ok";
+		it = json_pack("{s:s, s:s, s:s, s:s, "
+		    "s:b, s:s, s:s, s:s, s:s?, s:s}", "name", b->conf->name,
+		    "database", b->conf->database, "newest_good", newest,
+		    "age", age < 0 ? "no good backup yet" : agebuf,
+		    "stale", b->stale_firing != 0, "verified", verified,
+		    "uploaded", uploaded, "next_run", next,
+		    "running", b->run != NULL ? b->run->id : NULL,
+		    "level", level);
+		/* backup_health()'s words */
+		if (b->stale_firing) {
+			health_age(age, agebuf, sizeof agebuf);
+			json_object_set_new(it, "problem", json_sprintf(
+			    "backup %s stale (%s)", b->conf->name, agebuf));
+		} else if (strcmp(verified, "failed") == 0)
+			json_object_set_new(it, "problem", json_sprintf(
+			    "backup %s: last verification failed",
+			    b->conf->name));
+		else if (strcmp(verified, "never") == 0)
+			json_object_set_new(it, "problem", json_sprintf(
+			    "backup %s never verified", b->conf->name));
+		json_array_append_new(items, it);
+	}
+	return (sec);
 }

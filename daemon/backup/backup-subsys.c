@@ -31,6 +31,7 @@ const struct subsys backup_subsys = {
 	.stop = backup_stop_all,
 	.free = backup_stop_all,
 	.health = backup_health,
+	.status = backup_status,
 	.metrics = backup_metrics,
 	.methods = rpc_backup_methods,
 	.nmethods = &rpc_backup_nmethods,

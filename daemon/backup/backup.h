@@ -103,6 +103,8 @@ unsigned int backup_count(struct opsd *);
 void	 backup_metrics(struct opsd *, struct evbuffer *);
 /* The registry's health callback (opsd.health). */
 enum health_status backup_health(struct opsd *, struct health *);
+/* Its section of the status page (core/status.h). */
+struct json_t *backup_status(struct opsd *);
 
 /*
  * opsd --dump-writer FIFO FILE (argv[0] is "--dump-writer"): the child a

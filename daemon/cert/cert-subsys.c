@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "op.h"
 #include "rpc.h"
+#include "status.h"
 #include "subsys.h"
 
 void
@@ -136,6 +137,51 @@ cert_health(struct opsd *o, struct health *h)
 	return (worst);
 }
 
+/*
+ * The status page's section: from what cert.list answers, the days left,
+ * whether every endpoint serves the file's certificate (null: not asked
+ * yet), and the error, judged as cert_health() judges them.
+ */
+static json_t *
+cert_status(struct opsd *o)
+{
+	struct cert_set	*set = cert_set_get(o);
+	json_t		*sec, *items, *j, *err, *it;
+	const char	*st, *level;
+	unsigned int	 i;
+
+	if (set->n == 0)
+		return (NULL);
+	sec = status_section("Certificates", "no certificates");
+	items = json_object_get(sec, "items");
+	for (i = 0; i < set->n; i++) {
+		j = cert_json(set->v[i], 0);
+		st = cert_state_word(set->v[i]);
+		level = strcmp(st, "unreadable") == 0 || strcmp(st, "expired") ==
+		    0 ? "critical" : strcmp(st, "ok") == 0 ? "ok" :
+		    strcmp(st, "renewing") == 0 || strcmp(st, "unchecked") == 0 ?
+		    "unknown" : "warning";
+		if ((err = json_object_get(j, "file_error")) == NULL)
+			err = json_object_get(j, "last_error");
+		it = json_pack("{s:s, s:s, s:O?, s:O?, "
+		    "s:O?, s:O?, s:O?, s:s}", "name", set->v[i]->conf->name,
+		    "state", st, "days_left", json_object_get(j, "days_left"),
+		    "not_after", json_object_get(j, "not_after"),
+		    "served_matches", json_object_get(j, "served_matches"),
+		    "next_renewal", json_object_get(j, "next_renewal"),
+		    "error", err, "level", level);
+		if (strcmp(level, "critical") == 0 || strcmp(level,
+		    "warning") == 0)	/* cert_health()'s words */
+			json_object_set_new(it, "problem", json_sprintf(
+			    "cert %s %s", set->v[i]->conf->name,
+			    strcmp(st, "differs") == 0 ? "served differs" :
+			    strcmp(st, "failed") == 0 ? "renewal failed" : st));
+		json_array_append_new(items, it);
+		json_decref(j);
+	}
+	return (sec);
+}
+
 static const struct ini_section *const cert_sections[] = {
 	&cert_section, NULL
 };
@@ -160,6 +206,7 @@ const struct subsys cert_subsys = {
 	.busy = cert_busy,
 	.free = cert_free_all,
 	.health = cert_health,
+	.status = cert_status,
 	.metrics = cert_metrics,
 	.methods = rpc_cert_methods,
 	.nmethods = &rpc_cert_nmethods,

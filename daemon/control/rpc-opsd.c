@@ -247,16 +247,14 @@ health_reload(struct opsd *o, struct health *h)
 	return (HEALTH_WARNING);
 }
 
-static int
-opsd_health(struct rpc_call *call, void *params, json_t **result)
+json_t *
+health_collect(struct opsd *o)
 {
 	static const char *const names[] = { "ok", "warning", "critical" };
-	struct opsd	*o = call->opsd;
 	struct health	 h;
 	enum health_status worst, st;
 	size_t		 i;
 
-	(void)params;
 	h.result = json_object();
 	h.problems = json_array();
 	h.fine = json_array();
@@ -271,7 +269,14 @@ opsd_health(struct rpc_call *call, void *params, json_t **result)
 	json_object_set_new(h.result, "status", json_string(names[worst]));
 	json_object_set_new(h.result, "problems", h.problems);
 	json_object_set_new(h.result, "fine", h.fine);
-	*result = h.result;
+	return (h.result);
+}
+
+static int
+opsd_health(struct rpc_call *call, void *params, json_t **result)
+{
+	(void)params;
+	*result = health_collect(call->opsd);
 	return (0);
 }
 

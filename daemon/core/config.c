@@ -83,6 +83,10 @@ static const struct ini_key opsd_keys[] = {	/* sorted */
 	  .dflt = "0660" },
 	{ .name = "state_dir", .kind = INI_PATH, .off = O(state_dir),
 	  .dflt = "/var/lib/opsd" },
+	{ .name = "status_cache", .kind = INI_DURATION,
+	  .off = O(status_cache), .dflt = "1s", .max = 60 * 1000 },
+	{ .name = "status_page", .kind = INI_BOOL, .off = O(status_page),
+	  .dflt = "yes" },
 };
 #undef O
 

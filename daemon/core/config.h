@@ -40,6 +40,8 @@ struct opsd_config {
 	char		*metrics_auth_file;	/* "user:password"; NULL: none */
 	char		*metrics_tls_cert;	/* PEM; NULL: plain http */
 	char		*metrics_tls_key;
+	int		 status_page;		/* / and /status.json */
+	uint64_t	 status_cache;		/* msec a page is sent again */
 
 	/*
 	 * The objects of every section type the registered subsystems

@@ -54,6 +54,8 @@ void	health_problem(struct health *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	health_fine(struct health *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+/* The whole of opsd.health (the reload, then each subsystem's). */
+struct json_t *health_collect(struct opsd *);
 
 struct subsys {
 	const char			*name;
@@ -75,6 +77,14 @@ struct subsys {
 
 	/* opsd.health: its member, problems and status (above). */
 	enum health_status (*health)(struct opsd *, struct health *);
+
+	/*
+	 * Its section of the status page (core/status.h): a new object
+	 * {"title", "items": [...]}, one flat object per thing shown, read
+	 * from what health and the list methods already keep. Never a
+	 * secret value. NULL: nothing to show.
+	 */
+	struct json_t *(*status)(struct opsd *);
 
 	/* Renders the subsystem's metric families for /metrics. */
 	void	(*metrics)(struct opsd *, struct evbuffer *);

@@ -332,5 +332,6 @@ int	 deploy_run_rolling_back(const struct deploy *);
 
 void	 deploy_metrics(struct opsd *, struct evbuffer *);
 enum health_status deploy_health(struct opsd *, struct health *);
+json_t	*deploy_status(struct opsd *);
 
 #endif

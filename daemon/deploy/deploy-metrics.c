@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "deploy-int.h"
 #include "metrics.h"
+#include "status.h"
 #include "subsys.h"
 #include "util.h"
 
@@ -124,4 +125,57 @@ deploy_health(struct opsd *o, struct health *h)
 	if (ok > 0)
 		health_fine(h, "%u deploy%s serving", ok, ok == 1 ? "" : "s");
 	return (worst);
+}
+
+/*
+ * The status page's section: the slot and version serving, and the last
+ * cutover's outcome, judged as deploy_health() judges them.
+ */
+json_t *
+deploy_status(struct opsd *o)
+{
+	struct deploy_set	*set = deploy_set_get(o);
+	struct deploy		*d;
+	json_t			*sec, *items, *it;
+	const char		*st, *level;
+	unsigned int		 i;
+	int			 failed;
+	char			 since[32], started[32];
+
+	if (set->n == 0)
+		return (NULL);
+	sec = status_section("Deploys", "no deploys");
+	items = json_object_get(sec, "items");
+	for (i = 0; i < set->n; i++) {
+		d = set->v[i];
+		st = deploy_state_word(d);
+		failed = d->run == NULL && d->st.nhist > 0 &&
+		    strcmp(d->st.hist[0].result, "ok") != 0;
+		level = strcmp(st, "degraded") == 0 ? "critical" :
+		    strcmp(st, "recovering") == 0 || failed ? "warning" :
+		    strcmp(st, "idle") == 0 ? "ok" : "unknown";
+		util_iso_time(d->st.active_since, since, sizeof since);
+		util_iso_time(d->st.nhist > 0 ? d->st.hist[0].started : 0,
+		    started, sizeof started);
+		it = json_pack("{s:s, s:s, s:s, s:o, "
+		    "s:s?, s:s?, s:s?, s:s?, s:o, s:s}", "name", d->conf->name,
+		    "state", st, "active_slot",
+		    deploy_slot_name(d->st.active_slot), "version",
+		    d->st.active_version[0] ? status_text(d->st.active_version) :
+		    json_null(), "since", d->st.active_since > 0 ? since : NULL,
+		    "last_op", d->st.nhist > 0 ? d->st.hist[0].op : NULL,
+		    "last_result", d->st.nhist > 0 ? d->st.hist[0].result : NULL,
+		    "last_started", d->st.nhist > 0 ? started : NULL,
+		    "degraded", d->st.degraded[0] ? status_text(d->st.degraded) :
+		    json_null(), "level", level);
+		if (strcmp(level, "critical") == 0 || strcmp(level,
+		    "warning") == 0)	/* deploy_health()'s words */
+			json_object_set_new(it, "problem", json_sprintf(
+			    "deploy %s %s", d->conf->name, strcmp(st,
+			    "degraded") == 0 ? "degraded" : strcmp(st,
+			    "recovering") == 0 ? "recovering" :
+			    "last deploy failed"));
+		json_array_append_new(items, it);
+	}
+	return (sec);
 }

@@ -30,6 +30,7 @@ const struct subsys deploy_subsys = {
 	.stop = deploy_stop_all,
 	.free = deploy_free_all,
 	.health = deploy_health,
+	.status = deploy_status,
 	.metrics = deploy_metrics,
 	.methods = rpc_deploy_methods,
 	.nmethods = &rpc_deploy_nmethods,

@@ -330,5 +330,6 @@ struct evbuffer;
 struct health;
 void	 secret_metrics(struct opsd *, struct evbuffer *);
 enum health_status secret_health(struct opsd *, struct health *);
+json_t		*secret_status(struct opsd *);
 
 #endif

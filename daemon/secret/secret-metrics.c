@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "metrics.h"
 #include "secret-int.h"
+#include "status.h"
 #include "subsys.h"
 #include "util.h"
 
@@ -118,4 +119,61 @@ secret_health(struct opsd *o, struct health *h)
 	if (ok > 0)
 		health_fine(h, "%u secret%s current", ok, ok == 1 ? "" : "s");
 	return (worst);
+}
+
+/*
+ * The status page's section: what 'opsd-cli secret list' shows, the
+ * version and its age, never a value nor its fingerprint.
+ */
+json_t *
+secret_status(struct opsd *o)
+{
+	struct secret_set	*set = secret_set_get(o);
+	struct secret		*s;
+	json_t			*sec, *items, *it;
+	const char		*st, *judged, *level;
+	int64_t			 now = (int64_t)time(NULL), next;
+	unsigned int		 i;
+	char			 age[32], nextbuf[32];
+
+	if (set->n == 0)
+		return (NULL);
+	sec = status_section("Secrets", "no secrets");
+	items = json_object_get(sec, "items");
+	for (i = 0; i < set->n; i++) {
+		s = set->v[i];
+		st = judged = secret_state_word(s);
+		/* secret_health(): a rotation is judged by the value there is */
+		if (strcmp(st, "rotating") == 0)
+			judged = s->meta.version == 0 ? "missing" :
+			    secret_overdue(s, now) ? "overdue" :
+			    s->meta.failures > 0 ? "failed" : st;
+		level = strcmp(judged, "missing") == 0 ? "critical" :
+		    strcmp(judged, "overdue") == 0 || strcmp(judged, "failed") ==
+		    0 || strcmp(judged, "recovering") == 0 ? "warning" :
+		    strcmp(judged, "rotating") == 0 ? "unknown" : "ok";
+		status_age(s->meta.version > 0 ? now - s->meta.created : -1,
+		    age, sizeof age);
+		next = secret_next(s);
+		util_iso_time(next, nextbuf, sizeof nextbuf);
+		it = json_pack("{s:s, s:s, s:s, s:o, "
+		    "s:s, s:s?, s:o, s:s}", "name", s->conf->name, "kind",
+		    s->conf->kind == SECRET_POSTGRES ? "postgres-password" :
+		    "random", "state", st, "version", s->meta.version > 0 ?
+		    json_integer(s->meta.version) : json_null(), "age", age,
+		    "next_rotation", next > 0 ? nextbuf : NULL,
+		    "last_error", s->meta.failures > 0 &&
+		    s->meta.last_error[0] != '\0' ?
+		    status_text(s->meta.last_error) : json_null(),
+		    "level", level);
+		if (strcmp(judged, "missing") == 0)
+			json_object_set_new(it, "problem", json_sprintf(
+			    "secret %s has no value", s->conf->name));
+		else if (strcmp(level, "warning") == 0)
+			json_object_set_new(it, "problem", json_sprintf(
+			    "secret %s %s", s->conf->name, strcmp(judged,
+			    "failed") == 0 ? "rotation failed" : judged));
+		json_array_append_new(items, it);
+	}
+	return (sec);
 }

@@ -31,6 +31,7 @@ const struct subsys secret_subsys = {
 	.busy = secret_busy,
 	.free = secret_free_all,
 	.health = secret_health,
+	.status = secret_status,
 	.metrics = secret_metrics,
 	.methods = rpc_secret_methods,
 	.nmethods = &rpc_secret_nmethods,

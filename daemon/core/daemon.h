@@ -31,6 +31,7 @@ struct loop_stats {
 	double		 cpu_percent;	/* over the last tick interval */
 	uint64_t	 cpu_prev_usec;
 	uint64_t	 tick_prev_usec;
+	uint64_t	 tick_due_usec;	/* the tick's whole second */
 	unsigned int	 ticks;
 };
 

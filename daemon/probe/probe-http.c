@@ -7,6 +7,8 @@
  * an idle probe holds no 5 KB handle. Redirects are not followed unless
  * asked: a 301 from a health endpoint is usually a misconfiguration.
  */
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -612,6 +614,27 @@ lite_setup(struct probe *p, struct http_probe *h, CURLU *url)
 	return (ok);
 }
 
+/*
+ * The request on a kept-alive connection: straight to the socket, which
+ * always takes a hundred bytes, rather than through the output buffer
+ * (two epoll_ctl calls and a loop iteration more a run); what it does
+ * not take goes the buffered way.
+ */
+static void
+lite_send(struct lite *l)
+{
+	evutil_socket_t	 fd = bufferevent_getfd(l->bev);
+	ssize_t		 n = -1;
+
+	if (fd >= 0 && evbuffer_get_length(bufferevent_get_output(l->bev)) ==
+	    0)
+		n = send(fd, l->req, l->reqlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n < l->reqlen)
+		bufferevent_write(l->bev, l->req + n, l->reqlen - (size_t)n);
+}
+
 static void
 lite_start(struct probe *p)
 {
@@ -637,7 +660,7 @@ lite_start(struct probe *p)
 	if (l->bev != NULL) {
 		l->reused = 1;
 		l->connected = 1;
-		bufferevent_write(l->bev, l->req, l->reqlen);
+		lite_send(l);
 		return;
 	}
 	l->reused = 0;

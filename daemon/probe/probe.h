@@ -1,6 +1,6 @@
 /*
- * Health probes. A probe runs on its own timer (first runs spread over the
- * interval, never overlapping with itself), one kind-specific file does the
+ * Health probes. A probe runs on a fixed grid (first runs spread over the
+ * interval, never overlapping with itself; the set shares one timer), one kind-specific file does the
  * check (probe-http.c, probe-tcp.c, probe-pg.c, probe-tls.c, probe-exec.c),
  * and every run ends in probe_done(): the single place that keeps the
  * rise/fall counters, the state, the history, and emits the state-change
@@ -165,7 +165,7 @@ struct probe {
 	int64_t			 cert_not_after;
 	int			 secret_warned;	/* loose mode, said once */
 
-	struct event		*timer;
+	int			 armed;		/* due_usec is a scheduled run */
 	uint64_t		 due_usec;	/* monotonic */
 	uint64_t		 jitter_usec;	/* grid offset after the 1st run */
 	int			 running;

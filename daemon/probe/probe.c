@@ -671,12 +671,16 @@ hist_put(struct probe_hist *h, const struct probe_result *r)
 		l2 = strlen(r->cert_issuer) + 1,
 		l3 = strlen(r->server_version) + 1;
 
-	free(h->text);
-	h->text = xmalloc(l0 + l1 + l2 + l3);
-	memcpy(h->text, r->reason, l0);
-	memcpy(h->text + l0, r->cert_subject, l1);
-	memcpy(h->text + l0 + l1, r->cert_issuer, l2);
-	memcpy(h->text + l0 + l1 + l2, r->server_version, l3);
+	char	*t;
+
+	if (!h->text_inline)
+		free(h->text);
+	h->text_inline = l0 + l1 + l2 + l3 <= sizeof h->inl;
+	t = h->text_inline ? h->inl : (h->text = xmalloc(l0 + l1 + l2 + l3));
+	memcpy(t, r->reason, l0);
+	memcpy(t + l0, r->cert_subject, l1);
+	memcpy(t + l0 + l1, r->cert_issuer, l2);
+	memcpy(t + l0 + l1 + l2, r->server_version, l3);
 	h->ts_usec = r->ts_usec;
 	h->latency_ms = r->latency_ms;
 	h->cert_not_after = r->cert_not_after;
@@ -699,7 +703,7 @@ probe_hist_get(const struct probe *p, unsigned int i, struct probe_result *r)
 	r->http_status = h->http_status;
 	r->cert_not_after = h->cert_not_after;
 	r->cert_verified = h->cert_verified;
-	if ((t = h->text) == NULL)
+	if ((t = h->text_inline ? h->inl : h->text) == NULL)
 		return;
 	snprintf(r->reason, sizeof r->reason, "%s", t);
 	t += strlen(t) + 1;
@@ -982,7 +986,8 @@ probe_free(struct probe *p, int err, const char *why)
 	p->armed = 0;
 	probe_conf_free(p->conf);
 	for (i = 0; i < PROBE_HISTORY; i++)
-		free(p->hist[i].text);
+		if (!p->hist[i].text_inline)
+			free(p->hist[i].text);
 	free(p->text);
 	free(p);
 }

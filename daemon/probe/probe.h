@@ -106,7 +106,8 @@ struct probe_result {
 /*
  * One run in the history ring: the figures, and the texts (the reason;
  * for tls, https and postgres probes the certificate's subject and issuer
- * and the server version) packed in one allocation of their real length.
+ * and the server version) packed in one allocation of their real length,
+ * or in the entry itself when they are short (a run that went well).
  * A whole struct probe_result is 840 bytes, 27 KB a probe for the ring.
  */
 struct probe_hist {
@@ -116,7 +117,12 @@ struct probe_hist {
 	int		 http_status;
 	unsigned char	 ok;
 	unsigned char	 cert_verified;
-	char		*text;	/* reason\0subject\0issuer\0server_version\0 */
+	unsigned char	 text_inline;	/* the texts fit in inl */
+	/* reason\0subject\0issuer\0server_version\0 */
+	union {
+		char	*text;
+		char	 inl[16];	/* "HTTP 200\0\0\0\0": no allocation */
+	};
 };
 
 struct probe_ops {

@@ -134,7 +134,8 @@ http_header_cb(char *data, size_t size, size_t n, void *arg)
 
 	/* a new status line: headers of a redirect or a 100 are not ours */
 	if (len > 5 && strncmp(data, "HTTP/", 5) == 0) {
-		memset(h->hdr_seen, 0, p->conf->nexpect_header);
+		if (h->hdr_seen != NULL)
+			memset(h->hdr_seen, 0, p->conf->nexpect_header);
 		if (h->hdr_bad != NULL)
 			h->hdr_bad[0] = '\0';
 		return (len);
@@ -419,7 +420,8 @@ lite_on_status(void *arg)
 	struct probe		*p = arg;
 	struct http_probe	*h = p->kstate;
 
-	memset(h->hdr_seen, 0, p->conf->nexpect_header);
+	if (h->hdr_seen != NULL)
+		memset(h->hdr_seen, 0, p->conf->nexpect_header);
 	if (h->hdr_bad != NULL)
 		h->hdr_bad[0] = '\0';
 }
@@ -790,7 +792,8 @@ http_start_probe(struct probe *p)
 	h->bodylen = 0;
 	if (h->body != NULL)
 		h->body[0] = '\0';
-	memset(h->hdr_seen, 0, p->conf->nexpect_header);
+	if (h->hdr_seen != NULL)
+		memset(h->hdr_seen, 0, p->conf->nexpect_header);
 	if (h->hdr_bad != NULL)
 		h->hdr_bad[0] = '\0';
 	if (h->lite != NULL) {

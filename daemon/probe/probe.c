@@ -546,7 +546,8 @@ probe_tick_cb(evutil_socket_t fd, short what, void *arg)
 		p = set->v[i];
 		if (p->armed && p->due_usec <= now + PROBE_COALESCE_USEC) {
 			p->armed = 0;
-			probe_timer_cb(p, now);
+			/* each one's own start: the lateness is its own */
+			probe_timer_cb(p, now_usec());
 		}
 	}
 	set->in_tick = 0;

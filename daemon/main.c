@@ -139,9 +139,9 @@ cpu_usec(void)
 }
 
 /*
- * The next tick on a whole second of the monotonic clock: the probes'
- * grid is aligned on it too (probe.c), so an idle opsd wakes once for
- * both, not twice.
+ * The next tick on a whole second of the monotonic clock, less the timer
+ * slack: the probes' grid is aligned on it too (probe.c), so an idle opsd
+ * wakes once for both, not twice.
  */
 static void
 tick_arm(struct opsd *o, uint64_t now)
@@ -149,7 +149,10 @@ tick_arm(struct opsd *o, uint64_t now)
 	struct timeval	tv;
 	uint64_t	wait;
 
-	o->loop.tick_due_usec = now - now % TICK_USEC + TICK_USEC;
+	o->loop.tick_due_usec = now - now % TICK_USEC + TICK_USEC -
+	    OPSD_TIMER_SLACK_USEC;
+	if (o->loop.tick_due_usec <= now)
+		o->loop.tick_due_usec += TICK_USEC;
 	wait = o->loop.tick_due_usec - now;
 	tv.tv_sec = (time_t)(wait / 1000000);
 	tv.tv_usec = (suseconds_t)(wait % 1000000);
@@ -347,7 +350,7 @@ main(int argc, char **argv)
 	 * timer slack: letting wakeups coalesce over 2 ms cuts the loop's
 	 * wakeups by 40% with 1,000 probes (bench/probes).
 	 */
-	prctl(PR_SET_TIMERSLACK, 2000000UL, 0UL, 0UL, 0UL);
+	prctl(PR_SET_TIMERSLACK, OPSD_TIMER_SLACK_USEC * 1000UL, 0UL, 0UL, 0UL);
 	if (opsd_init(&o) != 0)
 		fatalx("cannot set up the event loop, child processes or "
 		    "libcurl");

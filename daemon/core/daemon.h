@@ -24,6 +24,13 @@ struct child_set;
 struct config_errors;
 struct opsd_config;
 
+/*
+ * The kernel's timer slack for opsd (main.c): a timer may fire this much
+ * late. Timers that must be on time (the probes' slots, the loop's tick)
+ * are set this much early.
+ */
+#define OPSD_TIMER_SLACK_USEC	2000
+
 struct loop_stats {
 	uint64_t	 lag_usec;	/* last tick's lateness */
 	uint64_t	 lag_max_usec;	/* worst over the current minute */

@@ -499,7 +499,11 @@ probe_lateness(struct opsd *o)
 
 static void	probe_timer_cb(struct probe *, uint64_t);
 
-/* The set's timer at due, unless it fires earlier already. */
+/*
+ * The set's timer at due, unless it fires earlier already; set the
+ * timer slack early, so that the run starts on time, not up to 2 ms late
+ * (PROBE_COALESCE_USEC covers the difference).
+ */
 static void
 probe_tick_at(struct probe_set *set, uint64_t due)
 {
@@ -510,7 +514,8 @@ probe_tick_at(struct probe_set *set, uint64_t due)
 	    set->tick_due <= due))
 		return;
 	now = now_usec();
-	wait = due > now ? due - now : 0;
+	wait = due > now + OPSD_TIMER_SLACK_USEC ? due - now -
+	    OPSD_TIMER_SLACK_USEC : 0;
 	tv.tv_sec = (time_t)(wait / 1000000);
 	tv.tv_usec = (suseconds_t)(wait % 1000000);
 	set->tick_due = due;

@@ -18,7 +18,9 @@ Phases, in each round:
   idle       100 checks at 10 s (`interval = 10s`; `set daemon 10`):
                CPU per minute  sum of /proc/PID/task/*/schedstat run time
                wake-ups/min    voluntary + nonvoluntary context switches
-                               of all of the process's threads
+                               of all of the process's threads (and the
+                               voluntary ones alone: on a loaded machine
+                               preemption adds nonvoluntary ones)
 
 A check is counted where it lands: one line of nginx's access log (the
 log is written unbuffered; only one daemon runs at a time).
@@ -100,18 +102,19 @@ def run_ns(pid):
 
 
 def switches(pid):
-    """Voluntary + nonvoluntary context switches of all live threads."""
-    n = 0
+    """Voluntary and nonvoluntary context switches of all live threads."""
+    vol = invol = 0
     for tid in tasks(pid):
         try:
             with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
                 for line in f:
-                    if line.startswith(("voluntary_ctxt_switches",
-                                        "nonvoluntary_ctxt_switches")):
-                        n += int(line.split()[1])
+                    if line.startswith("voluntary_ctxt_switches"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches"):
+                        invol += int(line.split()[1])
         except OSError:
             pass
-    return n
+    return vol, invol
 
 
 def status_kb(pid, field):
@@ -245,7 +248,9 @@ def measure_idle(nginx, proc, warmup, window):
     per_min = 60.0 / (w1 - w0)
     return {
         "cpu_ms_min": (r1 - r0) / 1e6 * per_min,
-        "wakeups_min": (s1 - s0) * per_min,
+        "wakeups_min": (s1[0] + s1[1] - s0[0] - s0[1]) * per_min,
+        # the process's own sleeps; the rest is preemption by the load
+        "voluntary_min": (s1[0] - s0[0]) * per_min,
         "checks_min": (c1 - c0) * per_min,
         "hwm_mb": status_kb(proc.pid, "VmHWM") / 1024.0,
     }
@@ -385,6 +390,9 @@ def main():
     print("| wake-ups per minute, same | %s | %s |" % (
         col("idle", "opsd", "wakeups_min", ".0f"),
         col("idle", "monit", "wakeups_min", ".0f")))
+    print("| of which voluntary (the process slept) | %s | %s |" % (
+        col("idle", "opsd", "voluntary_min", ".0f"),
+        col("idle", "monit", "voluntary_min", ".0f")))
     print("| checks per minute, same | %s | %s |" % (
         col("idle", "opsd", "checks_min", ".0f"),
         col("idle", "monit", "checks_min", ".0f")))

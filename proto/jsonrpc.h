@@ -19,6 +19,11 @@ struct rpc_request {
  * naming the position of the error in err.
  */
 json_t	*jsonrpc_load(const char *line, size_t len, char *err, size_t errlen);
+/*
+ * The common request shapes only, without jansson's parser: NULL for
+ * anything else (which jsonrpc_load() then hands to jansson).
+ */
+json_t	*jsonrpc_load_fast(const char *line, size_t len);
 
 /*
  * Checks one request object (not a batch). Returns 0, or a JSON-RPC error

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,66 @@ status_head(struct opsd *o)
 	return (0);
 }
 
+/*
+ * opsd.status's live part is built by hand: its one vasprintf of three
+ * floating-point fields was a third of the call.
+ */
+struct sbuf {
+	char	*p;
+	size_t	 len, cap;
+};
+
+static void
+sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		while (b->len + n + 1 > b->cap)
+			b->cap = b->cap ? b->cap * 2 : 256;
+		b->p = xreallocarray(b->p, b->cap, 1);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_str(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void
+sb_u64(struct sbuf *b, uint64_t v)
+{
+	char	d[24], *e = d + sizeof d, *q = e;
+
+	do {
+		*--q = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	sb_put(b, q, (size_t)(e - q));
+}
+
+/* v / 10^dec with dec decimals, as printf's %.{dec}f would write it */
+static void
+sb_fixed(struct sbuf *b, uint64_t v, unsigned int dec)
+{
+	uint64_t	scale = 1;
+	unsigned int	i;
+	char		frac[8];
+
+	for (i = 0; i < dec; i++)
+		scale *= 10;
+	sb_u64(b, v / scale);
+	v %= scale;
+	for (i = dec; i > 0; i--) {
+		frac[i - 1] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	sb_put(b, ".", 1);
+	sb_put(b, frac, dec);
+}
+
 static int
 opsd_status(struct rpc_call *call, void *params, json_t **result)
 {
@@ -124,8 +185,8 @@ opsd_status(struct rpc_call *call, void *params, json_t **result)
 	struct status_cache *sc = status_cache(o);
 	unsigned int	 n = control_nconns(o);
 	uint64_t	 lagmax;
-	char		*live;
-	int		 len;
+	double		 cpu;
+	struct sbuf	 b = { NULL, 0, 0 };
 
 	(void)params;
 	(void)result;
@@ -137,20 +198,29 @@ opsd_status(struct rpc_call *call, void *params, json_t **result)
 		    "the status (a path that is not UTF-8?)"));
 	lagmax = o->loop.lag_max_usec > o->loop.lag_max_prev ?
 	    o->loop.lag_max_usec : o->loop.lag_max_prev;
-	len = xasprintf(&live, ",\"uptime_seconds\":%llu,\"loop\":{"
-	    "\"connections\":%u,\"lag_ms\":%.3f,\"lag_max_ms\":%.3f,"
-	    "\"cpu_percent\":%.1f},\"requests_total\":%llu,"
-	    "\"summary\":\"%s; %u client%s%s\"}",
-	    (unsigned long long)((now_usec() - o->start_usec) / 1000000), n,
-	    (double)o->loop.lag_usec / 1000.0, (double)lagmax / 1000.0,
-	    o->loop.cpu_percent, (unsigned long long)rpc_requests_total(o),
-	    o->stopping ? "stopping" : "running", n, n == 1 ? "" : "s",
-	    sc->summary_tail + 1);
-	call->rawlen = sc->headlen + (size_t)len;
-	call->raw = xmalloc(call->rawlen + 1);
-	memcpy(call->raw, sc->head, sc->headlen);
-	memcpy(call->raw + sc->headlen, live, (size_t)len + 1);
-	free(live);
+	cpu = o->loop.cpu_percent;
+	sb_put(&b, sc->head, sc->headlen);
+	sb_str(&b, ",\"uptime_seconds\":");
+	sb_u64(&b, (now_usec() - o->start_usec) / 1000000);
+	sb_str(&b, ",\"loop\":{\"connections\":");
+	sb_u64(&b, n);
+	sb_str(&b, ",\"lag_ms\":");
+	sb_fixed(&b, o->loop.lag_usec, 3);
+	sb_str(&b, ",\"lag_max_ms\":");
+	sb_fixed(&b, lagmax, 3);
+	sb_str(&b, ",\"cpu_percent\":");
+	sb_fixed(&b, cpu > 0 && cpu < 1e15 ? (uint64_t)(cpu * 10 + 0.5) : 0, 1);
+	sb_str(&b, "},\"requests_total\":");
+	sb_u64(&b, rpc_requests_total(o));
+	sb_str(&b, ",\"summary\":\"");
+	sb_str(&b, o->stopping ? "stopping" : "running");
+	sb_str(&b, "; ");
+	sb_u64(&b, n);
+	sb_str(&b, n == 1 ? " client" : " clients");
+	sb_str(&b, sc->summary_tail + 1);
+	sb_str(&b, "\"}");
+	call->rawlen = b.len;
+	call->raw = b.p;
 	return (0);
 }
 

@@ -24,6 +24,13 @@ struct child_set;
 struct config_errors;
 struct opsd_config;
 
+/*
+ * The kernel's timer slack for opsd (main.c): a timer may fire this much
+ * late. Timers that must be on time (the probes' slots, the loop's tick)
+ * are set this much early.
+ */
+#define OPSD_TIMER_SLACK_USEC	2000
+
 struct loop_stats {
 	uint64_t	 lag_usec;	/* last tick's lateness */
 	uint64_t	 lag_max_usec;	/* worst over the current minute */
@@ -31,6 +38,7 @@ struct loop_stats {
 	double		 cpu_percent;	/* over the last tick interval */
 	uint64_t	 cpu_prev_usec;
 	uint64_t	 tick_prev_usec;
+	uint64_t	 tick_due_usec;	/* the tick's whole second */
 	unsigned int	 ticks;
 };
 

@@ -7,6 +7,13 @@
  * do not fire together); a run that overruns its slot makes the next one
  * start when it ends, never two at once. Lateness (start minus due time)
  * is recorded as a histogram.
+ *
+ * The set has one timer, not one a probe: it fires at the earliest due
+ * run and starts every run due within PROBE_COALESCE_USEC of it. The
+ * grid after the first run starts on one of ten slots of the interval
+ * (at most a second apart, aligned on the clock), so probes of the same
+ * interval share their wake-ups: 100 probes at 10 s wake opsd 60 times
+ * a minute, not 600, and each wake-up serves ten.
  */
 #include <sys/stat.h>
 
@@ -43,6 +50,11 @@ const struct evt_type EVT_PROBE_STATE = {
 
 /* First runs of new probes spread over this long (usec), at most. */
 #define FIRST_RUN_SPREAD	(1000 * 1000)
+/* Runs due this close to each other share one wake-up (usec). */
+#define PROBE_COALESCE_USEC	(3 * 1000)
+/* The grid's slots: an interval has this many, at most a second apart. */
+#define GRID_SLOTS		10
+#define GRID_SLOT_MAX		(1000 * 1000)
 
 /* This subsystem's state in the daemon context (subsys.h). */
 #define PROBES(o)	((struct probe_set *)(o)->sub[SUBSYS_PROBE])
@@ -68,6 +80,9 @@ struct probe_set {
 	struct probe		**v;
 	unsigned int		  n;
 	struct probe_lateness	  lateness;	/* kept across reloads */
+	struct event		 *tick;		/* the earliest due run */
+	uint64_t		  tick_due;	/* while tick is pending */
+	int			  in_tick;	/* probe_tick_cb() is running */
 };
 
 /* --- configuration ------------------------------------------------------ */
@@ -513,19 +528,86 @@ probe_lateness(struct opsd *o)
 
 /* --- scheduling --------------------------------------------------------- */
 
-static void	probe_timer_cb(evutil_socket_t, short, void *);
+static void	probe_timer_cb(struct probe *, uint64_t);
+
+/*
+ * The set's timer at due, unless it fires earlier already; set the
+ * timer slack early, so that the run starts on time, not up to 2 ms late
+ * (PROBE_COALESCE_USEC covers the difference).
+ */
+static void
+probe_tick_at(struct probe_set *set, uint64_t due)
+{
+	struct timeval	tv;
+	uint64_t	now, wait;
+
+	if (set->in_tick || (evtimer_pending(set->tick, NULL) &&
+	    set->tick_due <= due))
+		return;
+	now = now_usec();
+	wait = due > now + OPSD_TIMER_SLACK_USEC ? due - now -
+	    OPSD_TIMER_SLACK_USEC : 0;
+	tv.tv_sec = (time_t)(wait / 1000000);
+	tv.tv_usec = (suseconds_t)(wait % 1000000);
+	set->tick_due = due;
+	evtimer_add(set->tick, &tv);
+}
 
 static void
 probe_arm(struct probe *p, uint64_t due)
 {
-	struct timeval	tv;
-	uint64_t	now = now_usec(), wait;
-
 	p->due_usec = due;
-	wait = due > now ? due - now : 0;
-	tv.tv_sec = (time_t)(wait / 1000000);
-	tv.tv_usec = (suseconds_t)(wait % 1000000);
-	evtimer_add(p->timer, &tv);
+	p->armed = 1;
+	probe_tick_at(PROBES(p->opsd), due);
+}
+
+/*
+ * Every run due by now (or within PROBE_COALESCE_USEC: started that
+ * much early, which counts as on time), then the timer for the next.
+ * The probes are few enough (thousands) to be walked at each wake-up.
+ */
+static void
+probe_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe_set	*set = arg;
+	struct probe		*p;
+	uint64_t		 now = now_usec(), next = UINT64_MAX;
+	unsigned int		 i;
+
+	(void)fd;
+	(void)what;
+	set->in_tick = 1;
+	/* a run that ends at once re-arms its probe: set->v stays */
+	for (i = 0; i < set->n; i++) {
+		p = set->v[i];
+		if (p->armed && p->due_usec <= now + PROBE_COALESCE_USEC) {
+			p->armed = 0;
+			/* each one's own start: the lateness is its own */
+			probe_timer_cb(p, now_usec());
+		}
+	}
+	set->in_tick = 0;
+	for (i = 0; i < set->n; i++) {
+		p = set->v[i];
+		if (p->armed && p->due_usec < next)
+			next = p->due_usec;
+	}
+	if (next != UINT64_MAX)
+		probe_tick_at(set, next);
+}
+
+/* Where a probe's grid starts: one of GRID_SLOTS of its interval. */
+static uint64_t
+probe_grid_jitter(const struct probe *p, uint32_t rnd)
+{
+	uint64_t	iv = p->conf->interval * 1000, slot;
+
+	slot = iv / GRID_SLOTS;
+	if (slot > GRID_SLOT_MAX)
+		slot = GRID_SLOT_MAX;
+	if (slot < PROBE_COALESCE_USEC)
+		return (iv + (uint64_t)rnd % iv);
+	return (iv + (uint64_t)rnd % (iv / slot) * slot);
 }
 
 /*
@@ -541,7 +623,14 @@ probe_next_slot(struct probe *p, uint64_t now)
 	uint64_t	next = p->due_usec + iv;
 
 	if (p->jitter_usec != 0) {
+		uint64_t	slot = iv / GRID_SLOTS;
+
+		/* on the slot's boundary of the clock, shared by others */
 		next = p->due_usec + p->jitter_usec;
+		if (slot > GRID_SLOT_MAX)
+			slot = GRID_SLOT_MAX;
+		if (slot >= PROBE_COALESCE_USEC)
+			next += (slot - next % slot) % slot;
 		p->jitter_usec = 0;
 	}
 	if (next <= now)
@@ -581,13 +670,8 @@ record_lateness(struct probe_lateness *lt, uint64_t late_usec)
 }
 
 static void
-probe_timer_cb(evutil_socket_t fd, short what, void *arg)
+probe_timer_cb(struct probe *p, uint64_t now)
 {
-	struct probe	*p = arg;
-	uint64_t	 now = now_usec();
-
-	(void)fd;
-	(void)what;
 	if (p->running) {
 		/* a probe.run is in flight: never overlap, take the next slot */
 		probe_arm(p, probe_next_slot(p, now));
@@ -624,12 +708,16 @@ hist_put(struct probe_hist *h, const struct probe_result *r)
 		l2 = strlen(r->cert_issuer) + 1,
 		l3 = strlen(r->server_version) + 1;
 
-	free(h->text);
-	h->text = xmalloc(l0 + l1 + l2 + l3);
-	memcpy(h->text, r->reason, l0);
-	memcpy(h->text + l0, r->cert_subject, l1);
-	memcpy(h->text + l0 + l1, r->cert_issuer, l2);
-	memcpy(h->text + l0 + l1 + l2, r->server_version, l3);
+	char	*t;
+
+	if (!h->text_inline)
+		free(h->text);
+	h->text_inline = l0 + l1 + l2 + l3 <= sizeof h->inl;
+	t = h->text_inline ? h->inl : (h->text = xmalloc(l0 + l1 + l2 + l3));
+	memcpy(t, r->reason, l0);
+	memcpy(t + l0, r->cert_subject, l1);
+	memcpy(t + l0 + l1, r->cert_issuer, l2);
+	memcpy(t + l0 + l1 + l2, r->server_version, l3);
 	h->ts_usec = r->ts_usec;
 	h->latency_ms = r->latency_ms;
 	h->cert_not_after = r->cert_not_after;
@@ -652,7 +740,7 @@ probe_hist_get(const struct probe *p, unsigned int i, struct probe_result *r)
 	r->http_status = h->http_status;
 	r->cert_not_after = h->cert_not_after;
 	r->cert_verified = h->cert_verified;
-	if ((t = h->text) == NULL)
+	if ((t = h->text_inline ? h->inl : h->text) == NULL)
 		return;
 	snprintf(r->reason, sizeof r->reason, "%s", t);
 	t += strlen(t) + 1;
@@ -874,8 +962,12 @@ probe_done(struct probe *p, struct probe_result *r)
 static struct probe_set *
 probe_set(struct opsd *o)
 {
-	if (PROBES(o) == NULL)
-		o->sub[SUBSYS_PROBE] = xcalloc(1, sizeof (struct probe_set));
+	struct probe_set	*set;
+
+	if (PROBES(o) == NULL) {
+		set = o->sub[SUBSYS_PROBE] = xcalloc(1, sizeof *set);
+		set->tick = evtimer_new(o->base, probe_tick_cb, set);
+	}
 	return (PROBES(o));
 }
 
@@ -934,10 +1026,11 @@ probe_free(struct probe *p, int err, const char *why)
 		alert_resolve(p->opsd, "probe", p->conf->name, why);
 	if (p->ops->free != NULL)
 		p->ops->free(p);
-	event_free(p->timer);
+	p->armed = 0;
 	probe_conf_free(p->conf);
 	for (i = 0; i < PROBE_HISTORY; i++)
-		free(p->hist[i].text);
+		if (!p->hist[i].text_inline)
+			free(p->hist[i].text);
 	free(p->text);
 	free(p);
 }
@@ -1017,7 +1110,6 @@ probe_apply_config(struct opsd *o)
 		p->opsd = o;
 		p->conf = probe_conf_copy(pc);
 		p->ops = kind_ops[p->conf->kind];
-		p->timer = evtimer_new(o->base, probe_timer_cb, p);
 		/*
 		 * The first run at once (a bad certificate on an hourly
 		 * probe alerts in seconds, not hours), spread over at most a
@@ -1025,8 +1117,7 @@ probe_apply_config(struct opsd *o)
 		 * later runs somewhere on the interval's grid.
 		 */
 		RAND_bytes((unsigned char *)&rnd, sizeof rnd);
-		p->jitter_usec = p->conf->interval * 1000 + (uint64_t)rnd %
-		    (p->conf->interval * 1000);
+		p->jitter_usec = probe_grid_jitter(p, rnd);
 		RAND_bytes((unsigned char *)&rnd, sizeof rnd);
 		probe_arm(p, now_usec() + (uint64_t)rnd % (p->conf->interval *
 		    1000 < FIRST_RUN_SPREAD ? p->conf->interval * 1000 :
@@ -1053,6 +1144,7 @@ probe_stop_all(struct opsd *o)
 		probe_free(PROBES(o)->v[i], -ESHUTDOWN,
 		    "stopped: opsd is shutting down");
 	free(PROBES(o)->v);
+	event_free(PROBES(o)->tick);
 	free(PROBES(o));
 	o->sub[SUBSYS_PROBE] = NULL;
 }

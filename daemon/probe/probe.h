@@ -1,6 +1,6 @@
 /*
- * Health probes. A probe runs on its own timer (first runs spread over the
- * interval, never overlapping with itself), one kind-specific file does the
+ * Health probes. A probe runs on a fixed grid (first runs spread over the
+ * interval, never overlapping with itself; the set shares one timer), one kind-specific file does the
  * check (probe-http.c, probe-tcp.c, probe-pg.c, probe-tls.c, probe-exec.c),
  * and every run ends in probe_done(): the single place that keeps the
  * rise/fall counters, the state, the history, and emits the state-change
@@ -129,7 +129,8 @@ struct probe_result {
 /*
  * One run in the history ring: the figures, and the texts (the reason;
  * for tls, https and postgres probes the certificate's subject and issuer
- * and the server version) packed in one allocation of their real length.
+ * and the server version) packed in one allocation of their real length,
+ * or in the entry itself when they are short (a run that went well).
  * A whole struct probe_result is 840 bytes, 27 KB a probe for the ring.
  */
 struct probe_hist {
@@ -139,7 +140,12 @@ struct probe_hist {
 	int		 http_status;
 	unsigned char	 ok;
 	unsigned char	 cert_verified;
-	char		*text;	/* reason\0subject\0issuer\0server_version\0 */
+	unsigned char	 text_inline;	/* the texts fit in inl */
+	/* reason\0subject\0issuer\0server_version\0 */
+	union {
+		char	*text;
+		char	 inl[16];	/* "HTTP 200\0\0\0\0": no allocation */
+	};
 };
 
 struct probe_ops {
@@ -189,7 +195,7 @@ struct probe {
 	int64_t			 cert_not_after;
 	int			 secret_warned;	/* loose mode, said once */
 
-	struct event		*timer;
+	int			 armed;		/* due_usec is a scheduled run */
 	uint64_t		 due_usec;	/* monotonic */
 	uint64_t		 jitter_usec;	/* grid offset after the 1st run */
 	int			 running;

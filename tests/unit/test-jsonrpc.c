@@ -450,10 +450,74 @@ test_error_names(void)
 	CHECK_STR(rpc_error_name(12345), "error");
 }
 
+/* The fast decoder: the same tree as jansson's, or NULL (jansson's turn). */
+static void
+test_fast_agrees(void)
+{
+	static const char *const same[] = {
+		"{\"jsonrpc\":\"2.0\",\"method\":\"opsd.status\",\"id\":1}",
+		"{\"id\":7,\"method\":\"probe.list\",\"jsonrpc\":\"2.0\"}",
+		" { \"jsonrpc\" : \"2.0\" ,\t\"method\":\"a\", \"id\": -0 }\r\n",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":{},\"id\":0}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":[ ],"
+		    "\"id\":\"x-1\"}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\"}",
+		"{\"jsonrpc\":\"1.0\",\"method\":\"\",\"id\":123456789012345678}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":-42}",
+	};
+	static const char *const other[] = {
+		"{}",
+		"[{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1}]",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1.5}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1e3}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":01}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1234567890123456789}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":null}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\\u0041\",\"id\":1}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"\xc3\xa9\",\"id\":1}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":{\"a\":1}}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":[1]}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1,\"id\":2}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"extra\":1}",
+		"{\"jsonrpc\":\"2.0\",\"method\":7}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1} x",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",}",
+		"{\"jsonrpc\":\"2.0\"\"method\":\"m\"}",
+		"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":-}",
+		"",
+	};
+	json_t		*fast, *slow;
+	json_error_t	 jerr;
+	size_t		 i;
+
+	for (i = 0; i < sizeof same / sizeof same[0]; i++) {
+		fast = jsonrpc_load_fast(same[i], strlen(same[i]));
+		slow = json_loadb(same[i], strlen(same[i]),
+		    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+		if (fast == NULL)
+			tap_diag("not taken: %s", same[i]);
+		CHECK(fast != NULL && slow != NULL && json_equal(fast, slow));
+		json_decref(fast);
+		json_decref(slow);
+	}
+	for (i = 0; i < sizeof other / sizeof other[0]; i++) {
+		fast = jsonrpc_load_fast(other[i], strlen(other[i]));
+		if (fast != NULL)
+			tap_diag("taken: %s", other[i]);
+		CHECK(fast == NULL);
+		json_decref(fast);
+	}
+	/* a NUL inside: never the fast path's */
+	CHECK(jsonrpc_load_fast("{\"jsonrpc\":\"2.0\",\"method\":\"m\0\"}",
+	    31) == NULL);
+}
+
 int
 main(void)
 {
 	RUN(test_valid_object_params);
+	RUN(test_fast_agrees);
 	RUN(test_valid_array_params);
 	RUN(test_valid_ids);
 	RUN(test_notification);

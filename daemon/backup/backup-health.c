@@ -63,7 +63,7 @@ backup_health(struct opsd *o, struct health *h)
 	const char	*name, *verified;
 	json_int_t	 age;
 	enum health_status worst = HEALTH_OK;
-	unsigned int	 good = 0, stale = 0, unverified = 0;
+	unsigned int	 good = 0, stale = 0, unverified = 0, off = 0;
 	size_t		 i;
 	char		 agebuf[32];
 	int		 is_stale, checked;
@@ -99,16 +99,22 @@ backup_health(struct opsd *o, struct health *h)
 			if (worst < HEALTH_WARNING)
 				worst = HEALTH_WARNING;
 			unverified++;
-		} else
+		} else {
 			good++;
+			off += strcmp(verified, "off") == 0;
+		}
 	}
 	json_decref(list);
 	json_object_set_new(h->result, "backups", json_pack("{s:I, s:i, s:i, "
 	    "s:i, s:o}", "total", (json_int_t)json_array_size(out), "good", good,
 	    "stale", stale, "unverified", unverified, "list", out));
-	if (good > 0)
-		health_fine(h, "%u backup%s verified", good, good == 1 ? "" :
-		    "s");
+	/* verify = never: fresh, but nothing proved it restores */
+	if (good > off)
+		health_fine(h, "%u backup%s verified", good - off, good - off ==
+		    1 ? "" : "s");
+	if (off > 0)
+		health_fine(h, "%u backup%s fresh, not verified (verify = "
+		    "never)", off, off == 1 ? "" : "s");
 	return (worst);
 }
 

@@ -458,3 +458,23 @@ def test_every_backup_event_carries_its_backup(bk_pg, bk_daemons, tmp_path):
                           "backup.restored"):
             assert e.get("backup_id", "").startswith("app-"), e
             assert e.get("database") == "main", e
+
+
+def test_health_does_not_call_an_unverified_backup_verified(bk_pg, bk_daemons,
+                                                            tmp_path):
+    """verify = never: the backup is fresh and not a problem, but nothing
+    proved it restores, so opsd.health does not say "verified"."""
+    db = bk_pg.new_db(rows=100)
+    body = bk_pg.conf_sections(db)
+    body += backup_section("plain", tmp_path / "plain", verify="never")
+    body += backup_section("proved", tmp_path / "proved",
+                           check="SELECT count(*) FROM users",
+                           expect="> 10")
+    d = bk_daemons(body)
+    for name in ("plain", "proved"):
+        rc, out, err = d.run_backup(name)
+        assert rc == 0, out + err
+    h = d.rpc("opsd.health")
+    assert "1 backup verified" in h["fine"], h
+    assert "1 backup fresh, not verified (verify = never)" in h["fine"], h
+    assert not any("plain" in p for p in h["problems"]), h

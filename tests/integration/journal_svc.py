@@ -8,8 +8,10 @@ entries back with `journalctl -o json` inside the namespace.
 
 script(body) gives the whole script: the prologue, then body, which sees
 $W (the work dir) and $1... and can call `step NAME $?` to record what
-each step returned in $W/steps, and set OPID to a pid the exit trap
-kills. run() runs it; steps(), log() and json_lines() read the results.
+each step returned in $W/steps, set OPID to a pid the exit trap kills
+with SIGKILL (opsd) and KILL to pids it stops with SIGTERM (other
+servers). start() and finish() run it; steps(), log() and json_lines()
+read the results.
 """
 import json
 import os
@@ -30,11 +32,12 @@ for d in $JOURNAL_DIRS; do
     mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" ||
         { echo "cannot mount tmpfs on $d" >&2; exit 10; }
 done
-OPID=
+OPID= KILL=
 $JOURNALD >"$W/journald.log" 2>&1 &
 JPID=$!
 cleanup() {
     [ -n "$OPID" ] && kill -KILL "$OPID" 2>/dev/null
+    for p in $KILL; do kill -TERM "$p" 2>/dev/null; done
     kill -TERM "$JPID" 2>/dev/null
     wait 2>/dev/null
 }
@@ -50,10 +53,12 @@ done
 """.replace("$JOURNAL_DIRS", JOURNAL_DIRS).replace("$JOURNALD", JOURNALD)
 
 
-def require_tools():
-    """Skips the test where a private journald cannot run."""
+def require_tools(*more):
+    """Skips the test where a private journald (and more, paths of other
+    tools it needs) cannot run."""
     for tool in (JOURNALD, shutil.which("unshare"),
-                 shutil.which("journalctl"), shutil.which("systemd-cat")):
+                 shutil.which("journalctl"), shutil.which("systemd-cat"),
+                 *more):
         if not tool or not os.access(tool, os.X_OK):
             pytest.skip(f"journald tooling missing ({tool})")
     if os.geteuid() != 0:
@@ -65,11 +70,11 @@ def script(body):
     return PROLOGUE + body
 
 
-def start(path, work, args, env):
+def start(path, work, args, env, shell="sh"):
     """Starts the script at path in a mount namespace of its own:
-    sh PATH WORK ARGS... The Popen; finish() waits for it."""
+    SHELL PATH WORK ARGS... The Popen; finish() waits for it."""
     return subprocess.Popen(
-        ["unshare", "-m", "--propagation", "private", "sh", str(path),
+        ["unshare", "-m", "--propagation", "private", shell, str(path),
          str(work)] + [str(a) for a in args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
         start_new_session=True, text=True)

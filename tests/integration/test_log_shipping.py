@@ -18,49 +18,21 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import textwrap
 
 import pytest
 
+import journal_svc
 from conftest import (AS_NOBODY, CLI, OPSD, base_env, check_sanitizers,
                       message_ids, parse_json_lines, short_rundir, Daemon)
 from svc import REPO, closed_port, free_port
 
-JOURNALD = "/lib/systemd/systemd-journald"
 REMOTE = "/lib/systemd/systemd-journal-remote"
 UPLOAD = "/lib/systemd/systemd-journal-upload"
-JOURNAL_DIRS = "/run/systemd/journal /run/log/journal /var/log/journal"
 LOGGING_MD = REPO / "docs" / "logging.md"
 
-SCRIPT = textwrap.dedent("""\
-    set -u
-    W=$1 OPSD=$2 CLI=$3 CONF=$4 SOCK=$5 PORT=$6
-    step() { echo "$1 $2" >> "$W/steps"; }
-    for d in $JOURNAL_DIRS; do
-        mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" ||
-            { echo "cannot mount tmpfs on $d" >&2; exit 10; }
-    done
-    OPID= RPID=
-    {JOURNALD} >"$W/journald.log" 2>&1 &
-    JPID=$!
-    cleanup() {
-        [ -n "$OPID" ] && kill -KILL "$OPID" 2>/dev/null
-        [ -n "$RPID" ] && kill -TERM "$RPID" 2>/dev/null
-        kill -TERM "$JPID" 2>/dev/null
-        wait 2>/dev/null
-    }
-    trap cleanup EXIT
-    ok=0
-    for i in $(seq 250); do
-        if echo ping | systemd-cat -t opsd-it-ping 2>/dev/null; then
-            ok=1; break
-        fi
-        sleep 0.02
-    done
-    [ $ok = 1 ] || { echo "journald did not come up" >&2; exit 11; }
-
+SCRIPT = journal_svc.script(textwrap.dedent("""\
+    OPSD=$2 CLI=$3 CONF=$4 SOCK=$5 PORT=$6
     "$OPSD" -c "$CONF" --log-target=journal 2>"$W/opsd.stderr" &
     OPID=$!
     for i in $(seq 500); do
@@ -88,6 +60,7 @@ SCRIPT = textwrap.dedent("""\
     {REMOTE} --listen-http=127.0.0.1:$PORT --output="$W/remote.journal" \\
         --split-mode=none >"$W/remote.log" 2>&1 &
     RPID=$!
+    KILL=$RPID
     for i in $(seq 250); do
         (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
         sleep 0.02
@@ -98,13 +71,12 @@ SCRIPT = textwrap.dedent("""\
     kill -TERM $RPID
     wait $RPID
     step remote-exit $?
-    RPID=
+    KILL=
     journalctl -o json --no-pager --file="$W/remote.journal" \\
         SYSLOG_IDENTIFIER=opsd >"$W/remote.json"
     step remote-journalctl $?
-    """).replace("$JOURNAL_DIRS", JOURNAL_DIRS) \
-    .replace("{JOURNALD}", JOURNALD).replace("{REMOTE}", REMOTE) \
-    .replace("{UPLOAD}", UPLOAD).replace("{AS_NOBODY}", " ".join(AS_NOBODY))
+    """).replace("{REMOTE}", REMOTE).replace("{UPLOAD}", UPLOAD)
+    .replace("{AS_NOBODY}", " ".join(AS_NOBODY)))
 
 
 def config_body():
@@ -114,15 +86,10 @@ def config_body():
             "interval = 200ms\nrise = 1\nfall = 1\n\n")
 
 
-def read_json_lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()
-            if line.strip()] if path.exists() else []
-
-
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
-    for tool in (JOURNALD, REMOTE, UPLOAD, shutil.which("unshare"),
-                 shutil.which("journalctl")):
+    for tool in (journal_svc.JOURNALD, REMOTE, UPLOAD,
+                 shutil.which("unshare"), shutil.which("journalctl")):
         assert tool and os.access(tool, os.X_OK), \
             f"{tool} is missing (scripts/deps.sh installs it)"
     if os.geteuid() != 0:
@@ -134,32 +101,25 @@ def shipped(tmp_path_factory):
     script = work / "run.sh"
     script.write_text(SCRIPT)
     # bash: the script waits for journal-remote with /dev/tcp
-    p = subprocess.Popen(["unshare", "-m", "--propagation", "private",
-                          "bash", str(script), str(work), str(OPSD), str(CLI),
-                          str(d.conf_path), str(d.socket), str(free_port())],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         env=base_env(), start_new_session=True, text=True)
+    p = journal_svc.start(script, work, [OPSD, CLI, d.conf_path, d.socket,
+                                         free_port()], base_env(),
+                          shell="bash")
     try:
-        out, _ = p.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
-        pytest.fail(f"the shipping script hung:\n{out}")
+        rc, out = journal_svc.finish(p, 120)
+    except AssertionError as e:
+        pytest.fail(str(e))
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
-    steps = dict(line.split() for line in
-                 (work / "steps").read_text().splitlines()) \
-        if (work / "steps").exists() else {}
-    log = f"script exit {p.returncode}:\n{out}\nsteps: {steps}\n"
-    for name in ("opsd.stderr", "cli.err", "remote.log", "upload.log"):
-        if (work / name).exists():
-            log += f"--- {name}:\n{(work / name).read_text()[-2000:]}\n"
-    assert p.returncode == 0, log
+    steps = journal_svc.steps(work)
+    log = journal_svc.log(work, rc, out, names=("opsd.stderr", "cli.err",
+                                                "remote.log", "upload.log"),
+                          tail=2000)
+    assert rc == 0, log
     d.stderr_path = work / "opsd.stderr"
     check_sanitizers([d])
     return {"steps": steps, "log": log, "daemon": d,
-            "local": read_json_lines(work / "journal.json"),
-            "remote": read_json_lines(work / "remote.json")}
+            "local": journal_svc.json_lines(work / "journal.json"),
+            "remote": journal_svc.json_lines(work / "remote.json")}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ host's journal is read or written. The run makes the key events of a
 working day: a start, probes going up and down, an audited call, a
 denied one, a reload, a change of log level, a stop.
 """
-import json
 import os
 import re
 import shutil

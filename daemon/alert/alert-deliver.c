@@ -555,7 +555,7 @@ delivery_attempt(struct delivery *d)
 		curl_slist_free_all(d->rcpt);
 		d->headers = d->rcpt = NULL;
 	}
-	if ((d->easy = curl_easy_init()) == NULL ||
+	if ((d->easy = http_easy_create()) == NULL ||
 	    (r = delivery_setup(d)) != 0 ||
 	    (r = http_start(d->set->opsd, d->easy, delivery_done, d)) != 0) {
 		d->route->sent_failed++;

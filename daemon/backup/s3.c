@@ -107,7 +107,7 @@ s3_easy(struct s3_op *op)
 
 	if (op->easy != NULL)
 		curl_easy_cleanup(op->easy);
-	if ((e = op->easy = curl_easy_init()) == NULL)
+	if ((e = op->easy = http_easy_create()) == NULL)
 		return (-ENOMEM);
 	http_easy_defaults(e);
 	curl_easy_setopt(e, CURLOPT_URL, op->url);
@@ -244,7 +244,7 @@ s3_new(const struct s3_target *t, const char *key, s3_done_cb done, void *arg)
 	op->connect_timeout_ms = t->connect_timeout_ms;
 	op->stall_timeout_ms = t->stall_timeout_ms;
 	/* keep '/' in keys, escape the rest of each segment */
-	tmp = curl_easy_init();
+	tmp = http_easy_create();
 	ekey = curl_easy_escape(tmp, key, 0);
 	for (char *p = ekey; p != NULL && (p = strstr(p, "%2F")) != NULL; ) {
 		*p = '/';

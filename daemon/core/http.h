@@ -24,6 +24,11 @@ void	 http_shutdown(struct opsd *);
 int	 http_start(struct opsd *, CURL *, http_done_cb, void *arg);
 /* Stops a running transfer; its callback is not called. */
 void	 http_cancel(CURL *);
+/*
+ * A new easy handle (curl_easy_init() after libcurl's global init, which
+ * waits for the first one); NULL if either fails.
+ */
+CURL	*http_easy_create(void);
 /* The multi handle's share of DNS and connections, for new easy handles. */
 void	 http_easy_defaults(CURL *);
 

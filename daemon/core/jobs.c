@@ -14,7 +14,6 @@
 
 #include <event2/event.h>
 #include <jansson.h>
-#include <openssl/rand.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -240,7 +239,7 @@ job_random_delay(const struct job *j)
 
 	if (j->random_delay_ms == 0)
 		return (0);
-	RAND_bytes((unsigned char *)&rnd, sizeof rnd);
+	util_random(&rnd, sizeof rnd);
 	return ((int64_t)(rnd % (j->random_delay_ms / 1000 + 1)));
 }
 

@@ -24,6 +24,8 @@ int	 xvasprintf(char **, const char *, va_list)
 void	 fatalx(const char *, ...) __attribute__((format(printf, 1, 2),
 	    noreturn));
 
+/* len bytes for jitter and names (getrandom); not for secrets */
+void	 util_random(void *, size_t);
 uint64_t now_usec(void);	/* CLOCK_MONOTONIC */
 uint64_t now_realtime_usec(void);
 /* UTC "2026-01-02T03:04:05Z" of t (seconds); "-" for t <= 0 (never). */

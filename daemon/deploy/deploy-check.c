@@ -167,7 +167,7 @@ deploy_check_start(struct opsd *o, const struct deploy_check_spec *s,
 	c->opsd = o;
 	c->cb = cb;
 	c->arg = arg;
-	if ((c->easy = curl_easy_init()) == NULL) {
+	if ((c->easy = http_easy_create()) == NULL) {
 		snprintf(why, whylen, "cannot make a curl handle");
 		check_free(c);
 		return (NULL);

@@ -696,7 +696,7 @@ http_easy_new(struct probe *p, struct http_curl *c)
 	const struct probe_conf	*pc = p->conf;
 	CURL			*e;
 
-	if ((e = c->easy = curl_easy_init()) == NULL)
+	if ((e = c->easy = http_easy_create()) == NULL)
 		return (-ENOMEM);
 	http_easy_defaults(e);
 	if (c->url != NULL)

@@ -30,7 +30,6 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <jansson.h>
-#include <openssl/rand.h>
 
 #include "alert.h"
 #include "config.h"
@@ -1116,9 +1115,9 @@ probe_apply_config(struct opsd *o)
 		 * second so that a thousand probes do not start together;
 		 * later runs somewhere on the interval's grid.
 		 */
-		RAND_bytes((unsigned char *)&rnd, sizeof rnd);
+		util_random(&rnd, sizeof rnd);
 		p->jitter_usec = probe_grid_jitter(p, rnd);
-		RAND_bytes((unsigned char *)&rnd, sizeof rnd);
+		util_random(&rnd, sizeof rnd);
 		probe_arm(p, now_usec() + (uint64_t)rnd % (p->conf->interval *
 		    1000 < FIRST_RUN_SPREAD ? p->conf->interval * 1000 :
 		    FIRST_RUN_SPREAD));

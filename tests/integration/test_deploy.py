@@ -79,7 +79,9 @@ def test_cutover_under_load_zero_failed_requests(stack, webhook_rx):
     assert load.last["1.0"] < t_end, load.summary()
 
     assert steps_of(out) == STEPS_ALL, out
-    assert "gate          health check 1: ok (200, version 2.0" in out, out
+    # the gate's passing check (under load the slot may need a second)
+    assert re.search(r"gate +health check \d+: ok \(200, version 2\.0",
+                     out), out
     assert "nginx (master" in out and "runs new workers" in out, out
     assert re.search(r"^api: ok: version 2.0 serves on slot green, in ",
                      out, re.M), out

@@ -150,6 +150,7 @@ struct brun {
 	struct child		*writer;
 	char			*fifo;		/* STATE_DIR/run/dump-NAME.fifo */
 	int			 fifo_fd;	/* a reader, so no open blocks */
+	int			 fifo_wfd;	/* a writer, until pg_dump ends */
 	int			 dump_running;	/* pg_dump not yet reaped */
 	char			*dump_why;	/* how pg_dump failed */
 	int			 write_ok;	/* the writer gave sha256 */

@@ -437,6 +437,10 @@ run_dump_stop(struct brun *r)
 		child_abandon(r->writer);
 		r->writer = NULL;
 	}
+	if (r->fifo_wfd != -1) {
+		close(r->fifo_wfd);
+		r->fifo_wfd = -1;
+	}
 	if (r->fifo != NULL) {
 		close(r->fifo_fd);
 		r->fifo_fd = -1;
@@ -559,6 +563,11 @@ run_dumped(struct child *c, const struct child_result *res, void *arg)
 		if (r->writer != NULL)
 			child_kill(r->writer);
 	}
+	/* pg_dump's end is closed: the writer sees the end of the dump */
+	if (r->fifo_wfd != -1) {
+		close(r->fifo_wfd);
+		r->fifo_wfd = -1;
+	}
 	run_dump_end(r);
 }
 
@@ -593,17 +602,23 @@ run_dump(struct brun *r)
 	/*
 	 * The FIFO: one per backup (one run at a time), where only opsd
 	 * writes, so a name left by a kill -9 is replaced here. opsd holds
-	 * a read end, so neither pg_dump's open nor the writer's waits for
-	 * a process that failed to start.
+	 * a read end, so pg_dump's open never waits for a writer that failed
+	 * to start, and a write end until pg_dump has exited, so the
+	 * writer's open never waits for pg_dump: a small dump fits in the
+	 * FIFO's buffer, and pg_dump can write it, close and exit before a
+	 * slow writer (a loaded host, a sanitizer build) opens the FIFO,
+	 * whose open would then wait for a writer for ever.
 	 */
 	xasprintf(&rundir, "%s/run", b->opsd->conf->state_dir);
 	e = state_mkdir(rundir, 0700);
 	xasprintf(&r->fifo, "%s/dump-%s.fifo", rundir, b->conf->name);
 	free(rundir);
-	r->fifo_fd = -1;
+	r->fifo_fd = r->fifo_wfd = -1;
 	unlink(r->fifo);
 	if (e != 0 || mkfifo(r->fifo, 0600) == -1 || (r->fifo_fd =
-	    open(r->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
+	    open(r->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1 ||
+	    (r->fifo_wfd = open(r->fifo, O_WRONLY | O_NONBLOCK |
+	    O_CLOEXEC)) == -1) {
 		e = e != 0 ? -e : errno;
 		run_fail(r, "cannot make the FIFO %s: %s", r->fifo,
 		    strerror(e));
@@ -614,11 +629,26 @@ run_dump(struct brun *r)
 		const char *wargv[] = { "/proc/self/exe", "--dump-writer",
 		    r->fifo, r->partial, NULL };
 
+#ifdef OPSD_FAULT_INJECTION
+		/* tests: a writer that starts late, as on a loaded host */
+		const char	*delay = getenv("OPSD_WRITER_DELAY_MS");
+		char		*wenv[2] = { NULL, NULL };
+#endif
+
 		memset(&spec, 0, sizeof spec);
 		spec.argv = wargv;
 		spec.max_output = 256;
+#ifdef OPSD_FAULT_INJECTION
+		if (delay != NULL) {
+			xasprintf(&wenv[0], "OPSD_WRITER_DELAY_MS=%s", delay);
+			spec.env = (const char *const *)wenv;
+		}
+#endif
 		/* no timeout of its own: it ends with pg_dump, or is killed */
 		r->writer = child_spawn(r->b->opsd, &spec, run_written, r, &e);
+#ifdef OPSD_FAULT_INJECTION
+		free(wenv[0]);
+#endif
 		if (r->writer == NULL) {
 			run_fail(r, "cannot run the dump writer: %s",
 			    strerror(-e));
@@ -799,7 +829,7 @@ backup_run_start(struct backup *b, struct job *job,
 	r = xcalloc(1, sizeof *r);
 	r->b = b;
 	r->fd = -1;
-	r->fifo_fd = -1;
+	r->fifo_fd = r->fifo_wfd = -1;
 	r->job = job;
 	r->verify_result = -2;
 	r->start = (int64_t)t;

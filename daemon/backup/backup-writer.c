@@ -143,13 +143,33 @@ backup_dump_writer(int argc, char **argv)
 		return (1);
 	if ((out = open(file, O_WRONLY | O_CLOEXEC)) == -1)
 		return (fail("cannot open %s: %s", file, strerror(errno)));
-	/* blocks until pg_dump opens its end; then the name is not needed */
-	if ((in = open(fifo, O_RDONLY | O_CLOEXEC)) == -1) {
+#ifdef OPSD_FAULT_INJECTION
+	{
+		/* tests: a writer that starts late, as on a loaded host */
+		const char	*d = getenv("OPSD_WRITER_DELAY_MS");
+
+		if (d != NULL)
+			usleep((useconds_t)atoi(d) * 1000);
+	}
+#endif
+	/*
+	 * Without O_NONBLOCK this open waits for a writer to come, and none
+	 * would if pg_dump had already written a small dump into the FIFO's
+	 * buffer and exited. opsd holds a write end until pg_dump has ended,
+	 * so the blocking reads below see the end of the dump only then.
+	 */
+	if ((in = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1 ||
+	    fcntl(in, F_SETFL, fcntl(in, F_GETFL) & ~O_NONBLOCK) == -1) {
 		r = fail("cannot open %s: %s", fifo, strerror(errno));
+		if (in != -1)
+			close(in);
 		close(out);
 		return (r);
 	}
-	unlink(fifo);
+	/*
+	 * The name stays: pg_dump may not have opened it yet (opsd removes
+	 * it when the run ends).
+	 */
 	if (fstat(in, &st) == -1 || !S_ISFIFO(st.st_mode))
 		r = fail("%s is not a FIFO", fifo);
 	else {

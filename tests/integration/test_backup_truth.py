@@ -478,3 +478,26 @@ def test_health_does_not_call_an_unverified_backup_verified(bk_pg, bk_daemons,
     assert "1 backup verified" in h["fine"], h
     assert "1 backup fresh, not verified (verify = never)" in h["fine"], h
     assert not any("plain" in p for p in h["problems"]), h
+
+
+def test_small_dump_done_before_the_writer_opened_the_fifo(bk_pg, bk_daemons,
+                                                           tmp_path,
+                                                           monkeypatch):
+    """The dump writer starts late (OPSD_WRITER_DELAY_MS, a test build's
+    stand-in for a loaded host): pg_dump writes a small dump into the
+    FIFO's buffer and exits before the writer opens it. The run must
+    still end, with the whole dump, not wait for ever in dumping."""
+    db = bk_pg.new_db(rows=50)
+    monkeypatch.setenv("OPSD_WRITER_DELAY_MS", "1500")
+    d = bk_daemons(bk_pg.conf_sections(db) +
+                   backup_section("late", tmp_path / "late",
+                                  verify="never"))
+    monkeypatch.delenv("OPSD_WRITER_DELAY_MS")
+    t0 = time.monotonic()
+    rc, out, err = d.run_backup("late", timeout=30)
+    assert rc == 0, out + err
+    assert time.monotonic() - t0 >= 1.4, "the writer did not start late"
+    item = d.items("late")[0]
+    man = d.rpc("backup.show", {"id": item["id"]})
+    dump = tmp_path / "late" / f"{item['id']}.dump"
+    assert dump.stat().st_size > 0 and dump.read_bytes()[:5] == b"PGDMP", man

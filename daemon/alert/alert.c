@@ -22,6 +22,7 @@
 #include "alert.h"
 #include "alert-int.h"
 #include "daemon.h"
+#include "lazylib.h"
 #include "evt.h"
 #include "ini.h"
 #include "metrics.h"
@@ -372,6 +373,8 @@ alert_apply_config(struct opsd *o)
 	unsigned int		 i, j, n;
 
 	n = config_count(o->conf, &alert_section);
+	if (n > 0)
+		lazylib_curl();	/* deliveries use it: load it now */
 	fresh = xcalloc(n + 1, sizeof *fresh);
 	for (i = 0; i < n; i++) {
 		r = xcalloc(1, sizeof *r);

@@ -18,6 +18,7 @@
 #include "alert.h"
 #include "backup-int.h"
 #include "daemon.h"
+#include "lazylib.h"
 #include "evt.h"
 #include "jobs.h"
 #include "util.h"
@@ -516,6 +517,8 @@ backup_apply_config(struct opsd *o)
 	fresh = xcalloc(n + 1, sizeof *fresh);
 	for (i = 0; i < n; i++) {
 		bc = config_at(conf, &backup_section, i);
+		if (bc->s3_endpoint != NULL)
+			lazylib_curl();	/* the off-site copy: load it now */
 		b = NULL;
 		for (j = 0; j < set->n; j++) {
 			if (set->v[j] != NULL && strcmp(set->v[j]->conf->name,

@@ -24,6 +24,7 @@
 #include "probe.h"
 #include "state.h"
 #include "secretfile.h"
+#include "lazylib.h"
 #include "subsys.h"
 #include "util.h"
 
@@ -436,7 +437,16 @@ static const struct ini_section *const db_sections[] = {
 	&db_section, NULL
 };
 
+/* A configured database is used soon: load libpq now, not on the loop. */
+static void
+db_apply(struct opsd *o)
+{
+	if (config_count(o->conf, &db_section) > 0)
+		lazylib_pq();
+}
+
 const struct subsys db_subsys = {
 	.name = "db",
 	.sections = db_sections,
+	.apply = db_apply,
 };

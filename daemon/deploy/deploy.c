@@ -17,6 +17,7 @@
 #include "child.h"
 #include "config.h"
 #include "daemon.h"
+#include "lazylib.h"
 #include "deploy-int.h"
 #include "evt.h"
 #include "op.h"
@@ -276,6 +277,8 @@ deploy_apply_config(struct opsd *o)
 	unsigned int		 i, j, n;
 
 	n = config_count(conf, &deploy_section);
+	if (n > 0)
+		lazylib_curl();	/* the health gate uses it: load it now */
 	fresh = xcalloc(n + 1, sizeof *fresh);
 	for (i = 0; i < n; i++) {
 		dc = config_at(conf, &deploy_section, i);

@@ -25,6 +25,7 @@
 
 #include "daemon.h"
 #include "http-parse.h"
+#include "http-url.h"
 #include "http.h"
 #include "opsd-parse.h"
 #include "probe.h"
@@ -560,21 +561,65 @@ lite_connect(struct probe *p)
 	    l->host, l->port);
 }
 
-/* Can this probe use the plain transport? Sets it up if so. */
+/* Can this probe use the plain transport at all (not what its URL is)? */
 static int
-lite_setup(struct probe *p, struct http_probe *h, CURLU *url)
+lite_possible(const struct probe_conf *pc)
+{
+	return (!pc->follow_redirects && getenv("http_proxy") == NULL &&
+	    getenv("HTTP_PROXY") == NULL && getenv("all_proxy") == NULL &&
+	    getenv("ALL_PROXY") == NULL && (strcmp(pc->method, "GET") == 0 ||
+	    strcmp(pc->method, "HEAD") == 0));
+}
+
+int
+http_probe_needs_curl(const struct probe_conf *pc)
+{
+	struct http_url	hu;
+
+	if (!lite_possible(pc) || !http_url_split(pc->url, &hu))
+		return (1);
+	http_url_free(&hu);
+	return (0);
+}
+
+/* Sets the plain transport up for host (as written), port and target. */
+static void
+lite_setup(struct probe *p, struct http_probe *h, const char *host, int port,
+    const char *target)
 {
 	const struct probe_conf	*pc = p->conf;
 	struct lite		*l;
-	char			*scheme = NULL, *host = NULL, *port = NULL;
-	char			*path = NULL, *hosthdr;
-	int			 ok;
+	char			*hosthdr;
 
-	if (pc->follow_redirects || getenv("http_proxy") != NULL ||
-	    getenv("HTTP_PROXY") != NULL || getenv("all_proxy") != NULL ||
-	    getenv("ALL_PROXY") != NULL || (strcmp(pc->method, "GET") != 0 &&
-	    strcmp(pc->method, "HEAD") != 0))
-		return (0);
+	l = h->lite = xcalloc(1, sizeof *l);
+	/* [::1] comes with its brackets: connect wants none */
+	if (host[0] == '[')
+		l->host = xstrndup(host + 1, strlen(host) - 2);
+	else
+		l->host = xstrdup(host);
+	l->port = port;
+	l->head = strcmp(pc->method, "HEAD") == 0;
+	if (pc->host_header != NULL)
+		hosthdr = xstrdup(pc->host_header);
+	else if (l->port == 80)
+		hosthdr = xstrdup(host);
+	else
+		xasprintf(&hosthdr, "%s:%d", host, l->port);
+	l->reqlen = (size_t)xasprintf(&l->req, "%s %s HTTP/1.1\r\n"
+	    "Host: %s\r\nUser-Agent: opsd/" OPSD_VERSION "\r\n"
+	    "Accept: */*\r\n\r\n", pc->method, target, hosthdr);
+	free(hosthdr);
+	l->timer = evtimer_new(p->opsd->base, lite_timeout_cb, p);
+}
+
+/* The same from a URL libcurl parsed: 1 if it is plain http. */
+static int
+lite_setup_curl(struct probe *p, struct http_probe *h, CURLU *url)
+{
+	char	*scheme = NULL, *host = NULL, *port = NULL;
+	char	*path = NULL, *query = NULL, *target;
+	int	 ok;
+
 	ok = curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 	    strcmp(scheme, "http") == 0 &&
 	    curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
@@ -582,32 +627,12 @@ lite_setup(struct probe *p, struct http_probe *h, CURLU *url)
 	    CURLUE_OK &&
 	    curl_url_get(url, CURLUPART_PATH, &path, 0) == CURLUE_OK;
 	if (ok) {
-		char *query = NULL, *full;
-
-		l = h->lite = xcalloc(1, sizeof *l);
-		/* [::1] comes back with its brackets: connect wants none */
-		if (host[0] == '[')
-			l->host = xstrndup(host + 1, strlen(host) - 2);
-		else
-			l->host = xstrdup(host);
-		l->port = atoi(port);
-		l->head = strcmp(pc->method, "HEAD") == 0;
 		curl_url_get(url, CURLUPART_QUERY, &query, 0);
-		if (pc->host_header != NULL)
-			hosthdr = xstrdup(pc->host_header);
-		else if (l->port == 80)
-			hosthdr = xstrdup(host);
-		else
-			xasprintf(&hosthdr, "%s:%d", host, l->port);
-		xasprintf(&full, "%s%s%s", path, query ? "?" : "",
+		xasprintf(&target, "%s%s%s", path, query ? "?" : "",
 		    query ? query : "");
-		l->reqlen = (size_t)xasprintf(&l->req, "%s %s HTTP/1.1\r\n"
-		    "Host: %s\r\nUser-Agent: opsd/" OPSD_VERSION "\r\n"
-		    "Accept: */*\r\n\r\n", pc->method, full, hosthdr);
-		free(full);
-		free(hosthdr);
+		lite_setup(p, h, host, atoi(port), target);
+		free(target);
 		curl_free(query);
-		l->timer = evtimer_new(p->opsd->base, lite_timeout_cb, p);
 	}
 	curl_free(scheme);
 	curl_free(host);
@@ -759,13 +784,23 @@ http_probe_new(struct probe *p)
 		h->hdr_seen = xcalloc(pc->nexpect_header, 1);
 		h->hdr_bad = xcalloc(1, HDR_BAD_MAX);
 	}
+	/* a plain URL needs no libcurl at all (http-url.h) */
+	if (lite_possible(pc)) {
+		struct http_url	hu;
+
+		if (http_url_split(pc->url, &hu)) {
+			lite_setup(p, h, hu.host, hu.port, hu.target);
+			http_url_free(&hu);
+			return;
+		}
+	}
 	/* the URL was validated with the config: it parses */
-	url = curl_url();
-	if (curl_url_set(url, CURLUPART_URL, pc->url, 0) != CURLUE_OK) {
+	if ((url = curl_url()) != NULL &&
+	    curl_url_set(url, CURLUPART_URL, pc->url, 0) != CURLUE_OK) {
 		curl_url_cleanup(url);
 		url = NULL;
 	}
-	if (url != NULL && lite_setup(p, h, url)) {
+	if (url != NULL && lite_possible(pc) && lite_setup_curl(p, h, url)) {
 		curl_url_cleanup(url);
 		return;
 	}

@@ -34,7 +34,9 @@
 #include "alert.h"
 #include "config.h"
 #include "daemon.h"
+#include "lazylib.h"
 #include "evt.h"
+#include "http-url.h"
 #include "ini.h"
 #include "jsonrpc.h"
 #include "pg.h"
@@ -113,12 +115,18 @@ validate_starttls(const char *value, char *buf, size_t len)
 static const char *
 validate_url(const char *value, char *buf, size_t len)
 {
-	CURLU	*u;
-	char	*scheme = NULL;
-	int	 bad;
+	struct http_url	 hu;
+	CURLU		*u;
+	char		*scheme = NULL;
+	int		 bad;
 
+	/* the common plain URL without loading libcurl (http-url.h) */
+	if (http_url_split(value, &hu)) {
+		http_url_free(&hu);
+		return (NULL);
+	}
 	u = curl_url();
-	bad = curl_url_set(u, CURLUPART_URL, value, 0) != CURLUE_OK ||
+	bad = u == NULL || curl_url_set(u, CURLUPART_URL, value, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0);
 	curl_free(scheme);
@@ -1074,6 +1082,11 @@ probe_apply_config(struct opsd *o)
 	fresh.v = xcalloc(config_count(conf, &probe_section) + 1,
 	    sizeof *fresh.v);
 	for (i = 0; (pc = config_at(conf, &probe_section, i)) != NULL; i++) {
+		/* the libraries its runs will need, now rather than on the loop */
+		if (pc->kind == PROBE_POSTGRES)
+			lazylib_pq();
+		else if (pc->kind == PROBE_HTTP && http_probe_needs_curl(pc))
+			lazylib_curl();
 		old = NULL;
 		for (j = 0; j < set->n; j++) {
 			if (set->v[j] != NULL && strcmp(set->v[j]->conf->name,

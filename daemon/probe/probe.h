@@ -239,6 +239,8 @@ void	 probe_metrics(struct opsd *, struct evbuffer *);
 
 /* Runtime. */
 void	 probe_apply_config(struct opsd *);	/* start, after reload */
+/* Does this http probe run through libcurl (https, redirects, ...)? */
+int	 http_probe_needs_curl(const struct probe_conf *);
 void	 probe_stop_all(struct opsd *);
 struct probe *probe_find(struct opsd *, const char *name);
 unsigned int probe_count(struct opsd *);

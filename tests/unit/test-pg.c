@@ -182,11 +182,13 @@ test_cancel_while_resolving(void)
 static void
 test_scram_verifier(void)
 {
+	static const char *const k[] = { "host", "port", NULL };
+	static const char *const val[] = { "/nonexistent-opsd-dir", "1", NULL };
 	PGconn	*conn;
 	char	*v, *w;
 
 	/* a connection that failed still carries libpq's settings */
-	conn = PQconnectStart("host=/nonexistent-opsd-dir port=1");
+	conn = PQconnectStartParams(k, val, 0);
 	CHECK(conn != NULL);
 	v = pg_scram_verifier(conn, "app", "secret");
 	w = pg_scram_verifier(conn, "app", "secret");

@@ -57,7 +57,7 @@ probe_metrics(struct opsd *o, struct evbuffer *b)
 		    "\"", 45);
 		metrics_label(b, p->conf->name);
 		evbuffer_add_printf(b, "\"} %.3f\n",
-		    (double)p->last.ts_usec / 1e6);
+		    (double)probe_last(p)->ts_usec / 1e6);
 	}
 	metrics_head(b, "opsd_probe_state_changes_total", "counter", "State changes "
 	    "of the probe (unknown, up, down).");

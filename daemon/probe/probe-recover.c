@@ -288,7 +288,7 @@ service_of(const struct probe *p)
 static int
 dep_failing(const struct probe *q)
 {
-	return (q->state == PROBE_DOWN || (q->has_last && !q->last.ok));
+	return (q->state == PROBE_DOWN || (q->has_last && !probe_last(q)->ok));
 }
 
 static void
@@ -391,12 +391,12 @@ raise_held(struct probe *p)
 	evt_add(ev, "kind", "%s", probe_kind_name(p->conf->kind));
 	evt_add(ev, "state", "down");
 	evt_add(ev, "prev_state", "down");
-	evt_add(ev, "reason", "%s", p->has_last ? p->last.reason : "");
+	evt_add(ev, "reason", "%s", probe_last_reason(p));
 	evt_add(ev, "held", "released");
 	evt_alert(ev, (const char *const *)p->conf->alert, p->conf->nalert,
 	    "probe", p->conf->name, 1);
 	evt_emit(ev, "probe %s is still down after its alerts were held: %s",
-	    p->conf->name, p->has_last ? p->last.reason : "");
+	    p->conf->name, probe_last_reason(p));
 }
 
 static void
@@ -420,7 +420,7 @@ flapping_event(struct probe *p, int firing, int alert)
 	evt_add(ev, "restart_limit", "%s", p->conf->restart_limit);
 	evt_add(ev, "cooldown", "%s", cd);
 	if (p->has_last)
-		evt_add(ev, "reason", "%s", p->last.reason);
+		evt_add(ev, "reason", "%s", probe_last_reason(p));
 	if (alert && p->conf->nalert > 0)
 		evt_alert(ev, (const char *const *)p->conf->alert,
 		    p->conf->nalert, "probe", p->conf->name, firing);
@@ -669,7 +669,7 @@ probe_recover_done(struct probe *p, enum probe_state prev)
 	}
 
 	/* a sustained success: up for a whole window resets the budget */
-	if (p->state == PROBE_UP && p->has_last && p->last.ok) {
+	if (p->state == PROBE_UP && p->has_last && probe_last(p)->ok) {
 		rec->exec_ran = 0;
 		if (rec->lock[0] != '\0') {
 			rec->lock[0] = '\0';
@@ -689,7 +689,7 @@ probe_recover_done(struct probe *p, enum probe_state prev)
 			rec->cooldown_until = 0;
 			rec->gen++;
 		}
-	} else if (p->has_last && !p->last.ok && !probe_recover_grace(p))
+	} else if (p->has_last && !probe_last(p)->ok && !probe_recover_grace(p))
 		rec->up_since = 0;
 
 	if (c->on_down == PROBE_ON_DOWN_NONE) {

@@ -49,7 +49,7 @@ probe_health(struct opsd *o, struct health *h)
 		util_iso_time(p->since, since, sizeof since);
 		json_array_append_new(down, json_pack("{s:s, s:s, s:s}",
 		    "name", p->conf->name, "since", since, "reason",
-		    p->has_last ? p->last.reason : ""));
+		    probe_last_reason(p)));
 		health_problem(h, "probe %s down", p->conf->name);
 	}
 	json_object_set_new(h->result, "probes", json_pack("{s:i, s:i, s:i, "
@@ -140,9 +140,9 @@ probe_status(struct opsd *o)
 		status_iso(p->since, since, sizeof since);
 		last[0] = '\0';
 		if (p->has_last)
-			status_iso(p->last.ts_usec / 1000000, last,
+			status_iso(probe_last(p)->ts_usec / 1000000, last,
 			    sizeof last);
-		reason = p->has_last ? status_text(p->last.reason) :
+		reason = p->has_last ? status_text(probe_last_reason(p)) :
 		    json_null();
 		for (k = 0; k < p->nhist; k++)
 			hist[k] = p->hist[(p->hist_next + PROBE_HISTORY +
@@ -155,7 +155,7 @@ probe_status(struct opsd *o)
 		    probe_state_name(p->state),
 		    "since", p->since != 0 ? since : NULL,
 		    "last_run", last[0] ? last : NULL,
-		    "latency_ms", p->has_last ? json_real(p->last.latency_ms) :
+		    "latency_ms", p->has_last ? json_real(probe_last(p)->latency_ms) :
 		    json_null(),
 		    "reason", reason,
 		    "history", hist,

@@ -818,8 +818,13 @@ probe_json(const struct probe *p)
 	    "runs_failed", (json_int_t)p->runs_failed,
 	    "state_changes", (json_int_t)p->state_changes,
 	    "running", p->running, "alert", routes);
-	json_object_set_new(o, "last", p->has_last ?
-	    probe_result_json(&p->last) : json_null());
+	if (p->has_last) {
+		struct probe_result	r;
+
+		probe_hist_get(p, 0, &r);
+		json_object_set_new(o, "last", probe_result_json(&r));
+	} else
+		json_object_set_new(o, "last", json_null());
 	/* where it is on its way to the other state: "up, failing 1/3" */
 	json_object_set_new(o, "ok_streak", json_integer(p->ok_streak));
 	json_object_set_new(o, "fail_streak", json_integer(p->fail_streak));
@@ -912,7 +917,6 @@ probe_done(struct probe *p, struct probe_result *r)
 	    (double)(now - p->run_start) / 1000.0;
 	p->running = 0;
 	p->last_duration = (double)(now - p->run_start) / 1e6;
-	p->last = *r;
 	p->has_last = 1;
 	hist_put(&p->hist[p->hist_next], r);
 	p->hist_next = (p->hist_next + 1) % PROBE_HISTORY;

@@ -187,8 +187,7 @@ struct probe {
 	int64_t			 since;		/* wall clock, seconds */
 	unsigned int		 ok_streak;
 	unsigned int		 fail_streak;
-	struct probe_result	 last;
-	int			 has_last;
+	int			 has_last;	/* hist holds the last run */
 	struct probe_hist	 hist[PROBE_HISTORY];
 	unsigned int		 nhist;
 	unsigned int		 hist_next;
@@ -217,6 +216,23 @@ struct probe {
 	size_t			 textlen;
 	struct probe_text_key	 text_key;	/* what it shows */
 };
+
+/* The last run (has_last): the newest entry of the ring, and its reason. */
+static inline const struct probe_hist *
+probe_last(const struct probe *p)
+{
+	return (&p->hist[(p->hist_next + PROBE_HISTORY - 1) % PROBE_HISTORY]);
+}
+
+static inline const char *
+probe_last_reason(const struct probe *p)
+{
+	const struct probe_hist	*h = probe_last(p);
+
+	if (!p->has_last)
+		return ("");
+	return (h->text_inline ? h->inl : h->text);
+}
 
 extern const struct evt_type EVT_PROBE_STATE;	/* up <-> down */
 

@@ -430,8 +430,8 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 		    r->s->conf->verify_probe);
 		return;
 	}
-	if (!p->running && p->has_last && p->last.ts_usec >= r->verify_from) {
-		if (p->last.ok) {
+	if (!p->running && p->has_last && probe_last(p)->ts_usec >= r->verify_from) {
+		if (probe_last(p)->ok) {
 			secret_rot_next(r);
 			return;
 		}
@@ -440,7 +440,7 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 			    "verify_probe %s still fails after %llus: "
 			    "%s", p->conf->name, (unsigned long long)
 			    (r->s->conf->verify_timeout / 1000),
-			    p->last.reason);
+			    probe_last_reason(p));
 			return;
 		}
 		/* a failed run: try again in a second */
@@ -450,13 +450,13 @@ verify_poll(evutil_socket_t fd, short what, void *arg)
 	}
 	if (now_usec() >= r->verify_deadline) {
 		/* between two runs: the last one's reason is the why */
-		if (p->has_last && !p->last.ok && p->last.ts_usec >=
+		if (p->has_last && !probe_last(p)->ok && probe_last(p)->ts_usec >=
 		    r->verify_begin)
 			secret_rot_fail(r,
 			    "verify_probe %s still fails after %llus: "
 			    "%s", p->conf->name, (unsigned long long)
 			    (r->s->conf->verify_timeout / 1000),
-			    p->last.reason);
+			    probe_last_reason(p));
 		else
 			secret_rot_fail(r,
 			    "verify_probe %s has not passed within "

@@ -555,8 +555,9 @@ delivery_attempt(struct delivery *d)
 		curl_slist_free_all(d->rcpt);
 		d->headers = d->rcpt = NULL;
 	}
-	if ((d->easy = http_easy_create()) == NULL ||
-	    (r = delivery_setup(d)) != 0 ||
+	if ((d->easy = http_easy_create()) == NULL)
+		r = -errno;
+	if (d->easy == NULL || (r = delivery_setup(d)) != 0 ||
 	    (r = http_start(d->set->opsd, d->easy, delivery_done, d)) != 0) {
 		d->route->sent_failed++;
 		ev = evt_new(&EVT_ALERT_FAILED);

@@ -108,7 +108,7 @@ s3_easy(struct s3_op *op)
 	if (op->easy != NULL)
 		curl_easy_cleanup(op->easy);
 	if ((e = op->easy = http_easy_create()) == NULL)
-		return (-ENOMEM);
+		return (-errno);
 	http_easy_defaults(e);
 	curl_easy_setopt(e, CURLOPT_URL, op->url);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, op->errbuf);
@@ -244,13 +244,15 @@ s3_new(const struct s3_target *t, const char *key, s3_done_cb done, void *arg)
 	op->connect_timeout_ms = t->connect_timeout_ms;
 	op->stall_timeout_ms = t->stall_timeout_ms;
 	/* keep '/' in keys, escape the rest of each segment */
+	/* no handle (no libcurl): s3_easy() fails the same way next */
 	tmp = http_easy_create();
-	ekey = curl_easy_escape(tmp, key, 0);
+	ekey = tmp != NULL ? curl_easy_escape(tmp, key, 0) : NULL;
 	for (char *p = ekey; p != NULL && (p = strstr(p, "%2F")) != NULL; ) {
 		*p = '/';
 		memmove(p + 1, p + 3, strlen(p + 3) + 1);
 	}
-	xasprintf(&op->url, "%s/%s/%s", t->endpoint, t->bucket, ekey);
+	xasprintf(&op->url, "%s/%s/%s", t->endpoint, t->bucket,
+	    ekey != NULL ? ekey : key);
 	curl_free(ekey);
 	curl_easy_cleanup(tmp);
 	xasprintf(&op->userpwd, "%s:%s", t->access_key, t->secret_key);

@@ -4,6 +4,7 @@
  * libevent tells libcurl when a socket is ready. Completed transfers are
  * collected with curl_multi_info_read() after every action.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "daemon.h"
 #include "evt.h"
 #include "http.h"
+#include "lazylib.h"
 #include "util.h"
 
 struct http_sock {
@@ -158,9 +160,17 @@ http_global(void)
 CURL *
 http_easy_create(void)
 {
-	if (http_global() != 0)
+	CURL	*e;
+
+	if (lazylib_curl() != 0) {
+		errno = ELIBACC;
 		return (NULL);
-	return (curl_easy_init());
+	}
+	if (http_global() != 0 || (e = curl_easy_init()) == NULL) {
+		errno = ENOMEM;
+		return (NULL);
+	}
+	return (e);
 }
 
 /* The multi handle, made with the first transfer. */

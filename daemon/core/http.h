@@ -26,7 +26,8 @@ int	 http_start(struct opsd *, CURL *, http_done_cb, void *arg);
 void	 http_cancel(CURL *);
 /*
  * A new easy handle (curl_easy_init() after libcurl's global init, which
- * waits for the first one); NULL if either fails.
+ * waits for the first one); NULL if either fails, with errno ELIBACC when
+ * libcurl cannot be loaded (lazylib.h; logged once) or ENOMEM.
  */
 CURL	*http_easy_create(void);
 /* The multi handle's share of DNS and connections, for new easy handles. */

@@ -33,6 +33,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <curl/curl.h>
 #include <libpq-fe.h>
@@ -132,7 +133,7 @@
 	    return) \
 	X(PQconninfoParse, PQconninfoOption *,					\
 	    (const char *s, char **err), (s, err),	\
-	    return (NULL)) \
+	    return (pq_parse_fail(err))) \
 	X(PQconsumeInput, int,					\
 	    (PGconn *c), (c),	\
 	    return (0)) \
@@ -242,12 +243,19 @@ static struct lib pq_lib = {
 static int
 lib_load(struct lib *l)
 {
-	void	*h;
-	size_t	 i;
+	const char	*soname = l->soname;
+	void		*h;
+	size_t		 i;
 
 	if (l->state != 0)
 		return (l->state > 0 ? 0 : -1);
-	if ((h = dlopen(l->soname, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+#ifdef OPSD_FAULT_INJECTION
+	/* the tests' way to a host without the library */
+	if (getenv(l == &curl_lib ? "OPSD_TEST_NO_LIBCURL" :
+	    "OPSD_TEST_NO_LIBPQ") != NULL)
+		soname = "libopsd-test-missing.so.0";
+#endif
+	if ((h = dlopen(soname, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		snprintf(l->error, sizeof l->error, "%s could not be loaded "
 		    "(%s); install %s", l->soname, dlerror(), l->package);
 		goto fail;
@@ -284,6 +292,24 @@ int
 lazylib_loaded(enum lazylib which)
 {
 	return ((which == LAZYLIB_CURL ? &curl_lib : &pq_lib)->state > 0);
+}
+
+const char *
+lazylib_error(enum lazylib which)
+{
+	return ((which == LAZYLIB_CURL ? &curl_lib : &pq_lib)->error);
+}
+
+/*
+ * PQconninfoParse's error message is freed with PQfreemem, which does
+ * nothing while libpq is not loaded: the static message can go there.
+ */
+static PQconninfoOption *
+pq_parse_fail(char **err)
+{
+	if (err != NULL)
+		*err = pq_lib.error;
+	return (NULL);
 }
 
 #define FWD(lib, name, ret, params, args, fail)				\

@@ -16,5 +16,7 @@ int	lazylib_curl(void);
 int	lazylib_pq(void);
 /* 1 once loaded (for tests and `opsd --version`). */
 int	lazylib_loaded(enum lazylib);
+/* Why it could not be loaded ("" while it has not failed). */
+const char *lazylib_error(enum lazylib);
 
 #endif

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "lazylib.h"
 #include "pg.h"
 #include "util.h"
 
@@ -735,6 +736,11 @@ pg_conninfo_check(const char *value, char *buf, size_t len)
 	    strncmp(value, "postgres://", 11) == 0) {
 		snprintf(buf, len, "must be in keyword=value form (host=... "
 		    "port=... dbname=... user=...), not a URI");
+		return (buf);
+	}
+	if (lazylib_pq() != 0) {
+		snprintf(buf, len, "cannot be checked: %s",
+		    lazylib_error(LAZYLIB_PQ));
 		return (buf);
 	}
 	if ((opts = PQconninfoParse(value, &err)) == NULL) {

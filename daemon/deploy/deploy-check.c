@@ -8,6 +8,7 @@
  * body text asked for.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +169,8 @@ deploy_check_start(struct opsd *o, const struct deploy_check_spec *s,
 	c->cb = cb;
 	c->arg = arg;
 	if ((c->easy = http_easy_create()) == NULL) {
-		snprintf(why, whylen, "cannot make a curl handle");
+		snprintf(why, whylen, "cannot make a curl handle: %s",
+		    strerror(errno));
 		check_free(c);
 		return (NULL);
 	}

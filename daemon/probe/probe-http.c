@@ -722,7 +722,7 @@ http_easy_new(struct probe *p, struct http_curl *c)
 	CURL			*e;
 
 	if ((e = c->easy = http_easy_create()) == NULL)
-		return (-ENOMEM);
+		return (-errno);	/* ELIBACC: probe_start says why */
 	http_easy_defaults(e);
 	if (c->url != NULL)
 		curl_easy_setopt(e, CURLOPT_CURLU, c->url);

@@ -125,7 +125,11 @@ validate_url(const char *value, char *buf, size_t len)
 		http_url_free(&hu);
 		return (NULL);
 	}
-	u = curl_url();
+	if ((u = curl_url()) == NULL && lazylib_curl() != 0) {
+		snprintf(buf, len, "'%s' cannot be checked: %s", value,
+		    lazylib_error(LAZYLIB_CURL));
+		return (buf);
+	}
 	bad = u == NULL || curl_url_set(u, CURLUPART_URL, value, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0);
@@ -656,7 +660,8 @@ probe_start(struct probe *p)
 	p->run_start_wall = (int64_t)now_realtime_usec();
 	if ((e = p->ops->start(p)) != 0) {
 		memset(&r, 0, sizeof r);
-		probe_fail(&r, "cannot start: %s", strerror(-e));
+		probe_fail(&r, "cannot start: %s", e == -ELIBACC ?
+		    lazylib_error(LAZYLIB_CURL) : strerror(-e));
 		probe_done(p, &r);
 	}
 }

@@ -150,12 +150,12 @@ class Opsd:
         self.conf_path.write_text(self.config(body))
         return self.conf_path
 
-    def start(self):
+    def start(self, extra_env=None):
         self._err = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(
             [str(OPSD), "-c", str(self.conf_path), "--log-target=stderr"],
             stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err,
-            env=env())
+            env=env(**(extra_env or {})))
         wait_for(self._ready, 10, f"opsd {self.name} to answer on "
                  f"{self.socket}", detail=self.log)
         return self

@@ -48,6 +48,8 @@ AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup",
 # cause without fault injection of its own, or a feature with its own
 # test module.
 NOT_TRIGGERED = {
+    # a host without libcurl or libpq: test_lazylib.py
+    "daemon.library": "needs a host without the library (test_lazylib)",
     # a jobs.json with bad or future values: test_jobs.py, unit test-jobs
     "jobs.state": "needs a hostile jobs.json (test_jobs.py)",
     # an S3 server and failing uploads: test_backup_files.py

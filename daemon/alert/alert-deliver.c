@@ -565,8 +565,9 @@ delivery_attempt(struct delivery *d)
 		evt_add(ev, "error", "cannot prepare the request: %s",
 		    strerror(r < 0 ? -r : EIO));
 		evt_emit(ev, "alert through %s not sent: cannot prepare the "
-		    "request (credentials file unreadable or malformed?)",
-		    d->route->conf->name);
+		    "request (%s)", d->route->conf->name, r == -ELIBACC ?
+		    "libcurl is not there" :
+		    "credentials file unreadable or malformed?");
 		if (d->waiter != NULL)
 			rpc_pending_fail(d->waiter, -EIO, NULL,
 			    "cannot prepare the request for %s: %s",

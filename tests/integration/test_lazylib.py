@@ -99,6 +99,9 @@ def test_without_libcurl_a_webhook_fails_clearly_and_probes_run_on(
     assert rc != 0, (rc, out, err)
     assert "shared library" in out + err, (out, err)
     assert "memory" not in out + err, (out, err)
+    failed = d.wait_event("alert.failed")[0]
+    assert "libcurl is not there" in failed["msg"], failed
+    assert "credentials" not in failed["msg"], failed
     d.wait_state("self", "up", timeout=10)
     # logged once, not at every attempt
     d.cli("alert", "test", "hook")

@@ -495,12 +495,14 @@ def test_rise_fall_transitions(opsd_launcher, tmp_path):
     # rise 2, fall 3; runs 3-6 fail: up at run 2, down at run 5 (the
     # third failure in a row), up again at run 8 (the second success)
     failing = [3, 4, 5, 6]
+    # 500 ms, not less: the timeout follows the interval, and under the
+    # parallel suite a fork and exec of the shell took more than 200 ms
     d = opsd_launcher(probe("plan", "exec",
                             command=planned_command(tmp_path, failing),
-                            interval="200ms", rise=2, fall=3))
+                            interval="500ms", rise=2, fall=3))
     d.wait_event("probe.state", lambda e: e["probe"] == "plan", count=3,
-                 timeout=8)
-    wait_for(lambda: len(d.history("plan")) >= 9, 5, "nine runs")
+                 timeout=15)
+    wait_for(lambda: len(d.history("plan")) >= 9, 8, "nine runs")
     events = [(e["prev_state"], e["state"], e["reason"])
               for e in d.events("probe.state") if e["probe"] == "plan"]
     assert events[:3] == [("unknown", "up", "run 2"),

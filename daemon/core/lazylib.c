@@ -14,7 +14,7 @@
  * them), and the 44 libraries a linked opsd loads become 17. The linker
  * cannot do this (--as-needed drops only what is not referenced), glibc's
  * lazy binding still maps every DT_NEEDED object, and Debian packages no
- * stub generator (Implib.so would write the same trampolines).
+ * generator of such forwarders (Implib.so would write the same ones).
  *
  * The definitions are hidden: an executable exports none of them, so the
  * loaded library can never bind its own calls to these forwarders.
@@ -333,19 +333,29 @@ PQ_FUNCS(PQ_FWD)
  */
 typedef void	(*anyfn)(void);
 
+/* fn(h, o, the argument read as the type o's number says); returned */
+#define SETOPT_BY_TYPE(fn, h, o, ap)					\
+	do {								\
+		if ((o) < CURLOPTTYPE_OBJECTPOINT)			\
+			return (fn(h, o, va_arg(ap, long)));		\
+		if ((o) < CURLOPTTYPE_FUNCTIONPOINT ||			\
+		    (o) >= CURLOPTTYPE_BLOB)				\
+			return (fn(h, o, va_arg(ap, void *)));		\
+		if ((o) < CURLOPTTYPE_OFF_T)				\
+			return (fn(h, o, va_arg(ap, anyfn)));		\
+		return (fn(h, o, va_arg(ap, curl_off_t)));		\
+	} while (0)
+
 static CURLcode
 setopt_va(CURL *e, CURLoption o, va_list ap)
 {
-	if (o < CURLOPTTYPE_OBJECTPOINT)
-		return (curl_fn.curl_easy_setopt(e, o, va_arg(ap, long)));
-	if (o < CURLOPTTYPE_FUNCTIONPOINT)
-		return (curl_fn.curl_easy_setopt(e, o, va_arg(ap, void *)));
-	if (o < CURLOPTTYPE_OFF_T)
-		return (curl_fn.curl_easy_setopt(e, o, va_arg(ap, anyfn)));
-	if (o < CURLOPTTYPE_BLOB)
-		return (curl_fn.curl_easy_setopt(e, o,
-		    va_arg(ap, curl_off_t)));
-	return (curl_fn.curl_easy_setopt(e, o, va_arg(ap, void *)));
+	SETOPT_BY_TYPE(curl_fn.curl_easy_setopt, e, o, ap);
+}
+
+static CURLMcode
+multi_setopt_va(CURLM *m, CURLMoption o, va_list ap)
+{
+	SETOPT_BY_TYPE(curl_fn.curl_multi_setopt, m, o, ap);
 }
 
 HIDDEN CURLcode
@@ -385,14 +395,7 @@ curl_multi_setopt(CURLM *m, CURLMoption o, ...)
 	if (curl_lib.state <= 0 && lib_load(&curl_lib) != 0)
 		return (CURLM_BAD_HANDLE);
 	va_start(ap, o);
-	if (o < CURLOPTTYPE_OBJECTPOINT)
-		rc = curl_fn.curl_multi_setopt(m, o, va_arg(ap, long));
-	else if (o < CURLOPTTYPE_FUNCTIONPOINT)
-		rc = curl_fn.curl_multi_setopt(m, o, va_arg(ap, void *));
-	else if (o < CURLOPTTYPE_OFF_T)
-		rc = curl_fn.curl_multi_setopt(m, o, va_arg(ap, anyfn));
-	else
-		rc = curl_fn.curl_multi_setopt(m, o, va_arg(ap, curl_off_t));
+	rc = multi_setopt_va(m, o, ap);
 	va_end(ap);
 	return (rc);
 }

@@ -72,5 +72,5 @@ exec_cancel(struct probe *p)
 }
 
 const struct probe_ops probe_exec_ops = {
-	"exec", exec_start, exec_cancel, exec_cancel
+	"exec", exec_start, exec_cancel, exec_cancel, NULL
 };

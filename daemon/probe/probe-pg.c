@@ -98,5 +98,5 @@ pg_cancel_probe(struct probe *p)
 }
 
 const struct probe_ops probe_pg_ops = {
-	"postgres", pg_start, pg_cancel_probe, pg_cancel_probe
+	"postgres", pg_start, pg_cancel_probe, pg_cancel_probe, NULL
 };

@@ -178,5 +178,5 @@ tcp_start(struct probe *p)
 }
 
 const struct probe_ops probe_tcp_ops = {
-	"tcp", tcp_start, tcp_cleanup, tcp_cleanup
+	"tcp", tcp_start, tcp_cleanup, tcp_cleanup, NULL
 };

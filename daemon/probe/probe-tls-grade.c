@@ -90,5 +90,5 @@ grade_start(struct probe *p)
 }
 
 const struct probe_ops probe_tls_grade_ops = {
-	"tls-grade", grade_start, grade_cancel, grade_free_kind
+	"tls-grade", grade_start, grade_cancel, grade_free_kind, NULL
 };

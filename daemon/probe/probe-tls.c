@@ -216,5 +216,5 @@ tls_start(struct probe *p)
 }
 
 const struct probe_ops probe_tls_ops = {
-	"tls", tls_start, tls_cleanup_run, tls_free
+	"tls", tls_start, tls_cleanup_run, tls_free, NULL
 };

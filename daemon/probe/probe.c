@@ -13,7 +13,8 @@
  * grid after the first run starts on one of ten slots of the interval
  * (at most a second apart, aligned on the clock), so probes of the same
  * interval share their wake-ups: 100 probes at 10 s wake opsd 60 times
- * a minute, not 600, and each wake-up serves ten.
+ * a minute, not 600, and each wake-up serves ten. The answers of a
+ * tick's runs are read together too, at the harvest (below).
  */
 #include <sys/stat.h>
 
@@ -84,6 +85,8 @@ struct probe_set {
 	struct event		 *tick;		/* the earliest due run */
 	uint64_t		  tick_due;	/* while tick is pending */
 	int			  in_tick;	/* probe_tick_cb() is running */
+	struct event		 *harvest;	/* probe_harvest_after() */
+	uint64_t		  harvest_due;	/* while harvest is pending */
 };
 
 /* --- configuration ------------------------------------------------------ */
@@ -607,6 +610,66 @@ probe_tick_cb(evutil_socket_t fd, short what, void *arg)
 		probe_tick_at(set, next);
 }
 
+/*
+ * The harvest: runs started together (a tick) have their answers read
+ * together. Ten requests sent in one wake-up come back one by one as
+ * the server writes them; read as they come, each wakes opsd up, and in
+ * a VM each wake-up costs more than the read. A kind that knows about
+ * how long its answers take stops watching the socket, asks for a
+ * harvest that much later, and reads what came, all in one wake-up; it
+ * takes the time the answer arrived from the kernel (SO_TIMESTAMPNS),
+ * not from when it was read. The set's one timer is at the latest time
+ * asked for.
+ */
+static void
+harvest_arm(struct probe_set *set, uint64_t due)
+{
+	struct timeval	tv;
+	uint64_t	now = now_usec(), wait = due > now ? due - now : 0;
+
+	if (evtimer_pending(set->harvest, NULL) && set->harvest_due >= due)
+		return;
+	set->harvest_due = due;
+	tv.tv_sec = (time_t)(wait / 1000000);
+	tv.tv_usec = (suseconds_t)(wait % 1000000);
+	evtimer_add(set->harvest, &tv);
+}
+
+void
+probe_harvest_after(struct probe *p, uint64_t wait_usec)
+{
+	p->harvest = 1;
+	p->harvest_due = now_usec() + wait_usec;
+	harvest_arm(PROBES(p->opsd), p->harvest_due);
+}
+
+static void
+probe_harvest_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe_set	*set = arg;
+	struct probe		*p;
+	uint64_t		 now = now_usec(), next = UINT64_MAX;
+	unsigned int		 i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < set->n; i++) {
+		p = set->v[i];
+		if (p->harvest && p->harvest_due <= now + PROBE_COALESCE_USEC) {
+			p->harvest = 0;
+			p->ops->harvest(p);
+		}
+	}
+	/* asked for during the walk, for later */
+	for (i = 0; i < set->n; i++) {
+		p = set->v[i];
+		if (p->harvest && p->harvest_due < next)
+			next = p->harvest_due;
+	}
+	if (next != UINT64_MAX)
+		harvest_arm(set, next);
+}
+
 /* Where a probe's grid starts: one of GRID_SLOTS of its interval. */
 static uint64_t
 probe_grid_jitter(const struct probe *p, uint32_t rnd)
@@ -918,6 +981,7 @@ probe_done(struct probe *p, struct probe_result *r)
 	unsigned int		 i;
 
 	r->ts_usec = p->run_start_wall;
+	p->harvest = 0;
 	r->latency_ms = r->latency_ms > 0 ? r->latency_ms :
 	    (double)(now - p->run_start) / 1000.0;
 	p->running = 0;
@@ -983,6 +1047,7 @@ probe_set(struct opsd *o)
 	if (PROBES(o) == NULL) {
 		set = o->sub[SUBSYS_PROBE] = xcalloc(1, sizeof *set);
 		set->tick = evtimer_new(o->base, probe_tick_cb, set);
+		set->harvest = evtimer_new(o->base, probe_harvest_cb, set);
 	}
 	return (PROBES(o));
 }
@@ -1018,6 +1083,7 @@ probe_cancel_run(struct probe *p, int err, const char *why)
 	unsigned int	i;
 
 	if (p->running) {
+		p->harvest = 0;
 		p->ops->cancel(p);
 		p->running = 0;
 	}
@@ -1166,6 +1232,7 @@ probe_stop_all(struct opsd *o)
 		    "stopped: opsd is shutting down");
 	free(PROBES(o)->v);
 	event_free(PROBES(o)->tick);
+	event_free(PROBES(o)->harvest);
 	free(PROBES(o));
 	o->sub[SUBSYS_PROBE] = NULL;
 }

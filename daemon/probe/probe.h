@@ -156,6 +156,8 @@ struct probe_ops {
 	void		(*cancel)(struct probe *);
 	/* Releases what the kind keeps between runs. */
 	void		(*free)(struct probe *);
+	/* Reads what has come for the run, at the harvest it asked for. */
+	void		(*harvest)(struct probe *);
 };
 
 /*
@@ -201,6 +203,8 @@ struct probe {
 	int			 manual;	/* started by probe.run */
 	uint64_t		 run_start;	/* monotonic */
 	int64_t			 run_start_wall;
+	int			 harvest;	/* probe_harvest_after() */
+	uint64_t		 harvest_due;	/* monotonic */
 
 	uint64_t		 runs_ok;
 	uint64_t		 runs_failed;
@@ -255,6 +259,13 @@ void	 probe_metrics(struct opsd *, struct evbuffer *);
 
 /* Runtime. */
 void	 probe_apply_config(struct opsd *);	/* start, after reload */
+/*
+ * A run whose answer can wait: the kind's harvest() is called at the
+ * set's next harvest, no sooner than wait_usec from now, with the other
+ * runs that asked (one wake-up reads them all). Ended by probe_done()
+ * and by a cancel.
+ */
+void	 probe_harvest_after(struct probe *, uint64_t wait_usec);
 /* Does this http probe run through libcurl (https, redirects, ...)? */
 int	 http_probe_needs_curl(const struct probe_conf *);
 void	 probe_stop_all(struct opsd *);

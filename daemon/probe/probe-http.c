@@ -8,6 +8,7 @@
  * asked: a 301 from a health endpoint is usually a misconfiguration.
  */
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -340,9 +341,60 @@ struct lite {
 	int			 reused;	/* the run went out on an old
 						   connection: may be retried */
 	int			 connected;
+	int			 stamped;	/* SO_TIMESTAMPNS is on */
+	int			 watching;	/* EV_READ is on */
 	struct http_resp	 resp;
 	uint64_t		 start;		/* of the run or its retry */
+	uint64_t		 start_rt;	/* the same, CLOCK_REALTIME ns */
+	uint64_t		 arrived;	/* monotonic, from the kernel's
+						   stamp; 0: when read */
+	uint64_t		 est;		/* how long answers take, usec */
+#ifdef OPSD_FAULT_INJECTION
+	uint64_t		 test_wait;	/* OPSD_TEST_HARVEST_USEC */
+#endif
 };
+
+/*
+ * Harvest (probe.c) only answers that come within this (usec): a slow
+ * server's answer wakes opsd up when it comes rather than holding the
+ * others back.
+ */
+#define LITE_HARVEST_MAX	(10 * 1000)
+/* ...at this much after the answer is expected (usec) */
+#define LITE_HARVEST_MARGIN	300
+/* what a harvest reads at once; a longer answer is read as it comes */
+#define LITE_HARVEST_READ	4096
+
+static void	lite_event_cb(struct bufferevent *, short, void *);
+
+/* How long after the request its answer is read at the harvest; 0: not. */
+static uint64_t
+lite_harvest_wait(const struct probe *p, const struct lite *l)
+{
+	uint64_t	wait = l->est + l->est / 2 + LITE_HARVEST_MARGIN;
+
+#ifdef OPSD_FAULT_INJECTION
+	/* the tests' way to answers that come before or after the harvest */
+	if (l->test_wait != 0 && l->stamped && l->est != 0)
+		return (l->test_wait);
+#endif
+	if (!l->stamped || l->est == 0 || l->est > LITE_HARVEST_MAX ||
+	    wait * 2 >= p->conf->timeout * 1000)
+		return (0);
+	return (wait);
+}
+
+static void
+lite_watch(struct lite *l, int on)
+{
+	if (l->bev == NULL || l->watching == on)
+		return;
+	if (on)
+		bufferevent_enable(l->bev, EV_READ);
+	else
+		bufferevent_disable(l->bev, EV_READ);
+	l->watching = on;
+}
 
 static void	lite_connect(struct probe *);
 
@@ -363,7 +415,9 @@ lite_finish(struct probe *p, struct probe_result *r)
 
 	evtimer_del(l->timer);
 	l->busy = 0;
-	r->latency_ms = (double)(now_usec() - l->start) / 1000.0;
+	r->latency_ms = (double)((l->arrived != 0 ? l->arrived :
+	    now_usec()) - l->start) / 1000.0;
+	l->arrived = 0;
 	probe_done(p, r);
 }
 
@@ -392,11 +446,22 @@ lite_done(struct probe *p)
 	struct http_probe	*h = p->kstate;
 	struct lite		*l = h->lite;
 	struct probe_result	 r;
+	uint64_t		 took;
 
+	/* quick to rise, slow to fall: a harvest too early costs a wake-up */
+	took = (l->arrived != 0 ? l->arrived : now_usec()) - l->start;
+	l->est = took > l->est ? took : (3 * l->est + took) / 4;
 	/* bytes after the response: not ours, the connection is not sound */
 	if (!l->resp.keep_alive || (l->bev != NULL &&
 	    evbuffer_get_length(bufferevent_get_input(l->bev)) > 0))
 		lite_drop_conn(l);
+	/*
+	 * Nobody watches a connection that waits for a harvested run: an
+	 * epoll_ctl(2) each way would cost more than the wake-ups saved.
+	 * lite_start() looks at it before it is used.
+	 */
+	else if (lite_harvest_wait(p, l) != 0)
+		lite_watch(l, 0);
 	memset(&r, 0, sizeof r);
 	http_judge(p, l->resp.status, &r);
 	lite_finish(p, &r);
@@ -485,7 +550,11 @@ lite_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_CONNECTED) {
+		int	on = 1;
+
 		l->connected = 1;
+		l->stamped = setsockopt(bufferevent_getfd(bev), SOL_SOCKET,
+		    SO_TIMESTAMPNS, &on, sizeof on) == 0;
 		bufferevent_write(bev, l->req, l->reqlen);
 		return;
 	}
@@ -552,6 +621,7 @@ lite_connect(struct probe *p)
 	struct lite		*l = h->lite;
 
 	l->connected = 0;
+	l->watching = 1;
 	/* deferred: an immediate refusal must not call back into us */
 	l->bev = bufferevent_socket_new(p->opsd->base, -1,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -610,6 +680,11 @@ lite_setup(struct probe *p, struct http_probe *h, const char *host, int port,
 	    "Accept: */*\r\n\r\n", pc->method, target, hosthdr);
 	free(hosthdr);
 	l->timer = evtimer_new(p->opsd->base, lite_timeout_cb, p);
+#ifdef OPSD_FAULT_INJECTION
+	if (getenv("OPSD_TEST_HARVEST_USEC") != NULL)
+		l->test_wait = strtoull(getenv("OPSD_TEST_HARVEST_USEC"),
+		    NULL, 10);
+#endif
 }
 
 /* The same from a URL libcurl parsed: 1 if it is plain http. */
@@ -647,7 +722,7 @@ lite_setup_curl(struct probe *p, struct http_probe *h, CURLU *url)
  * (two epoll_ctl calls and a loop iteration more a run); what it does
  * not take goes the buffered way.
  */
-static void
+static int
 lite_send(struct lite *l)
 {
 	evutil_socket_t	 fd = bufferevent_getfd(l->bev);
@@ -660,6 +735,114 @@ lite_send(struct lite *l)
 		n = 0;
 	if ((size_t)n < l->reqlen)
 		bufferevent_write(l->bev, l->req + n, l->reqlen - (size_t)n);
+	return ((size_t)n == l->reqlen);
+}
+
+/* When the bytes msg read arrived, as a monotonic time: 0 if unknown. */
+static uint64_t
+lite_stamp(const struct lite *l, struct msghdr *msg)
+{
+	struct cmsghdr	*cm;
+	struct timespec	 ts;
+	uint64_t	 rt, at, now = now_usec();
+
+	for (cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET ||
+		    cm->cmsg_type != SCM_TIMESTAMPNS)
+			continue;
+		memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+		rt = (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+		/* the wall clock stepped: not a time to report */
+		if (rt < l->start_rt)
+			return (0);
+		at = l->start + (rt - l->start_rt) / 1000;
+		return (at <= now ? at : 0);
+	}
+	return (0);
+}
+
+/*
+ * The harvest (probe.c): what came for the run, in one recvmsg(2) with
+ * the kernel's time stamp, straight into the input buffer. An answer not
+ * there yet, or not whole, is read as it comes: the socket is watched
+ * again until the run ends.
+ */
+static void
+lite_harvest(struct probe *p)
+{
+	struct http_probe	*h = p->kstate;
+	struct lite		*l = h->lite;
+	struct evbuffer		*in;
+	struct evbuffer_iovec	 v;
+	struct iovec		 iov;
+	struct msghdr		 msg;
+	union {
+		struct cmsghdr	 align;
+		char		 buf[CMSG_SPACE(sizeof(struct timespec))];
+	}			 cbuf;
+	ssize_t			 n;
+	int			 err;
+
+	if (l->bev == NULL || !l->busy)
+		return;
+	in = bufferevent_get_input(l->bev);
+	/* the bufferevent keeps its input's end frozen but while it reads */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, LITE_HARVEST_READ, &v, 1) != 1) {
+		evbuffer_freeze(in, 0);
+		lite_watch(l, 1);
+		return;
+	}
+	iov.iov_base = v.iov_base;
+	iov.iov_len = v.iov_len;
+	memset(&msg, 0, sizeof msg);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf.buf;
+	msg.msg_controllen = sizeof cbuf.buf;
+	n = recvmsg(bufferevent_getfd(l->bev), &msg, MSG_DONTWAIT);
+	err = errno;
+	if (n > 0)
+		v.iov_len = (size_t)n;
+	evbuffer_commit_space(in, &v, n > 0 ? 1 : 0);
+	evbuffer_freeze(in, 0);
+	if (n <= 0) {
+		if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK ||
+		    err == EINTR)) {
+			lite_watch(l, 1);	/* not yet: read when it comes */
+			return;
+		}
+		/* what the buffered read would have said */
+		errno = err;
+		lite_event_cb(l->bev, BEV_EVENT_READING | (n == 0 ?
+		    BEV_EVENT_EOF : BEV_EVENT_ERROR), p);
+		return;
+	}
+	l->arrived = lite_stamp(l, &msg);
+	switch (lite_parse(p)) {
+	case HTTP_PARSE_DONE:
+		lite_done(p);
+		return;
+	case HTTP_PARSE_ERROR:
+		lite_fail(p, "%s", l->resp.error);
+		return;
+	}
+	l->arrived = 0;		/* the rest comes later */
+	lite_watch(l, 1);
+}
+
+/*
+ * An idle connection nobody watched: sound if nothing waits on it. A
+ * close, a reset or bytes nobody asked for all mean a fresh connection,
+ * as they did when seen as they came.
+ */
+static int
+lite_idle_sound(const struct lite *l)
+{
+	char	c;
+
+	return (recv(bufferevent_getfd(l->bev), &c, 1, MSG_PEEK |
+	    MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 static void
@@ -677,6 +860,7 @@ lite_start(struct probe *p)
 	l->resp.arg = p;
 	l->busy = 1;
 	l->start = now_usec();
+	l->start_rt = now_realtime_usec() * 1000;
 	tv.tv_sec = (time_t)(p->conf->timeout / 1000);
 	tv.tv_usec = (suseconds_t)(p->conf->timeout % 1000) * 1000;
 	evtimer_add(l->timer, &tv);
@@ -684,10 +868,19 @@ lite_start(struct probe *p)
 	if (l->bev != NULL &&
 	    evbuffer_get_length(bufferevent_get_input(l->bev)) > 0)
 		lite_drop_conn(l);
+	if (l->bev != NULL && !l->watching && !lite_idle_sound(l))
+		lite_drop_conn(l);
 	if (l->bev != NULL) {
+		uint64_t	wait = lite_harvest_wait(p, l);
+
 		l->reused = 1;
 		l->connected = 1;
-		lite_send(l);
+		/* an answer expected soon is read at the harvest (probe.c) */
+		lite_watch(l, wait == 0);
+		if (lite_send(l) && wait != 0)
+			probe_harvest_after(p, wait);
+		else
+			lite_watch(l, 1);
 		return;
 	}
 	l->reused = 0;
@@ -880,6 +1073,16 @@ http_free_probe(struct probe *p)
 	p->kstate = NULL;
 }
 
+static void
+http_harvest_probe(struct probe *p)
+{
+	struct http_probe	*h = p->kstate;
+
+	if (h != NULL && h->lite != NULL)
+		lite_harvest(p);
+}
+
 const struct probe_ops probe_http_ops = {
-	"http", http_start_probe, http_cancel_probe, http_free_probe
+	"http", http_start_probe, http_cancel_probe, http_free_probe,
+	http_harvest_probe
 };

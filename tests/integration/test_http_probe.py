@@ -285,3 +285,99 @@ def test_framing(opsd_launcher, server, resp, want):
         assert rc == 0 and r["ok"] is True, r
     else:
         assert rc == 1 and r["reason"] == want, r
+
+
+# --- the harvest: answers read together, timed by their arrival ---------------
+#
+# A run on a kept-alive connection whose answers come quickly is not read
+# as its answer comes but at the probe set's harvest, with the other runs
+# started with it (one wake-up); the time the answer arrived comes from
+# the kernel (SO_TIMESTAMPNS). Test builds take OPSD_TEST_HARVEST_USEC: the
+# harvest that long after the request, whatever the answers took before,
+# so that an answer comes well before or well after it.
+
+def harvested(opsd_launcher, srv, wait_usec, **keys):
+    """A daemon with probe "h" on srv, harvested wait_usec after each
+    request, after its first (scheduled) run opened the connection."""
+    keys.setdefault("interval", "1h")
+    keys.setdefault("timeout", "5s")
+    d = opsd_launcher(http_probe("h", srv.url, **keys), start=False)
+    d.start(extra_env={"OPSD_TEST_HARVEST_USEC": str(wait_usec)})
+    wait_for(lambda: d.probe("h")["runs_ok"] >= 1, 5,
+             "the probe's first scheduled run", detail=lambda: d.history("h"))
+    return d
+
+
+def timed_run(d, name):
+    t0 = time.monotonic()
+    rc, r = d.run_probe(name)
+    return rc, r, time.monotonic() - t0
+
+
+def test_harvested_answer_is_timed_by_its_arrival(opsd_launcher, server):
+    """The answer comes at once, the harvest reads it 600 ms later: the
+    run's latency is when it came, not when it was read."""
+    def handler(c, n, srv):
+        while srv.request(c) is not None:
+            c.sendall(OK)
+    srv = server(handler)
+    d = harvested(opsd_launcher, srv, 600000)
+    rc, r, took = timed_run(d, "h")
+    assert rc == 0 and r["ok"] is True, r
+    assert took >= 0.6, f"the run was not read at the harvest ({took:.3f} s)"
+    assert r["latency_ms"] < 200 * (3 if SANITIZED else 1), \
+        f"latency counted to the harvest, not to the answer: {r}"
+    assert srv.conns == 1, "the harvested run did not reuse the connection"
+
+
+def test_answer_after_the_harvest_is_read_when_it_comes(opsd_launcher,
+                                                       server):
+    """The harvest finds nothing yet: the connection is watched again and
+    the answer, 400 ms after the request, is read when it comes."""
+    def handler(c, n, srv):
+        while srv.request(c) is not None:
+            time.sleep(0.4)
+            c.sendall(OK)
+    srv = server(handler)
+    d = harvested(opsd_launcher, srv, 50000)
+    rc, r, took = timed_run(d, "h")
+    assert rc == 0 and r["ok"] is True, r
+    assert 400 <= r["latency_ms"] < 400 + 300 * (3 if SANITIZED else 1), r
+    assert srv.conns == 1, srv.conns
+
+
+def test_answer_split_over_the_harvest(opsd_launcher, server):
+    """The harvest reads the head and half the body; the rest, 400 ms
+    later, is read when it comes, and the body is checked whole."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nfirst-"
+
+    def handler(c, n, srv):
+        while srv.request(c) is not None:
+            c.sendall(head)
+            time.sleep(0.4)
+            c.sendall(b"second")
+    srv = server(handler)
+    d = harvested(opsd_launcher, srv, 50000, expect_body="first-second")
+    rc, r, took = timed_run(d, "h")
+    assert rc == 0 and r["ok"] is True, r
+    assert 400 <= r["latency_ms"] < 400 + 300 * (3 if SANITIZED else 1), r
+
+
+def test_close_before_the_harvest_is_retried(opsd_launcher, server):
+    """The server closes the kept-alive connection as the request comes,
+    before the harvest reads it: the run goes out again on a fresh
+    connection, as when the close is seen as it comes."""
+    def handler(c, n, srv):
+        if srv.request(c) is not None:
+            c.sendall(OK)
+        if n == 1:
+            srv.request(c)      # the second request: close, unanswered
+            return
+        while srv.request(c) is not None:
+            c.sendall(OK)
+    srv = server(handler)
+    d = harvested(opsd_launcher, srv, 300000)
+    rc, r, took = timed_run(d, "h")
+    assert rc == 0 and r["ok"] is True, r
+    assert srv.conns == 2 and srv.requests == 3, (srv.conns, srv.requests)
+    assert d.probe("h")["runs_failed"] == 0, d.history("h")

@@ -878,7 +878,7 @@ lite_start(struct probe *p)
 		/* an answer expected soon is read at the harvest (probe.c) */
 		lite_watch(l, wait == 0);
 		if (lite_send(l) && wait != 0)
-			probe_harvest_after(p, wait);
+			probe_harvest_at(p, l->start + wait);
 		else
 			lite_watch(l, 1);
 		return;

@@ -85,8 +85,11 @@ struct probe_set {
 	struct event		 *tick;		/* the earliest due run */
 	uint64_t		  tick_due;	/* while tick is pending */
 	int			  in_tick;	/* probe_tick_cb() is running */
-	struct event		 *harvest;	/* probe_harvest_after() */
+	struct event		 *harvest;	/* probe_harvest_at() */
 	uint64_t		  harvest_due;	/* while harvest is pending */
+	struct probe		**hv;		/* the runs that asked */
+	unsigned int		  nhv;
+	unsigned int		  hvcap;
 };
 
 /* --- configuration ------------------------------------------------------ */
@@ -635,12 +638,42 @@ harvest_arm(struct probe_set *set, uint64_t due)
 	evtimer_add(set->harvest, &tv);
 }
 
+/*
+ * The runs that asked are kept in a list of their own: walking every
+ * probe at each harvest touched a cache line of each, which showed as 2%
+ * of opsd's samples at 200 probes a second.
+ */
 void
-probe_harvest_after(struct probe *p, uint64_t wait_usec)
+probe_harvest_at(struct probe *p, uint64_t due)
 {
+	struct probe_set	*set = PROBES(p->opsd);
+
+	if (!p->harvest) {
+		if (set->nhv == set->hvcap) {
+			set->hvcap = set->hvcap ? set->hvcap * 2 : 16;
+			set->hv = xreallocarray(set->hv, set->hvcap,
+			    sizeof *set->hv);
+		}
+		set->hv[set->nhv++] = p;
+	}
 	p->harvest = 1;
-	p->harvest_due = now_usec() + wait_usec;
-	harvest_arm(PROBES(p->opsd), p->harvest_due);
+	p->harvest_due = due;
+	harvest_arm(set, due);
+}
+
+/* The run ended or was cancelled before its harvest: out of the list. */
+static void
+harvest_drop(struct probe *p)
+{
+	struct probe_set	*set = PROBES(p->opsd);
+	unsigned int		 i;
+
+	if (!p->harvest)
+		return;
+	p->harvest = 0;
+	for (i = 0; i < set->nhv; i++)
+		if (set->hv[i] == p)
+			set->hv[i] = NULL;
 }
 
 static void
@@ -649,23 +682,27 @@ probe_harvest_cb(evutil_socket_t fd, short what, void *arg)
 	struct probe_set	*set = arg;
 	struct probe		*p;
 	uint64_t		 now = now_usec(), next = UINT64_MAX;
-	unsigned int		 i;
+	unsigned int		 i, n = set->nhv, k = 0;
 
 	(void)fd;
 	(void)what;
-	for (i = 0; i < set->n; i++) {
-		p = set->v[i];
-		if (p->harvest && p->harvest_due <= now + PROBE_COALESCE_USEC) {
+	/* what is asked for meanwhile goes past n, for later */
+	for (i = 0; i < n; i++) {
+		if ((p = set->hv[i]) != NULL &&
+		    p->harvest_due <= now + PROBE_COALESCE_USEC) {
+			set->hv[i] = NULL;
 			p->harvest = 0;
 			p->ops->harvest(p);
 		}
 	}
-	/* asked for during the walk, for later */
-	for (i = 0; i < set->n; i++) {
-		p = set->v[i];
-		if (p->harvest && p->harvest_due < next)
+	for (i = 0; i < set->nhv; i++) {
+		if ((p = set->hv[i]) == NULL)
+			continue;
+		set->hv[k++] = p;
+		if (p->harvest_due < next)
 			next = p->harvest_due;
 	}
+	set->nhv = k;
 	if (next != UINT64_MAX)
 		harvest_arm(set, next);
 }
@@ -981,7 +1018,7 @@ probe_done(struct probe *p, struct probe_result *r)
 	unsigned int		 i;
 
 	r->ts_usec = p->run_start_wall;
-	p->harvest = 0;
+	harvest_drop(p);
 	r->latency_ms = r->latency_ms > 0 ? r->latency_ms :
 	    (double)(now - p->run_start) / 1000.0;
 	p->running = 0;
@@ -1083,7 +1120,7 @@ probe_cancel_run(struct probe *p, int err, const char *why)
 	unsigned int	i;
 
 	if (p->running) {
-		p->harvest = 0;
+		harvest_drop(p);
 		p->ops->cancel(p);
 		p->running = 0;
 	}
@@ -1233,6 +1270,7 @@ probe_stop_all(struct opsd *o)
 	free(PROBES(o)->v);
 	event_free(PROBES(o)->tick);
 	event_free(PROBES(o)->harvest);
+	free(PROBES(o)->hv);
 	free(PROBES(o));
 	o->sub[SUBSYS_PROBE] = NULL;
 }

@@ -203,7 +203,7 @@ struct probe {
 	int			 manual;	/* started by probe.run */
 	uint64_t		 run_start;	/* monotonic */
 	int64_t			 run_start_wall;
-	int			 harvest;	/* probe_harvest_after() */
+	int			 harvest;	/* probe_harvest_at() */
 	uint64_t		 harvest_due;	/* monotonic */
 
 	uint64_t		 runs_ok;
@@ -261,11 +261,11 @@ void	 probe_metrics(struct opsd *, struct evbuffer *);
 void	 probe_apply_config(struct opsd *);	/* start, after reload */
 /*
  * A run whose answer can wait: the kind's harvest() is called at the
- * set's next harvest, no sooner than wait_usec from now, with the other
- * runs that asked (one wake-up reads them all). Ended by probe_done()
- * and by a cancel.
+ * set's next harvest, no sooner than due_usec (monotonic), with the
+ * other runs that asked (one wake-up reads them all). Ended by
+ * probe_done() and by a cancel.
  */
-void	 probe_harvest_after(struct probe *, uint64_t wait_usec);
+void	 probe_harvest_at(struct probe *, uint64_t due_usec);
 /* Does this http probe run through libcurl (https, redirects, ...)? */
 int	 http_probe_needs_curl(const struct probe_conf *);
 void	 probe_stop_all(struct opsd *);

@@ -112,8 +112,17 @@ confirm_back_poll(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/*
+	 * The new workers run, and the old ones are gone too: an old
+	 * worker accepts connections until it has read its QUIT, and sends
+	 * them to the slot stop_new stops next (nginx logged a refused
+	 * upstream a few ms after the reload). One still busy with a long
+	 * request at the deadline does not stop the way back.
+	 */
 	if (deploy_workers_read(c->proxy_pid_file, &now) == 0 &&
-	    deploy_workers_changed(&r->before, &now)) {
+	    deploy_workers_changed(&r->before, &now) &&
+	    (deploy_workers_gone(&r->before, &now) ||
+	    now_usec() >= r->deadline)) {
 		deploy_timer_off(&r->tick);
 		deploy_run_next(r);
 		return;

@@ -225,6 +225,9 @@ int	 deploy_workers_read(const char *pid_file, struct deploy_workers *);
  */
 int	 deploy_workers_changed(const struct deploy_workers *before,
 	    const struct deploy_workers *now);
+/* 1 once none of the children before is a child of the master now. */
+int	 deploy_workers_gone(const struct deploy_workers *before,
+	    const struct deploy_workers *now);
 
 /* --- checks (deploy-check.c) ---------------------------------------------- */
 

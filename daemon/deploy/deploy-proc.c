@@ -195,3 +195,18 @@ deploy_workers_changed(const struct deploy_workers *before,
 	}
 	return (0);
 }
+
+int
+deploy_workers_gone(const struct deploy_workers *before,
+    const struct deploy_workers *now)
+{
+	size_t	i, j;
+
+	if (before->master != now->master)
+		return (1);
+	for (i = 0; i < before->n; i++)
+		for (j = 0; j < now->n; j++)
+			if (before->v[i] == now->v[j])
+				return (0);
+	return (1);
+}

@@ -140,7 +140,7 @@ cpu_usec(void)
 
 /*
  * The next tick on a whole second of the monotonic clock, less the timer
- * slack: the probes' grid is aligned on it too (probe.c), so an idle opsd
+ * slack: the probes' grid is aligned on it too (probe-sched.c), so an idle opsd
  * wakes once for both, not twice.
  */
 static void

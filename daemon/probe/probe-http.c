@@ -355,7 +355,7 @@ struct lite {
 };
 
 /*
- * Harvest (probe.c) only answers that come within this (usec): a slow
+ * Harvest (probe-sched.c) only answers that come within this (usec): a slow
  * server's answer wakes opsd up when it comes rather than holding the
  * others back.
  */
@@ -510,6 +510,23 @@ lite_parse(struct probe *p)
 	return (rc);
 }
 
+/* What came so far, parsed: 1 if the run ended with it, 0 for more. */
+static int
+lite_feed(struct probe *p)
+{
+	struct http_probe	*h = p->kstate;
+
+	switch (lite_parse(p)) {
+	case HTTP_PARSE_DONE:
+		lite_done(p);
+		return (1);
+	case HTTP_PARSE_ERROR:
+		lite_fail(p, "%s", h->lite->resp.error);
+		return (1);
+	}
+	return (0);
+}
+
 static void
 lite_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -523,14 +540,7 @@ lite_read_cb(struct bufferevent *bev, void *arg)
 		lite_drop_conn(l);
 		return;
 	}
-	switch (lite_parse(p)) {
-	case HTTP_PARSE_DONE:
-		lite_done(p);
-		break;
-	case HTTP_PARSE_ERROR:
-		lite_fail(p, "%s", l->resp.error);
-		break;
-	}
+	lite_feed(p);
 }
 
 static void
@@ -560,14 +570,8 @@ lite_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_EOF) {
 		/* what came with the close */
-		switch (lite_parse(p)) {
-		case HTTP_PARSE_DONE:
-			lite_done(p);
+		if (lite_feed(p))
 			return;
-		case HTTP_PARSE_ERROR:
-			lite_fail(p, "%s", l->resp.error);
-			return;
-		}
 	}
 	got = l->resp.nread + evbuffer_get_length(bufferevent_get_input(bev));
 	if (l->reused && got == 0) {
@@ -762,7 +766,7 @@ lite_stamp(const struct lite *l, struct msghdr *msg)
 }
 
 /*
- * The harvest (probe.c): what came for the run, in one recvmsg(2) with
+ * The harvest (probe-sched.c): what came for the run, in one recvmsg(2) with
  * the kernel's time stamp, straight into the input buffer. An answer not
  * there yet, or not whole, is read as it comes: the socket is watched
  * again until the run ends.
@@ -819,14 +823,8 @@ lite_harvest(struct probe *p)
 		return;
 	}
 	l->arrived = lite_stamp(l, &msg);
-	switch (lite_parse(p)) {
-	case HTTP_PARSE_DONE:
-		lite_done(p);
+	if (lite_feed(p))
 		return;
-	case HTTP_PARSE_ERROR:
-		lite_fail(p, "%s", l->resp.error);
-		return;
-	}
 	l->arrived = 0;		/* the rest comes later */
 	lite_watch(l, 1);
 }
@@ -875,7 +873,7 @@ lite_start(struct probe *p)
 
 		l->reused = 1;
 		l->connected = 1;
-		/* an answer expected soon is read at the harvest (probe.c) */
+		/* an answer expected soon is read at the harvest (probe-sched.c) */
 		lite_watch(l, wait == 0);
 		if (lite_send(l) && wait != 0)
 			probe_harvest_at(p, l->start + wait);

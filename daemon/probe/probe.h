@@ -1,10 +1,12 @@
 /*
  * Health probes. A probe runs on a fixed grid (first runs spread over the
- * interval, never overlapping with itself; the set shares one timer), one kind-specific file does the
- * check (probe-http.c, probe-tcp.c, probe-pg.c, probe-tls.c, probe-exec.c),
- * and every run ends in probe_done(): the single place that keeps the
- * rise/fall counters, the state, the history, and emits the state-change
- * event that logging, metrics and alerts hang off.
+ * interval, never overlapping with itself; the set shares one timer:
+ * probe-sched.c), one kind-specific file does the check (probe-http.c,
+ * probe-tcp.c, probe-pg.c, probe-tls.c, probe-tls-grade.c, probe-exec.c),
+ * and every run ends in probe_done() (probe.c): the single place that
+ * keeps the rise/fall counters, the state, the history, and emits the
+ * state-change event that logging, metrics and alerts hang off. The
+ * [probe NAME] schema is probe-conf.c.
  */
 #ifndef OPSD_PROBE_H
 #define OPSD_PROBE_H

@@ -444,10 +444,24 @@ probe_apply_config(struct opsd *o)
 	struct opsd_config	*conf = o->conf;
 	struct probe		*p, *old;
 	struct probe_conf	*pc;
-	unsigned int		 i, j;
+	struct {
+		uint64_t	 interval;
+		unsigned int	 load;
+	}			*ivs;
+	unsigned int		 i, j, niv;
 
 	fresh.v = xcalloc(config_count(conf, &probe_section) + 1,
 	    sizeof *fresh.v);
+	/* what the runs of each interval weigh: the grid's slots depend on it */
+	niv = 0;
+	ivs = xcalloc(config_count(conf, &probe_section) + 1, sizeof *ivs);
+	for (i = 0; (pc = config_at(conf, &probe_section, i)) != NULL; i++) {
+		for (j = 0; j < niv && ivs[j].interval != pc->interval; j++)
+			;
+		if (j == niv)
+			ivs[niv++].interval = pc->interval;
+		ivs[j].load += probe_start_load(pc);
+	}
 	for (i = 0; (pc = config_at(conf, &probe_section, i)) != NULL; i++) {
 		/* the libraries its runs will need, now rather than on the loop */
 		if (pc->kind == PROBE_POSTGRES)
@@ -489,13 +503,16 @@ probe_apply_config(struct opsd *o)
 		p->opsd = o;
 		p->conf = probe_conf_copy(pc);
 		p->ops = kind_ops[p->conf->kind];
-		probe_sched_first(p);
+		for (j = 0; ivs[j].interval != p->conf->interval; j++)
+			;
+		probe_sched_first(p, ivs[j].load);
 		fresh.v[fresh.n++] = p;
 	}
 	for (j = 0; j < set->n; j++) {
 		if (set->v[j] != NULL)
 			probe_free(set->v[j], -EIO, "was removed");
 	}
+	free(ivs);
 	free(set->v);
 	set->v = fresh.v;
 	set->n = fresh.n;

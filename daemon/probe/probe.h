@@ -201,6 +201,7 @@ struct probe {
 	int			 armed;		/* due_usec is a scheduled run */
 	uint64_t		 due_usec;	/* monotonic */
 	uint64_t		 jitter_usec;	/* grid offset after the 1st run */
+	uint64_t		 grid_slot;	/* usec; 0: no slots */
 	int			 running;
 	int			 manual;	/* started by probe.run */
 	uint64_t		 run_start;	/* monotonic */

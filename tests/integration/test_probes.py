@@ -462,6 +462,41 @@ def test_exec_never_overlaps(opsd_launcher, tmp_path):
         f"runs_ok {p['runs_ok']} is not the number of runs:\n{text}"
 
 
+def test_runs_share_the_slots_of_their_interval(opsd_launcher):
+    """After its first run a probe runs on one of ten slots of its
+    interval, on the slot's boundary: probes of one interval start
+    together, in the wake-ups of at most ten slots, and spread over
+    them. Each run prints when its command ran (date +%s%N), so the runs'
+    times are read from their history: all fall at one offset of the
+    200 ms slots of a 2 s interval, on more than one slot."""
+    n, iv_ns, slot_ns = 12, 2_000_000_000, 200_000_000
+    d = opsd_launcher("".join(
+        probe(f"s{i}", "exec", command="date +%s%N", interval="2s",
+              timeout="1s") for i in range(n)))
+    # the first run at once, the grid from one to two intervals later
+    wait_for(lambda: all(len(d.history(f"s{i}")) >= 3 for i in range(n)),
+             20, "three runs of each probe")
+    offsets, slots = [], set()
+    for i in range(n):
+        hist = d.history(f"s{i}")
+        assert all(h["ok"] for h in hist), hist
+        # newest first: the last is the first run, off the grid
+        for h in hist[:-1]:
+            t = int(h["reason"])
+            offsets.append(t % slot_ns)
+            slots.add(t % iv_ns // slot_ns)
+    offsets.sort()
+    # the smallest arc of the slot holding every offset: a run is late
+    # by the fork and exec of its command and the runs before it
+    gaps = [b - a for a, b in zip(offsets, offsets[1:])]
+    gaps.append(offsets[0] + slot_ns - offsets[-1])
+    arc_ms = (slot_ns - max(gaps)) / 1e6
+    assert arc_ms < (100 if SANITIZED else 60), \
+        f"runs not on the slots' boundaries: offsets spread over " \
+        f"{arc_ms:.1f} ms of 200: {[o // 1_000_000 for o in offsets]}"
+    assert len(slots) > 1, f"every probe on one slot: {slots}"
+
+
 # --- rise and fall, history, probe run ---------------------------------------
 
 def simulate(oks, rise, fall):

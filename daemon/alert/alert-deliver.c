@@ -102,28 +102,6 @@ alert_payload_text(json_t *payload)
 	return (s != NULL ? s : "(an alert without a message)");
 }
 
-/*
- * A JSON string of text that may come from outside: never NULL. Events
- * are UTF-8 already (evt.c); the host name and older paths may not be.
- */
-json_t *
-alert_jtext(const char *s)
-{
-	json_t	*j;
-	char	*t;
-
-	if (s == NULL)
-		s = "";
-	if ((j = json_string(s)) != NULL)
-		return (j);
-	t = util_utf8_dup(s, strlen(s));
-	j = json_string(t);
-	free(t);
-	if (j == NULL)
-		fatalx("alert: out of memory making a JSON string");
-	return (j);
-}
-
 static json_t *
 jobject(void)
 {
@@ -143,13 +121,13 @@ alert_payload_new(struct alert_set *set, const char *status, const char *type,
 	char	 now[32];
 
 	util_iso_time(time(NULL), now, sizeof now);
-	json_object_set_new(p, "source", alert_jtext("opsd"));
-	json_object_set_new(p, "host", alert_jtext(set->host));
-	json_object_set_new(p, "status", alert_jtext(status));
-	json_object_set_new(p, "type", alert_jtext(type));
-	json_object_set_new(p, "name", alert_jtext(name));
-	json_object_set_new(p, "event", alert_jtext(event));
-	json_object_set_new(p, "time", alert_jtext(now));
+	json_object_set_new(p, "source", util_jstring("opsd"));
+	json_object_set_new(p, "host", util_jstring(set->host));
+	json_object_set_new(p, "status", util_jstring(status));
+	json_object_set_new(p, "type", util_jstring(type));
+	json_object_set_new(p, "name", util_jstring(name));
+	json_object_set_new(p, "event", util_jstring(event));
+	json_object_set_new(p, "time", util_jstring(now));
 	json_object_set_new(p, "test", json_boolean(test));
 	return (p);
 }
@@ -404,7 +382,7 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 		if (d->waiter != NULL) {
 			res = jobject();
 			json_object_set_new(res, "route",
-			    alert_jtext(d->route->conf->name));
+			    util_jstring(d->route->conf->name));
 			json_object_set_new(res, "delivered", json_true());
 			json_object_set_new(res, "attempts",
 			    json_integer(d->attempt));
@@ -448,7 +426,7 @@ delivery_done(CURL *easy, CURLcode code, void *arg)
 	    d->route->conf->name, d->attempt, d->attempt == 1 ? "" : "s", why);
 	if (d->waiter != NULL) {
 		res = jobject();
-		json_object_set_new(res, "route", alert_jtext(d->route->conf->name));
+		json_object_set_new(res, "route", util_jstring(d->route->conf->name));
 		json_object_set_new(res, "attempts", json_integer(d->attempt));
 		rpc_pending_fail(d->waiter, -EIO, res,
 		    "delivery through %s failed: %s", d->route->conf->name,
@@ -590,7 +568,7 @@ render_body(struct delivery *d)
 	if (route->conf->format == ALERT_FORMAT_SLACK) {
 		slack = jobject();
 		json_object_set_new(slack, "text",
-		    alert_jtext(alert_payload_text(d->payload)));
+		    util_jstring(alert_payload_text(d->payload)));
 	} else
 		slack = json_incref(d->payload);
 	if ((d->body = json_dumps(slack, JSON_COMPACT)) == NULL) {

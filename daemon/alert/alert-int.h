@@ -83,7 +83,6 @@ struct alert_set {
 };
 
 /* Messages (alert-deliver.c). */
-json_t	*alert_jtext(const char *);
 const char *alert_payload_text(json_t *payload);
 json_t	*alert_payload_new(struct alert_set *, const char *status,
 	    const char *type, const char *name, const char *event, int test);

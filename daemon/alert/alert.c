@@ -209,12 +209,12 @@ payload_from_event(struct alert_set *set, const struct evt *ev,
 	    "", ev->message);
 	p = alert_payload_new(set, status, ev->alert->source, ev->alert->object,
 	    ev->name, 0);
-	json_object_set_new(p, "message", alert_jtext(msg));
+	json_object_set_new(p, "message", util_jstring(msg));
 	free(msg);
 	for (i = 0; i < ev->nfields; i++) {
 		if (json_object_get(p, ev->fields[i].key) == NULL)
 			json_object_set_new(p, ev->fields[i].key,
-			    alert_jtext(ev->fields[i].value));
+			    util_jstring(ev->fields[i].value));
 	}
 	return (p);
 }
@@ -261,7 +261,7 @@ repeat_cb(evutil_socket_t fd, short what, void *arg)
 	if ((p = json_deep_copy(a->payload)) == NULL)
 		fatalx("alert: out of memory copying a message");
 	xasprintf(&msg, "STILL FIRING %s", alert_payload_text(a->payload));
-	json_object_set_new(p, "message", alert_jtext(msg));
+	json_object_set_new(p, "message", util_jstring(msg));
 	json_object_set_new(p, "repeat", json_true());
 	free(msg);
 	alert_deliver(a->set, r, p, NULL, (unsigned int)r->conf->retries + 1,
@@ -485,7 +485,7 @@ alert_test(struct opsd *o, const char *name, struct rpc_pending *waiter)
 	xasprintf(&msg, "TEST %s: a test alert from opsd through route %s; "
 	    "if you read this, the route works", set->host, name);
 	p = alert_payload_new(set, "test", "test", name, "alert.test", 1);
-	json_object_set_new(p, "message", alert_jtext(msg));
+	json_object_set_new(p, "message", util_jstring(msg));
 	free(msg);
 	/* one attempt: the operator is waiting for the verdict */
 	alert_deliver(set, r, p, waiter, 1, NULL, NULL);
@@ -517,9 +517,9 @@ alert_resolve(struct opsd *o, const char *source, const char *object,
 			util_iso_time(time(NULL), now, sizeof now);
 			xasprintf(&msg, "RESOLVED %s: %s %s %s", set->host,
 			    source, object, why);
-			json_object_set_new(p, "status", alert_jtext("resolved"));
-			json_object_set_new(p, "message", alert_jtext(msg));
-			json_object_set_new(p, "time", alert_jtext(now));
+			json_object_set_new(p, "status", util_jstring("resolved"));
+			json_object_set_new(p, "message", util_jstring(msg));
+			json_object_set_new(p, "time", util_jstring(now));
 			free(msg);
 			alert_deliver(set, r, p, NULL, (unsigned int)r->conf->retries +
 			    1, source, object);
@@ -574,9 +574,9 @@ alert_status(struct opsd *o)
 	LIST_FOREACH(a, &set->active, entry) {
 		util_iso_time(a->since, since, sizeof since);
 		json_array_append_new(items, json_pack("{s:o, s:o, s:s, s:s, "
-		    "s:o, s:s}", "source", status_text(a->source), "object",
-		    status_text(a->object), "route", a->route, "since", since,
-		    "message", status_text(a->payload != NULL ?
+		    "s:o, s:s}", "source", util_jstring(a->source), "object",
+		    util_jstring(a->object), "route", a->route, "since", since,
+		    "message", util_jstring(a->payload != NULL ?
 		    alert_payload_text(a->payload) : ""), "level", "warning"));
 	}
 	/* alert_health()'s words: firing is a warning */

@@ -89,24 +89,6 @@ status_section(const char *title, const char *empty)
 	    "items"));
 }
 
-json_t *
-status_text(const char *s)
-{
-	json_t	*j;
-	char	*t;
-
-	if (s == NULL)
-		s = "";
-	if ((j = json_string(s)) != NULL)
-		return (j);
-	t = util_utf8_dup(s, strlen(s));
-	j = json_string(t);
-	free(t);
-	if (j == NULL)
-		fatalx("status: out of memory making a JSON string");
-	return (j);
-}
-
 void
 status_iso(int64_t t, char *buf, size_t len)
 {
@@ -201,7 +183,7 @@ summary(struct opsd *o, json_t *doc, json_t *secs)
 		else
 			s = xstrdup("reload failed; running the previous "
 			    "configuration");
-		json_array_append_new(problems, status_text(s));
+		json_array_append_new(problems, util_jstring(s));
 		free(s);
 		worst = 1;
 	}
@@ -268,7 +250,7 @@ status_json(struct opsd *o)
 			json_object_set_new(secs, subsys_table[i]->name, s);
 	}
 	json_object_set_new(secs, "operations", ops_section(o));
-	doc = json_pack("{s:o, s:s, s:s, s:s, s:s}", "host", status_text(host),
+	doc = json_pack("{s:o, s:s, s:s, s:s, s:s}", "host", util_jstring(host),
 	    "version", OPSD_VERSION, "generated", at, "timezone", zone,
 	    "utc_offset", off);
 	summary(o, doc, secs);

@@ -44,8 +44,6 @@ void		 status_serve(struct opsd *, struct evhttp_request *,
 
 /* A section made of items, for the subsystems' callbacks. */
 struct json_t	*status_section(const char *title, const char *empty);
-/* A JSON string of text from outside, made UTF-8 if it is not; never NULL. */
-struct json_t	*status_text(const char *);
 /* util_iso_time(), remembering the last few: a page has many alike. */
 void		 status_iso(int64_t t, char *buf, size_t len);
 /* "3m", "26h", "4d"; "-" below 0. */

@@ -9,6 +9,8 @@
 
 #include <sys/random.h>
 
+#include <jansson.h>
+
 #include "util.h"
 
 void *
@@ -367,4 +369,26 @@ util_expect_match(const char *expect, const char *value)
 	if (strcmp(op, "!=") == 0)
 		return (c != 0);
 	return (c == 0);
+}
+
+/*
+ * A JSON string of text that may come from outside (a server's reason,
+ * a host name, an older state file): made UTF-8 if it is not, never NULL.
+ */
+json_t *
+util_jstring(const char *s)
+{
+	json_t	*j;
+	char	*t;
+
+	if (s == NULL)
+		s = "";
+	if ((j = json_string(s)) != NULL)
+		return (j);
+	t = util_utf8_dup(s, strlen(s));
+	j = json_string(t);
+	free(t);
+	if (j == NULL)
+		fatalx("out of memory making a JSON string");
+	return (j);
 }

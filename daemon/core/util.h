@@ -53,6 +53,8 @@ size_t	 util_utf8_sanitize(char *dst, size_t size, const char *s,
 	    size_t len);
 /* The same into a new string (xmalloc). */
 char	*util_utf8_dup(const char *s, size_t len);
+/* A JSON string of text from outside, made UTF-8 if it is not; never NULL. */
+struct json_t	*util_jstring(const char *);
 
 /* "> 0", ">= 10", "= 5", "!= 0", "< 3", "<= 3", "any": 1 match, 0 not */
 int	 util_expect_match(const char *expect, const char *value);

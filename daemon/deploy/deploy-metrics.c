@@ -161,12 +161,12 @@ deploy_status(struct opsd *o)
 		    "s:s?, s:s?, s:s?, s:s?, s:o, s:s}", "name", d->conf->name,
 		    "state", st, "active_slot",
 		    deploy_slot_name(d->st.active_slot), "version",
-		    d->st.active_version[0] ? status_text(d->st.active_version) :
+		    d->st.active_version[0] ? util_jstring(d->st.active_version) :
 		    json_null(), "since", d->st.active_since > 0 ? since : NULL,
 		    "last_op", d->st.nhist > 0 ? d->st.hist[0].op : NULL,
 		    "last_result", d->st.nhist > 0 ? d->st.hist[0].result : NULL,
 		    "last_started", d->st.nhist > 0 ? started : NULL,
-		    "degraded", d->st.degraded[0] ? status_text(d->st.degraded) :
+		    "degraded", d->st.degraded[0] ? util_jstring(d->st.degraded) :
 		    json_null(), "level", level);
 		if (strcmp(level, "critical") == 0 || strcmp(level,
 		    "warning") == 0)	/* deploy_health()'s words */

@@ -142,7 +142,7 @@ probe_status(struct opsd *o)
 		if (p->has_last)
 			status_iso(probe_last(p)->ts_usec / 1000000, last,
 			    sizeof last);
-		reason = p->has_last ? status_text(probe_last_reason(p)) :
+		reason = p->has_last ? util_jstring(probe_last_reason(p)) :
 		    json_null();
 		for (k = 0; k < p->nhist; k++)
 			hist[k] = p->hist[(p->hist_next + PROBE_HISTORY +

@@ -164,7 +164,7 @@ secret_status(struct opsd *o)
 		    "next_rotation", next > 0 ? nextbuf : NULL,
 		    "last_error", s->meta.failures > 0 &&
 		    s->meta.last_error[0] != '\0' ?
-		    status_text(s->meta.last_error) : json_null(),
+		    util_jstring(s->meta.last_error) : json_null(),
 		    "level", level);
 		if (strcmp(judged, "missing") == 0)
 			json_object_set_new(it, "problem", json_sprintf(

@@ -20,7 +20,7 @@ backup_metrics(struct opsd *o, struct evbuffer *buf)
 		  "Start time of the newest successful backup." },
 		{ "opsd_backup_last_verified_timestamp_seconds", "gauge",
 		  "Start time of the newest backup that verified by a "
-		  "restore." },
+		  "restore; none for a backup with verify = never." },
 		{ "opsd_backup_size_bytes", "gauge",
 		  "Size of the newest backup." },
 		{ "opsd_backup_duration_seconds", "gauge",
@@ -47,6 +47,12 @@ backup_metrics(struct opsd *o, struct evbuffer *buf)
 				    (long long)b->last_success);
 				break;
 			case 1:
+				/*
+				 * Not verified by design: no series, so that
+				 * a rule on the verified time leaves it out.
+				 */
+				if (b->conf->verify == BACKUP_VERIFY_NEVER)
+					break;
 				evbuffer_add_printf(buf, "%s{backup=\"%s\"} "
 				    "%lld\n", m[k].name, b->conf->name,
 				    (long long)b->last_verified);

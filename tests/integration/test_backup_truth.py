@@ -82,6 +82,32 @@ def follow_last(out):
 # --- 1. a verification that could not run ------------------------------------
 
 
+def test_verify_never_exports_no_verified_time(bk_pg, bk_daemons, tmp_path):
+    """A backup with verify = never has no verified-time series: a 0
+    there read as "never verified", and the shipped OpsdBackupUnverified
+    rule fired for every such backup a day after its first run. A backup
+    that verifies has one, from its first run on."""
+    import urllib.request
+    db = bk_pg.new_db(rows=10)
+    body = bk_pg.conf_sections(db) + \
+        backup_section("nv", tmp_path / "nv", verify="never") + \
+        backup_section("ev", tmp_path / "ev")
+    d, port = with_metrics(bk_daemons, body)
+    for name in ("nv", "ev"):
+        rc, out, err = d.run_backup(name)
+        assert rc == 0, out + err
+    assert metric(d, port, "opsd_backup_last_success_timestamp_seconds",
+                  "nv") > 0
+    assert metric(d, port, "opsd_backup_last_verified_timestamp_seconds",
+                  "ev") > 0
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                  timeout=5).read().decode()
+    assert 'opsd_backup_last_verified_timestamp_seconds{backup="nv"}' \
+        not in text, text
+    # the family is still described, for the backups that have it
+    assert "# TYPE opsd_backup_last_verified_timestamp_seconds gauge" in text
+
+
 def test_verify_that_cannot_run_keeps_the_verdict(bk_pg, bk_daemons,
                                                    tmp_path, hook):
     db = bk_pg.new_db(rows=300)

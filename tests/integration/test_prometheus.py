@@ -153,6 +153,10 @@ def full(opsd_launcher, nginx_server, tls_certs, tmp_path):
         f"[backup nightly]\ndatabase = main\ndir = {tmp_path / 'bk'}\n"
         "schedule = 0 3 * * *\npg_bin_dir = /usr/lib/postgresql/15/bin\n"
         "persistent = no\nverify = never\n\n"
+        # verify = never has no verified time: one that verifies has
+        f"[backup checked]\ndatabase = main\ndir = {tmp_path / 'bk2'}\n"
+        "schedule = 0 3 * * *\npg_bin_dir = /usr/lib/postgresql/15/bin\n"
+        "persistent = no\n\n"
         f"[secret token]\nkind = random\npath = {tmp_path / 'token'}\n"
         "rotate_every = 30d\n\n"
         f"[cert site]\npath = {tls_certs.server_crt}\n"

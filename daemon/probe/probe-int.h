@@ -34,7 +34,7 @@ struct probe_set {
 void	 probe_sched_init(struct probe_set *, struct event_base *);
 void	 probe_sched_free(struct probe_set *);
 void	 probe_sched_first(struct probe *, unsigned int load);
-unsigned int probe_start_load(const struct probe_conf *);
+unsigned int probe_start_load(int curl);
 uint64_t probe_grid_slot(uint64_t interval_usec, unsigned int load);
 void	 probe_arm(struct probe *, uint64_t due_usec);
 uint64_t probe_next_slot(struct probe *, uint64_t now_usec);

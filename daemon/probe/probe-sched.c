@@ -335,11 +335,12 @@ probe_run_now(struct probe *p, struct rpc_pending *waiter)
 	return (0);
 }
 
-/* What a run of pc weighs when it starts, for GRID_SLOT_LOAD. */
+/* What a run weighs when it starts, for GRID_SLOT_LOAD: curl if libcurl
+   makes it (an http probe for which http_probe_needs_curl()). */
 unsigned int
-probe_start_load(const struct probe_conf *pc)
+probe_start_load(int curl)
 {
-	return (pc->kind == PROBE_HTTP && http_probe_needs_curl(pc) ? 4 : 1);
+	return (curl ? 4 : 1);
 }
 
 /*

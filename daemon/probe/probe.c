@@ -456,18 +456,20 @@ probe_apply_config(struct opsd *o)
 	niv = 0;
 	ivs = xcalloc(config_count(conf, &probe_section) + 1, sizeof *ivs);
 	for (i = 0; (pc = config_at(conf, &probe_section, i)) != NULL; i++) {
+		int	curl = pc->kind == PROBE_HTTP && http_probe_needs_curl(pc);
+
+		/* the libraries its runs will need, now rather than on the loop */
+		if (pc->kind == PROBE_POSTGRES)
+			lazylib_pq();
+		else if (curl)
+			lazylib_curl();
 		for (j = 0; j < niv && ivs[j].interval != pc->interval; j++)
 			;
 		if (j == niv)
 			ivs[niv++].interval = pc->interval;
-		ivs[j].load += probe_start_load(pc);
+		ivs[j].load += probe_start_load(curl);
 	}
 	for (i = 0; (pc = config_at(conf, &probe_section, i)) != NULL; i++) {
-		/* the libraries its runs will need, now rather than on the loop */
-		if (pc->kind == PROBE_POSTGRES)
-			lazylib_pq();
-		else if (pc->kind == PROBE_HTTP && http_probe_needs_curl(pc))
-			lazylib_curl();
 		old = NULL;
 		for (j = 0; j < set->n; j++) {
 			if (set->v[j] != NULL && strcmp(set->v[j]->conf->name,

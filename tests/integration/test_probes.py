@@ -569,6 +569,9 @@ def test_probe_run_exit_codes_and_history(opsd_launcher, tmp_path):
                             interval="24h") +
                       probe("bad", "exec", command="exit 1",
                             interval="60s"))
+    # its own first run comes within a second of the start: after it, the
+    # next is a day away, and every entry from here on is a probe run
+    wait_for(lambda: d.history("clock"), 10, "the first run of clock")
     stamps = []
     for _ in range(4):
         rc, r = d.run_probe("clock")
